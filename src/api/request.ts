@@ -1,0 +1,102 @@
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** Base path of the REST API, relative to the server's base URL. */
+export const API_NAMESPACE = 'pachls/api';
+
+/** The JSON error body every route answers with on failure. */
+export interface IErrorBody {
+  error: string;
+  message: string;
+  details: { [key: string]: unknown };
+}
+
+/**
+ * An error answered by the server (or a failure to reach it).
+ *
+ * `error` is the stable code (`not_found`, `invalid_name`, ...), `message`
+ * the human text to show, `details` structured context, `status` the HTTP status
+ * (0 when the server could not be reached at all).
+ */
+export class PachlsApiError extends Error {
+  readonly status: number;
+  readonly error: string;
+  readonly details: { [key: string]: unknown };
+
+  constructor(status: number, body: IErrorBody) {
+    super(body.message);
+    this.name = 'PachlsApiError';
+    this.status = status;
+    this.error = body.error;
+    this.details = body.details ?? {};
+  }
+}
+
+function isErrorBody(value: unknown): value is IErrorBody {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as IErrorBody).error === 'string' &&
+    typeof (value as IErrorBody).message === 'string'
+  );
+}
+
+/**
+ * Call a route of the pachls REST API and decode its JSON answer.
+ *
+ * @param endpoint path below `/pachls/api/`, e.g. `repos`
+ * @param init fetch options; a `body` object is sent as JSON
+ */
+export async function requestAPI<T>(
+  endpoint = '',
+  init: Omit<RequestInit, 'body'> & { body?: unknown } = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<T> {
+  const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endpoint);
+  const { body, ...rest } = init;
+  const request: RequestInit = { ...rest };
+  if (body !== undefined) {
+    request.body = JSON.stringify(body);
+    request.headers = { 'Content-Type': 'application/json', ...(rest.headers ?? {}) };
+  }
+
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, request, settings);
+  } catch (reason) {
+    throw new PachlsApiError(0, {
+      error: 'network_error',
+      message: `Cannot reach the Jupyter server: ${String(reason)}`,
+      details: {}
+    });
+  }
+
+  const text = await response.text();
+  let data: unknown = undefined;
+  if (text.length > 0) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+  }
+
+  if (!response.ok) {
+    if (isErrorBody(data)) {
+      throw new PachlsApiError(response.status, data);
+    }
+    throw new PachlsApiError(response.status, {
+      error: 'http_error',
+      message: `${response.status} ${response.statusText}`.trim(),
+      details: { body: text.slice(0, 500) }
+    });
+  }
+  if (text.length > 0 && data === undefined) {
+    throw new PachlsApiError(response.status, {
+      error: 'bad_response',
+      message: 'The server answered with something that is not JSON.',
+      details: { body: text.slice(0, 500) }
+    });
+  }
+  return data as T;
+}
