@@ -214,6 +214,38 @@ class ReposHandler(PachlsHandler):
         self.send_json(repo.to_json(), status=201)
 
 
+class NotFoundHandler(PachlsHandler):
+    """Any other path under ``/pachls/api/``: a JSON 404 instead of an HTML page."""
+
+    def _not_found(self, path: str) -> None:
+        raise NotFound(f"No such API route: /pachls/api/{path}", path=path)
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self, path: str) -> None:
+        self._not_found(path)
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self, path: str) -> None:
+        self._not_found(path)
+
+    @tornado.web.authenticated
+    @json_errors
+    async def put(self, path: str) -> None:
+        self._not_found(path)
+
+    @tornado.web.authenticated
+    @json_errors
+    async def patch(self, path: str) -> None:
+        self._not_found(path)
+
+    @tornado.web.authenticated
+    @json_errors
+    async def delete(self, path: str) -> None:
+        self._not_found(path)
+
+
 def fuse_available() -> bool:
     return os.access("/dev/fuse", os.R_OK | os.W_OK)
 
@@ -223,4 +255,6 @@ def route_table() -> list[tuple[str, type[PachlsHandler]]]:
     return [
         (rf"{API_PREFIX}/health", HealthHandler),
         (rf"{API_PREFIX}/repos", ReposHandler),
+        # Must stay last: tornado takes the first pattern that matches.
+        (rf"{API_PREFIX}/(.*)", NotFoundHandler),
     ]

@@ -1,0 +1,58 @@
+"""Shared fixtures: a real Jupyter server (pytest-jupyter) with the extension loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+EXTENSION = "jupyterlab_pachls"
+
+
+@pytest.fixture
+def pachls_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh store directory, handed to the server through ``PACHLS_STORE``."""
+    store = tmp_path / "pachls-store"
+    monkeypatch.setenv("PACHLS_STORE", str(store))
+    return store
+
+
+@pytest.fixture
+def pachls_config() -> dict:
+    """Extra traitlets config for the server; override in a test module to change it."""
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(pachls_store: Path, pachls_config: dict) -> dict:
+    config: dict = {"ServerApp": {"jpserver_extensions": {EXTENSION: True}}}
+    config.update(pachls_config)
+    return config
+
+
+@pytest.fixture
+def pachls_state(jp_serverapp):
+    """What the handlers share (config and backend), as the running server holds it."""
+    return jp_serverapp.web_app.settings["pachls"]
+
+
+@pytest.fixture
+def api(jp_fetch):
+    """``await api("GET", "repos")`` → (status, decoded JSON), without raising on HTTP errors."""
+
+    async def call(method: str, path: str, body: object = None, raw: bytes | None = None):
+        kwargs: dict = {"method": method, "raise_error": False}
+        if raw is not None:
+            kwargs["body"] = raw
+        elif body is not None:
+            kwargs["body"] = json.dumps(body)
+        elif method in ("POST", "PUT", "PATCH"):
+            kwargs["body"] = b""
+        response = await jp_fetch("pachls", "api", *path.split("/"), **kwargs)
+        text = response.body.decode() if response.body else ""
+        return response.code, (json.loads(text) if text else None)
+
+    return call
