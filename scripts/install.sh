@@ -113,7 +113,11 @@ if [ "$WITH_LABELSTUDIO" = 1 ]; then EXTRAS="labelstudio"; fi
 pkg_stamp="$VENV/.pachls-pip-$EXTRAS"
 pkg_hash="$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_hash" ]; then
-  log "pip install -e .[$EXTRAS] (Label Studio takes a few minutes)"
+  if [ "$EXTRAS" = labelstudio ]; then
+    log "pip install -e .[$EXTRAS] (Label Studio: a few minutes the first time)"
+  else
+    log "pip install -e .[$EXTRAS]"
+  fi
   # The frontend was built above: the build hook has nothing left to do.
   SKIP_JUPYTER_BUILDER=1 pip_q --no-build-isolation -e ".[$EXTRAS]"
   python -c "import jupyterlab_pachls"
@@ -127,7 +131,8 @@ if [ ! -L "$LABEXT" ] || [ "$(readlink -f "$LABEXT")" != "$ROOT/jupyterlab_pachl
   log "linking the labextension into $LABEXT"
   jupyter-builder develop --overwrite . >/dev/null
 fi
-if ! jupyter server extension list 2>&1 | grep -q "jupyterlab_pachls.*enabled"; then
+# pip installs jupyter-config/server-config/jupyterlab_pachls.json, which enables it.
+if [ ! -f "$VENV/etc/jupyter/jupyter_server_config.d/jupyterlab_pachls.json" ]; then
   log "enabling the server extension"
   jupyter server extension enable --sys-prefix jupyterlab_pachls
 fi
