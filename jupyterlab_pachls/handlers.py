@@ -100,10 +100,8 @@ class PachlsHandler(APIHandler):
     def backend(self):
         state = self.state
         if state.backend is None:
-            raise Unavailable(
-                "The versioned store is not available.",
-                reason=state.error or "closed",
-            )
+            reason = state.error or "the store was closed"
+            raise Unavailable(f"The versioned store is not available ({reason}).", reason=reason)
         return state.backend
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
