@@ -118,8 +118,20 @@ if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_hash" ]; then
   else
     log "pip install -e .[$EXTRAS]"
   fi
+  # Dependencies first, with pip's usual build isolation (some are sdists);
+  # then the package itself, editable, built with the tools installed above.
   # The frontend was built above: the build hook has nothing left to do.
-  SKIP_JUPYTER_BUILDER=1 pip_q --no-build-isolation -e ".[$EXTRAS]"
+  mapfile -t deps < <(python - "$EXTRAS" <<'PY'
+import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+deps = list(project["dependencies"])
+for extra in sys.argv[1].split(","):
+    deps += project["optional-dependencies"][extra]
+print("\n".join(deps))
+PY
+)
+  pip_q "${deps[@]}"
+  SKIP_JUPYTER_BUILDER=1 pip_q --no-build-isolation --no-deps -e .
   python -c "import jupyterlab_pachls"
   echo "$pkg_hash" > "$pkg_stamp"
 fi
