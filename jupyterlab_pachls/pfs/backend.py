@@ -1,0 +1,230 @@
+"""The one interface every store implements (embedded and Pachyderm cluster).
+
+Everything above ``pfs/`` (mount server, labeling, REST, magics) talks to a
+``Backend`` and nothing else, so the embedded store and a Pachyderm cluster are
+interchangeable. Conventions shared by all methods:
+
+- ``repo`` is ``name`` or ``project/name`` (the default project is ``default``).
+- ``ref`` is a branch name, a commit id, or ``branch^N`` (N-th ancestor).
+- Paths are repo-absolute (``/cats/001.png``); they are normalised and
+  confined (see ``address.normalize_path``) before anything is read or written.
+- Errors are the typed ``PfsError`` subclasses of ``errors.py``.
+
+Commit semantics: ``start_commit`` opens a commit on a branch; ``put_file`` /
+``delete_file`` stage changes in it; ``finish_commit`` lands all of them at
+once (all-or-nothing) on the branch head *at the time it finishes*, so two
+writers finishing on the same branch both land, in finish order. Pass
+``expected_parent`` to make the landing a compare-and-set instead.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import BinaryIO, Union
+
+from .errors import NotFound
+from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo
+
+#: Content for ``put_file``: bytes, a readable binary file object, or the path of a local file.
+Content = Union[bytes, bytearray, memoryview, BinaryIO, os.PathLike]
+
+DEFAULT_PAGE = 400
+
+
+class Backend(ABC):
+    kind: str = "abstract"
+
+    @property
+    @abstractmethod
+    def address(self) -> str:
+        """Where the store lives (a directory, or a grpc:// address)."""
+
+    # -- repos -------------------------------------------------------------------
+    @abstractmethod
+    def create_repo(self, repo: str, description: str = "") -> Repo: ...
+
+    @abstractmethod
+    def inspect_repo(self, repo: str) -> Repo: ...
+
+    @abstractmethod
+    def list_repos(self) -> list[Repo]: ...
+
+    @abstractmethod
+    def delete_repo(self, repo: str) -> None: ...
+
+    # -- branches ----------------------------------------------------------------
+    @abstractmethod
+    def create_branch(self, repo: str, branch: str, head: str | None = None) -> Branch:
+        """Create ``branch`` (AlreadyExists if it exists), pointing at ``head`` (a ref) or at nothing."""
+
+    @abstractmethod
+    def inspect_branch(self, repo: str, branch: str) -> Branch: ...
+
+    @abstractmethod
+    def list_branches(self, repo: str | None = None) -> list[Branch]:
+        """Branches of one repo, or of every repo when ``repo`` is None (one call for the panel)."""
+
+    @abstractmethod
+    def delete_branch(self, repo: str, branch: str) -> None: ...
+
+    @abstractmethod
+    def move_branch(
+        self,
+        repo: str,
+        branch: str,
+        to: str,
+        *,
+        expected_head: str | None = None,
+        author: str = "",
+        reason: str = "rollback",
+    ) -> Branch:
+        """Point ``branch`` at commit ``to`` (e.g. roll back). The move is recorded; no commit is lost.
+
+        With ``expected_head`` the move is a compare-and-set: Conflict if the head moved.
+        """
+
+    @abstractmethod
+    def branch_moves(self, repo: str, branch: str) -> list[BranchMove]:
+        """Recorded head moves of ``branch``, newest first."""
+
+    # -- commits -----------------------------------------------------------------
+    @abstractmethod
+    def start_commit(
+        self,
+        repo: str,
+        branch: str,
+        *,
+        message: str = "",
+        author: str = "",
+        provenance: Iterable[Provenance] = (),
+        metadata: dict[str, str] | None = None,
+    ) -> Commit:
+        """Open a commit on ``branch`` (created if missing). Provenance refs are resolved to commit ids."""
+
+    @abstractmethod
+    def put_files(self, commit: Commit, items: Iterable[tuple[str, Content]]) -> int:
+        """Stage many files in an open commit; returns how many. All paths are checked first."""
+
+    @abstractmethod
+    def delete_file(self, commit: Commit, path: str) -> None:
+        """Stage the deletion of a file, or of a directory and everything below it."""
+
+    @abstractmethod
+    def finish_commit(self, commit: Commit, *, expected_parent: str | None = None) -> Commit:
+        """Land every staged change as one commit on the branch's current head; return it."""
+
+    @abstractmethod
+    def abort_commit(self, commit: Commit) -> None:
+        """Drop an open commit and everything staged in it."""
+
+    @abstractmethod
+    def inspect_commit(self, repo: str, ref: str) -> Commit: ...
+
+    @abstractmethod
+    def list_commits(self, repo: str, ref: str, *, limit: int = 50, before: str | None = None) -> list[Commit]:
+        """History from ``ref`` back, newest first; pass the last id seen as ``before`` for the next page."""
+
+    # -- files -------------------------------------------------------------------
+    @abstractmethod
+    def list_dir(
+        self, repo: str, ref: str, path: str = "/", *, limit: int = DEFAULT_PAGE, after: str | None = None
+    ) -> FilePage:
+        """One page of a directory, in path order; cost is one page, never the whole tree."""
+
+    @abstractmethod
+    def inspect_file(self, repo: str, ref: str, path: str) -> FileInfo: ...
+
+    @abstractmethod
+    def read_file(
+        self, repo: str, ref: str, path: str, *, offset: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
+        """Stream a file's bytes in chunks, from ``offset``."""
+
+    @abstractmethod
+    def diff(self, repo: str, old_ref: str | None, new_ref: str, path: str = "/") -> list[FileChange]:
+        """Files added, modified and deleted from ``old_ref`` (None: empty) to ``new_ref``."""
+
+    def close(self) -> None:
+        """Release connections; the backend is unusable afterwards."""
+
+    # -- derived operations (shared by every backend) -------------------------------
+    def put_file(self, commit: Commit, path: str, content: Content) -> None:
+        self.put_files(commit, [(path, content)])
+
+    def get_file(self, repo: str, ref: str, path: str) -> bytes:
+        return b"".join(self.read_file(repo, ref, path))
+
+    def walk(self, repo: str, ref: str, path: str = "/", *, max_depth: int | None = None) -> Iterator[FileInfo]:
+        """Every file and directory below ``path``: a directory's entries (in path order), then its subdirectories."""
+        stack = [(path, 0)]
+        while stack:
+            directory, depth = stack.pop()
+            after = None
+            children: list[tuple[str, int]] = []
+            while True:
+                page = self.list_dir(repo, ref, directory, after=after)
+                for info in page.items:
+                    yield info
+                    if info.is_dir and (max_depth is None or depth + 1 < max_depth):
+                        children.append((info.path, depth + 1))
+                if page.next is None:
+                    break
+                after = page.next
+            stack.extend(reversed(children))
+
+    def glob(self, repo: str, ref: str, pattern: str) -> Iterator[FileInfo]:
+        """Files and directories matching a Pachyderm glob (``/*``, ``/cats/*.png``, ``/**``)."""
+        from .globbing import glob_plan
+
+        base, depth, matches = glob_plan(pattern)
+        try:
+            self.inspect_file(repo, ref, base)
+        except NotFound:  # a missing base directory simply matches nothing
+            return
+        for info in self.walk(repo, ref, base, max_depth=depth):
+            if matches(info.path):
+                yield info
+
+    @contextmanager
+    def commit(
+        self,
+        repo: str,
+        branch: str,
+        *,
+        message: str = "",
+        author: str = "",
+        provenance: Iterable[Provenance] = (),
+        metadata: dict[str, str] | None = None,
+    ) -> Iterator["CommitWriter"]:
+        """``with backend.commit(repo, branch, message=...) as c: c.put_file(...)``: one commit, or none on error."""
+        opened = self.start_commit(
+            repo, branch, message=message, author=author, provenance=provenance, metadata=metadata
+        )
+        writer = CommitWriter(self, opened)
+        try:
+            yield writer
+        except BaseException:
+            self.abort_commit(opened)
+            raise
+        writer.finished = self.finish_commit(opened)
+
+
+class CommitWriter:
+    """The open commit inside ``Backend.commit``; ``finished`` holds the landed commit afterwards."""
+
+    def __init__(self, backend: Backend, commit: Commit) -> None:
+        self.backend = backend
+        self.commit = commit
+        self.finished: Commit | None = None
+
+    def put_file(self, path: str, content: Content) -> None:
+        self.backend.put_file(self.commit, path, content)
+
+    def put_files(self, items: Iterable[tuple[str, Content]]) -> int:
+        return self.backend.put_files(self.commit, items)
+
+    def delete_file(self, path: str) -> None:
+        self.backend.delete_file(self.commit, path)

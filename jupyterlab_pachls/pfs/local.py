@@ -1,0 +1,1003 @@
+"""The embedded store: SQLite metadata (WAL) + a content-addressed blob directory.
+
+Layout of a store directory::
+
+    meta.sqlite          repos, branches, commits, file entries, staged changes
+    blobs/ab/abcdef...   file contents, named by sha256, plain files (served as-is)
+    tmp/                 blobs being written (renamed into blobs/ when complete)
+
+How trees are stored. Every finished commit gets a ``seq`` and belongs to a
+*line*: a chain of commits each of which is the parent of the next. A commit
+whose parent is the tip of a line extends that line; any other commit (after a
+rollback, or a second branch off an older commit) starts a new line that
+records where it forked. ``entries`` holds, per line, one row for every path a
+commit changed (file, directory summary or tombstone). The state of a path at
+commit C is the newest row for it with ``seq <= C.seq`` in C's line, else in
+the line it forked from (up to the fork point), and so on. So:
+
+- finishing a commit writes O(changed files + their directories) rows;
+- listing a directory page is an index range scan of O(page) rows;
+- reading an old commit costs the same as reading the head.
+
+Directories are explicit rows carrying the number of direct children, the
+number of files and bytes below them, maintained incrementally on finish.
+
+Crash safety: blobs are written to ``tmp/`` and renamed into place before any
+row refers to them; a commit lands in a single SQLite transaction. A process
+killed at any instant leaves every commit whole or absent; at worst a blob
+nobody refers to, which ``fsck`` reports and ``gc`` removes.
+
+Concurrency: one SQLite connection per thread; every write runs in a
+``BEGIN IMMEDIATE`` transaction, so finishing commits is serialised across
+threads and processes and a branch head only moves under that lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, parse_repo, validate_name
+from .backend import DEFAULT_PAGE, Backend, Content
+from .errors import AlreadyExists, Conflict, InvalidArgument, InvalidPath, NotFound, PfsError, Unavailable
+from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
+
+TOMBSTONE, FILE, DIR = 0, 1, 2
+CHUNK = 1 << 20
+FLUSH_ROWS = 4096  # staged rows buffered in memory before they are written
+BUSY_TIMEOUT_MS = 60_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS repos (
+    id INTEGER PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,
+    description TEXT NOT NULL, created REAL NOT NULL, UNIQUE (project, name));
+CREATE TABLE IF NOT EXISTS branches (
+    repo_id INTEGER NOT NULL, name TEXT NOT NULL, head TEXT,
+    PRIMARY KEY (repo_id, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commits (
+    id TEXT PRIMARY KEY, repo_id INTEGER NOT NULL, branch TEXT, parent TEXT,
+    seq INTEGER, line INTEGER, message TEXT NOT NULL, author TEXT NOT NULL,
+    started REAL NOT NULL, finished REAL, origin TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL DEFAULT 0, n_files INTEGER NOT NULL DEFAULT 0,
+    provenance TEXT NOT NULL, metadata TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS commits_by_repo ON commits (repo_id, seq);
+CREATE INDEX IF NOT EXISTS commits_by_seq ON commits (seq);
+CREATE TABLE IF NOT EXISTS lines (
+    id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL, tip_seq INTEGER NOT NULL,
+    chain TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    line INTEGER NOT NULL, dir TEXT NOT NULL, path TEXT NOT NULL, seq INTEGER NOT NULL,
+    kind INTEGER NOT NULL, blob TEXT, size INTEGER NOT NULL, files INTEGER NOT NULL,
+    children INTEGER NOT NULL,
+    PRIMARY KEY (line, dir, path, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_commit ON entries (line, seq);
+CREATE TABLE IF NOT EXISTS staged (
+    commit_id TEXT NOT NULL, path TEXT NOT NULL, op INTEGER NOT NULL, blob TEXT,
+    size INTEGER NOT NULL, PRIMARY KEY (commit_id, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS branch_moves (
+    id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL, branch TEXT NOT NULL,
+    old_head TEXT, new_head TEXT NOT NULL, author TEXT NOT NULL, time REAL NOT NULL,
+    reason TEXT NOT NULL);
+"""
+
+# staged ops
+OP_DELETE, OP_PUT, OP_DELETE_TREE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class _Row:
+    """The state of one path at one commit."""
+
+    kind: int
+    blob: str | None
+    size: int
+    files: int
+    children: int
+
+
+@dataclass
+class FsckReport:
+    ok: bool = True
+    problems: list[str] = field(default_factory=list)
+    commits: int = 0
+    entries: int = 0
+    blobs: int = 0
+    unreferenced_blobs: int = 0
+
+    def add(self, problem: str) -> None:
+        self.ok = False
+        self.problems.append(problem)
+
+
+def _hash_bytes(data) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class LocalBackend(Backend):
+    kind = "local"
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.blob_dir = self.root / "blobs"
+        self.tmp_dir = self.root / "tmp"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.tmp_dir.mkdir(exist_ok=True)
+            self.blob_dir.mkdir(exist_ok=True)
+            for i in range(256):
+                (self.blob_dir / f"{i:02x}").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise Unavailable(f"cannot open the store at {self.root}: {exc.strerror}", path=str(self.root)) from exc
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._buffers: dict[str, dict[str, tuple]] = {}  # commit id -> path -> staged row not yet written
+        self._chains: dict[int, list[tuple[int, int]]] = {}
+        self._closed = False
+        self._db().executescript(SCHEMA)
+
+    # -- plumbing ----------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return str(self.root)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise Unavailable("the store is closed")
+            db = sqlite3.connect(self.root / "meta.sqlite", isolation_level=None, check_same_thread=False,
+                                 timeout=BUSY_TIMEOUT_MS / 1000)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA cache_size=-65536")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+
+    def _write(self) -> "LocalBackend._Tx":
+        return self._Tx(self._db())
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            for db in self._connections:
+                try:
+                    db.close()
+                except sqlite3.Error:
+                    pass
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- blobs -------------------------------------------------------------------
+    def blob_path(self, blob: str) -> Path:
+        return self.blob_dir / blob[:2] / blob[2:]
+
+    def _store_blob(self, content: Content) -> tuple[str, int]:
+        """Write content into the blob store (once per distinct content); return (hash, size)."""
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            blob = _hash_bytes(content)
+            final = self.blob_path(blob)
+            if not self._reuse_blob(final):
+                tmp = self.tmp_dir / uuid.uuid4().hex
+                with open(tmp, "wb") as out:
+                    out.write(content)
+                os.replace(tmp, final)
+            return blob, len(content)
+        if isinstance(content, os.PathLike):
+            with open(content, "rb") as source:
+                return self._store_stream(source)
+        if hasattr(content, "read"):
+            return self._store_stream(content)
+        raise InvalidArgument(f"file content must be bytes, a binary file or a path, not {type(content).__name__}")
+
+    @staticmethod
+    def _reuse_blob(final: Path) -> bool:
+        """True if the blob is already stored; refreshes its mtime so ``gc``'s grace period protects it."""
+        try:
+            os.utime(final)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _store_stream(self, source) -> tuple[str, int]:
+        digest = hashlib.sha256()
+        size = 0
+        tmp = self.tmp_dir / uuid.uuid4().hex
+        try:
+            with open(tmp, "wb") as out:
+                while chunk := source.read(CHUNK):
+                    if isinstance(chunk, str):
+                        raise InvalidArgument("file content must be binary, not text")
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            blob = digest.hexdigest()
+            final = self.blob_path(blob)
+            if self._reuse_blob(final):
+                tmp.unlink()
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return blob, size
+
+    # -- lookups -----------------------------------------------------------------
+    def _repo_id(self, repo: str) -> int:
+        address = parse_repo(repo)
+        row = self._db().execute(
+            "SELECT id FROM repos WHERE project=? AND name=?", (address.project, address.repo)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"repo {address} not found", repo=str(address))
+        return row[0]
+
+    def _repo_key(self, repo_id: int) -> str:
+        row = self._db().execute("SELECT project, name FROM repos WHERE id=?", (repo_id,)).fetchone()
+        if row is None:
+            raise NotFound("repo not found")
+        return row[1] if row[0] == DEFAULT_PROJECT else f"{row[0]}/{row[1]}"
+
+    def _commit_from_row(self, row, repo_key: str) -> Commit:
+        (cid, _repo_id, branch, parent, _seq, _line, message, author, started, finished, origin,
+         size_bytes, n_files, provenance, metadata) = row
+        return Commit(
+            id=cid, repo=repo_key, branch=branch, parent=parent, message=message, author=author,
+            started=from_timestamp(started), finished=from_timestamp(finished),
+            provenance=tuple(Provenance(**p) for p in json.loads(provenance)), origin=origin,
+            size_bytes=size_bytes, n_files=n_files, metadata=json.loads(metadata),
+        )
+
+    _COMMIT_COLUMNS = ("id, repo_id, branch, parent, seq, line, message, author, started, finished, origin, "
+                       "size_bytes, n_files, provenance, metadata")
+
+    def _commit_row(self, commit_id: str):
+        return self._db().execute(f"SELECT {self._COMMIT_COLUMNS} FROM commits WHERE id=?", (commit_id,)).fetchone()
+
+    def _resolve(self, repo: str, ref: str, *, allow_empty: bool = False) -> tuple[int, tuple | None]:
+        """Resolve ``ref`` in ``repo`` to (repo id, commit row); None for an empty branch when allowed."""
+        repo_id = self._repo_id(repo)
+        if not isinstance(ref, str) or not ref:
+            raise InvalidArgument("a branch name or commit id is required", ref=repr(ref))
+        name, ancestors = parse_ref(ref)
+        if is_commit_id(name):
+            row = self._commit_row(name)
+            if row is None or row[1] != repo_id:
+                raise NotFound(f"commit {name} not found in repo {repo}", repo=repo, commit=name)
+        else:
+            head = self._db().execute(
+                "SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, name)
+            ).fetchone()
+            if head is None:
+                raise NotFound(f"branch {name} not found in repo {repo}", repo=repo, branch=name)
+            if head[0] is None:
+                if allow_empty and not ancestors:
+                    return repo_id, None
+                raise NotFound(f"branch {name} of repo {repo} has no commits", repo=repo, branch=name)
+            row = self._commit_row(head[0])
+        for step in range(ancestors):
+            if row[3] is None:
+                raise NotFound(f"{ref} goes back {ancestors} commits but the history has only {step}", ref=ref)
+            row = self._commit_row(row[3])
+        return repo_id, row
+
+    def _finished_view(self, repo: str, ref: str) -> tuple[tuple | None, list[tuple[int, int]]]:
+        """(commit row, chain of (line, max seq)) for reading files; an empty branch has no chain."""
+        _, row = self._resolve(repo, ref, allow_empty=True)
+        if row is None:
+            return None, []
+        if row[9] is None:
+            raise Conflict(f"commit {row[0]} is still open; its files can be read once it is finished",
+                           commit=row[0])
+        return row, self._chain(row[5], row[4])
+
+    def _chain(self, line: int, seq: int) -> list[tuple[int, int]]:
+        base = self._chains.get(line)
+        if base is None:
+            row = self._db().execute("SELECT chain FROM lines WHERE id=?", (line,)).fetchone()
+            base = [tuple(x) for x in json.loads(row[0])]
+            self._chains[line] = base
+        return [(line, seq), *base]
+
+    def _lookup(self, chain: list[tuple[int, int]], path: str, db: sqlite3.Connection | None = None) -> _Row | None:
+        db = db or self._db()
+        directory = parent_dir(path) if path != "/" else ""
+        for line, bound in chain:
+            row = db.execute(
+                "SELECT kind, blob, size, files, children FROM entries "
+                "WHERE line=? AND dir=? AND path=? AND seq<=? ORDER BY seq DESC LIMIT 1",
+                (line, directory, path, bound),
+            ).fetchone()
+            if row is not None:
+                return None if row[0] == TOMBSTONE else _Row(*row)
+        return None
+
+    def _dir_rows(self, chain, directory: str, after: str | None) -> Iterator[tuple[str, _Row]]:
+        """Live children of ``directory`` after ``after``, in path order, merged across the chain."""
+        def line_rows(priority: int, line: int, bound: int):
+            marker = after or ""
+            db = self._db()
+            while True:
+                rows = db.execute(
+                    "SELECT path, kind, blob, size, files, children, max(seq) FROM entries "
+                    "WHERE line=? AND dir=? AND path>? AND seq<=? GROUP BY path ORDER BY path LIMIT ?",
+                    (line, directory, marker, bound, DEFAULT_PAGE),
+                ).fetchall()
+                for row in rows:
+                    yield row[0], priority, _Row(*row[1:6])
+                if len(rows) < DEFAULT_PAGE:
+                    return
+                marker = rows[-1][0]
+
+        streams = [line_rows(i, line, bound) for i, (line, bound) in enumerate(chain)]
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda r: (r[0], r[1]))
+        last = None
+        for path, _priority, row in merged:
+            if path == last:  # an older line's row for a path already decided by a newer line
+                continue
+            last = path
+            if row.kind != TOMBSTONE:
+                yield path, row
+
+    def _info(self, path: str, row: _Row, commit_id: str) -> FileInfo:
+        if row.kind == DIR:
+            return FileInfo(path=path, type="dir", size=row.size, committed=commit_id)
+        return FileInfo(path=path, type="file", size=row.size, hash=row.blob, committed=commit_id)
+
+    # -- repos -------------------------------------------------------------------
+    def create_repo(self, repo: str, description: str = "") -> Repo:
+        address = parse_repo(repo)
+        if not isinstance(description, str):
+            raise InvalidArgument("description must be a string")
+        with self._write() as db:
+            try:
+                db.execute(
+                    "INSERT INTO repos (project, name, description, created) VALUES (?,?,?,?)",
+                    (address.project, address.repo, description, time.time()),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"repo {address} already exists", repo=str(address)) from None
+        return self.inspect_repo(repo)
+
+    def _repos(self, where: str = "", args: tuple = ()) -> list[Repo]:
+        db = self._db()
+        rows = db.execute(
+            "SELECT r.id, r.project, r.name, r.description, r.created, "
+            "(SELECT group_concat(name, char(0)) FROM (SELECT name FROM branches b WHERE b.repo_id=r.id ORDER BY name)), "
+            "(SELECT c.size_bytes FROM branches b JOIN commits c ON c.id=b.head WHERE b.repo_id=r.id AND b.name='master') "
+            f"FROM repos r {where} ORDER BY r.project, r.name",
+            args,
+        ).fetchall()
+        return [
+            Repo(name=name, project=project, description=desc, created=from_timestamp(created),
+                 size_bytes=size or 0, branches=tuple(branches.split("\0")) if branches else ())
+            for _id, project, name, desc, created, branches, size in rows
+        ]
+
+    def inspect_repo(self, repo: str) -> Repo:
+        address = parse_repo(repo)
+        found = self._repos("WHERE r.project=? AND r.name=?", (address.project, address.repo))
+        if not found:
+            raise NotFound(f"repo {address} not found", repo=str(address))
+        return found[0]
+
+    def list_repos(self) -> list[Repo]:
+        return self._repos()
+
+    def delete_repo(self, repo: str) -> None:
+        repo_id = self._repo_id(repo)
+        with self._write() as db:
+            lines = [r[0] for r in db.execute("SELECT id FROM lines WHERE repo_id=?", (repo_id,))]
+            for line in lines:
+                db.execute("DELETE FROM entries WHERE line=?", (line,))
+            db.execute("DELETE FROM lines WHERE repo_id=?", (repo_id,))
+            db.execute("DELETE FROM staged WHERE commit_id IN (SELECT id FROM commits WHERE repo_id=?)", (repo_id,))
+            for table in ("commits", "branches", "branch_moves"):
+                db.execute(f"DELETE FROM {table} WHERE repo_id=?", (repo_id,))
+            db.execute("DELETE FROM repos WHERE id=?", (repo_id,))
+        for line in lines:
+            self._chains.pop(line, None)
+
+    # -- branches ----------------------------------------------------------------
+    def _branch(self, repo_key: str, name: str, head: str | None) -> Branch:
+        commit = None
+        if head is not None:
+            commit = self._commit_from_row(self._commit_row(head), repo_key)
+        return Branch(repo=repo_key, name=name, head=commit)
+
+    def create_branch(self, repo: str, branch: str, head: str | None = None) -> Branch:
+        validate_name(branch, "branch")
+        repo_id = self._repo_id(repo)
+        head_id = None
+        if head is not None:
+            _, row = self._resolve(repo, head)
+            if row[9] is None:
+                raise Conflict(f"commit {row[0]} is still open; a branch can only point at a finished commit")
+            head_id = row[0]
+        with self._write() as db:
+            try:
+                db.execute("INSERT INTO branches (repo_id, name, head) VALUES (?,?,?)", (repo_id, branch, head_id))
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"branch {branch} already exists in repo {repo}", repo=repo, branch=branch) from None
+        return self.inspect_branch(repo, branch)
+
+    def inspect_branch(self, repo: str, branch: str) -> Branch:
+        validate_name(branch, "branch")
+        repo_id = self._repo_id(repo)
+        row = self._db().execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
+        if row is None:
+            raise NotFound(f"branch {branch} not found in repo {repo}", repo=repo, branch=branch)
+        return self._branch(self._repo_key(repo_id), branch, row[0])
+
+    def list_branches(self, repo: str | None = None) -> list[Branch]:
+        db = self._db()
+        query = (
+            "SELECT r.project, r.name, b.name, "
+            + ", ".join(f"c.{c.strip()}" for c in self._COMMIT_COLUMNS.split(","))
+            + " FROM branches b JOIN repos r ON r.id=b.repo_id LEFT JOIN commits c ON c.id=b.head"
+        )
+        if repo is None:
+            rows = db.execute(query + " ORDER BY r.project, r.name, b.name").fetchall()
+        else:
+            rows = db.execute(query + " WHERE b.repo_id=? ORDER BY b.name", (self._repo_id(repo),)).fetchall()
+        result = []
+        for project, name, branch, *commit in rows:
+            key = name if project == DEFAULT_PROJECT else f"{project}/{name}"
+            head = self._commit_from_row(commit, key) if commit[0] is not None else None
+            result.append(Branch(repo=key, name=branch, head=head))
+        return result
+
+    def delete_branch(self, repo: str, branch: str) -> None:
+        self.inspect_branch(repo, branch)
+        repo_id = self._repo_id(repo)
+        with self._write() as db:
+            db.execute("DELETE FROM branches WHERE repo_id=? AND name=?", (repo_id, branch))
+
+    def move_branch(self, repo: str, branch: str, to: str, *, expected_head: str | None = None,
+                    author: str = "", reason: str = "rollback") -> Branch:
+        validate_name(branch, "branch")
+        repo_id, target = self._resolve(repo, to)
+        if target[9] is None:
+            raise Conflict(f"commit {target[0]} is still open; a branch can only point at a finished commit")
+        with self._write() as db:
+            row = db.execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
+            if row is None:
+                raise NotFound(f"branch {branch} not found in repo {repo}", repo=repo, branch=branch)
+            if expected_head is not None and row[0] != expected_head:
+                raise Conflict(
+                    f"branch {branch} moved: its head is {row[0]}, not {expected_head}",
+                    branch=branch, head=row[0], expected=expected_head,
+                )
+            db.execute("UPDATE branches SET head=? WHERE repo_id=? AND name=?", (target[0], repo_id, branch))
+            db.execute(
+                "INSERT INTO branch_moves (repo_id, branch, old_head, new_head, author, time, reason) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (repo_id, branch, row[0], target[0], str(author), time.time(), str(reason)),
+            )
+        return self.inspect_branch(repo, branch)
+
+    def branch_moves(self, repo: str, branch: str) -> list[BranchMove]:
+        repo_id = self._repo_id(repo)
+        key = self._repo_key(repo_id)
+        rows = self._db().execute(
+            "SELECT old_head, new_head, author, time, reason FROM branch_moves "
+            "WHERE repo_id=? AND branch=? ORDER BY id DESC", (repo_id, branch),
+        ).fetchall()
+        return [BranchMove(key, branch, old, new, author, from_timestamp(t), reason)
+                for old, new, author, t, reason in rows]
+
+    # -- commits -----------------------------------------------------------------
+    def start_commit(self, repo: str, branch: str, *, message: str = "", author: str = "",
+                     provenance: Iterable[Provenance] = (), metadata: dict[str, str] | None = None) -> Commit:
+        validate_name(branch, "branch")
+        repo_id = self._repo_id(repo)
+        if not isinstance(message, str) or not isinstance(author, str):
+            raise InvalidArgument("message and author must be strings")
+        metadata = dict(metadata or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise InvalidArgument("commit metadata must map strings to strings")
+        resolved = []
+        for item in provenance:
+            if not isinstance(item, Provenance):
+                raise InvalidArgument("provenance items must be Provenance(repo, commit)")
+            _, row = self._resolve(item.repo, item.commit)
+            resolved.append({"repo": item.repo, "commit": row[0], "branch": item.branch or row[2]})
+        commit_id = uuid.uuid4().hex
+        with self._write() as db:
+            head = db.execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
+            if head is None:
+                db.execute("INSERT INTO branches (repo_id, name, head) VALUES (?,?,NULL)", (repo_id, branch))
+            db.execute(
+                "INSERT INTO commits (id, repo_id, branch, parent, message, author, started, origin, provenance, metadata) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (commit_id, repo_id, branch, head[0] if head else None, message, author, time.time(), "USER",
+                 json.dumps(resolved), json.dumps(metadata, sort_keys=True)),
+            )
+        return self._commit_from_row(self._commit_row(commit_id), self._repo_key(repo_id))
+
+    def _open_commit(self, commit: Commit) -> tuple:
+        if not isinstance(commit, Commit):
+            raise InvalidArgument("expected a Commit returned by start_commit")
+        row = self._commit_row(commit.id)
+        if row is None:
+            raise NotFound(f"commit {commit.id} not found (it may have been aborted)", commit=commit.id)
+        if row[9] is not None:
+            raise Conflict(f"commit {commit.id} is already finished; start a new commit", commit=commit.id)
+        return row
+
+    def _stage(self, commit_id: str, rows: dict[str, tuple]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO staged (commit_id, path, op, blob, size) VALUES (?,?,?,?,?)",
+                [(commit_id, path, *rest) for path, rest in rows.items()],
+            )
+
+    def _flush(self, commit_id: str) -> None:
+        with self._lock:
+            rows = self._buffers.pop(commit_id, None)
+        if rows:
+            self._stage(commit_id, rows)
+
+    def put_files(self, commit: Commit, items: Iterable[tuple[str, Content]]) -> int:
+        self._open_commit(commit)
+        count = 0
+        for path, content in items:
+            path = normalize_path(path, allow_root=False)
+            blob, size = self._store_blob(content)
+            with self._lock:
+                buffer = self._buffers.setdefault(commit.id, {})
+                buffer[path] = (OP_PUT, blob, size)
+                full = len(buffer) >= FLUSH_ROWS
+            if full:
+                self._flush(commit.id)
+            count += 1
+        return count
+
+    def delete_file(self, commit: Commit, path: str) -> None:
+        self._open_commit(commit)
+        path = normalize_path(path)
+        self._flush(commit.id)
+        with self._write() as db:
+            # Staged puts below a deleted directory are dropped; the directory's committed files are
+            # expanded into deletions when the commit lands (against the head it lands on).
+            prefix = "/" if path == "/" else path + "/"
+            db.execute("DELETE FROM staged WHERE commit_id=? AND path>=? AND path<?",
+                       (commit.id, prefix, prefix[:-1] + "0"))
+            db.execute("INSERT OR REPLACE INTO staged VALUES (?,?,?,?,0)", (commit.id, prefix, OP_DELETE_TREE, None))
+            if path != "/":
+                db.execute("INSERT OR REPLACE INTO staged VALUES (?,?,?,?,0)", (commit.id, path, OP_DELETE, None))
+
+    def abort_commit(self, commit: Commit) -> None:
+        self._open_commit(commit)
+        with self._lock:
+            self._buffers.pop(commit.id, None)
+        with self._write() as db:
+            db.execute("DELETE FROM staged WHERE commit_id=?", (commit.id,))
+            db.execute("DELETE FROM commits WHERE id=? AND finished IS NULL", (commit.id,))
+
+    def finish_commit(self, commit: Commit, *, expected_parent: str | None = None) -> Commit:
+        self._open_commit(commit)
+        self._flush(commit.id)
+        with self._write() as db:
+            row = db.execute(f"SELECT {self._COMMIT_COLUMNS} FROM commits WHERE id=?", (commit.id,)).fetchone()
+            if row is None or row[9] is not None:
+                raise Conflict(f"commit {commit.id} is no longer open", commit=commit.id)
+            repo_id, branch = row[1], row[2]
+            head = db.execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
+            if head is None:
+                raise NotFound(f"branch {branch} was deleted while commit {commit.id} was open", branch=branch)
+            parent = head[0]
+            if expected_parent is not None and parent != expected_parent:
+                raise Conflict(
+                    f"branch {branch} moved to {parent} (expected {expected_parent}); the commit stays open",
+                    branch=branch, head=parent, expected=expected_parent,
+                )
+            self._land(db, row, parent)
+        return self.inspect_commit(commit.repo, commit.id)
+
+    def _land(self, db: sqlite3.Connection, row: tuple, parent: str | None) -> None:
+        commit_id, repo_id = row[0], row[1]
+        staged = db.execute("SELECT path, op, blob, size FROM staged WHERE commit_id=?", (commit_id,)).fetchall()
+        if parent is None:
+            chain: list[tuple[int, int]] = []
+            parent_line = parent_seq = None
+        else:
+            prow = db.execute("SELECT line, seq FROM commits WHERE id=?", (parent,)).fetchone()
+            parent_line, parent_seq = prow
+            chain = self._chain(parent_line, parent_seq)
+
+        def old(path: str) -> _Row | None:
+            return self._lookup(chain, path, db) if chain else None
+
+        # Final state of every changed file: (blob, size) for a put, None for a delete.
+        changes: dict[str, tuple[str, int] | None] = {}
+        tree_deletes = []
+        for path, op, blob, size in staged:
+            if op == OP_PUT:
+                changes[path] = (blob, size)
+            elif op == OP_DELETE:
+                changes[path] = None
+            else:
+                tree_deletes.append(path)
+        for prefix in tree_deletes:
+            if chain:
+                for path, _row in self._walk_files(chain, prefix, db):
+                    changes.setdefault(path, None)
+
+        # Per-file deltas, propagated to every ancestor directory.
+        file_rows = []
+        child_delta: dict[str, int] = {}
+        size_delta: dict[str, int] = {}
+        files_delta: dict[str, int] = {}
+        for path, new in changes.items():
+            before = old(path)
+            if new is None and before is None:
+                continue  # deleting something that is not there is a no-op, as in Pachyderm
+            if new is not None and before is not None and before.blob == new[0]:
+                continue  # unchanged content: no row, no spurious diff
+            d_files = (new is not None) - (before is not None)
+            d_size = (new[1] if new else 0) - (before.size if before else 0)
+            directory = parent_dir(path)
+            file_rows.append((directory, path, FILE if new else TOMBSTONE, new[0] if new else None,
+                              new[1] if new else 0, 1 if new else 0, 0))
+            child_delta[directory] = child_delta.get(directory, 0) + d_files
+            node = path
+            while node != "/":
+                node = parent_dir(node)
+                size_delta[node] = size_delta.get(node, 0) + d_size
+                files_delta[node] = files_delta.get(node, 0) + d_files
+
+        # Directories, deepest first, so a directory that appears or empties updates its parent's count.
+        dir_rows = []
+        root_state = None
+        for directory in sorted(set(size_delta) | set(child_delta) | {"/"}, key=lambda d: -d.count("/")):
+            before = old(directory)
+            children = (before.children if before else 0) + child_delta.get(directory, 0)
+            size = (before.size if before else 0) + size_delta.get(directory, 0)
+            files = (before.files if before else 0) + files_delta.get(directory, 0)
+            if directory == "/":
+                root_state = (size, files)
+                dir_rows.append(("", "/", DIR, None, size, files, children))
+                continue
+            up = parent_dir(directory)
+            if children > 0 and before is None:
+                child_delta[up] = child_delta.get(up, 0) + 1
+            elif children <= 0 and before is not None:
+                child_delta[up] = child_delta.get(up, 0) - 1
+            if children > 0:
+                dir_rows.append((up, directory, DIR, None, size, files, children))
+            elif before is not None:
+                dir_rows.append((up, directory, TOMBSTONE, None, 0, 0, 0))
+
+        self._check_clashes(changes, dir_rows, old)
+        seq = (db.execute("SELECT max(seq) FROM commits").fetchone()[0] or 0) + 1
+        if parent is not None and db.execute(
+            "SELECT tip_seq FROM lines WHERE id=?", (parent_line,)
+        ).fetchone()[0] == parent_seq:
+            line = parent_line
+            db.execute("UPDATE lines SET tip_seq=? WHERE id=?", (seq, line))
+        else:
+            base = [] if parent is None else [[parent_line, parent_seq], *self._chains_raw(db, parent_line)]
+            line = db.execute("INSERT INTO lines (repo_id, tip_seq, chain) VALUES (?,?,?)",
+                              (repo_id, seq, json.dumps(base))).lastrowid
+        db.executemany(
+            "INSERT INTO entries (line, dir, path, seq, kind, blob, size, files, children) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(line, d, p, seq, k, b, s, f, c) for d, p, k, b, s, f, c in file_rows + dir_rows],
+        )
+        db.execute(
+            "UPDATE commits SET parent=?, seq=?, line=?, finished=?, size_bytes=?, n_files=? WHERE id=?",
+            (parent, seq, line, time.time(), root_state[0], root_state[1], commit_id),
+        )
+        db.execute("UPDATE branches SET head=? WHERE repo_id=? AND name=?", (commit_id, repo_id, row[2]))
+        db.execute("DELETE FROM staged WHERE commit_id=?", (commit_id,))
+
+    @staticmethod
+    def _check_clashes(changes, dir_rows, old) -> None:
+        """A path cannot be both a file and a directory in the new tree."""
+        dir_alive = {row[1]: row[2] == DIR for row in dir_rows}
+        for path, new in changes.items():
+            if new is not None:
+                as_dir = path + "/"
+                alive = dir_alive[as_dir] if as_dir in dir_alive else old(as_dir) is not None
+                if alive:
+                    raise InvalidPath(f"cannot write file {path}: a directory of that name exists", path=path)
+        for directory, alive in dir_alive.items():
+            if alive and directory != "/":
+                as_file = directory[:-1]
+                exists = changes[as_file] is not None if as_file in changes else old(as_file) is not None
+                if exists:
+                    raise InvalidPath(f"cannot create directory {directory}: a file of that name exists",
+                                      path=as_file)
+
+    def _chains_raw(self, db: sqlite3.Connection, line: int) -> list:
+        return json.loads(db.execute("SELECT chain FROM lines WHERE id=?", (line,)).fetchone()[0])
+
+    def _walk_files(self, chain, prefix: str, db=None) -> Iterator[tuple[str, _Row]]:
+        """Every file below directory ``prefix`` (ends with '/')."""
+        stack = [prefix]
+        while stack:
+            directory = stack.pop()
+            for path, row in self._dir_rows(chain, directory, None):
+                if row.kind == DIR:
+                    stack.append(path)
+                else:
+                    yield path, row
+
+    def inspect_commit(self, repo: str, ref: str) -> Commit:
+        repo_id, row = self._resolve(repo, ref)
+        return self._commit_from_row(row, self._repo_key(repo_id))
+
+    def list_commits(self, repo: str, ref: str, *, limit: int = 50, before: str | None = None) -> list[Commit]:
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidArgument("limit must be a positive integer", limit=limit)
+        repo_id, row = self._resolve(repo, ref, allow_empty=True)
+        key = self._repo_key(repo_id)
+        if before is not None:
+            _, cursor = self._resolve(repo, before)
+            row = self._commit_row(cursor[3]) if cursor[3] else None
+        result = []
+        while row is not None and len(result) < limit:
+            result.append(self._commit_from_row(row, key))
+            row = self._commit_row(row[3]) if row[3] else None
+        return result
+
+    # -- files -------------------------------------------------------------------
+    def list_dir(self, repo: str, ref: str, path: str = "/", *, limit: int = DEFAULT_PAGE,
+                 after: str | None = None) -> FilePage:
+        path = normalize_path(path)
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidArgument("limit must be an integer between 1 and 10000", limit=limit)
+        if after is not None and not isinstance(after, str):
+            raise InvalidArgument("after must be a path returned as 'next'")
+        row, chain = self._finished_view(repo, ref)
+        if row is None:
+            if path == "/":
+                return FilePage(items=(), next=None)
+            raise NotFound(f"{path} not found: the branch has no commits", path=path)
+        directory = path if path == "/" else path + "/"
+        if path != "/":
+            found = self._lookup(chain, directory)
+            if found is None:
+                if self._lookup(chain, path) is not None:
+                    raise InvalidArgument(f"{path} is a file, not a directory", path=path)
+                raise NotFound(f"directory {path} not found in {repo}@{ref}", path=path)
+        items = []
+        for child, entry in self._dir_rows(chain, directory, after):
+            items.append(self._info(child, entry, row[0]))
+            if len(items) == limit + 1:
+                break
+        more = len(items) > limit
+        items = items[:limit]
+        return FilePage(items=tuple(items), next=items[-1].path if more else None)
+
+    def inspect_file(self, repo: str, ref: str, path: str) -> FileInfo:
+        path = normalize_path(path)
+        row, chain = self._finished_view(repo, ref)
+        if path == "/":
+            entry = self._lookup(chain, "/") if chain else None
+            return FileInfo(path="/", type="dir", size=entry.size if entry else 0, committed=row[0] if row else None)
+        entry = self._lookup(chain, path) if chain else None
+        if entry is None and chain:
+            entry = self._lookup(chain, path + "/")
+            if entry is not None:
+                return self._info(path + "/", entry, row[0])
+        if entry is None:
+            raise NotFound(f"{path} not found in {repo}@{ref}", path=path)
+        return self._info(path, entry, row[0])
+
+    def local_file(self, repo: str, ref: str, path: str) -> tuple[Path, FileInfo]:
+        """The blob file holding a file's bytes, for serving reads straight from disk."""
+        info = self.inspect_file(repo, ref, path)
+        if info.is_dir:
+            raise InvalidArgument(f"{path} is a directory", path=path)
+        return self.blob_path(info.hash), info
+
+    def read_file(self, repo: str, ref: str, path: str, *, offset: int = 0,
+                  length: int | None = None) -> Iterator[bytes]:
+        if not isinstance(offset, int) or offset < 0 or (length is not None and (not isinstance(length, int) or length < 0)):
+            raise InvalidArgument("offset and length must be non-negative integers")
+        blob_file, _info = self.local_file(repo, ref, path)
+        return self._read_blob(blob_file, offset, length)
+
+    @staticmethod
+    def _read_blob(blob_file: Path, offset: int, length: int | None) -> Iterator[bytes]:
+        with open(blob_file, "rb") as source:
+            source.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                chunk = source.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def diff(self, repo: str, old_ref: str | None, new_ref: str, path: str = "/") -> list[FileChange]:
+        path = normalize_path(path)
+        prefix = "/" if path == "/" else path + "/"
+        new_row, new_chain = self._finished_view(repo, new_ref)
+        old_row, old_chain = (None, []) if old_ref is None else self._finished_view(repo, old_ref)
+
+        def in_scope(p: str) -> bool:
+            return p == path or p.startswith(prefix)
+
+        if old_row is None or new_row is None:
+            candidates = set()
+            for row, chain in ((old_row, old_chain), (new_row, new_chain)):
+                if row is not None:
+                    candidates.update(p for p, _ in self._walk_files(chain, "/") if in_scope(p))
+        else:
+            candidates = {p for p in self._changed_between(old_row, new_row) if in_scope(p)}
+        changes = []
+        for p in sorted(candidates):
+            before = self._lookup(old_chain, p) if old_chain else None
+            after = self._lookup(new_chain, p) if new_chain else None
+            before = before if before and before.kind == FILE else None
+            after = after if after and after.kind == FILE else None
+            if before is None and after is None:
+                continue
+            if before is None:
+                kind = "added"
+            elif after is None:
+                kind = "deleted"
+            elif before.blob != after.blob:
+                kind = "modified"
+            else:
+                continue
+            changes.append(FileChange(
+                path=p, change=kind,
+                old=self._info(p, before, old_row[0]) if before else None,
+                new=self._info(p, after, new_row[0]) if after else None,
+            ))
+        return changes
+
+    def _changed_between(self, a: tuple, b: tuple) -> set[str]:
+        """Paths of files written by the commits on either side of the two commits' common ancestor."""
+        side_a, side_b = [a], [b]
+        seen_a, seen_b = {a[0]: 0}, {b[0]: 0}
+        common = None
+        while common is None:
+            progressed = False
+            for side, seen, other in ((side_a, seen_a, seen_b), (side_b, seen_b, seen_a)):
+                tip = side[-1]
+                if tip[0] in other:
+                    common = tip[0]
+                    break
+                if tip[3] is not None:
+                    nxt = self._commit_row(tip[3])
+                    side.append(nxt)
+                    seen[nxt[0]] = len(side) - 1
+                    progressed = True
+            if common is None and not progressed:
+                break
+        db = self._db()
+        paths: set[str] = set()
+        for side, seen in ((side_a, seen_a), (side_b, seen_b)):
+            stop = seen.get(common, len(side)) if common else len(side)
+            for commit in side[:stop]:
+                paths.update(r[0] for r in db.execute(
+                    "SELECT path FROM entries WHERE line=? AND seq=? AND kind!=? AND substr(path, -1)!='/'",
+                    (commit[5], commit[4], DIR)))
+        return paths
+
+    # -- maintenance -------------------------------------------------------------
+    def fsck(self, *, verify_content: bool = False) -> FsckReport:
+        """Check the store's invariants; with ``verify_content`` re-hash every referenced blob."""
+        report = FsckReport()
+        db = self._db()
+        db.execute("BEGIN")  # one consistent snapshot
+        try:
+            referenced: dict[str, int] = {}
+            for blob, size in db.execute(
+                "SELECT blob, size FROM entries WHERE kind=? UNION SELECT blob, size FROM staged WHERE op=?",
+                (FILE, OP_PUT),
+            ):
+                referenced[blob] = size
+            report.blobs = len(referenced)
+            for blob, size in referenced.items():
+                blob_file = self.blob_path(blob)
+                try:
+                    actual = blob_file.stat().st_size
+                except FileNotFoundError:
+                    report.add(f"blob {blob} is referenced but missing")
+                    continue
+                if actual != size:
+                    report.add(f"blob {blob} has {actual} bytes, {size} expected")
+                elif verify_content:
+                    digest = hashlib.sha256()
+                    with open(blob_file, "rb") as f:
+                        while chunk := f.read(CHUNK):
+                            digest.update(chunk)
+                    if digest.hexdigest() != blob:
+                        report.add(f"blob {blob} content does not match its hash")
+            commits = db.execute(
+                "SELECT id, repo_id, parent, seq, line, finished, n_files, size_bytes FROM commits"
+            ).fetchall()
+            by_id = {c[0]: c for c in commits}
+            report.commits = len(commits)
+            landed = set()
+            for cid, repo_id, parent, seq, line, finished, n_files, size_bytes in commits:
+                if finished is None:
+                    if seq is not None:
+                        report.add(f"open commit {cid} has a sequence number")
+                    continue
+                landed.add((line, seq))
+                if parent is not None:
+                    p = by_id.get(parent)
+                    if p is None or p[5] is None or p[3] >= seq or p[1] != repo_id:
+                        report.add(f"commit {cid} has a missing, open, later or foreign parent {parent}")
+                root = db.execute(
+                    "SELECT kind, size, files FROM entries WHERE line=? AND dir='' AND path='/' AND seq=?",
+                    (line, seq),
+                ).fetchone()
+                if root is None or root[0] != DIR or (root[1], root[2]) != (size_bytes, n_files):
+                    report.add(f"commit {cid} has no root summary matching its size and file count")
+            for line, seq, count in db.execute("SELECT line, seq, count(*) FROM entries GROUP BY line, seq"):
+                report.entries += count
+                if (line, seq) not in landed:
+                    report.add(f"{count} entries at line {line} seq {seq} belong to no finished commit")
+            for repo_id, name, head in db.execute("SELECT repo_id, name, head FROM branches"):
+                if head is not None:
+                    c = by_id.get(head)
+                    if c is None or c[5] is None or c[1] != repo_id:
+                        report.add(f"branch {name} points at a missing, open or foreign commit {head}")
+        finally:
+            db.execute("COMMIT")
+        on_disk = sum(len(os.listdir(self.blob_dir / f"{i:02x}")) for i in range(256))
+        report.unreferenced_blobs = max(0, on_disk - report.blobs)
+        return report
+
+    def gc(self, *, grace_seconds: float = 3600.0) -> int:
+        """Remove blobs that nothing refers to and that were not written or reused within the grace period.
+
+        The grace period is what keeps a blob a writer has just stored (and not yet staged) safe.
+        """
+        cutoff = time.time() - grace_seconds
+        db = self._db()
+        referenced = {b for (b,) in db.execute(
+            "SELECT blob FROM entries WHERE kind=? UNION SELECT blob FROM staged WHERE op=?", (FILE, OP_PUT))}
+        removed = 0
+        for i in range(256):
+            folder = self.blob_dir / f"{i:02x}"
+            for name in os.listdir(folder):
+                if f"{i:02x}{name}" in referenced:
+                    continue
+                try:
+                    if (folder / name).stat().st_mtime < cutoff:
+                        (folder / name).unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        for tmp in self.tmp_dir.iterdir():
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink(missing_ok=True)
+        return removed
+
+
+__all__ = ["LocalBackend", "FsckReport", "PfsError"]
