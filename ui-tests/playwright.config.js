@@ -37,6 +37,8 @@ module.exports = {
     url: `http://127.0.0.1:${PORT}/lab`,
     timeout: 120 * 1000,
     reuseExistingServer: false,
+    // SIGTERM lets the server exit cleanly and remove its temporary store.
+    gracefulShutdown: { signal: 'SIGTERM', timeout: 10000 },
     env: { ...process.env, PACHLS_UI_PORT: String(PORT) }
   }
 };
