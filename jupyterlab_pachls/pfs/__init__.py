@@ -23,6 +23,7 @@ from .errors import (
     PfsError,
     Unavailable,
 )
+from .factory import open_backend
 from .local import FsckReport, LocalBackend
 from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo
 
@@ -31,5 +32,5 @@ __all__ = [
     "parse_ref", "parse_repo", "validate_name", "Backend", "CommitWriter", "Content", "AlreadyExists",
     "Conflict", "InvalidArgument", "InvalidName", "InvalidPath", "NotFound", "ParseError", "PfsError",
     "Unavailable", "FsckReport", "LocalBackend", "Branch", "BranchMove", "Commit", "FileChange",
-    "FileInfo", "FilePage", "Provenance", "Repo",
+    "FileInfo", "FilePage", "Provenance", "Repo", "open_backend",
 ]

@@ -106,7 +106,11 @@ class Backend(ABC):
 
     @abstractmethod
     def put_files(self, commit: Commit, items: Iterable[tuple[str, Content]]) -> int:
-        """Stage many files in an open commit; returns how many. All paths are checked first."""
+        """Stage many files in an open commit; returns how many.
+
+        A list or tuple is checked whole first: one bad path stages nothing. Items from an
+        iterator are checked one by one (use ``Backend.commit`` to drop everything on error).
+        """
 
     @abstractmethod
     def delete_file(self, commit: Commit, path: str) -> None:

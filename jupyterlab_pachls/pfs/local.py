@@ -566,6 +566,9 @@ class LocalBackend(Backend):
 
     def put_files(self, commit: Commit, items: Iterable[tuple[str, Content]]) -> int:
         self._open_commit(commit)
+        if isinstance(items, (list, tuple)):  # a sequence is checked whole before anything is stored
+            for path, _content in items:
+                normalize_path(path, allow_root=False)
         count = 0
         for path, content in items:
             path = normalize_path(path, allow_root=False)
