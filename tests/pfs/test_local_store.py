@@ -1,0 +1,175 @@
+"""What only the embedded store promises: content addressing, fsck, gc, and surviving SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from jupyterlab_pachls.pfs import LocalBackend, NotFound
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from jupyterlab_pachls.pfs import LocalBackend
+    store, worker = sys.argv[1], sys.argv[2]
+    backend = LocalBackend(store)
+    n = 0
+    while True:
+        n += 1
+        with backend.commit("data", "master", message=f"{worker}-{n}") as c:
+            # many files per commit, some rewritten and deleted, so a kill lands mid-commit
+            c.put_files((f"/{worker}/{n % 7}/{i}.json", f"{worker}-{n}-{i}".encode() * 50) for i in range(300))
+            if n > 1:
+                c.delete_file(f"/{worker}/{(n - 1) % 7}/0.json")
+        print(n, flush=True)
+    """
+)
+
+
+@pytest.fixture
+def store(tmp_path):
+    backend = LocalBackend(tmp_path / "store")
+    yield backend
+    backend.close()
+
+
+def test_identical_content_is_stored_once(store):
+    store.create_repo("r")
+    with store.commit("r", "master") as c:
+        for i in range(20):
+            c.put_file(f"/copy/{i}", b"same bytes")
+    blobs = [p for p in store.blob_dir.rglob("*") if p.is_file()]
+    assert len(blobs) == 1
+    path, info = store.local_file("r", "master", "/copy/7")
+    assert path.read_bytes() == b"same bytes" and info.size == 10
+
+
+def test_fsck_passes_on_a_healthy_store_and_finds_damage(store):
+    store.create_repo("r")
+    with store.commit("r", "master") as c:
+        c.put_file("/a", b"alpha")
+        c.put_file("/b", b"beta")
+    assert store.fsck(verify_content=True).ok
+    path, _ = store.local_file("r", "master", "/a")
+    path.write_bytes(b"alphx")
+    report = store.fsck(verify_content=True)
+    assert not report.ok and "does not match its hash" in report.problems[0]
+    path.unlink()
+    report = store.fsck()
+    assert not report.ok and "missing" in report.problems[0]
+
+
+def test_gc_removes_only_unreferenced_blobs(store):
+    store.create_repo("keep")
+    store.create_repo("drop")
+    with store.commit("keep", "master") as c:
+        c.put_file("/k", b"keep me")
+    with store.commit("drop", "master") as c:
+        c.put_file("/d", b"drop me")
+    store.delete_repo("drop")
+    assert store.gc(grace_seconds=3600) == 0  # too recent: a writer may be about to use it
+    assert store.fsck().unreferenced_blobs == 1
+    assert store.gc(grace_seconds=-1) == 1
+    assert store.get_file("keep", "master", "/k") == b"keep me"
+    assert store.fsck(verify_content=True).ok
+
+
+def test_store_is_shared_by_two_backends_on_one_directory(tmp_path):
+    a, b = LocalBackend(tmp_path / "s"), LocalBackend(tmp_path / "s")
+    a.create_repo("r")
+    with b.commit("r", "master") as c:
+        c.put_file("/x", b"x")
+    assert a.get_file("r", "master", "/x") == b"x"
+    a.close()
+    b.close()
+
+
+def test_unusable_store_directory_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    from jupyterlab_pachls.pfs import Unavailable
+
+    with pytest.raises(Unavailable):
+        LocalBackend(blocker / "store")
+
+
+def _writer(store_dir, worker):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(store_dir), worker],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_sigkill_at_any_instant_leaves_the_store_consistent(tmp_path, trial):
+    store_dir = tmp_path / "store"
+    setup = LocalBackend(store_dir)
+    setup.create_repo("data")
+    setup.close()
+    writers = [_writer(store_dir, f"w{k}") for k in range(2)]
+    # wait for the first commit of each writer, then kill at a random instant
+    for w in writers:
+        assert w.stdout.readline().strip() == "1", w.stderr.read()
+    time.sleep(random.Random(trial).uniform(0.05, 1.5))
+    for w in writers:
+        w.send_signal(signal.SIGKILL)
+    for w in writers:
+        w.wait(30)
+        assert w.returncode == -signal.SIGKILL
+
+    backend = LocalBackend(store_dir)
+    report = backend.fsck(verify_content=True)
+    assert report.ok, report.problems
+    history = backend.list_commits("data", "master", limit=10_000)
+    assert len(history) >= 2
+    # every landed commit is whole: its own 300 files carry its number
+    for commit in history[:5]:
+        worker, n = commit.message.split("-")
+        n = int(n)
+        files = {i.path: i for i in backend.walk("data", commit.id, f"/{worker}/{n % 7}") if not i.is_dir}
+        own = [p for p in files if backend.get_file("data", commit.id, p).startswith(f"{worker}-{n}-".encode())]
+        expected = 300 - (1 if n > 1 and (n - 1) % 7 == n % 7 else 0)
+        assert len(own) == expected
+    # the store keeps working after the crash
+    with backend.commit("data", "master", message="after") as c:
+        c.put_file("/after", b"ok")
+    assert backend.get_file("data", "master", "/after") == b"ok"
+    assert backend.fsck().ok
+    backend.close()
+
+
+def test_an_open_commit_of_a_killed_writer_can_be_aborted(tmp_path):
+    store_dir = tmp_path / "store"
+    backend = LocalBackend(store_dir)
+    backend.create_repo("data")
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from jupyterlab_pachls.pfs import LocalBackend
+        b = LocalBackend(sys.argv[1])
+        c = b.start_commit("data", "master")
+        b.put_files(c, [(f"/{i}", b"x" * i) for i in range(5000)])
+        print(c.id, flush=True)
+        time.sleep(60)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", script, str(store_dir)], stdout=subprocess.PIPE, text=True, env=env)
+    commit_id = proc.stdout.readline().strip()
+    proc.kill()
+    proc.wait()
+    opened = backend.inspect_commit("data", commit_id)
+    assert opened.is_open
+    assert backend.fsck().ok
+    backend.abort_commit(opened)
+    with pytest.raises(NotFound):
+        backend.inspect_commit("data", commit_id)
+    backend.close()
