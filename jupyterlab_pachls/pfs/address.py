@@ -13,9 +13,7 @@ how Pachyderm tells a commit id from a branch name.
 
 from __future__ import annotations
 
-import posixpath
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from .errors import InvalidName, InvalidPath, ParseError
@@ -26,6 +24,8 @@ COMMIT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_NAME = {"project": 63, "repo": 63, "branch": 255}
 MAX_PATH = 4096
 MAX_SEGMENT = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+_BAD_SEGMENT = re.compile(r"(^|/)(\.{1,2})?(/|$)")  # an empty, '.' or '..' segment
 
 
 def validate_name(name: object, kind: str = "repo") -> str:
@@ -62,7 +62,7 @@ def normalize_path(path: object, *, allow_root: bool = True) -> str:
         raise InvalidPath("path must be a string", path=repr(path))
     if len(path) > MAX_PATH:
         raise InvalidPath(f"path is {len(path)} characters long; the limit is {MAX_PATH}", path=path[:80])
-    if any(unicodedata.category(ch) == "Cc" for ch in path):
+    if _CONTROL.search(path):
         raise InvalidPath("path contains a control character (NUL, newline, ...)", path=path.encode("unicode_escape").decode())
     body = path[1:] if path.startswith("/") else path
     if body.endswith("/"):
@@ -71,21 +71,19 @@ def normalize_path(path: object, *, allow_root: bool = True) -> str:
         if allow_root:
             return "/"
         raise InvalidPath("path must name a file, not the repo root", path=path)
-    for segment in body.split("/"):
-        if segment in ("", ".", ".."):
-            raise InvalidPath(
-                f"path {path!r} has an empty, '.' or '..' segment; paths must stay inside the repo",
-                path=path,
-            )
-        if len(segment.encode()) > MAX_SEGMENT:
-            raise InvalidPath(f"a path segment is longer than {MAX_SEGMENT} bytes", path=path[:80])
+    if _BAD_SEGMENT.search(body):
+        raise InvalidPath(
+            f"path {path!r} has an empty, '.' or '..' segment; paths must stay inside the repo", path=path
+        )
+    if len(body) > MAX_SEGMENT // 4 and any(len(s.encode()) > MAX_SEGMENT for s in body.split("/")):
+        raise InvalidPath(f"a path segment is longer than {MAX_SEGMENT} bytes", path=path[:80])
     return "/" + body
 
 
 def parent_dir(path: str) -> str:
     """Parent directory of a normalized file or directory path: ``/a/b`` and ``/a/b/`` -> ``/a/``."""
-    head = posixpath.dirname(path[:-1] if path.endswith("/") and path != "/" else path)
-    return head if head == "/" else head + "/"
+    cut = path.rfind("/", 0, len(path) - 1)
+    return path[: cut + 1] if cut > 0 else "/"
 
 
 @dataclass(frozen=True)

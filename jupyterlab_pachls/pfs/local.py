@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import io
 import json
 import os
 import sqlite3
@@ -53,6 +54,8 @@ from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, P
 
 TOMBSTONE, FILE, DIR = 0, 1, 2
 CHUNK = 1 << 20
+SMALL_BLOB = 64 << 10  # written in place; larger blobs go through tmp/ and a rename
+GC_REFRESH_SECONDS = 600
 FLUSH_ROWS = 4096  # staged rows buffered in memory before they are written
 BUSY_TIMEOUT_MS = 60_000
 
@@ -128,6 +131,7 @@ class LocalBackend(Backend):
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).expanduser().resolve()
         self.blob_dir = self.root / "blobs"
+        self._blob_root = str(self.blob_dir)
         self.tmp_dir = self.root / "tmp"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -196,18 +200,28 @@ class LocalBackend(Backend):
 
     # -- blobs -------------------------------------------------------------------
     def blob_path(self, blob: str) -> Path:
-        return self.blob_dir / blob[:2] / blob[2:]
+        return Path(self._blob_file(blob))
+
+    def _blob_file(self, blob: str) -> str:
+        return f"{self._blob_root}/{blob[:2]}/{blob[2:]}"
 
     def _store_blob(self, content: Content) -> tuple[str, int]:
         """Write content into the blob store (once per distinct content); return (hash, size)."""
         if isinstance(content, (bytes, bytearray, memoryview)):
+            if len(content) > SMALL_BLOB:
+                return self._store_stream(io.BytesIO(content))
             blob = _hash_bytes(content)
-            final = self.blob_path(blob)
-            if not self._reuse_blob(final):
-                tmp = self.tmp_dir / uuid.uuid4().hex
-                with open(tmp, "wb") as out:
-                    out.write(content)
-                os.replace(tmp, final)
+            final = self._blob_file(blob)
+            if not self._reuse_blob(final, len(content)):
+                # Small blobs are written in place: a writer killed mid-write leaves a short file
+                # that nothing refers to yet, and the size check above makes the next writer redo it.
+                fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    view = memoryview(content)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
             return blob, len(content)
         if isinstance(content, os.PathLike):
             with open(content, "rb") as source:
@@ -217,13 +231,18 @@ class LocalBackend(Backend):
         raise InvalidArgument(f"file content must be bytes, a binary file or a path, not {type(content).__name__}")
 
     @staticmethod
-    def _reuse_blob(final: Path) -> bool:
-        """True if the blob is already stored; refreshes its mtime so ``gc``'s grace period protects it."""
+    def _reuse_blob(final: str, size: int) -> bool:
+        """True if the blob is already stored whole. An old blob's mtime is refreshed so ``gc``'s
+        grace period protects it until the commit that reuses it lands."""
         try:
-            os.utime(final)
-            return True
+            stat = os.stat(final)
         except FileNotFoundError:
             return False
+        if stat.st_size != size:
+            return False
+        if stat.st_mtime < time.time() - GC_REFRESH_SECONDS:
+            os.utime(final)
+        return True
 
     def _store_stream(self, source) -> tuple[str, int]:
         digest = hashlib.sha256()
@@ -238,8 +257,8 @@ class LocalBackend(Backend):
                     out.write(chunk)
                     size += len(chunk)
             blob = digest.hexdigest()
-            final = self.blob_path(blob)
-            if self._reuse_blob(final):
+            final = self._blob_file(blob)
+            if self._reuse_blob(final, size):
                 tmp.unlink()
             else:
                 os.replace(tmp, final)
