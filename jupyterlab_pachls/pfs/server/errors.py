@@ -1,0 +1,100 @@
+"""Typed ``PfsError`` <-> gRPC status, both ways.
+
+The server aborts a call with the status pachd uses for the same situation
+and, in trailing metadata ``pachls-error``, the error's ``code`` and
+``details`` as JSON, so a ``PachydermBackend`` talking to this server gets back
+exactly the typed error the served backend raised. Against a real pachd there
+is no such metadata and the status code alone picks the type.
+"""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from ..errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidArgument,
+    InvalidName,
+    InvalidPath,
+    NotFound,
+    ParseError,
+    PfsError,
+    Unavailable,
+)
+
+DETAILS_KEY = "pachls-error"
+
+_STATUS = {
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    InvalidName: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidPath: grpc.StatusCode.INVALID_ARGUMENT,
+    ParseError: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    Conflict: grpc.StatusCode.FAILED_PRECONDITION,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+_BY_CODE = {cls.code: cls for cls in (NotFound, AlreadyExists, InvalidName, InvalidPath, ParseError,
+                                      InvalidArgument, Conflict, Unavailable)}
+
+_FROM_STATUS = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
+    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
+    grpc.StatusCode.ABORTED: Conflict,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+}
+
+
+def status_of(error: PfsError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return grpc.StatusCode.UNKNOWN
+
+
+def abort(context: grpc.ServicerContext, error: PfsError) -> None:
+    """Abort the current call with the status for ``error`` (raises, as ``context.abort`` does)."""
+    try:
+        details = json.dumps({"code": error.code, "details": error.details}, default=str)
+    except (TypeError, ValueError):
+        details = json.dumps({"code": error.code, "details": {}})
+    context.set_trailing_metadata(((DETAILS_KEY, details),))
+    context.abort(status_of(error), error.message)
+
+
+def from_rpc_error(error: grpc.RpcError, what: str = "") -> PfsError:
+    """The typed error for a failed call (``what`` names the call, for messages of transport failures)."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = (error.details() if hasattr(error, "details") else None) or str(error)
+    for key, value in (error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else ():
+        if key == DETAILS_KEY:
+            try:
+                data = json.loads(value)
+                cls = _BY_CODE.get(data.get("code"))
+                if cls is not None:
+                    return cls(message, **(data.get("details") or {}))
+            except (ValueError, TypeError, AttributeError):
+                pass
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        where = f" during {what}" if what else ""
+        return Unavailable(f"the Pachyderm cluster is unavailable{where}: {message}", status=code.name)
+    cls = _FROM_STATUS.get(code)
+    if cls is None:
+        lowered = message.lower()
+        if "not found" in lowered:
+            cls = NotFound
+        elif "already exists" in lowered:
+            cls = AlreadyExists
+        elif "has not been finished" in lowered or "already been finished" in lowered or "finished" in lowered:
+            cls = Conflict
+        else:
+            return PfsError(message, status=code.name if code else "UNKNOWN")
+    return cls(message, status=code.name)
