@@ -1,0 +1,109 @@
+"""Questions answered from label history: who labeled this, what changed between rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..pfs.backend import Backend
+from ..pfs.errors import NotFound
+from ..pfs.model import _Json
+from .labelfile import data_path, decode, label_path, label_values
+
+
+@dataclass(frozen=True)
+class BlameEntry(_Json):
+    """One label commit that changed the label of a data file."""
+
+    commit: str
+    time: datetime | None
+    author: str
+    message: str
+    change: str  # added, modified, deleted
+    annotators: tuple[str, ...]
+    labels: tuple[str, ...]
+    data_commit: str | None
+    provenance: tuple = field(default=())
+
+
+@dataclass(frozen=True)
+class AnnotationChange(_Json):
+    path: str  # the data file
+    annotation: int
+    change: str  # added, modified, deleted
+    annotator: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+
+def _hash_at(backend: Backend, repo: str, ref: str | None, path: str) -> str | None:
+    if ref is None:
+        return None
+    try:
+        return backend.inspect_file(repo, ref, path).hash
+    except NotFound:
+        return None
+
+
+def _document(backend: Backend, repo: str, ref: str, path: str) -> dict | None:
+    try:
+        return decode(backend.get_file(repo, ref, path))
+    except NotFound:
+        return None
+
+
+def blame(backend: Backend, repo: str, ref: str, path: str, *, limit: int = 1000) -> list[BlameEntry]:
+    """Every commit in the history of ``ref`` that changed the label of ``path``, newest first.
+
+    ``path`` may name the data file (``/cats/001.png``) or its label file (``/cats/001.png.json``).
+    The walk reads one file hash per commit, never a tree.
+    """
+    target = label_path(data_path(path))
+    entries: list[BlameEntry] = []
+    before = None
+    scanned = 0
+    while scanned < limit:
+        page = backend.list_commits(repo, ref, limit=min(100, limit - scanned), before=before)
+        if not page:
+            break
+        for commit in page:
+            scanned += 1
+            mine = _hash_at(backend, repo, commit.id, target)
+            parents = _hash_at(backend, repo, commit.parent, target)
+            if mine == parents:
+                continue
+            document = _document(backend, repo, commit.id, target) if mine else None
+            annotations = (document or {}).get("annotations", [])
+            entries.append(BlameEntry(
+                commit=commit.id, time=commit.finished, author=commit.author, message=commit.message,
+                change="added" if parents is None else ("deleted" if mine is None else "modified"),
+                annotators=tuple(sorted({a["annotator"] for a in annotations})),
+                labels=tuple(sorted({v for a in annotations for v in label_values(a)})),
+                data_commit=(document or {}).get("data", {}).get("commit"),
+                provenance=commit.provenance,
+            ))
+        before = page[-1].id
+    return entries
+
+
+def diff_labels(backend: Backend, repo: str, old_ref: str | None, new_ref: str) -> list[AnnotationChange]:
+    """Annotation-level changes between two label commits: which items changed label, from what to what, by whom."""
+    changes: list[AnnotationChange] = []
+    for file_change in backend.diff(repo, old_ref, new_ref):
+        if not file_change.path.endswith(".json"):
+            continue
+        old = _document(backend, repo, old_ref, file_change.path) if file_change.old else None
+        new = _document(backend, repo, new_ref, file_change.path) if file_change.new else None
+        before = {a["id"]: a for a in (old or {}).get("annotations", [])}
+        after = {a["id"]: a for a in (new or {}).get("annotations", [])}
+        for annotation_id in sorted(set(before) | set(after)):
+            a, b = before.get(annotation_id), after.get(annotation_id)
+            if a == b:
+                continue
+            kind = "added" if a is None else ("deleted" if b is None else "modified")
+            changes.append(AnnotationChange(
+                path=data_path(file_change.path), annotation=annotation_id, change=kind,
+                annotator=(b or a)["annotator"],
+                before=tuple(label_values(a)) if a else (), after=tuple(label_values(b)) if b else (),
+            ))
+    return changes
