@@ -1,0 +1,256 @@
+"""Running Label Studio: a managed local process, or a team server given by URL and token.
+
+Managed mode starts ``label-studio`` on 127.0.0.1 and a free port, with its
+data beside the store, an admin user whose password and token are generated
+once and kept server-side (``credentials.json``, mode 0600, never logged),
+local-file serving rooted at the mount directory, and nothing phoning home.
+A first start runs database migrations (~30 s idle, minutes on a busy
+machine), so ``status()`` reports ``starting`` with the elapsed time until
+``/health`` answers. A watchdog restarts the process if it dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..pfs.errors import Unavailable
+from ..pfs.model import _Json
+
+ADMIN_EMAIL = "pachls-admin@localhost.localdomain"
+READY_TIMEOUT = 600.0
+RESTART_LIMIT = 5  # restarts within RESTART_WINDOW before giving up
+RESTART_WINDOW = 300.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    email: str
+    password: str
+    token: str
+
+
+@dataclass(frozen=True)
+class LabelStudioStatus(_Json):
+    mode: str  # managed or external
+    state: str  # stopped, starting, running, failed
+    url: str | None
+    message: str = ""
+    started_seconds: float | None = None
+    restarts: int = 0
+    log: str | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_credentials(data_dir: Path) -> Credentials:
+    """The managed admin's credentials, generated on first use and kept in a 0600 file."""
+    path = data_dir / "credentials.json"
+    if path.exists():
+        return Credentials(**json.loads(path.read_text()))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    creds = Credentials(email=ADMIN_EMAIL, password=secrets.token_urlsafe(18), token=secrets.token_hex(20))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(creds.__dict__, out)
+    return creds
+
+
+class ManagedLabelStudio:
+    """One ``label-studio`` process owned by the Jupyter server."""
+
+    mode = "managed"
+
+    def __init__(self, data_dir: str | os.PathLike, document_root: str | os.PathLike, *,
+                 public_url: str | None = None, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.document_root = Path(document_root)
+        self.public_url = public_url  # what browsers use (the proxy prefix); baked into LS pages
+        self.port = port
+        self.credentials = load_credentials(self.data_dir)
+        self.log_path = self.data_dir / "label-studio.log"
+        self._process: subprocess.Popen | None = None
+        self._lock = threading.RLock()
+        self._state = "stopped"
+        self._message = ""
+        self._started_at: float | None = None
+        self._restarts: list[float] = []
+        self._stopping = False
+        self._watchdog: threading.Thread | None = None
+
+    @property
+    def url(self) -> str | None:
+        return f"http://127.0.0.1:{self.port}" if self.port else None
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
+        self.document_root.mkdir(parents=True, exist_ok=True)
+        env.update({
+            "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
+            "LABEL_STUDIO_USERNAME": self.credentials.email,
+            "LABEL_STUDIO_PASSWORD": self.credentials.password,
+            "LABEL_STUDIO_USER_TOKEN": self.credentials.token,
+            "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.document_root),
+            "LABEL_STUDIO_SENTRY_DSN": "",
+            "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "",
+            "LABEL_STUDIO_COLLECT_ANALYTICS": "false",
+            "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
+            # webhooks go to the Jupyter server on loopback
+            "LABEL_STUDIO_SSRF_PROTECTION_ENABLED": "false",
+        })
+        if self.public_url:
+            env["LABEL_STUDIO_HOST"] = self.public_url
+        return env
+
+    def command(self) -> list[str]:
+        executable = shutil.which("label-studio", path=str(Path(sys.executable).parent)) or shutil.which("label-studio")
+        if executable is None:
+            raise Unavailable("Label Studio is not installed: pip install 'jupyterlab-pachls[labelstudio]'")
+        return [executable, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port)]
+
+    def start(self) -> None:
+        """Start the process if it is not running; return at once (see ``status``)."""
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                return
+            self._stopping = False
+            self.port = self.port or free_port()
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_path, "ab")
+            try:
+                self._process = subprocess.Popen(
+                    self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, cwd=self.data_dir, start_new_session=True,
+                )
+            finally:
+                log.close()
+            self._state, self._message, self._started_at = "starting", "", time.monotonic()
+            if self._watchdog is None or not self._watchdog.is_alive():
+                self._watchdog = threading.Thread(target=self._watch, name="pachls-labelstudio", daemon=True)
+                self._watchdog.start()
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def _watch(self) -> None:
+        while not self._stopping:
+            process = self._process
+            if process is not None and process.poll() is not None:
+                with self._lock:
+                    if self._stopping:
+                        return
+                    now = time.monotonic()
+                    self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW]
+                    if len(self._restarts) >= RESTART_LIMIT:
+                        self._state = "failed"
+                        self._message = (f"Label Studio exited {RESTART_LIMIT} times in {RESTART_WINDOW:.0f} s "
+                                         f"(last exit code {process.returncode}); see {self.log_path}")
+                        return
+                    self._restarts.append(now)
+                    self._process = None
+                    self.start()
+            elif self._state == "starting" and self._healthy():
+                self._state = "running"
+            time.sleep(0.5)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._state == "running":
+                return
+            if self._state == "failed":
+                raise Unavailable(self._message)
+            if self._state == "starting" and self._healthy():
+                self._state = "running"
+                return
+            time.sleep(0.5)
+        raise Unavailable(f"Label Studio did not become ready within {timeout:.0f} s; see {self.log_path}")
+
+    def status(self) -> LabelStudioStatus:
+        elapsed = time.monotonic() - self._started_at if self._started_at and self._state == "starting" else None
+        return LabelStudioStatus(
+            mode=self.mode, state=self._state, url=self.url, message=self._message,
+            started_seconds=elapsed, restarts=len(self._restarts), log=str(self.log_path),
+        )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        with self._lock:
+            self._stopping = True
+            process, self._process = self._process, None
+            self._state = "stopped"
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout)
+            except ProcessLookupError:
+                pass
+
+    def log_tail(self, lines: int = 200) -> str:
+        """The end of the process log, with the admin password and token masked."""
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except FileNotFoundError:
+            return ""
+        masked = "\n".join(text)
+        for secret in (self.credentials.password, self.credentials.token):
+            masked = masked.replace(secret, "********")
+        return masked
+
+
+class ExternalLabelStudio:
+    """A Label Studio server run by the team; we only hold its URL and an API token."""
+
+    mode = "external"
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self.credentials = Credentials(email="", password="", token=token)
+
+    def start(self) -> None:
+        pass
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=min(timeout, 10)) as response:
+                if response.status == 200:
+                    return
+        except OSError as exc:
+            raise Unavailable(f"Label Studio at {self.url} is unreachable: {exc}") from exc
+        raise Unavailable(f"Label Studio at {self.url} is not healthy")
+
+    def status(self) -> LabelStudioStatus:
+        try:
+            self.wait_ready(5)
+            return LabelStudioStatus(mode=self.mode, state="running", url=self.url)
+        except Unavailable as exc:
+            return LabelStudioStatus(mode=self.mode, state="failed", url=self.url, message=exc.message)
+
+    def stop(self) -> None:
+        pass
+
+    def log_tail(self, lines: int = 200) -> str:
+        return ""
