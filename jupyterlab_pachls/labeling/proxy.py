@@ -1,0 +1,114 @@
+"""Label Studio served through the Jupyter server, same origin, behind Jupyter's login.
+
+Built on ``jupyter-server-proxy``'s ``LocalProxyHandler`` (authentication on
+every request, websocket and header handling) with the two response fixes a
+prefixed Label Studio needs:
+
+- Label Studio already puts the prefix (from ``LABEL_STUDIO_HOST``) in its
+  redirects and the proxy adds it again: strip one before the proxy adds its own.
+- ``LABEL_STUDIO_HOST`` bakes an absolute origin into pages and assets; a
+  browser that opened Jupyter under another host name (localhost vs
+  127.0.0.1) would load nothing. The baked origin is rewritten to the
+  request's own ``protocol://host`` in text bodies.
+
+While a managed Label Studio is still starting (first start migrates its
+database), the handler answers 503 with a small page that reloads itself, so
+the tab shows progress instead of hanging.
+"""
+
+from __future__ import annotations
+
+import html
+
+from jupyter_server.utils import url_path_join
+from jupyter_server_proxy.handlers import LocalProxyHandler
+
+PREFIX = "pachls/labelstudio"
+TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-javascript")
+
+
+def proxy_prefix(base_url: str) -> str:
+    """The browser-side path Label Studio is served under, e.g. ``/pachls/labelstudio``."""
+    return url_path_join(base_url, PREFIX)
+
+
+class LabelStudioProxyHandler(LocalProxyHandler):
+    """``{base_url}/pachls/labelstudio/<path>`` -> the managed Label Studio process."""
+
+    def initialize(self, labeling) -> None:  # labeling: the LabelingService holding the process
+        self.labeling = labeling
+        self.proxy_base = PREFIX
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("rewrite_response", [self._strip_doubled_prefix, self._rewrite_origin])
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _prefix(self) -> str:
+        return proxy_prefix(self.base_url)
+
+    def _strip_doubled_prefix(self, response) -> None:
+        location = response.headers.get("Location")
+        if location and location.startswith(self._prefix):
+            response.headers["Location"] = location[len(self._prefix):] or "/"
+
+    def _rewrite_origin(self, response, request) -> None:
+        baked = self.labeling.baked_origin
+        content_type = response.headers.get("Content-Type", "")
+        if not baked or not response.body or not content_type.startswith(TEXT_TYPES):
+            return
+        own = f"{request.protocol}://{request.host}".encode()
+        if baked.encode() != own:
+            response.body = response.body.replace(baked.encode(), own)
+
+    def get_request_headers_override(self) -> dict:
+        # bodies are rewritten, so ask for them uncompressed
+        return {"Accept-Encoding": "identity"}
+
+    async def _ensure_running(self) -> int | None:
+        process = self.labeling.label_studio
+        if process is None or process.mode != "managed":
+            self.set_status(404)
+            self.finish("Label Studio is not managed by this server (an external server is configured).")
+            return None
+        process.start()
+        status = process.status()
+        if status.state != "running":
+            self.set_status(503)
+            self.set_header("Retry-After", "3")
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            seconds = f" ({status.started_seconds:.0f} s)" if status.started_seconds else ""
+            message = html.escape(status.message or "")
+            self.finish(
+                "<!doctype html><meta http-equiv='refresh' content='3'>"
+                f"<title>Label Studio is starting</title><p>Label Studio is {html.escape(status.state)}{seconds}. "
+                f"The first start prepares its database and can take a minute or two.</p><p>{message}</p>"
+            )
+            return None
+        return process.port
+
+    async def http_get(self, proxied_path):
+        port = await self._ensure_running()
+        if port:
+            return await self.proxy(port, proxied_path)
+
+    async def open(self, proxied_path):
+        port = self.labeling.label_studio.port
+        return await self.proxy_open("127.0.0.1", port, proxied_path)
+
+    async def _forward(self, proxied_path):
+        port = await self._ensure_running()
+        if port:
+            return await self.proxy(port, proxied_path)
+
+    post = put = delete = patch = options = _forward
+
+    async def head(self, proxied_path):
+        return await self._forward(proxied_path)
+
+    def proxy(self, port, proxied_path):
+        return super(LocalProxyHandler, self).proxy("127.0.0.1", port, proxied_path)
+
+
+def proxy_routes(base_url: str, labeling) -> list[tuple]:
+    return [(url_path_join(base_url, PREFIX, "(.*)"), LabelStudioProxyHandler, {"labeling": labeling})]
