@@ -19,7 +19,11 @@ as far as a client can tell:
 - ``StartCommit`` with an explicit ``parent`` points the branch at that parent
   first (recorded as a branch move in the store), as pachd moves the branch to
   the new commit whose parent it is.
-- ``ModifyFile``: ``add_file`` appends, as in pachd (the SDK sends
+- ``ModifyFile``: ``delete_file`` of ``/dir/`` (trailing slash) deletes the
+  directory and everything below it, of ``/dir`` only a file of that name
+  (so the SDK's delete-then-add overwrite never wipes a directory); the
+  deletion is resolved when the commit lands, as the store does.
+  ``add_file`` appends, as in pachd (the SDK sends
   ``delete_file`` first to overwrite). Appending to a file that existed before
   the commit reads its content from the commit's parent. Bytes of a file being
   written are spooled to a temporary file, never held whole in memory.
@@ -584,7 +588,8 @@ class PfsService:
                     flush()
                     need_commit()
                     path = normalize_path(body.path)
-                    self.backend.delete_file(commit, path)
+                    if body.path.endswith("/") or path == "/" or not self._is_dir_before(key, commit, path):
+                        self.backend.delete_file(commit, path)
                     deleted_here.add(path)
                     written_here.discard(path)
                 elif kind == "copy_file":
@@ -602,6 +607,15 @@ class PfsService:
             if current is not None:
                 current[1].close()
         return Empty()
+
+    def _is_dir_before(self, key: str, commit: Commit, path: str) -> bool:
+        """Whether ``path`` is a directory in the commit's parent (``/dir`` names a file, ``/dir/`` the tree)."""
+        if commit.parent is None:
+            return False
+        try:
+            return self.backend.inspect_file(key, commit.parent, path).is_dir
+        except NotFound:
+            return False
 
     def _append_base(self, key: str, commit: Commit, path: str, written_here: set[str], spool) -> None:
         """pachd's add_file appends: start from the file's content before this commit, if any."""
