@@ -1,0 +1,68 @@
+import pytest
+
+from jupyterlab_pachls.labeling.history import blame, diff_labels
+from jupyterlab_pachls.labeling.labelfile import encode, label_document
+from jupyterlab_pachls.pfs import LocalBackend
+
+
+def doc(annotations, commit="d" * 32, path="/cats/001.png"):
+    task = {"id": 1, "annotations": [
+        {"id": i, "completed_by": who, "result": [{"type": "choices", "value": {"choices": [label]}}]}
+        for i, who, label in annotations
+    ]}
+    return encode(label_document(repo="images", commit=commit, path=path, task=task,
+                                 users={1: "ana@example.com", 2: "bo@example.com"}))
+
+
+@pytest.fixture
+def labels(tmp_path):
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("labels")
+    rounds = []
+    with backend.commit("labels", "master", message="round 1", author="ana") as c:
+        c.put_file("/cats/001.png.json", doc([(1, 1, "cat")]))
+        c.put_file("/cats/002.png.json", doc([(2, 1, "cat")], path="/cats/002.png"))
+    rounds.append(c.finished)
+    with backend.commit("labels", "master", message="unrelated") as c:
+        c.put_file("/cats/002.png.json", doc([(2, 1, "dog")], path="/cats/002.png"))
+    rounds.append(c.finished)
+    with backend.commit("labels", "master", message="round 2", author="bo") as c:
+        c.put_file("/cats/001.png.json", doc([(1, 1, "cat"), (3, 2, "dog")]))
+    rounds.append(c.finished)
+    with backend.commit("labels", "master", message="round 3", author="bo") as c:
+        c.put_file("/cats/001.png.json", doc([(3, 2, "lynx")]))
+    rounds.append(c.finished)
+    yield backend, rounds
+    backend.close()
+
+
+def test_blame_names_every_round_that_touched_the_label(labels):
+    backend, rounds = labels
+    entries = blame(backend, "labels", "master", "/cats/001.png")
+    assert [e.commit for e in entries] == [rounds[3].id, rounds[2].id, rounds[0].id]
+    assert [e.change for e in entries] == ["modified", "modified", "added"]
+    assert entries[0].annotators == ("bo@example.com",)
+    assert entries[1].annotators == ("ana@example.com", "bo@example.com")
+    assert entries[1].labels == ("cat", "dog")
+    assert entries[0].labels == ("lynx",)
+    assert entries[2].data_commit == "d" * 32
+    assert blame(backend, "labels", "master", "/cats/001.png.json") == entries
+
+
+def test_blame_of_an_unlabeled_file_is_empty(labels):
+    backend, _ = labels
+    assert blame(backend, "labels", "master", "/dogs/9.png") == []
+
+
+def test_diff_at_annotation_level(labels):
+    backend, rounds = labels
+    changes = diff_labels(backend, "labels", rounds[1].id, rounds[3].id)
+    summary = [(c.path, c.annotation, c.change, c.annotator, c.before, c.after) for c in changes]
+    assert summary == [
+        ("/cats/001.png", 1, "deleted", "ana@example.com", ("cat",), ()),
+        ("/cats/001.png", 3, "added", "bo@example.com", (), ("lynx",)),
+    ]
+    changes = diff_labels(backend, "labels", rounds[2].id, rounds[3].id)
+    assert [(c.annotation, c.change, c.before, c.after) for c in changes] == [
+        (1, "deleted", ("cat",), ()), (3, "modified", ("dog",), ("lynx",)),
+    ]

@@ -1,0 +1,48 @@
+import json
+
+from jupyterlab_pachls.labeling.labelfile import data_path, encode, label_document, label_path, label_values
+
+TASK = {
+    "id": 7,
+    "data": {"image": "/data/local-files/?d=images/cats/001.png"},
+    "annotations": [
+        {"id": 12, "completed_by": 2, "result": [{"type": "choices", "value": {"choices": ["dog"]}}],
+         "created_at": "2026-01-02T00:00:00Z", "updated_at": "2026-01-02T00:00:01Z", "lead_time": 3.5,
+         "was_cancelled": False, "ground_truth": False, "created_ago": "0 minutes", "unique_id": "x",
+         "result_count": 1},
+        {"id": 3, "completed_by": {"id": 1, "email": "ana@example.com"},
+         "result": [{"type": "rectanglelabels", "value": {"rectanglelabels": ["cat"], "x": 1}}]},
+    ],
+    "created_ago": "0 minutes",
+}
+USERS = {1: "ana@example.com", 2: "bo@example.com"}
+
+
+def test_paths_mirror_the_data():
+    assert label_path("/cats/001.png") == "/cats/001.png.json"
+    assert label_path("cats/001.png") == "/cats/001.png.json"
+    assert data_path("/cats/001.png.json") == "/cats/001.png"
+
+
+def test_document_keeps_who_what_when_and_the_data_commit():
+    doc = label_document(repo="images", commit="c" * 32, path="/cats/001.png", task=TASK, users=USERS)
+    assert doc["data"] == {"repo": "images", "commit": "c" * 32, "path": "/cats/001.png"}
+    assert [(a["id"], a["annotator"]) for a in doc["annotations"]] == [(3, "ana@example.com"), (12, "bo@example.com")]
+    assert doc["annotations"][1]["lead_time"] == 3.5
+    raw = encode(doc).decode()
+    for volatile in ("created_ago", "unique_id", "result_count"):
+        assert volatile not in raw
+
+
+def test_unchanged_annotations_give_identical_bytes():
+    shuffled = dict(TASK, annotations=list(reversed(TASK["annotations"])), created_ago="5 minutes")
+    one = encode(label_document(repo="images", commit="c" * 32, path="/cats/001.png", task=TASK, users=USERS))
+    two = encode(label_document(repo="images", commit="c" * 32, path="/cats/001.png", task=shuffled, users=USERS))
+    assert one == two
+    assert json.loads(one)["schema"] == "pachls.label/1"
+
+
+def test_label_values():
+    doc = label_document(repo="images", commit="c" * 32, path="/a.png", task=TASK, users=USERS)
+    assert [label_values(a) for a in doc["annotations"]] == [["cat"], ["dog"]]
+    assert label_values({"result": [{"value": {"text": ["a note"]}}, {"value": {"rating": 4}}]}) == ["a note", "rating 4"]
