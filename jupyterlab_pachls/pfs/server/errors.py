@@ -83,6 +83,8 @@ def from_rpc_error(error: grpc.RpcError, what: str = "") -> PfsError:
                     return cls(message, **(data.get("details") or {}))
             except (ValueError, TypeError, AttributeError):
                 pass
+    if code == grpc.StatusCode.UNIMPLEMENTED and "http2 header with status" in message:
+        return Unavailable(f"the server at this address does not speak Pachyderm's gRPC API: {message}")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         where = f" during {what}" if what else ""
         return Unavailable(f"the Pachyderm cluster is unavailable{where}: {message}", status=code.name)
