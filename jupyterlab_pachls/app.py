@@ -3,9 +3,20 @@
 Configuration (``jupyter_server_config.py`` or the command line)::
 
     c.PachlsConfig.store_dir = "/data/pachls"   # embedded store directory
+    c.PachlsConfig.mount_dir = "/pfs"           # where repos are mounted as folders
 
 When ``store_dir`` is not configured, the ``PACHLS_STORE`` environment
 variable is used, and failing that ``<jupyter data dir>/pachls/store``.
+When ``mount_dir`` is not configured, ``PACHLS_MOUNT_DIR`` is used, and failing
+that ``<server root_dir>/pfs`` (so the JupyterLab file browser shows the mounts).
+Mount state (staged changes, the list of mounts) lives beside the store, in
+``<parent of store_dir>/mounts``.
+
+Backend choice: the embedded store by default; ``PUT /pachls/api/backend``
+switches explicitly to a Pachyderm cluster (or back) and saves the choice in
+``backend_file`` (default ``<jupyter data dir>/pachls/backend.json``, readable by
+the owner only since it may hold an auth token), which is read at start so a
+restart keeps it.
 
 The backend is opened once when the extension loads and closed when the
 server shuts down. Handlers reach it through ``settings["pachls"]``
@@ -15,16 +26,20 @@ starts: ``/pachls/api/health`` reports the error and data routes answer 503.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode, default
+from traitlets import Float, Unicode, default
 from traitlets.config import Configurable
 
 STORE_ENV = "PACHLS_STORE"
+MOUNT_DIR_ENV = "PACHLS_MOUNT_DIR"
 
 
 def default_store_dir() -> str:
@@ -45,31 +60,136 @@ class PachlsConfig(Configurable):
         ),
     ).tag(config=True)
 
+    mount_dir = Unicode(
+        "",
+        help=(
+            "Directory under which repos are mounted as folders (e.g. /pfs, as in Pachyderm "
+            "pipelines). Defaults to $PACHLS_MOUNT_DIR, else <server root_dir>/pfs."
+        ),
+    ).tag(config=True)
+
+    backend_file = Unicode(
+        help=(
+            "JSON file keeping the backend chosen through PUT /pachls/api/backend across "
+            "restarts. Defaults to <jupyter data dir>/pachls/backend.json."
+        ),
+    ).tag(config=True)
+
+    connect_timeout = Float(
+        10.0, help="Seconds a new backend has to answer before PUT /pachls/api/backend gives up."
+    ).tag(config=True)
+
     @default("store_dir")
     def _default_store_dir(self) -> str:
         return default_store_dir()
 
+    @default("backend_file")
+    def _default_backend_file(self) -> str:
+        return os.path.join(jupyter_data_dir(), "pachls", "backend.json")
+
+
+def resolve_mount_dir(config: PachlsConfig, root_dir: str) -> str:
+    """The traitlet if set, else ``$PACHLS_MOUNT_DIR``, else ``<root_dir>/pfs``."""
+    chosen = config.mount_dir.strip() or os.environ.get(MOUNT_DIR_ENV, "").strip()
+    if not chosen:
+        chosen = os.path.join(root_dir, "pfs")
+    return os.path.abspath(os.path.expanduser(chosen))
+
 
 @dataclass
 class PachlsState:
-    """What the handlers share: the config and the one backend (or why there is none)."""
+    """What the handlers share: the config, the one backend (or why there is none), the mounts."""
 
     config: PachlsConfig
     backend: Any = None
     error: str | None = None
+    #: The backend config in use, as ``pfs.open_backend`` takes it (may hold a token: never sent out).
+    choice: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
+    mount_dir: str = ""
+    mount_state_dir: str = ""
+    mounts: Any = None  # a mount.MountManager, when the mount package is available
+    mounts_error: str | None = None
+    switch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        mounts, self.mounts = self.mounts, None
+        if mounts is not None:
+            try:
+                mounts.close()
+            finally:
+                self._close_backend()
+        else:
+            self._close_backend()
+
+    def _close_backend(self) -> None:
         backend, self.backend = self.backend, None
         if backend is not None:
             backend.close()
 
 
-def open_backend(config: PachlsConfig) -> Any:
-    from .pfs import LocalBackend
+def backend_spec(config: PachlsConfig, choice: dict[str, Any]) -> dict[str, Any]:
+    """The ``pfs.open_backend`` config for a saved choice (the embedded store is always ``store_dir``)."""
+    if choice.get("kind", "local") == "local":
+        return {"kind": "local", "path": os.path.abspath(os.path.expanduser(config.store_dir))}
+    return dict(choice)
 
-    store = os.path.abspath(os.path.expanduser(config.store_dir))
-    return LocalBackend(store)
+
+def open_backend(config: PachlsConfig, choice: dict[str, Any] | None = None) -> Any:
+    from .pfs import open_backend as open_spec
+
+    return open_spec(backend_spec(config, choice or {"kind": "local"}))
+
+
+def load_choice(path: str) -> dict[str, Any] | None:
+    """The saved backend choice, or None when there is none."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            choice = json.load(f)
+    except FileNotFoundError:
+        return None
+    if not isinstance(choice, dict) or choice.get("kind") not in ("local", "pachyderm"):
+        raise ValueError(f"{path} does not hold a backend choice")
+    return choice
+
+
+def save_choice(path: str, choice: dict[str, Any]) -> None:
+    """Write the choice atomically, readable by the owner only (it may hold an auth token)."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".backend-", suffix=".json", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(choice, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def make_mount_manager(state: PachlsState) -> Any:
+    """A MountManager over the current backend, or None (and ``mounts_error``) when it cannot run."""
+    if state.backend is None:
+        state.mounts_error = "no backend"
+        return None
+    try:
+        from .mount import MountManager
+    except ImportError as exc:
+        state.mounts_error = f"mount support is not available ({exc})"
+        return None
+    try:
+        manager = MountManager(state.backend, state.mount_dir, state.mount_state_dir)
+    except Exception as exc:
+        state.mounts_error = f"{type(exc).__name__}: {exc}"
+        return None
+    state.mounts_error = None
+    return manager
 
 
 class PachlsExtension(ExtensionApp):
@@ -81,15 +201,29 @@ class PachlsExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         config = PachlsConfig(config=self.config, parent=self)
         state = PachlsState(config=config)
+        root_dir = getattr(self.serverapp, "root_dir", None) or os.getcwd()
+        state.mount_dir = resolve_mount_dir(config, root_dir)
+        store = os.path.abspath(os.path.expanduser(config.store_dir))
+        state.mount_state_dir = os.path.join(os.path.dirname(store), "mounts")
         try:
-            state.backend = open_backend(config)
+            saved = load_choice(config.backend_file)
+        except (OSError, ValueError) as exc:
+            self.log.error("jupyterlab_pachls: ignoring %s: %s", config.backend_file, exc)
+            saved = None
+        if saved is not None:
+            state.choice = saved
+        try:
+            state.backend = open_backend(config, state.choice)
         except Exception as exc:  # keep the server up; health reports the problem
             state.error = f"{type(exc).__name__}: {exc}"
-            self.log.error("jupyterlab_pachls: cannot open store %s: %s", config.store_dir, state.error)
+            self.log.error("jupyterlab_pachls: cannot open the %s backend: %s", state.choice.get("kind"), state.error)
         else:
             self.log.info(
                 "jupyterlab_pachls: %s backend at %s", state.backend.kind, state.backend.address
             )
+            state.mounts = make_mount_manager(state)
+            if state.mounts_error:
+                self.log.warning("jupyterlab_pachls: mounts unavailable: %s", state.mounts_error)
         self.settings["pachls"] = state
 
     def initialize_handlers(self) -> None:
@@ -100,4 +234,4 @@ class PachlsExtension(ExtensionApp):
     async def stop_extension(self) -> None:
         state = self.settings.get("pachls")
         if state is not None:
-            state.close()
+            await asyncio.to_thread(state.close)
