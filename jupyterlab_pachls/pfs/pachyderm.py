@@ -73,7 +73,7 @@ from pachyderm_sdk.interceptor import MetadataClientInterceptor
 from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parse_ref, parse_repo, validate_name
 from .backend import DEFAULT_PAGE, Backend, Content
 from .errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PfsError, Unavailable
-from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo
+from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
 from .server.errors import from_rpc_error
 
 STAGING_PREFIX = "pachls-open-"
@@ -455,7 +455,7 @@ class PachydermBackend(Backend):
         for info in sorted(files, key=lambda i: i.path, reverse=True):
             r = json.loads(self.get_file(META_REPO, "master", info.path))
             moves.append(BranchMove(key, branch, r["old_head"], r["new_head"], r["author"],
-                                    datetime.fromtimestamp(r["time"]).astimezone(), r["reason"]))
+                                    from_timestamp(r["time"]), r["reason"]))
         return moves
 
     # -- commits -------------------------------------------------------------------------------
