@@ -66,3 +66,19 @@ def test_diff_at_annotation_level(labels):
     assert [(c.annotation, c.change, c.before, c.after) for c in changes] == [
         (1, "deleted", ("cat",), ()), (3, "modified", ("dog",), ("lynx",)),
     ]
+
+
+def test_label_rows_tie_each_annotation_to_data_and_label_commits(labels):
+    from jupyterlab_pachls.labeling.rows import label_rows
+
+    backend, rounds = labels
+    rows = label_rows(backend, "labels", "master")
+    assert [(r["data_path"], r["annotation"], r["annotator"], r["labels"]) for r in rows] == [
+        ("/cats/001.png", 3, "bo@example.com", ["lynx"]),
+        ("/cats/002.png", 2, "ana@example.com", ["dog"]),
+    ]
+    assert {r["label_commit"] for r in rows} == {rounds[3].id}
+    assert {r["data_commit"] for r in rows} == {"d" * 32}
+    old = label_rows(backend, "labels", rounds[0].id)
+    assert [(r["data_path"], r["labels"]) for r in old] == [("/cats/001.png", ["cat"]), ("/cats/002.png", ["cat"])]
+    assert label_rows(backend, "labels", "master", data="other") == []
