@@ -771,7 +771,6 @@ class MountsHandler(PachlsHandler):
     @tornado.web.authenticated
     @json_errors
     async def post(self) -> None:
-        mounts = self.mounts
         body = self.json_body()
         check_fields(body, ("repo",), ("branch", "ref", "mode", "name"))
         repo = repo_arg(string_field(body, "repo", required=True, allow_empty=False))
@@ -785,6 +784,7 @@ class MountsHandler(PachlsHandler):
         name = body.get("name")
         if name is not None:
             name = mount_name_arg(name)
+        mounts = self.mounts
         status = await self.call(mounts.mount, repo, ref, mode=mode, name=name)
         self.send_json(status.to_json(), status=201)
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from jupyterlab_pachls.demo import generate
+from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
 
 COMMIT_ID = re.compile(r"^[0-9a-f]{8,}$")
 
