@@ -174,23 +174,34 @@ class ManagedLabelStudio:
                 self._state = "running"
             time.sleep(0.5)
 
+    def _alive(self) -> bool:
+        process = self._process
+        return process is not None and process.poll() is None
+
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Block until Label Studio answers; a dead process is waited for while the watchdog restarts it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._state == "running":
-                return
             if self._state == "failed":
                 raise Unavailable(self._message)
-            if self._state == "starting" and self._healthy():
-                self._state = "running"
-                return
+            if self._state == "stopped":
+                raise Unavailable("Label Studio is stopped")
+            if self._alive():
+                if self._state == "running":
+                    return
+                if self._healthy():
+                    self._state = "running"
+                    return
             time.sleep(0.5)
         raise Unavailable(f"Label Studio did not become ready within {timeout:.0f} s; see {self.log_path}")
 
     def status(self) -> LabelStudioStatus:
         elapsed = time.monotonic() - self._started_at if self._started_at and self._state == "starting" else None
+        state = self._state
+        if state == "running" and not self._alive():
+            state = "starting"  # died; the watchdog is restarting it
         return LabelStudioStatus(
-            mode=self.mode, state=self._state, url=self.url, message=self._message,
+            mode=self.mode, state=state, url=self.url, message=self._message,
             started_seconds=elapsed, restarts=len(self._restarts), log=str(self.log_path),
         )
 

@@ -1,0 +1,219 @@
+"""REST routes of labeling: sessions, pending labels, label commits, blame, diff, rows.
+
+Thin handlers over :class:`~.session.LabelingService` and :mod:`.history`; they
+join the one route table in ``handlers.py``.
+"""
+
+from __future__ import annotations
+
+import tornado.web
+
+from ..handlers import PachlsHandler, check_fields, json_errors, ref_arg, repo_arg, string_field
+from ..pfs.errors import InvalidArgument, Unavailable
+from .history import blame, diff_labels
+from .rows import label_rows
+from .templates import TEMPLATES
+
+
+class LabelingHandler(PachlsHandler):
+    @property
+    def labeling(self):
+        service = self.state.labeling
+        if service is None:
+            self.backend  # no store: say that first
+            raise Unavailable("Labeling is not available: the mount manager or Label Studio is not configured.")
+        return service
+
+    def session_id(self, raw: str) -> str:
+        if not raw.isalnum() or len(raw) > 64:
+            raise InvalidArgument("a session id is letters and digits", session=raw[:64])
+        return raw
+
+
+class LabelingStatusHandler(LabelingHandler):
+    """``GET /pachls/api/labeling``: Label Studio's state, templates and every session."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        service = self.labeling
+        status = service.label_studio.status() if service.label_studio else None
+        self.send_json({
+            "label_studio": status.to_json() if status else None,
+            "templates": [{"name": t.name, "title": t.title, "data_key": t.data_key} for t in TEMPLATES.values()],
+            "sessions": [s.to_json() for s in service.list_sessions()],
+        })
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self) -> None:
+        """Start Label Studio now (it also starts on first use)."""
+        service = self.labeling
+        if service.label_studio is None:
+            raise Unavailable("Label Studio is not configured")
+        await self.call(service.label_studio.start)
+        self.send_json(service.label_studio.status().to_json(), status=202)
+
+
+class SessionsHandler(LabelingHandler):
+    """``POST /pachls/api/labeling/sessions``: create (or reopen) a labeling session."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        self.send_json({"sessions": [s.to_json() for s in self.labeling.list_sessions()]})
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self) -> None:
+        body = self.json_body()
+        check_fields(body, ("data", "labels"), ("glob", "template", "classes", "xml"))
+        classes = body.get("classes")
+        if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+            raise InvalidArgument("'classes' must be a list of strings", field="classes")
+        session = await self.call(
+            self.labeling.create_session,
+            data=string_field(body, "data", required=True, allow_empty=False),
+            labels=string_field(body, "labels", required=True, allow_empty=False),
+            glob=body.get("glob") if isinstance(body.get("glob"), str) and body.get("glob") else None,
+            template=body.get("template"), classes=classes, xml=body.get("xml"), user=self.user_name,
+        )
+        self.send_json(session.to_json(), status=201)
+
+
+class SessionHandler(LabelingHandler):
+    """``GET /pachls/api/labeling/sessions/{id}``: the session and how far its data is behind."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self, session_id: str) -> None:
+        service = self.labeling
+        session = service.get(self.session_id(session_id))
+        data = await self.call(service.data_status, session.id)
+        self.send_json({**session.to_json(), "data_status": data})
+
+
+class PendingHandler(LabelingHandler):
+    """``GET .../sessions/{id}/pending``: label files a commit would add, modify, delete."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self, session_id: str) -> None:
+        pending = await self.call(self.labeling.pending, self.session_id(session_id))
+        self.send_json(pending.to_json())
+
+
+class LabelCommitHandler(LabelingHandler):
+    """``POST .../sessions/{id}/commit`` {message}: ONE label commit, author = the Jupyter user."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self, session_id: str) -> None:
+        body = self.json_body()
+        check_fields(body, ("message",), ())
+        message = string_field(body, "message", required=True, allow_empty=False)
+        commit = await self.call(self.labeling.commit_labels, self.session_id(session_id),
+                                 message=message, author=self.user_name)
+        self.send_json(commit.to_json(), status=201)
+
+
+class ImportHandler(LabelingHandler):
+    """``POST .../sessions/{id}/import``: pin the data branch head and add tasks for new files."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self, session_id: str) -> None:
+        session = await self.call(self.labeling.import_new_data, self.session_id(session_id))
+        self.send_json(session.to_json())
+
+
+class ResyncHandler(LabelingHandler):
+    """``POST .../sessions/{id}/resync`` {ref}: load the annotations of a label commit back into Label Studio."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self, session_id: str) -> None:
+        body = self.json_body()
+        check_fields(body, ("ref",), ())
+        ref = ref_arg(body.get("ref"))
+        count = await self.call(self.labeling.resync, self.session_id(session_id), ref)
+        self.send_json({"recreated": count})
+
+
+class LoginHandler(LabelingHandler):
+    """``GET /pachls/api/labeling/login``: what the embedded tab posts to log in (managed mode)."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.send_json(self.labeling.login())
+
+
+class LogHandler(LabelingHandler):
+    """``GET /pachls/api/labeling/log``: the end of Label Studio's log, secrets masked."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        service = self.labeling
+        text = await self.call(service.label_studio.log_tail) if service.label_studio else ""
+        self.send_json({"log": text})
+
+
+class BlameHandler(PachlsHandler):
+    """``GET /pachls/api/labels/blame?repo=&ref=&path=``: every label commit that changed a file's label."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        repo = repo_arg(self.query("repo") or "")
+        ref = ref_arg(self.query("ref") or "master")
+        path = self.path_query(required=True)
+        entries = await self.call(blame, self.backend, repo, ref, path)
+        self.send_json({"repo": repo, "ref": ref, "path": path, "entries": [e.to_json() for e in entries]})
+
+
+class LabelDiffHandler(PachlsHandler):
+    """``GET /pachls/api/labels/diff?repo=&from=&to=``: annotation-level changes between two label commits."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        repo = repo_arg(self.query("repo") or "")
+        old = self.query("from")
+        new = ref_arg(self.query("to") or "master", "to")
+        changes = await self.call(diff_labels, self.backend, repo, ref_arg(old, "from") if old else None, new)
+        self.send_json({"repo": repo, "from": old, "to": new, "changes": [c.to_json() for c in changes]})
+
+
+class LabelRowsHandler(PachlsHandler):
+    """``GET /pachls/api/labels/rows?repo=&ref=&data=&path=``: one row per annotation."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        repo = repo_arg(self.query("repo") or "")
+        ref = ref_arg(self.query("ref") or "master")
+        data = self.query("data")
+        rows = await self.call(label_rows, self.backend, repo, ref,
+                               data=repo_arg(data) if data else None, path=self.path_query())
+        self.send_json({"repo": repo, "ref": ref, "rows": rows})
+
+
+def labeling_routes(prefix: str, segment: str) -> list[tuple[str, type[PachlsHandler]]]:
+    p, s = prefix, segment
+    return [
+        (rf"{p}/labeling", LabelingStatusHandler),
+        (rf"{p}/labeling/login", LoginHandler),
+        (rf"{p}/labeling/log", LogHandler),
+        (rf"{p}/labeling/sessions", SessionsHandler),
+        (rf"{p}/labeling/sessions/{s}", SessionHandler),
+        (rf"{p}/labeling/sessions/{s}/pending", PendingHandler),
+        (rf"{p}/labeling/sessions/{s}/commit", LabelCommitHandler),
+        (rf"{p}/labeling/sessions/{s}/import", ImportHandler),
+        (rf"{p}/labeling/sessions/{s}/resync", ResyncHandler),
+        (rf"{p}/labels/blame", BlameHandler),
+        (rf"{p}/labels/diff", LabelDiffHandler),
+        (rf"{p}/labels/rows", LabelRowsHandler),
+    ]
