@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 T0=$SECONDS
-"$ROOT/scripts/install.sh" --ui-tests
+"$ROOT/scripts/install.sh" --labelstudio --ui-tests
 T_INSTALL=$((SECONDS - T0))
 # shellcheck disable=SC1091
 source "$ROOT/.venv/bin/activate"
