@@ -6,7 +6,7 @@
 #   - Debian packages fuse3, libfuse2, chromium (apt-get, when missing)
 #   - a virtualenv in .venv/ at the repo root, with the package installed in
 #     development mode (pip install -e) plus the `test` extra, or the
-#     `labelstudio` extra with --labelstudio
+#     `labelstudio` extra as well with --labelstudio
 #   - the frontend: jlpm install + jlpm build, linked into the virtualenv
 #   - with --ui-tests: the Galata test dependencies in ui-tests/ (no browser
 #     download: Debian's chromium is used)
@@ -109,11 +109,11 @@ fi
 
 # --- 4. the Python package (editable) -------------------------------------------------------
 EXTRAS="test"
-if [ "$WITH_LABELSTUDIO" = 1 ]; then EXTRAS="labelstudio"; fi
+if [ "$WITH_LABELSTUDIO" = 1 ]; then EXTRAS="test,labelstudio"; fi
 pkg_stamp="$VENV/.pachls-pip-$EXTRAS"
 pkg_hash="$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_hash" ]; then
-  if [ "$EXTRAS" = labelstudio ]; then
+  if [ "$WITH_LABELSTUDIO" = 1 ]; then
     log "pip install -e .[$EXTRAS] (Label Studio: a few minutes the first time)"
   else
     log "pip install -e .[$EXTRAS]"
