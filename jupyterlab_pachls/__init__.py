@@ -34,3 +34,17 @@ def _load_jupyter_server_extension(server_app):
 
 # For servers that still look for the older, unprefixed hook name.
 load_jupyter_server_extension = _load_jupyter_server_extension
+
+
+def connect(*args, **kwargs):
+    """A client for versioned repos, mounts and labels: see :func:`jupyterlab_pachls.client.connect`."""
+    from .client import connect as _connect
+
+    return _connect(*args, **kwargs)
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext jupyterlab_pachls``: the ``%pachls`` magics (see :mod:`jupyterlab_pachls.magics`)."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)
