@@ -1,12 +1,60 @@
 import { requestAPI } from './request';
-import { IHealth, IRepo, IReposResponse } from './types';
+import {
+  BackendRequest,
+  IBackendConfig,
+  IBranch,
+  IChanges,
+  ICommit,
+  ICommitPage,
+  ICommitResult,
+  IDiff,
+  IHealth,
+  IMountRequest,
+  IMountsResponse,
+  IMountStatus,
+  IProvenance,
+  IRepo,
+  IReposResponse
+} from './types';
 
 export * from './request';
 export * from './types';
 
+/**
+ * One path segment: `project/repo` becomes `project%2Frepo`, `master^2`
+ * becomes `master%5E2`.
+ */
+export function seg(value: string): string {
+  return encodeURIComponent(value);
+}
+
+/** A query string from the defined values, with a leading `?` (or ''). */
+export function query(params: {
+  [key: string]: string | number | boolean | null | undefined;
+}): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === '') {
+      continue;
+    }
+    parts.push(`${encodeURIComponent(key)}=${encodeURIComponent(String(value))}`);
+  }
+  return parts.length ? `?${parts.join('&')}` : '';
+}
+
 /** Backend kind, address and whether FUSE can be used. */
 export function getHealth(): Promise<IHealth> {
   return requestAPI<IHealth>('health');
+}
+
+/** The backend configuration in use. */
+export function getBackend(): Promise<IBackendConfig> {
+  return requestAPI<IBackendConfig>('backend');
+}
+
+/** Switch between the embedded store and a Pachyderm cluster. */
+export function putBackend(body: BackendRequest): Promise<IBackendConfig> {
+  return requestAPI<IBackendConfig>('backend', { method: 'PUT', body });
 }
 
 /** Every repo with its branches, in one request. */
@@ -18,6 +66,106 @@ export function listRepos(): Promise<IReposResponse> {
 export function createRepo(name: string, description = ''): Promise<IRepo> {
   return requestAPI<IRepo>('repos', {
     method: 'POST',
-    body: { name, description }
+    body: description ? { name, description } : { name }
+  });
+}
+
+/** One page of the history of a branch, newest first. */
+export function listCommits(
+  repo: string,
+  branch: string,
+  options: { limit?: number; before?: string | null } = {}
+): Promise<ICommitPage> {
+  return requestAPI<ICommitPage>(
+    `repos/${seg(repo)}/branches/${seg(branch)}/commits${query({
+      limit: options.limit,
+      before: options.before
+    })}`
+  );
+}
+
+/** One commit (ref: branch, commit id or branch^N). */
+export function inspectCommit(repo: string, ref: string): Promise<ICommit> {
+  return requestAPI<ICommit>(`repos/${seg(repo)}/commits/${seg(ref)}`);
+}
+
+/** Files added, modified and deleted between two commits (`from` default: parent of `to`). */
+export function diffCommits(
+  repo: string,
+  to: string,
+  from?: string | null
+): Promise<IDiff> {
+  return requestAPI<IDiff>(`repos/${seg(repo)}/diff${query({ to, from })}`);
+}
+
+/** Move a branch head (rollback); compare-and-set with `expectedHead`. */
+export function moveBranchHead(
+  repo: string,
+  branch: string,
+  commit: string,
+  expectedHead?: string | null,
+  reason = 'rollback'
+): Promise<IBranch> {
+  const body: { [key: string]: unknown } = { commit, reason };
+  if (expectedHead) {
+    body.expected_head = expectedHead;
+  }
+  return requestAPI<IBranch>(
+    `repos/${seg(repo)}/branches/${seg(branch)}/head`,
+    { method: 'PUT', body }
+  );
+}
+
+/** Every mount with its status. */
+export function listMounts(): Promise<IMountsResponse> {
+  return requestAPI<IMountsResponse>('mounts');
+}
+
+/** Mount `repo@branch` (or a commit) read-only or read-write. */
+export function createMount(request: IMountRequest): Promise<IMountStatus> {
+  return requestAPI<IMountStatus>('mounts', { method: 'POST', body: request });
+}
+
+/** Unmount; staged changes are dropped only with `discard`. */
+export async function deleteMount(name: string, discard = false): Promise<void> {
+  await requestAPI<void>(`mounts/${seg(name)}${query({ discard: discard ? 'true' : undefined })}`, {
+    method: 'DELETE'
+  });
+}
+
+/** Move a mount to its branch head. */
+export function refreshMount(name: string): Promise<IMountStatus> {
+  return requestAPI<IMountStatus>(`mounts/${seg(name)}/refresh`, {
+    method: 'POST',
+    body: {}
+  });
+}
+
+/** Staged changes of a mount. */
+export function mountChanges(name: string): Promise<IChanges> {
+  return requestAPI<IChanges>(`mounts/${seg(name)}/changes`);
+}
+
+/** Land every staged change of a read-write mount as one commit. */
+export function commitMount(
+  name: string,
+  message: string,
+  provenance?: Array<string | IProvenance>
+): Promise<ICommitResult> {
+  const body: { [key: string]: unknown } = { message };
+  if (provenance && provenance.length) {
+    body.provenance = provenance;
+  }
+  return requestAPI<ICommitResult>(`mounts/${seg(name)}/commit`, {
+    method: 'POST',
+    body
+  });
+}
+
+/** Drop every staged change of a mount. */
+export function discardMount(name: string): Promise<IMountStatus> {
+  return requestAPI<IMountStatus>(`mounts/${seg(name)}/discard`, {
+    method: 'POST',
+    body: {}
   });
 }

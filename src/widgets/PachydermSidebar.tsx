@@ -1,24 +1,78 @@
 import * as React from 'react';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import { Panel, Widget } from '@lumino/widgets';
 
 import { PachydermPanel } from '../components/PachydermPanel';
+import { IMountActions } from '../components/MountsSection';
 import { pachydermIcon } from '../icons';
+import { PachlsModel } from '../model';
 
 /** DOM id of the sidebar; also the key the layout restorer stores. */
 export const PACHYDERM_SIDEBAR_ID = 'jp-pachls-sidebar';
 
-/** The left sidebar widget hosting the Pachyderm panel. */
-export class PachydermSidebar extends ReactWidget {
-  constructor(private readonly _trans: TranslationBundle) {
+/**
+ * The left sidebar: the Pachyderm panel (connection, mounts, repos), then a
+ * separate area that the labeling part fills (`labelingArea`).
+ *
+ * Polling of the model runs only while this widget is visible.
+ */
+export class PachydermSidebar extends Panel {
+  constructor(
+    readonly model: PachlsModel,
+    trans: TranslationBundle,
+    actions: IMountActions
+  ) {
     super();
     this.id = PACHYDERM_SIDEBAR_ID;
     this.addClass('jp-PachlsPanel');
     this.title.icon = pachydermIcon;
-    this.title.caption = _trans.__('Pachyderm');
+    this.title.caption = trans.__('Pachyderm');
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', trans.__('Pachyderm'));
+
+    const main = ReactWidget.create(
+      <PachydermPanel model={model} trans={trans} actions={actions} />
+    );
+    main.addClass('jp-PachlsPanel-main');
+    this.addWidget(main);
+
+    this.labelingArea = new Panel();
+    this.labelingArea.id = 'jp-pachls-labeling-area';
+    this.labelingArea.addClass('jp-PachlsLabelingArea');
+    this.labelingArea.node.dataset.section = 'labeling';
+    this.addWidget(this.labelingArea);
   }
 
-  protected render(): JSX.Element {
-    return <PachydermPanel trans={this._trans} />;
+  /**
+   * Where the "Labeling" section goes: add widgets here
+   * (`sidebar.labelingArea.addWidget(w)`). Empty and invisible until then.
+   */
+  readonly labelingArea: Panel;
+
+  /** Add a widget to the labeling area. */
+  addLabelingWidget(widget: Widget): void {
+    this.labelingArea.addWidget(widget);
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this.model.visible = this.isVisible;
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.model.visible = true;
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.model.visible = false;
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this.model.visible = false;
+    super.onBeforeDetach(msg);
   }
 }

@@ -1,0 +1,398 @@
+import * as React from 'react';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { refreshIcon } from '@jupyterlab/ui-components';
+
+import {
+  diffCommits,
+  IBranch,
+  ICommit,
+  IDiff,
+  listCommits,
+  moveBranchHead,
+  PachlsApiError,
+  requestAPI,
+  seg
+} from '../api';
+import { address, firstLine, shortId } from '../format';
+import { PachlsModel } from '../model';
+import {
+  countChanges,
+  diffPair,
+  errorMessage,
+  historyReducer,
+  initialHistory
+} from '../state';
+import { ActionButton, ChangeList, CommitId, ErrorText, TimeAgo } from './common';
+
+export interface IBranchMove {
+  repo: string;
+  branch: string;
+  old_head: string | null;
+  new_head: string;
+  author: string;
+  time: string | null;
+  reason: string;
+}
+
+export interface IHistoryViewProps {
+  model: PachlsModel;
+  trans: TranslationBundle;
+  repo: string;
+  branch: string;
+  /** Commit to highlight (e.g. a provenance link). */
+  focus?: string | null;
+  pageSize: number;
+  showHistory: (repo: string, branch: string, commit?: string) => void;
+}
+
+/**
+ * History of `repo@branch`, newest first, a page at a time; select two commits
+ * to see what changed between them; roll the branch back to any commit.
+ */
+export function HistoryView(props: IHistoryViewProps): JSX.Element {
+  const { model, trans, repo, branch, pageSize } = props;
+  const [state, dispatch] = React.useReducer(historyReducer, initialHistory);
+  const [moves, setMoves] = React.useState<IBranchMove[]>([]);
+  const [head, setHead] = React.useState<string | null>(null);
+  const [diff, setDiff] = React.useState<IDiff | null>(null);
+  const [diffError, setDiffError] = React.useState<string | null>(null);
+  const [rowError, setRowError] = React.useState<{ id: string; message: string } | null>(null);
+  const [notice, setNotice] = React.useState<string | null>(null);
+  const generation = React.useRef(0);
+
+  const loadFirst = React.useCallback(async () => {
+    const mine = ++generation.current;
+    dispatch({ type: 'loading' });
+    try {
+      const [page, branchInfo, moveList] = await Promise.all([
+        listCommits(repo, branch, { limit: pageSize }),
+        requestAPI<IBranch>(`repos/${seg(repo)}/branches/${seg(branch)}`),
+        requestAPI<{ moves: IBranchMove[] }>(
+          `repos/${seg(repo)}/branches/${seg(branch)}/moves`
+        ).catch(() => ({ moves: [] as IBranchMove[] }))
+      ]);
+      if (mine !== generation.current) {
+        return;
+      }
+      setHead(branchInfo.head?.id ?? null);
+      setMoves(moveList.moves);
+      dispatch({ type: 'page', commits: page.commits, next: page.next, append: false });
+    } catch (reason) {
+      if (mine === generation.current) {
+        dispatch({ type: 'error', message: errorMessage(reason) });
+      }
+    }
+  }, [repo, branch, pageSize]);
+
+  const loadMore = async () => {
+    if (!state.next) {
+      return;
+    }
+    const mine = generation.current;
+    dispatch({ type: 'loading' });
+    try {
+      const page = await listCommits(repo, branch, { limit: pageSize, before: state.next });
+      if (mine === generation.current) {
+        dispatch({ type: 'page', commits: page.commits, next: page.next, append: true });
+      }
+    } catch (reason) {
+      dispatch({ type: 'error', message: errorMessage(reason) });
+    }
+  };
+
+  React.useEffect(() => {
+    void loadFirst();
+  }, [loadFirst]);
+
+  // Reload when a commit or rollback elsewhere changed this repo.
+  React.useEffect(() => {
+    const slot = (_: PachlsModel, changed: string) => {
+      if (!changed || changed === repo) {
+        void loadFirst();
+      }
+    };
+    model.reposChanged.connect(slot);
+    return () => {
+      model.reposChanged.disconnect(slot);
+    };
+  }, [model, repo, loadFirst]);
+
+  const pair = diffPair(state.commits, state.selected);
+  const pairKey = pair ? `${pair.from.id}..${pair.to.id}` : '';
+  React.useEffect(() => {
+    setDiff(null);
+    setDiffError(null);
+    if (!pair) {
+      return;
+    }
+    let live = true;
+    diffCommits(repo, pair.to.id, pair.from.id)
+      .then(d => live && setDiff(d))
+      .catch(reason => live && setDiffError(errorMessage(reason)));
+    return () => {
+      live = false;
+    };
+  }, [pairKey, repo]);
+
+  const rollback = async (commit: ICommit) => {
+    setRowError(null);
+    setNotice(null);
+    const result = await showDialog({
+      title: trans.__('Roll back %1?', address(repo, branch)),
+      body: trans.__(
+        'Move the head of %1 from %2 to %3 (“%4”)? The move is recorded and no commit is lost: you can move the branch forward again from the history.',
+        address(repo, branch),
+        shortId(head),
+        shortId(commit.id),
+        firstLine(commit.message)
+      ),
+      buttons: [
+        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.warnButton({ label: trans.__('Roll back') })
+      ]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    try {
+      await moveBranchHead(repo, branch, commit.id, head);
+      setNotice(
+        trans.__('%1 now points at %2.', address(repo, branch), shortId(commit.id))
+      );
+      dispatch({ type: 'clearSelection' });
+      model.notifyRepoChanged(repo);
+    } catch (reason) {
+      let message = errorMessage(reason);
+      if (reason instanceof PachlsApiError && reason.error === 'conflict') {
+        message = trans.__('The branch moved meanwhile; reload the history and try again. (%1)', message);
+      }
+      setRowError({ id: commit.id, message });
+    }
+  };
+
+  return (
+    <div className="jp-PachlsHistory" data-repo={repo} data-branch={branch}>
+      <div className="jp-PachlsHistory-header">
+        <h2 className="jp-PachlsHistory-title">
+          {trans.__('History of %1', address(repo, branch))}
+        </h2>
+        <ActionButton
+          label={trans.__('Reload the history')}
+          icon={refreshIcon}
+          disabled={state.loading}
+          onClick={() => void loadFirst()}
+          className="jp-PachlsHistory-reload"
+        />
+      </div>
+      <div className="jp-PachlsHistory-hint">
+        {state.selected.length < 2
+          ? trans.__('Select two commits to compare them.')
+          : trans.__('Comparing two commits; select another to change the pair.')}
+      </div>
+      {notice ? (
+        <div className="jp-PachlsNotice" role="status">
+          {notice}
+        </div>
+      ) : null}
+      <ErrorText message={state.error} trans={trans} />
+      {moves.length > 0 ? (
+        <details className="jp-PachlsMoves">
+          <summary>
+            {trans._n('%1 recorded head move', '%1 recorded head moves', moves.length)}
+          </summary>
+          <ul>
+            {moves.slice(0, 20).map((m, i) => (
+              <li key={i} className="jp-PachlsMove">
+                {trans.__('%1 → %2', shortId(m.old_head) || '∅', shortId(m.new_head))}{' '}
+                <span className="jp-PachlsMove-reason">{m.reason}</span>{' '}
+                <span className="jp-PachlsMove-author">{m.author}</span>{' '}
+                <TimeAgo iso={m.time} />
+              </li>
+            ))}
+          </ul>
+        </details>
+      ) : null}
+      {pair ? (
+        <div className="jp-PachlsDiff" aria-label={trans.__('Differences')}>
+          <div className="jp-PachlsDiff-title">
+            {trans.__('Changes from')} <CommitId id={pair.from.id} /> {trans.__('to')}{' '}
+            <CommitId id={pair.to.id} />
+            {diff ? (
+              <span className="jp-PachlsDiff-counts">
+                {(() => {
+                  const c = countChanges(diff.changes);
+                  return trans.__('%1 added, %2 modified, %3 deleted', c.added, c.modified, c.deleted);
+                })()}
+              </span>
+            ) : null}
+            <ActionButton
+              label={trans.__('Clear the selection')}
+              text={trans.__('Clear')}
+              onClick={() => dispatch({ type: 'clearSelection' })}
+            />
+          </div>
+          <ErrorText message={diffError} trans={trans} />
+          {diff ? (
+            <ChangeList
+              changes={diff.changes}
+              trans={trans}
+              emptyText={trans.__('The two commits hold the same files.')}
+            />
+          ) : diffError ? null : (
+            <div className="jp-PachlsEmpty">{trans.__('Loading…')}</div>
+          )}
+        </div>
+      ) : null}
+      {state.loaded && state.commits.length === 0 ? (
+        <div className="jp-PachlsEmpty">{trans.__('No commits on this branch yet.')}</div>
+      ) : null}
+      <ol className="jp-PachlsCommitList" aria-label={trans.__('Commits, newest first')}>
+        {state.commits.map(commit => (
+          <CommitRow
+            key={commit.id}
+            commit={commit}
+            isHead={commit.id === head}
+            focused={commit.id === props.focus}
+            selected={state.selected.includes(commit.id)}
+            onToggle={() => dispatch({ type: 'toggle', id: commit.id })}
+            onRollback={() => void rollback(commit)}
+            error={rowError && rowError.id === commit.id ? rowError.message : null}
+            onDismissError={() => setRowError(null)}
+            repo={repo}
+            trans={trans}
+            showHistory={props.showHistory}
+          />
+        ))}
+      </ol>
+      {state.next ? (
+        <div className="jp-PachlsMore">
+          <ActionButton
+            label={trans.__('Load older commits')}
+            text={state.loading ? trans.__('Loading…') : trans.__('Load more')}
+            disabled={state.loading}
+            onClick={() => void loadMore()}
+            className="jp-PachlsHistory-more"
+          />
+        </div>
+      ) : null}
+    </div>
+  );
+}
+
+function CommitRow(props: {
+  commit: ICommit;
+  isHead: boolean;
+  focused: boolean;
+  selected: boolean;
+  onToggle: () => void;
+  onRollback: () => void;
+  error: string | null;
+  onDismissError: () => void;
+  repo: string;
+  trans: TranslationBundle;
+  showHistory: (repo: string, branch: string, commit?: string) => void;
+}): JSX.Element {
+  const { commit, trans } = props;
+  const [files, setFiles] = React.useState<IDiff | null>(null);
+  const [filesError, setFilesError] = React.useState<string | null>(null);
+  const [open, setOpen] = React.useState(false);
+  const ref = React.useRef<HTMLLIElement>(null);
+
+  React.useEffect(() => {
+    if (props.focused) {
+      ref.current?.scrollIntoView({ block: 'nearest' });
+    }
+  }, [props.focused]);
+
+  const toggleFiles = async () => {
+    const next = !open;
+    setOpen(next);
+    if (next && !files) {
+      try {
+        setFiles(await diffCommits(props.repo, commit.id));
+      } catch (reason) {
+        setFilesError(errorMessage(reason));
+      }
+    }
+  };
+  const changed = files ? countChanges(files.changes).total : null;
+
+  return (
+    <li
+      ref={ref}
+      className={`jp-PachlsCommit ${props.selected ? 'jp-mod-selected' : ''} ${
+        props.focused ? 'jp-mod-focused' : ''
+      }`}
+      data-commit={commit.id}
+      data-head={props.isHead ? 'true' : 'false'}
+    >
+      <div className="jp-PachlsCommit-row">
+        <input
+          type="checkbox"
+          className="jp-PachlsCommit-select"
+          checked={props.selected}
+          onChange={props.onToggle}
+          aria-label={trans.__('Select commit %1 for comparison', shortId(commit.id))}
+        />
+        <CommitId id={commit.id} />
+        {props.isHead ? <span className="jp-PachlsBadge jp-PachlsBadge-head">{trans.__('head')}</span> : null}
+        <span className="jp-PachlsCommit-message" title={commit.message}>
+          {firstLine(commit.message) || trans.__('(no message)')}
+        </span>
+      </div>
+      <div className="jp-PachlsCommit-meta">
+        <span className="jp-PachlsCommit-author">{commit.author || trans.__('unknown author')}</span>
+        <TimeAgo iso={commit.finished ?? commit.started} />
+        <button
+          type="button"
+          className="jp-PachlsLink jp-PachlsCommit-files"
+          aria-expanded={open}
+          aria-label={trans.__('Files changed by commit %1', shortId(commit.id))}
+          onClick={() => void toggleFiles()}
+        >
+          {changed !== null
+            ? trans._n('%1 file changed', '%1 files changed', changed)
+            : trans._n('%1 file', '%1 files', commit.n_files)}
+        </button>
+        {commit.provenance.length > 0 ? (
+          <span className="jp-PachlsCommit-provenance">
+            {trans.__('made against')}{' '}
+            {commit.provenance.map(p => (
+              <button
+                key={`${p.repo}@${p.commit}`}
+                type="button"
+                className="jp-PachlsLink jp-PachlsProvenance"
+                title={address(p.repo, p.commit)}
+                aria-label={trans.__('Show %1 in the history of %2', shortId(p.commit), address(p.repo, p.branch ?? 'master'))}
+                onClick={() => props.showHistory(p.repo, p.branch ?? 'master', p.commit)}
+              >
+                {address(p.repo, shortId(p.commit))}
+              </button>
+            ))}
+          </span>
+        ) : null}
+        {!props.isHead ? (
+          <ActionButton
+            label={trans.__('Roll back to commit %1', shortId(commit.id))}
+            text={trans.__('Roll back to this commit')}
+            variant="warn"
+            onClick={props.onRollback}
+            className="jp-PachlsCommit-rollback"
+          />
+        ) : null}
+      </div>
+      {open ? (
+        <div className="jp-PachlsCommit-changes">
+          <ErrorText message={filesError} trans={trans} />
+          {files ? (
+            <ChangeList changes={files.changes} trans={trans} emptyText={trans.__('No file changed.')} />
+          ) : filesError ? null : (
+            <div className="jp-PachlsEmpty">{trans.__('Loading…')}</div>
+          )}
+        </div>
+      ) : null}
+      <ErrorText message={props.error} trans={trans} onDismiss={props.onDismissError} />
+    </li>
+  );
+}

@@ -1,0 +1,266 @@
+import * as React from 'react';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { folderIcon, refreshIcon } from '@jupyterlab/ui-components';
+
+import { IChanges, IMountStatus, mountChanges } from '../api';
+import { address, shortId } from '../format';
+import { PachlsModel } from '../model';
+import { errorMessage } from '../state';
+import { ActionButton, ChangeList, CommitId, ErrorText, Section } from './common';
+
+/** What the mounts section asks the application to do. */
+export interface IMountActions {
+  /** Open the mount's folder in the file browser. */
+  openFolder(mount: IMountStatus): Promise<void>;
+  /** Open the commit dialog of a mount. */
+  commit(name: string): Promise<void>;
+  /** Ask, then drop the staged changes; false when the user cancelled. */
+  discard(mount: IMountStatus): Promise<boolean>;
+  /** Ask (when changes are staged), then unmount; false when cancelled. */
+  unmount(mount: IMountStatus): Promise<boolean>;
+  /** Open the history of a branch. */
+  showHistory(repo: string, branch: string): Promise<void>;
+}
+
+export function MountsSection(props: {
+  model: PachlsModel;
+  trans: TranslationBundle;
+  actions: IMountActions;
+}): JSX.Element {
+  const { model, trans } = props;
+  const state = model.state;
+  const mounts = state.mounts?.mounts ?? [];
+  return (
+    <Section id="mounts" title={trans.__('Mounts')}>
+      <ErrorText message={state.mountsError} trans={trans} />
+      {state.mounts ? (
+        mounts.length === 0 ? (
+          <div className="jp-PachlsEmpty">
+            {trans.__('Nothing mounted. Mount a branch from the repos below.')}
+          </div>
+        ) : (
+          <ul className="jp-PachlsMountList" aria-label={trans.__('Mounts')}>
+            {mounts.map(m => (
+              <MountCard
+                key={m.name}
+                mount={m}
+                model={model}
+                trans={trans}
+                actions={props.actions}
+              />
+            ))}
+          </ul>
+        )
+      ) : null}
+    </Section>
+  );
+}
+
+function stateText(trans: TranslationBundle, state: IMountStatus['state']): string {
+  switch (state) {
+    case 'mounting':
+      return trans.__('mounting');
+    case 'mounted':
+      return trans.__('mounted');
+    case 'committing':
+      return trans.__('committing');
+    case 'error':
+      return trans.__('error');
+    case 'unmounted':
+      return trans.__('unmounted');
+    default:
+      return state;
+  }
+}
+
+function MountCard(props: {
+  mount: IMountStatus;
+  model: PachlsModel;
+  trans: TranslationBundle;
+  actions: IMountActions;
+}): JSX.Element {
+  const { mount, model, trans, actions } = props;
+  const [busy, setBusy] = React.useState<string | null>(null);
+  const [error, setError] = React.useState<string | null>(null);
+  const [changes, setChanges] = React.useState<IChanges | null>(null);
+  const [showChanges, setShowChanges] = React.useState(false);
+  const [changesError, setChangesError] = React.useState<string | null>(null);
+
+  const run = async (what: string, action: () => Promise<unknown>) => {
+    setBusy(what);
+    setError(null);
+    try {
+      await action();
+    } catch (reason) {
+      setError(errorMessage(reason));
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const loadChanges = React.useCallback(async () => {
+    setChangesError(null);
+    try {
+      setChanges(await mountChanges(mount.name));
+    } catch (reason) {
+      setChangesError(errorMessage(reason));
+    }
+  }, [mount.name]);
+
+  // Keep an open changes view in step with the pending count.
+  React.useEffect(() => {
+    if (showChanges) {
+      void loadChanges();
+    }
+  }, [showChanges, mount.pending, mount.base, loadChanges]);
+
+  const ref = mount.commit ?? mount.branch;
+  const rw = mount.mode === 'rw';
+  const label = address(mount.repo, mount.commit ? shortId(mount.commit) : mount.branch);
+  return (
+    <li
+      className="jp-PachlsMount"
+      data-mount={mount.name}
+      data-state={mount.state}
+      data-mode={mount.mode}
+      aria-label={trans.__('Mount %1', mount.name)}
+    >
+      <div className="jp-PachlsMount-header">
+        <span className="jp-PachlsMount-name" title={mount.mountpoint}>
+          {mount.name}
+        </span>
+        <span
+          className={`jp-PachlsBadge jp-PachlsBadge-${mount.mode}`}
+          title={rw ? trans.__('read-write') : trans.__('read-only')}
+        >
+          {rw ? trans.__('read-write') : trans.__('read-only')}
+        </span>
+        <span className={`jp-PachlsBadge jp-PachlsMount-state jp-PachlsState-${mount.state}`}>
+          {stateText(trans, mount.state)}
+        </span>
+      </div>
+      <div className="jp-PachlsMount-detail">
+        <span className="jp-PachlsMount-ref" title={address(mount.repo, ref)}>
+          {label}
+        </span>
+        <span className="jp-PachlsMount-base">
+          {trans.__('at')} <CommitId id={mount.base} />
+        </span>
+        {mount.base === null ? (
+          <span className="jp-PachlsMount-nobase">{trans.__('(empty branch)')}</span>
+        ) : null}
+      </div>
+      <div className="jp-PachlsMount-detail">
+        {mount.commit ? (
+          <span className="jp-PachlsMount-behind">{trans.__('fixed commit')}</span>
+        ) : (
+          <span
+            className="jp-PachlsMount-behind"
+            data-behind={mount.behind}
+          >
+            {mount.behind > 0
+              ? trans._n('%1 commit behind', '%1 commits behind', mount.behind)
+              : trans.__('up to date')}
+          </span>
+        )}
+        {!mount.commit ? (
+          <ActionButton
+            label={trans.__('Update %1 to the branch head', mount.name)}
+            title={trans.__('Move the mount to the branch head')}
+            icon={refreshIcon}
+            disabled={busy !== null}
+            onClick={() => run('refresh', () => model.refreshMount(mount.name))}
+            className="jp-PachlsMount-refresh"
+          />
+        ) : null}
+        {rw ? (
+          <button
+            type="button"
+            className="jp-PachlsMount-pending jp-PachlsLink"
+            data-pending={mount.pending}
+            aria-expanded={showChanges}
+            aria-label={trans._n(
+              '%1 pending change in %2: show',
+              '%1 pending changes in %2: show',
+              mount.pending,
+              mount.name
+            )}
+            onClick={() => setShowChanges(!showChanges)}
+          >
+            {trans._n('%1 pending', '%1 pending', mount.pending)}
+          </button>
+        ) : null}
+      </div>
+      {mount.state === 'error' && mount.message ? (
+        <ErrorText message={mount.message} trans={trans} />
+      ) : null}
+      {showChanges && rw ? (
+        <div className="jp-PachlsMount-changes">
+          <ErrorText message={changesError} trans={trans} />
+          {changes ? (
+            <>
+              <ChangeList
+                changes={changes.changes}
+                trans={trans}
+                emptyText={trans.__('No pending changes.')}
+              />
+              {changes.unsupported.length > 0 ? (
+                <div className="jp-PachlsWarning">
+                  {trans.__(
+                    'Not committable (not regular files): %1',
+                    changes.unsupported.join(', ')
+                  )}
+                </div>
+              ) : null}
+            </>
+          ) : changesError ? null : (
+            <div className="jp-PachlsEmpty">{trans.__('Loading…')}</div>
+          )}
+        </div>
+      ) : null}
+      <div className="jp-PachlsMount-actions">
+        <ActionButton
+          label={trans.__('Open the folder of %1 in the file browser', mount.name)}
+          icon={folderIcon}
+          text={trans.__('Open')}
+          onClick={() => run('open', () => actions.openFolder(mount))}
+        />
+        {rw ? (
+          <>
+            <ActionButton
+              label={trans.__('Commit the pending changes of %1', mount.name)}
+              text={trans.__('Commit')}
+              variant="accept"
+              disabled={busy !== null || mount.pending === 0 || mount.state === 'committing'}
+              onClick={() => run('commit', () => actions.commit(mount.name))}
+              className="jp-PachlsMount-commit"
+            />
+            <ActionButton
+              label={trans.__('Discard the pending changes of %1', mount.name)}
+              text={trans.__('Discard')}
+              variant="warn"
+              disabled={busy !== null || mount.pending === 0}
+              onClick={() => run('discard', () => actions.discard(mount))}
+              className="jp-PachlsMount-discard"
+            />
+          </>
+        ) : null}
+        {mount.branch ? (
+          <ActionButton
+            label={trans.__('Show the history of %1', address(mount.repo, mount.branch))}
+            text={trans.__('History')}
+            onClick={() => run('history', () => actions.showHistory(mount.repo, mount.branch as string))}
+          />
+        ) : null}
+        <ActionButton
+          label={trans.__('Unmount %1', mount.name)}
+          text={busy === 'unmount' ? trans.__('Unmounting…') : trans.__('Unmount')}
+          disabled={busy !== null}
+          onClick={() => run('unmount', () => actions.unmount(mount))}
+          className="jp-PachlsMount-unmount"
+        />
+      </div>
+      <ErrorText message={error} trans={trans} onDismiss={() => setError(null)} />
+    </li>
+  );
+}

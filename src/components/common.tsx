@@ -1,0 +1,201 @@
+import * as React from 'react';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { LabIcon } from '@jupyterlab/ui-components';
+
+import { ISignal } from '@lumino/signaling';
+import { formatAbsoluteTime, formatRelativeTime, shortId } from '../format';
+
+/** Re-render on every emission of `signal`, returning the latest value. */
+export function useSignalValue<S, T>(
+  signal: ISignal<S, T>,
+  initial: T
+): T {
+  const [value, setValue] = React.useState<T>(initial);
+  React.useEffect(() => {
+    const slot = (_: S, next: T) => setValue(next);
+    signal.connect(slot);
+    return () => {
+      signal.disconnect(slot);
+    };
+  }, [signal]);
+  return value;
+}
+
+/** An error text shown where the action was taken. */
+export function ErrorText(props: {
+  message: string | null | undefined;
+  onDismiss?: () => void;
+  trans: TranslationBundle;
+  className?: string;
+}): JSX.Element | null {
+  if (!props.message) {
+    return null;
+  }
+  return (
+    <div
+      className={`jp-PachlsError ${props.className ?? ''}`}
+      role="alert"
+    >
+      <span className="jp-PachlsError-text">{props.message}</span>
+      {props.onDismiss ? (
+        <button
+          type="button"
+          className="jp-PachlsError-dismiss"
+          aria-label={props.trans.__('Dismiss this message')}
+          title={props.trans.__('Dismiss')}
+          onClick={props.onDismiss}
+        >
+          ×
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+/** A small text or icon button with an accessible name. */
+export function ActionButton(props: {
+  label: string;
+  title?: string;
+  icon?: LabIcon;
+  text?: string;
+  onClick: () => void;
+  disabled?: boolean;
+  className?: string;
+  variant?: 'default' | 'accept' | 'warn';
+  pressed?: boolean;
+  expanded?: boolean;
+}): JSX.Element {
+  const variant = props.variant ?? 'default';
+  return (
+    <button
+      type="button"
+      className={`jp-PachlsButton jp-PachlsButton-${variant} ${
+        props.icon && !props.text ? 'jp-PachlsButton-icon' : ''
+      } ${props.className ?? ''}`}
+      aria-label={props.label}
+      title={props.title ?? props.label}
+      disabled={props.disabled}
+      aria-pressed={props.pressed}
+      aria-expanded={props.expanded}
+      onClick={props.onClick}
+    >
+      {props.icon ? (
+        <props.icon.react tag="span" elementSize="normal" className="jp-PachlsButton-svg" />
+      ) : null}
+      {props.text ? <span className="jp-PachlsButton-text">{props.text}</span> : null}
+    </button>
+  );
+}
+
+/** A commit id shown short, with the full id in its tooltip. */
+export function CommitId(props: { id: string | null | undefined }): JSX.Element {
+  return (
+    <code className="jp-PachlsCommitId" title={props.id ?? ''}>
+      {shortId(props.id)}
+    </code>
+  );
+}
+
+/** A relative time with the absolute time in its tooltip. */
+export function TimeAgo(props: { iso: string | null | undefined }): JSX.Element | null {
+  if (!props.iso) {
+    return null;
+  }
+  return (
+    <time
+      className="jp-PachlsTime"
+      dateTime={props.iso}
+      title={formatAbsoluteTime(props.iso)}
+    >
+      {formatRelativeTime(props.iso)}
+    </time>
+  );
+}
+
+/** A titled, separated part of the panel. */
+export function Section(props: {
+  id: string;
+  title: string;
+  actions?: React.ReactNode;
+  children?: React.ReactNode;
+}): JSX.Element {
+  const headingId = `jp-pachls-section-${props.id}`;
+  return (
+    <section
+      className="jp-PachlsSection"
+      data-section={props.id}
+      aria-labelledby={headingId}
+    >
+      <div className="jp-PachlsSection-header">
+        <h3 className="jp-PachlsSection-title" id={headingId}>
+          {props.title}
+        </h3>
+        {props.actions ? (
+          <div className="jp-PachlsSection-actions">{props.actions}</div>
+        ) : null}
+      </div>
+      <div className="jp-PachlsSection-body">{props.children}</div>
+    </section>
+  );
+}
+
+/** Added / modified / deleted paths, grouped. */
+export function ChangeList(props: {
+  changes: Array<{ path: string; change: 'added' | 'modified' | 'deleted' }>;
+  trans: TranslationBundle;
+  emptyText?: string;
+  limit?: number;
+}): JSX.Element {
+  const { trans } = props;
+  const [limit, setLimit] = React.useState(props.limit ?? 200);
+  if (props.changes.length === 0) {
+    return (
+      <div className="jp-PachlsChanges-empty">
+        {props.emptyText ?? trans.__('No changes.')}
+      </div>
+    );
+  }
+  const sorted = [...props.changes].sort((a, b) =>
+    a.change === b.change
+      ? a.path < b.path
+        ? -1
+        : 1
+      : ORDER[a.change] - ORDER[b.change]
+  );
+  const labels = {
+    added: trans.__('added'),
+    modified: trans.__('modified'),
+    deleted: trans.__('deleted')
+  };
+  const marks = { added: 'A', modified: 'M', deleted: 'D' };
+  return (
+    <>
+      <ul className="jp-PachlsChanges" aria-label={trans.__('Changed paths')}>
+        {sorted.slice(0, limit).map(c => (
+          <li
+            key={`${c.change}:${c.path}`}
+            className={`jp-PachlsChange jp-PachlsChange-${c.change}`}
+            data-change={c.change}
+            data-path={c.path}
+          >
+            <span className="jp-PachlsChange-mark" title={labels[c.change]} aria-label={labels[c.change]}>
+              {marks[c.change]}
+            </span>
+            <span className="jp-PachlsChange-path" title={c.path}>
+              {c.path}
+            </span>
+          </li>
+        ))}
+      </ul>
+      {sorted.length > limit ? (
+        <ActionButton
+          label={trans.__('Show %1 more paths', sorted.length - limit)}
+          text={trans.__('Show %1 more', sorted.length - limit)}
+          onClick={() => setLimit(limit + 500)}
+        />
+      ) : null}
+    </>
+  );
+}
+
+const ORDER = { added: 0, modified: 1, deleted: 2 };

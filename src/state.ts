@@ -1,0 +1,218 @@
+/** Pure state logic of the panel and the history view, unit tested. */
+
+import { IChange, ICommit, IFileChange, IRepo, PachlsApiError } from './api';
+import { repoKey } from './format';
+
+/* ----------------------------------------------------------------------- */
+/* Repo filter                                                              */
+/* ----------------------------------------------------------------------- */
+
+/** A repo that matches the filter, with the branches to show. */
+export interface IFilteredRepo {
+  key: string;
+  repo: IRepo;
+  /** True when the repo name matched (all its branches are shown). */
+  nameMatched: boolean;
+}
+
+/**
+ * Repos whose `project/name` or description, or one of whose branch names,
+ * contains every whitespace-separated word of `filter` (case-insensitive).
+ */
+export function filterRepos(repos: IRepo[], filter: string): IFilteredRepo[] {
+  const words = filter.toLowerCase().split(/\s+/).filter(w => w.length > 0);
+  const out: IFilteredRepo[] = [];
+  for (const repo of repos) {
+    const key = repoKey(repo);
+    if (words.length === 0) {
+      out.push({ key, repo, nameMatched: true });
+      continue;
+    }
+    const haystack = `${key} ${repo.description}`.toLowerCase();
+    if (words.every(w => haystack.includes(w))) {
+      out.push({ key, repo, nameMatched: true });
+      continue;
+    }
+    const branches = repo.branches.filter(b => {
+      const text = `${key}@${b.name}`.toLowerCase();
+      return words.every(w => text.includes(w));
+    });
+    if (branches.length > 0) {
+      out.push({ key, repo: { ...repo, branches }, nameMatched: false });
+    }
+  }
+  return out;
+}
+
+/* ----------------------------------------------------------------------- */
+/* History                                                                  */
+/* ----------------------------------------------------------------------- */
+
+export interface IHistoryState {
+  commits: ICommit[];
+  /** Cursor of the next page; null when the last page is loaded. */
+  next: string | null;
+  /** True once the first page arrived. */
+  loaded: boolean;
+  loading: boolean;
+  error: string | null;
+  /** Up to two selected commit ids, in the order they were selected. */
+  selected: string[];
+}
+
+export const initialHistory: IHistoryState = {
+  commits: [],
+  next: null,
+  loaded: false,
+  loading: false,
+  error: null,
+  selected: []
+};
+
+export type HistoryAction =
+  | { type: 'reset' }
+  | { type: 'loading' }
+  | { type: 'page'; commits: ICommit[]; next: string | null; append: boolean }
+  | { type: 'error'; message: string }
+  | { type: 'toggle'; id: string }
+  | { type: 'clearSelection' };
+
+/** Reducer of the history view. */
+export function historyReducer(
+  state: IHistoryState,
+  action: HistoryAction
+): IHistoryState {
+  switch (action.type) {
+    case 'reset':
+      return initialHistory;
+    case 'loading':
+      return { ...state, loading: true, error: null };
+    case 'page': {
+      let commits: ICommit[];
+      if (action.append) {
+        const seen = new Set(state.commits.map(c => c.id));
+        commits = state.commits.concat(action.commits.filter(c => !seen.has(c.id)));
+      } else {
+        commits = action.commits;
+      }
+      const ids = new Set(commits.map(c => c.id));
+      return {
+        ...state,
+        commits,
+        next: action.next,
+        loaded: true,
+        loading: false,
+        error: null,
+        selected: state.selected.filter(id => ids.has(id))
+      };
+    }
+    case 'error':
+      return { ...state, loading: false, error: action.message };
+    case 'toggle': {
+      if (state.selected.includes(action.id)) {
+        return { ...state, selected: state.selected.filter(id => id !== action.id) };
+      }
+      // At most two: selecting a third drops the oldest selection.
+      const selected = [...state.selected, action.id].slice(-2);
+      return { ...state, selected };
+    }
+    case 'clearSelection':
+      return { ...state, selected: [] };
+    default:
+      return state;
+  }
+}
+
+/**
+ * The two selected commits as `{from: older, to: newer}`, by their place in the
+ * (newest first) history; null unless exactly two are selected and loaded.
+ */
+export function diffPair(
+  commits: ICommit[],
+  selected: string[]
+): { from: ICommit; to: ICommit } | null {
+  if (selected.length !== 2) {
+    return null;
+  }
+  const a = commits.findIndex(c => c.id === selected[0]);
+  const b = commits.findIndex(c => c.id === selected[1]);
+  if (a === -1 || b === -1) {
+    return null;
+  }
+  // Newest first: the larger index is the older commit.
+  return a > b
+    ? { from: commits[a], to: commits[b] }
+    : { from: commits[b], to: commits[a] };
+}
+
+/* ----------------------------------------------------------------------- */
+/* Changes                                                                  */
+/* ----------------------------------------------------------------------- */
+
+export interface IChangeCounts {
+  added: number;
+  modified: number;
+  deleted: number;
+  total: number;
+}
+
+/** Counts of added, modified and deleted paths. */
+export function countChanges(
+  changes: Array<IChange | IFileChange>
+): IChangeCounts {
+  const counts = { added: 0, modified: 0, deleted: 0, total: 0 };
+  for (const c of changes) {
+    counts[c.change] += 1;
+    counts.total += 1;
+  }
+  return counts;
+}
+
+/** Changes grouped by kind, each group in path order. */
+export function groupChanges<T extends { path: string; change: string }>(
+  changes: T[]
+): { added: T[]; modified: T[]; deleted: T[] } {
+  const groups = { added: [] as T[], modified: [] as T[], deleted: [] as T[] };
+  const sorted = [...changes].sort((x, y) =>
+    x.path < y.path ? -1 : x.path > y.path ? 1 : 0
+  );
+  for (const c of sorted) {
+    if (c.change === 'added' || c.change === 'modified' || c.change === 'deleted') {
+      groups[c.change].push(c);
+    }
+  }
+  return groups;
+}
+
+/* ----------------------------------------------------------------------- */
+/* Errors                                                                   */
+/* ----------------------------------------------------------------------- */
+
+/** The text to show for any failure. */
+export function errorMessage(reason: unknown): string {
+  if (reason instanceof PachlsApiError) {
+    return reason.message;
+  }
+  if (reason instanceof Error) {
+    return reason.message;
+  }
+  return String(reason);
+}
+
+/** The conflicting paths a 409 `conflict` answer names in `details.paths`. */
+export function conflictPaths(reason: unknown): string[] | null {
+  if (!(reason instanceof PachlsApiError) || reason.error !== 'conflict') {
+    return null;
+  }
+  const paths = reason.details.paths;
+  if (!Array.isArray(paths)) {
+    return null;
+  }
+  return paths.filter((p): p is string => typeof p === 'string');
+}
+
+/** A mount name as the server derives it: `<repo>` for master, else `<repo>_<branch>`. */
+export function defaultMountName(repo: string, branch: string): string {
+  const base = repo.includes('/') ? repo.slice(repo.lastIndexOf('/') + 1) : repo;
+  return branch === 'master' ? base : `${base}_${branch}`;
+}
