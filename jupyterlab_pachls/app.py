@@ -113,6 +113,11 @@ class PachlsState:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        for item in list(self.extra.values()):
+            close = getattr(item, "close", None)
+            if callable(close):
+                close()
+        self.extra.clear()
         mounts, self.mounts = self.mounts, None
         if mounts is not None:
             try:

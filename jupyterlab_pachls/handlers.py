@@ -439,31 +439,152 @@ class BackendHandler(PachlsHandler):
 
 
 # -- repos -------------------------------------------------------------------------------------
+#: JSON of finished commits by (repo, id): a finished commit never changes, and a listing of
+#: thousands of branches mostly shows the same commits request after request.
+_COMMIT_JSON: dict[tuple[str, str], dict] = {}
+_COMMIT_JSON_MAX = 200_000
+
+
+def commit_json(commit) -> dict:
+    if commit.finished is None:
+        return commit.to_json()
+    key = (commit.repo, commit.id)
+    found = _COMMIT_JSON.get(key)
+    if found is None:
+        if len(_COMMIT_JSON) >= _COMMIT_JSON_MAX:
+            _COMMIT_JSON.clear()
+        found = _COMMIT_JSON[key] = commit.to_json()
+    return found
+
+
+def branch_json(branch) -> dict:
+    return {"repo": branch.repo, "name": branch.name,
+            "head": commit_json(branch.head) if branch.head is not None else None}
+
+
 def repo_json(repo, branches) -> dict:
     item = repo.to_json()
-    item["branches"] = sorted((b.to_json() for b in branches), key=lambda b: b["name"])
+    item["branches"] = sorted((branch_json(b) for b in branches), key=lambda b: b["name"])
     return item
 
 
+class SqliteChangeToken:
+    """``PRAGMA data_version`` of the embedded store's database, read on a connection of its own.
+
+    The value changes whenever any other connection — in this process or another one, such as
+    a kernel writing to the same store — commits a change, so it tells in microseconds whether
+    a cached listing is still exact.
+    """
+
+    def __init__(self, db_path: str) -> None:
+        import sqlite3
+        import threading
+
+        uri = f"file:{urllib.parse.quote(db_path)}?mode=ro"
+        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        self.lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self.lock:
+            return self.db.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+def change_token_source(backend) -> Callable[[], Any] | None:
+    """A cheap callable whose value changes whenever the store changes, or None (never cache)."""
+    own = getattr(backend, "change_token", None)
+    if callable(own):
+        return own
+    root = getattr(backend, "root", None)
+    if getattr(backend, "kind", None) == "local" and root is not None:
+        db_path = os.path.join(str(root), "meta.sqlite")
+        if os.path.exists(db_path):
+            try:
+                return SqliteChangeToken(db_path)
+            except Exception:
+                return None
+    return None
+
+
+class ReposListingCache:
+    """The last ``GET /repos`` body and its ETag, valid while the store's change token holds."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.source = change_token_source(backend)
+        self.token: Any = None
+        self.body: bytes | None = None
+        self.etag: str | None = None
+
+    def current_token(self) -> Any:
+        if self.source is None:
+            return None
+        try:
+            return self.source()
+        except Exception:
+            return None
+
+    def close(self) -> None:
+        close = getattr(self.source, "close", None)
+        if callable(close) and isinstance(self.source, SqliteChangeToken):
+            close()
+
+
 class ReposHandler(PachlsHandler):
-    """``GET /pachls/api/repos``: every repo with its branches (two backend calls); ``POST``: create."""
+    """``GET /pachls/api/repos``: every repo with its branches (two backend calls); ``POST``: create.
+
+    The body is kept while the store's change token (see :class:`SqliteChangeToken`) is
+    unchanged, and carries an ETag: ``If-None-Match`` answers 304 when nothing changed.
+    """
+
+    def listing_cache(self, backend) -> ReposListingCache:
+        cache = self.state.extra.get("repos_cache")
+        if cache is None or cache.backend is not backend:
+            if cache is not None:
+                cache.close()
+            cache = self.state.extra["repos_cache"] = ReposListingCache(backend)
+        return cache
 
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
+        import hashlib
+
         backend = self.backend
+        cache = self.listing_cache(backend)
 
-        def load() -> tuple[list, list]:
-            return backend.list_repos(), backend.list_branches()
+        def load() -> tuple[Any, bytes | None, str | None]:
+            token = cache.current_token()  # read first: the data loaded below is at least this new
+            if token is not None and token == cache.token and cache.body is not None:
+                return token, cache.body, cache.etag
+            repos, branches = backend.list_repos(), backend.list_branches()
+            by_repo: dict[str, list] = {}
+            for branch in branches:
+                by_repo.setdefault(branch.repo, []).append(branch)
+            out = [repo_json(repo, by_repo.get(repo.key, [])) for repo in repos]
+            body = json.dumps(
+                {"backend": {"kind": backend.kind, "address": backend.address}, "repos": out}
+            ).encode()
+            etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+            if token is not None:
+                cache.token, cache.body, cache.etag = token, body, etag
+            return token, body, etag
 
-        repos, branches = await self.call(load)
-        by_repo: dict[str, list] = {}
-        for branch in branches:
-            by_repo.setdefault(branch.repo, []).append(branch)
-        out = [repo_json(repo, by_repo.get(repo.key, [])) for repo in repos]
-        self.send_json(
-            {"backend": {"kind": backend.kind, "address": backend.address}, "repos": out}
-        )
+        _token, body, etag = await self.call(load)
+        self.set_header("ETag", etag)
+        self.set_header("Cache-Control", "no-cache")
+        if etag in [t.strip() for t in self.request.headers.get("If-None-Match", "").split(",")]:
+            self.set_status(304)
+            self.finish()
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(body)
+
+    def compute_etag(self) -> None:
+        return None  # ETags are set explicitly above, from the cached body
 
     @tornado.web.authenticated
     @json_errors
@@ -524,7 +645,7 @@ class BranchesHandler(PachlsHandler):
             return backend.list_branches(repo)
 
         branches = await self.call(load)
-        self.send_json({"branches": sorted((b.to_json() for b in branches), key=lambda b: b["name"])})
+        self.send_json({"branches": sorted((branch_json(b) for b in branches), key=lambda b: b["name"])})
 
     @tornado.web.authenticated
     @json_errors

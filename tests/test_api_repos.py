@@ -602,3 +602,42 @@ async def test_bad_json_is_400(api, history, backend, method, path, raw):
     status, body = await api(method, path, raw=raw)
     assert_error(status, body, 400, "invalid_argument")
     assert snapshot(backend) == before
+
+
+# -- the repos listing is cached while the store is unchanged, never stale ------------------------
+async def test_repos_listing_etag_and_freshness(raw_api, history, backend, pachls_store):
+    import subprocess
+    import sys
+
+    first = await raw_api("GET", "repos")
+    etag = first.headers["ETag"]
+    again = await raw_api("GET", "repos", headers={"If-None-Match": etag})
+    assert again.code == 304 and again.body == b""
+
+    # A write by another process (a kernel on the same store) is seen on the next request.
+    code = (
+        "import sys\n"
+        "from jupyterlab_pachls.pfs import LocalBackend\n"
+        "b = LocalBackend(sys.argv[1])\n"
+        "with b.commit('images', 'master', message='from a kernel', author='kern') as c:\n"
+        "    c.put_file('/k.txt', b'k')\n"
+        "print(c.finished.id)\n"
+        "b.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(pachls_store)], check=True,
+                         capture_output=True, text=True, timeout=120)
+    new_id = out.stdout.strip().splitlines()[-1]
+    response = await raw_api("GET", "repos", headers={"If-None-Match": etag})
+    assert response.code == 200
+    assert response.headers["ETag"] != etag
+    master = {b["name"]: b for b in json.loads(response.body)["repos"][0]["branches"]}["master"]
+    assert master["head"]["id"] == new_id and master["head"]["message"] == "from a kernel"
+
+    # A write in this process, through the server's backend, too.
+    backend.move_branch("images", "master", history[0], author="x")
+    response = await raw_api("GET", "repos")
+    master = {b["name"]: b for b in json.loads(response.body)["repos"][0]["branches"]}["master"]
+    assert master["head"]["id"] == history[0]
+    backend.create_repo("zeta")
+    response = await raw_api("GET", "repos")
+    assert [r["name"] for r in json.loads(response.body)["repos"]] == ["images", "zeta"]
