@@ -311,14 +311,15 @@ def error_from_response(status: int, body: bytes, url: str = "") -> PfsError:
         payload = json.loads(body.decode("utf-8")) if body else None
     except (ValueError, UnicodeDecodeError):
         payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+    if status in (401, 403):
+        said = payload.get("message") if isinstance(payload, dict) else None
+        exc = Unavailable(f"the Jupyter server at {url} refused the request ({status} {said or 'Forbidden'}); "
+                          "check its token", status=status)
+    elif isinstance(payload, dict) and isinstance(payload.get("message"), str):
         cls = ERROR_CLASSES.get(payload.get("error"), PfsError)
         details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
         exc = cls(payload["message"], **details)
         exc.code = payload.get("error") or exc.code  # type: ignore[misc]
-    elif status in (401, 403):
-        exc = Unavailable(f"the Jupyter server at {url} refused the request ({status}); check its token",
-                          status=status)
     else:
         exc = PfsError(f"the Jupyter server at {url} answered HTTP {status}", status=status)
     exc.status = status  # type: ignore[attr-defined]
