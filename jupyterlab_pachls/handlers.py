@@ -302,7 +302,7 @@ class HealthHandler(PachlsHandler):
                 "error": state.error,
             },
             "store_dir": state.config.store_dir,
-            "fuse": {"available": fuse_available()},
+            "fuse": dict(zip(("available", "reason"), fuse_status())),
         }
         if backend is not None:
             try:
@@ -1019,8 +1019,19 @@ class NotFoundHandler(PachlsHandler):
         self._not_found(path)
 
 
+def fuse_status() -> tuple[bool, str]:
+    """Whether mounts can use FUSE here, and if not why (the mount package decides when present)."""
+    try:
+        from .mount.fusefs import fuse_available as check
+    except Exception:  # no mount package, or no libfuse to load
+        ok = os.access("/dev/fuse", os.R_OK | os.W_OK)
+        return ok, "" if ok else "/dev/fuse is not usable"
+    available, reason = check()
+    return bool(available), reason or ""
+
+
 def fuse_available() -> bool:
-    return os.access("/dev/fuse", os.R_OK | os.W_OK)
+    return fuse_status()[0]
 
 
 SEG = r"([^/]+)"
