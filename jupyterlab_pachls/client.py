@@ -388,12 +388,21 @@ class Client:
 
     # history and files
     def log(self, address: str, limit: int = 50) -> list[Commit]:
-        """History of ``repo@branch``, newest first, at most ``limit`` commits."""
+        """History of ``repo@branch`` (or from ``repo@<commit>`` / ``repo@branch^N``), newest first, at most ``limit``."""
         raise NotImplementedError
 
     def inspect_commit(self, address: str) -> Commit:
         """The commit ``repo@ref`` names (a branch head, ``branch^N`` or a commit id)."""
         raise NotImplementedError
+
+    def _log_from_commit(self, address: str, limit: int) -> list[Commit]:
+        """History from a commit (``repo@<id>`` or ``repo@branch^N``) back through its parents."""
+        commit = self.inspect_commit(address)
+        repo = _address(address).repo_key
+        out = [commit]
+        while len(out) < limit and out[-1].parent:
+            out.append(self.inspect_commit(f"{repo}@{out[-1].parent}"))
+        return out
 
     def list_dir(self, address: str, limit: int = 400, after: str | None = None) -> FilePage:
         """One page of the directory ``repo@ref:/path``; pass ``page.next`` as ``after`` for the next."""
@@ -613,7 +622,9 @@ class ServerClient(Client):
 
     # history and files
     def log(self, address: str, limit: int = 50) -> list[Commit]:
-        a = _branch_address(address)
+        a = _address(address)
+        if a.is_commit or a.ancestors:
+            return self._log_from_commit(address, limit)
         out: list[Commit] = []
         before = None
         while len(out) < limit:
@@ -832,7 +843,9 @@ class DirectClient(Client):
         return sorted(self.backend.list_branches(key), key=lambda b: b.name)
 
     def log(self, address: str, limit: int = 50) -> list[Commit]:
-        a = _branch_address(address)
+        a = _address(address)
+        if a.is_commit or a.ancestors:
+            return self._log_from_commit(address, limit)
         self.backend.inspect_branch(a.repo_key, a.ref)
         return self.backend.list_commits(a.repo_key, a.ref, limit=limit)
 

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("repos", "List repos and their branches.")
     p = add("branches", "List the branches of a repo with their heads.")
     p.add_argument("repo", metavar="REPO")
-    p = add("log", "Commit history of a branch, newest first.")
+    p = add("log", "Commit history of a branch (or back from a commit), newest first.")
     p.add_argument("address", metavar="REPO@BRANCH")
     p.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="at most N commits (default 20)")
     p = add("ls", "List a directory of a commit.")

@@ -95,8 +95,11 @@ def test_repos_branches_log(client, store):
         client.log("nosuch@master")
     with pytest.raises(ParseError, match="position 7"):
         client.log("images@@master")
+    assert [c.message for c in client.log(f"images@{store['first']}")] == ["first images"]
+    assert [c.id for c in client.log("images@master^1")] == [store["first"]]
+    assert [c.message for c in client.log("labels@master^1", limit=1)] == ["round 1"]
     with pytest.raises(InvalidArgument, match="must name a branch"):
-        client.log(f"images@{store['first']}")
+        client.rollback(f"images@{store['first']}", store["first"])
 
 
 def test_ls_open_read_diff(client, store):
