@@ -12,7 +12,9 @@ test('the Pachyderm panel lists the demo repo images with branch master', async 
 
   const panel = page.locator('#jp-pachls-sidebar');
   await expect(panel).toBeVisible();
-  await expect(panel.locator('.jp-PachlsPanel-backend')).toContainText('local');
+  await expect(
+    panel.locator('.jp-PachlsConnection[data-kind="local"]')
+  ).toContainText('Embedded store');
 
   const images = panel.locator('.jp-PachlsRepo[data-repo="images"]');
   await expect(images).toBeVisible();
@@ -27,5 +29,5 @@ test('the Pachyderm panel lists the demo repo images with branch master', async 
   await expect(
     panel.locator('.jp-PachlsRepo[data-repo="labels"]')
   ).toBeVisible();
-  await expect(panel.locator('.jp-PachlsPanel-error')).toHaveCount(0);
+  await expect(panel.locator('.jp-PachlsError')).toHaveCount(0);
 });

@@ -1,0 +1,218 @@
+import * as path from 'path';
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { Locator } from '@playwright/test';
+
+/**
+ * The whole flow a newcomer goes through, in the panel alone: create a repo,
+ * mount it read-write, write files, see them pending, commit, read the
+ * history, compare two commits, roll back.
+ *
+ * Screenshots land in the test output; with PACHLS_DOCS_SCREENSHOTS=1 the
+ * ones the README shows are written to docs/ as well.
+ */
+test.use({ autoGoto: false });
+
+const DOCS = path.resolve(__dirname, '..', '..', 'docs');
+
+async function shot(
+  target: IJupyterLabPageFixture | Locator,
+  name: string,
+  info: { outputPath: (name: string) => string }
+): Promise<void> {
+  await target.screenshot({ path: info.outputPath(name) });
+  if (process.env.PACHLS_DOCS_SCREENSHOTS === '1') {
+    await target.screenshot({ path: path.join(DOCS, name) });
+  }
+}
+
+async function openPanel(page: IJupyterLabPageFixture): Promise<Locator> {
+  const panel = page.locator('#jp-pachls-sidebar');
+  if (!(await panel.isVisible())) {
+    await page.sidebar.openTab('jp-pachls-sidebar');
+  }
+  await expect(panel).toBeVisible();
+  return panel;
+}
+
+/** Root-relative path of a mount's folder, from the server's answer. */
+async function mountPath(page: IJupyterLabPageFixture, name: string): Promise<string> {
+  const status = await page.evaluate(async (mount: string) => {
+    const response = await fetch(`/pachls/api/mounts/${encodeURIComponent(mount)}`);
+    return response.json();
+  }, name);
+  const root: string = await page.evaluate(() =>
+    JSON.parse(document.getElementById('jupyter-config-data')!.textContent!).serverRoot
+  );
+  const mountpoint: string = status.mountpoint;
+  expect(mountpoint.startsWith(root)).toBe(true);
+  return mountpoint.slice(root.length).replace(/^\/+/, '');
+}
+
+async function commitWith(
+  page: IJupyterLabPageFixture,
+  mount: Locator,
+  message: string
+): Promise<string> {
+  await mount.getByRole('button', { name: /^Commit the pending changes/ }).click();
+  const dialog = page.locator('.jp-PachlsCommitDialog');
+  await expect(dialog).toBeVisible();
+  return commitInDialog(page, dialog, message);
+}
+
+async function commitInDialog(
+  page: IJupyterLabPageFixture,
+  dialog: Locator,
+  message: string
+): Promise<string> {
+  await dialog.getByLabel('Message (required)').fill(message);
+  await dialog.locator('.jp-PachlsCommitForm-submit').click();
+  const id = dialog.locator('.jp-PachlsCommitForm-newId');
+  await expect(id).toHaveText(/^[0-9a-f]{32}$/);
+  const commitId = (await id.textContent()) as string;
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  await expect(dialog).toHaveCount(0);
+  return commitId;
+}
+
+test('create, mount read-write, commit, history, diff and roll back from the panel', async ({
+  page
+}, testInfo) => {
+  const repo = `flow${Date.now().toString(36)}`;
+  await page.goto();
+  const panel = await openPanel(page);
+  await expect(panel.locator('.jp-PachlsConnection-status')).toHaveText(/Connected/);
+
+  // Create a repo.
+  await panel.getByRole('button', { name: 'Create a repo' }).click();
+  const form = panel.getByRole('form', { name: 'Create a repo' });
+  await form.getByLabel('Name').fill(repo);
+  await form.getByLabel('Description (optional)').fill('Made by the UI test');
+  await form.getByRole('button', { name: 'Create' }).click();
+  const repoItem = panel.locator(`.jp-PachlsRepo[data-repo="${repo}"]`);
+  await expect(repoItem).toBeVisible();
+
+  // The filter finds it.
+  await panel.getByLabel('Filter repos and branches').fill(repo);
+  await expect(panel.locator('.jp-PachlsRepo')).toHaveCount(1);
+
+  // Mount its master read-write (the first commit creates the branch).
+  await repoItem.getByRole('button', { name: `Mount ${repo}@master read-write` }).click();
+  const mount = panel.locator(`.jp-PachlsMount[data-mount="${repo}"]`);
+  await expect(mount).toBeVisible();
+  await expect(mount).toHaveAttribute('data-state', 'mounted');
+  await expect(mount.locator('.jp-PachlsMount-pending')).toHaveText('0 pending');
+
+  // Write a file into the mount, as a notebook or the file browser would.
+  const folder = await mountPath(page, repo);
+  expect(await page.contents.uploadContent('hello\n', 'text', `${folder}/hello.txt`)).toBe(true);
+
+  await panel.getByRole('button', { name: 'Refresh repos and mounts' }).click();
+  await expect(mount.locator('.jp-PachlsMount-pending')).toHaveText('1 pending');
+  await mount.locator('.jp-PachlsMount-pending').click();
+  await expect(mount.locator('.jp-PachlsChange[data-path="/hello.txt"]')).toHaveAttribute(
+    'data-change',
+    'added'
+  );
+  await shot(panel, 'panel-pending-light.png', testInfo);
+
+  // Commit: the message is required, the dialog lists what will be committed.
+  await mount.getByRole('button', { name: /^Commit the pending changes/ }).click();
+  const dialog = page.locator('.jp-PachlsCommitDialog');
+  await expect(dialog.locator('.jp-PachlsChange[data-path="/hello.txt"]')).toBeVisible();
+  await dialog.locator('.jp-PachlsCommitForm-submit').click();
+  await expect(dialog.locator('.jp-PachlsFieldError')).toHaveText('A commit message is required.');
+  await shot(page, 'commit-dialog-light.png', testInfo);
+  const first = await commitInDialog(page, dialog, 'Add hello');
+  await expect(mount.locator('.jp-PachlsMount-pending')).toHaveText('0 pending');
+
+  // A second commit: modify one file, add another.
+  expect(await page.contents.uploadContent('hello again\n', 'text', `${folder}/hello.txt`)).toBe(true);
+  expect(await page.contents.uploadContent('world\n', 'text', `${folder}/world.txt`)).toBe(true);
+  await panel.getByRole('button', { name: 'Refresh repos and mounts' }).click();
+  await expect(mount.locator('.jp-PachlsMount-pending')).toHaveText('2 pending');
+  const second = await commitWith(page, mount, 'Change hello, add world');
+  expect(second).not.toBe(first);
+
+  // History of the branch, newest first.
+  await mount.getByRole('button', { name: `Show the history of ${repo}@master` }).click();
+  const history = page.locator(`.jp-PachlsHistory[data-repo="${repo}"]`);
+  await expect(history).toBeVisible();
+  const rows = history.locator('.jp-PachlsCommit');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.nth(0)).toHaveAttribute('data-commit', second);
+  await expect(rows.nth(0).locator('.jp-PachlsCommit-message')).toHaveText('Change hello, add world');
+  await expect(rows.nth(0)).toHaveAttribute('data-head', 'true');
+  await expect(rows.nth(1).locator('.jp-PachlsCommit-message')).toHaveText('Add hello');
+
+  // Select two commits: the diff view lists what changed between them.
+  await rows.nth(0).getByRole('checkbox').check();
+  await rows.nth(1).getByRole('checkbox').check();
+  const diff = history.locator('.jp-PachlsDiff');
+  await expect(diff.locator('.jp-PachlsChange[data-path="/hello.txt"]')).toHaveAttribute(
+    'data-change',
+    'modified'
+  );
+  await expect(diff.locator('.jp-PachlsChange[data-path="/world.txt"]')).toHaveAttribute(
+    'data-change',
+    'added'
+  );
+  await shot(page, 'history-diff-light.png', testInfo);
+
+  // Roll back to the first commit (confirm dialog); the history shows it.
+  await rows.nth(1).getByRole('button', { name: /^Roll back to commit/ }).click();
+  const confirm = page.locator('.jp-Dialog').filter({ hasText: 'Roll back' });
+  await expect(confirm).toContainText(first.slice(0, 8));
+  await confirm.getByRole('button', { name: 'Roll back' }).click();
+  await expect(history.locator('.jp-PachlsNotice')).toContainText(`now points at ${first.slice(0, 8)}`);
+  await expect(rows.nth(0)).toHaveAttribute('data-commit', first);
+  await expect(rows.nth(0)).toHaveAttribute('data-head', 'true');
+  await expect(history.locator('.jp-PachlsMoves summary')).toContainText('1 recorded head move');
+
+  await expect(panel.locator('.jp-PachlsError')).toHaveCount(0);
+
+  // Dark theme.
+  await page.theme.setDarkTheme();
+  await shot(page, 'history-dark.png', testInfo);
+  await openPanel(page);
+  await shot(panel, 'panel-dark.png', testInfo);
+  await page.theme.setLightTheme();
+
+  // Unmount from the panel.
+  await mount.getByRole('button', { name: `Unmount ${repo}` }).click();
+  await expect(mount).toHaveCount(0);
+});
+
+test('server errors are shown where the action was taken', async ({ page }) => {
+  await page.goto();
+  const panel = await openPanel(page);
+  await panel.getByRole('button', { name: 'Create a repo' }).click();
+  const form = panel.getByRole('form', { name: 'Create a repo' });
+  await form.getByLabel('Name').fill('bad name!');
+  await form.getByRole('button', { name: 'Create' }).click();
+  await expect(form.locator('.jp-PachlsError')).toBeVisible();
+  await expect(form.locator('.jp-PachlsError')).not.toHaveText('');
+
+  // An existing name: 409, shown in the form too.
+  await form.getByLabel('Name').fill('images');
+  await form.getByRole('button', { name: 'Create' }).click();
+  await expect(form.locator('.jp-PachlsError')).toContainText(/exist/i);
+});
+
+test('commands are in the palette', async ({ page }) => {
+  await page.goto();
+  await page.keyboard.press('Control+Shift+C');
+  const palette = page.locator('#command-palette');
+  await expect(palette).toBeVisible();
+  await palette.locator('.lm-CommandPalette-input').fill('Pachyderm');
+  for (const label of [
+    'Open the Pachyderm Panel',
+    'Refresh Pachyderm Repos and Mounts',
+    'Mount a Pachyderm Branch…',
+    'Unmount a Pachyderm Mount…',
+    'Commit Pending Changes of a Mount…',
+    'Show History of a Pachyderm Branch…'
+  ]) {
+    await expect(palette.locator('.lm-CommandPalette-itemLabel', { hasText: label })).toHaveCount(1);
+  }
+  await page.keyboard.press('Escape');
+});
