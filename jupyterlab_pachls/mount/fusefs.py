@@ -1,0 +1,564 @@
+"""FUSE presentation of a mount, through ``mfusepy`` (libfuse 3 when installed, else 2).
+
+Each mount runs ``fuse_main`` in its own thread of the server process, single-threaded
+(``-s``), in the foreground. Options, as measured (see DESIGN.md):
+
+- read-only mounts show one fixed commit (a refresh remounts), so the kernel may cache
+  everything: ``kernel_cache``, day-long attr/entry/negative timeouts, mount flag ``ro`` (the
+  kernel itself answers EROFS to writes). ``open`` answers ENOSYS once: the kernel
+  then stops sending them at all and keeps file pages and directory listings cached
+  (FOPEN_KEEP_CACHE, the kernel's no-open default); ``opendir`` asks for the listing to be
+  cached (``cache_readdir``). Reads that do reach the
+  daemon are served with ``pread`` from the blob file of the embedded store, or from the local
+  content cache for other backends.
+- read-write mounts show ``base + stage`` (see ``overlay.py``) and keep short timeouts.
+
+Symlinks, hard links and device files cannot be created in a mount (EPERM): a commit only ever
+reads regular files that live in the staging area.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from collections import OrderedDict
+from ctypes.util import find_library
+
+if "FUSE_LIBRARY_PATH" not in os.environ and "FUSE_LIBRARY_NAME" not in os.environ and find_library("fuse3"):
+    os.environ["FUSE_LIBRARY_NAME"] = "fuse3"  # libfuse 3: bigger reads, readdir cache
+
+import mfusepy  # noqa: E402
+from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
+
+from ..pfs.errors import PfsError  # noqa: E402
+from .overlay import Overlay, check_path  # noqa: E402
+from .tree import CommitTree  # noqa: E402
+
+log = logging.getLogger(__name__)
+FSNAME_PREFIX = "pachls:"
+LONG = 86400
+MAX_OPEN_BLOBS = 64
+
+
+def fuse_major() -> int:
+    return mfusepy.fuse_version_major
+
+
+def _dir_attrs(mtime_ns: int, writable: bool) -> dict:
+    return {"st_mode": stat.S_IFDIR | (0o755 if writable else 0o555), "st_nlink": 2, "st_size": 4096,
+            "st_uid": os.getuid(), "st_gid": os.getgid(),
+            "st_mtime": mtime_ns, "st_ctime": mtime_ns, "st_atime": mtime_ns}
+
+
+def _file_attrs(size: int, mtime_ns: int, writable: bool) -> dict:
+    return {"st_mode": stat.S_IFREG | (0o644 if writable else 0o444), "st_nlink": 1, "st_size": size,
+            "st_blocks": (size + 511) // 512, "st_blksize": 1 << 20,
+            "st_uid": os.getuid(), "st_gid": os.getgid(),
+            "st_mtime": mtime_ns, "st_ctime": mtime_ns, "st_atime": mtime_ns}
+
+
+def _stat_attrs(st: os.stat_result) -> dict:
+    return {key: getattr(st, key) for key in ("st_mode", "st_nlink", "st_size", "st_uid", "st_gid", "st_blocks")} | {
+        "st_mtime": st.st_mtime_ns, "st_ctime": st.st_ctime_ns, "st_atime": st.st_atime_ns, "st_blksize": 1 << 20}
+
+
+def _fail(code: int):
+    raise FuseOSError(code)
+
+
+class _Base(Operations):
+    use_ns = True
+
+    def __init__(self, tree: CommitTree) -> None:
+        self.tree = tree
+        self.ready = threading.Event()
+        self.mtime_ns = time.time_ns()
+
+    def init_with_config(self, conn, config):
+        if conn is not None and hasattr(conn, "max_readahead"):
+            conn.max_readahead = 1 << 20  # capped by the kernel's own limit
+        self.ready.set()
+
+    def statfs(self, path):
+        return {"f_bsize": 1 << 20, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
+                "f_files": 0, "f_ffree": 0, "f_namemax": 255}
+
+
+class ReadOnlyOps(_Base):
+    """One commit, read-only."""
+
+    def __init__(self, tree: CommitTree) -> None:
+        super().__init__(tree)
+        self._fds: OrderedDict[str, int] = OrderedDict()
+
+    def getattr(self, path, fh=None):
+        info = self.tree.lookup(path)
+        if info is None:
+            _fail(errno.ENOENT)
+        if info.is_dir:
+            return _dir_attrs(self.mtime_ns, False)
+        return _file_attrs(info.size, self.mtime_ns, False)
+
+    cache_dirs = True  # a mounted commit never changes: the kernel may keep listings
+
+    def opendir(self, path):
+        return 0
+
+    def readdir(self, path, fh):
+        entries = self.tree.listdir(path)
+        if entries is None:
+            _fail(errno.ENOTDIR if self.tree.lookup(path) else errno.ENOENT)
+        out = [(".", stat.S_IFDIR, 0), ("..", stat.S_IFDIR, 0)]
+        out.extend((name, stat.S_IFDIR if info.is_dir else stat.S_IFREG, 0) for name, info in entries.items())
+        return out
+
+    def open(self, path, flags):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
+            _fail(errno.EROFS)
+        _fail(errno.ENOSYS)  # see the module docstring: no more open/release round trips
+
+    def _fd(self, path: str) -> int:
+        fd = self._fds.get(path)
+        if fd is not None:
+            self._fds.move_to_end(path)
+            return fd
+        try:
+            local = self.tree.local_path(path)
+        except PfsError:
+            _fail(errno.ENOENT)
+        fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+        self._fds[path] = fd
+        while len(self._fds) > MAX_OPEN_BLOBS:
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
+
+    def read(self, path, size, offset, fh):
+        return os.pread(self._fd(path), size, offset)
+
+    def destroy(self, path):
+        while self._fds:
+            os.close(self._fds.popitem()[1])
+
+    # Everything that would change the tree: the kernel already refuses (mount flag ro).
+    def _rofs(self, *args, **kwargs):
+        _fail(errno.EROFS)
+
+    mkdir = rmdir = unlink = rename = create = write = truncate = chmod = chown = utimens = _rofs
+    symlink = link = mknod = setxattr = removexattr = _rofs
+
+
+class ReadWriteOps(_Base):
+    """``base + stage``: writes go to the overlay's upper directory, deletions become whiteouts."""
+
+    def __init__(self, overlay: Overlay) -> None:
+        super().__init__(overlay.tree)
+        self.ov = overlay
+        self._handles: dict[int, str | None] = {}  # fd -> repo path when open for writing
+
+    # -- lookups ---------------------------------------------------------------------
+    def _upper_stat(self, path: str):
+        try:
+            return os.lstat(self.ov.upper_path(path))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def _kind(self, path: str):
+        """("upper", stat) / ("base", FileInfo) / None, for the merged view."""
+        st = self._upper_stat(path)
+        if st is not None:
+            return "upper", st
+        info = self.ov.base_info(path)
+        if info is not None:
+            return "base", info
+        return None
+
+    def _is_dir(self, found) -> bool:
+        kind, value = found
+        return stat.S_ISDIR(value.st_mode) if kind == "upper" else value.is_dir
+
+    def _check_parent(self, path: str) -> None:
+        parent = path.rsplit("/", 1)[0] or "/"
+        found = self._kind(parent)
+        if found is None:
+            _fail(errno.ENOENT)
+        if not self._is_dir(found):
+            _fail(errno.ENOTDIR)
+
+    @staticmethod
+    def _checked(path: str) -> str:
+        try:
+            return check_path(path)
+        except PfsError:
+            _fail(errno.EINVAL)
+
+    def _children(self, path: str) -> dict[str, bool]:
+        """Names in the merged directory -> is_dir."""
+        names: dict[str, bool] = {}
+        if not self.ov.hidden(path):
+            for name, info in (self.ov.tree.listdir(path) or {}).items():
+                child = ("" if path == "/" else path) + "/" + name
+                if child not in self.ov.whiteouts:
+                    names[name] = info.is_dir
+        upper = self.ov.upper_path(path)
+        try:
+            with os.scandir(upper) as it:
+                for entry in it:
+                    names[entry.name] = entry.is_dir(follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        return names
+
+    def _copy_up(self, path: str) -> str:
+        up = self.ov.upper_path(path)
+        if os.path.lexists(up):
+            return up
+        info = self.ov.base_info(path)
+        if info is None:
+            _fail(errno.ENOENT)
+        if info.is_dir:
+            _fail(errno.EISDIR)
+        os.makedirs(os.path.dirname(up), exist_ok=True)
+        tmp = up + ".pachls-copy"
+        shutil.copyfile(self.ov.tree.local_path(path, info), tmp)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, up)
+        return up
+
+    # -- reading -----------------------------------------------------------------------
+    def getattr(self, path, fh=None):
+        with self.ov.lock:
+            found = self._kind(path)
+            if found is None:
+                _fail(errno.ENOENT)
+            kind, value = found
+            if kind == "upper":
+                return _stat_attrs(value)
+            if value.is_dir:
+                return _dir_attrs(self.mtime_ns, True)
+            return _file_attrs(value.size, self.mtime_ns, True)
+
+    def readdir(self, path, fh):
+        with self.ov.lock:
+            found = self._kind(path)
+            if found is None:
+                _fail(errno.ENOENT)
+            if not self._is_dir(found):
+                _fail(errno.ENOTDIR)
+            out = [(".", stat.S_IFDIR, 0), ("..", stat.S_IFDIR, 0)]
+            out.extend((n, stat.S_IFDIR if d else stat.S_IFREG, 0) for n, d in sorted(self._children(path).items()))
+            return out
+
+    def open(self, path, flags):
+        with self.ov.lock:
+            writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC)
+            if writing:
+                up = self._copy_up(path)
+                fd = os.open(up, os.O_RDWR | os.O_CLOEXEC | (flags & os.O_TRUNC))
+                self._track(fd, path)
+                return fd
+            found = self._kind(path)
+            if found is None:
+                _fail(errno.ENOENT)
+            kind, value = found
+            local = self.ov.upper_path(path) if kind == "upper" else self.ov.tree.local_path(path, value)
+            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+            self._handles[fd] = None
+            return fd
+
+    def _track(self, fd: int, path: str) -> None:
+        self._handles[fd] = path
+        self.ov.open_for_write[path] = self.ov.open_for_write.get(path, 0) + 1
+
+    def read(self, path, size, offset, fh):
+        return os.pread(fh, size, offset)
+
+    def release(self, path, fh):
+        with self.ov.lock:
+            written = self._handles.pop(fh, None)
+            os.close(fh)
+            if written is not None:
+                left = self.ov.open_for_write.get(written, 1) - 1
+                if left > 0:
+                    self.ov.open_for_write[written] = left
+                else:
+                    self.ov.open_for_write.pop(written, None)
+
+    def destroy(self, path):
+        for fd in list(self._handles):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._handles.clear()
+
+    # -- writing -----------------------------------------------------------------------
+    def create(self, path, mode, flags=0):
+        with self.ov.lock:
+            path = self._checked(path)
+            self._check_parent(path)
+            found = self._kind(path)
+            if found is not None and self._is_dir(found):
+                _fail(errno.EISDIR)
+            up = self.ov.upper_path(path)
+            os.makedirs(os.path.dirname(up), exist_ok=True)
+            fd = os.open(up, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            self._track(fd, path)
+            return fd
+
+    def write(self, path, data, offset, fh):
+        return os.pwrite(fh, data, offset)
+
+    def truncate(self, path, length, fh=None):
+        with self.ov.lock:
+            os.truncate(self._copy_up(path), length)
+
+    def fsync(self, path, datasync, fh):
+        os.fsync(fh)
+
+    def mkdir(self, path, mode):
+        with self.ov.lock:
+            path = self._checked(path)
+            if self._kind(path) is not None:
+                _fail(errno.EEXIST)
+            self._check_parent(path)
+            os.makedirs(self.ov.upper_path(path))
+
+    def unlink(self, path):
+        with self.ov.lock:
+            found = self._kind(path)
+            if found is None:
+                _fail(errno.ENOENT)
+            if self._is_dir(found):
+                _fail(errno.EISDIR)
+            up = self.ov.upper_path(path)
+            if found[0] == "upper":
+                os.unlink(up)
+            if self.ov.base_info(path) is not None:
+                self.ov.add_whiteout(path)
+
+    def rmdir(self, path):
+        with self.ov.lock:
+            if path == "/":
+                _fail(errno.EBUSY)
+            found = self._kind(path)
+            if found is None:
+                _fail(errno.ENOENT)
+            if not self._is_dir(found):
+                _fail(errno.ENOTDIR)
+            if self._children(path):
+                _fail(errno.ENOTEMPTY)
+            up = self.ov.upper_path(path)
+            if os.path.isdir(up):
+                os.rmdir(up)
+            base = self.ov.base_info(path)
+            if base is not None:
+                self.ov.add_whiteout(path)
+
+    def rename(self, old, new):
+        with self.ov.lock:
+            new = self._checked(new)
+            if old == new:
+                return
+            found = self._kind(old)
+            if found is None:
+                _fail(errno.ENOENT)
+            self._check_parent(new)
+            target = self._kind(new)
+            if self._is_dir(found):
+                if new.startswith(old + "/"):
+                    _fail(errno.EINVAL)
+                if target is not None:
+                    if not self._is_dir(target):
+                        _fail(errno.ENOTDIR)
+                    if self._children(new):
+                        _fail(errno.ENOTEMPTY)
+                    self.rmdir(new)
+                self._move_tree(old, new)
+            else:
+                if target is not None and self._is_dir(target):
+                    _fail(errno.EISDIR)
+                self._move_file(old, new)
+
+    def _move_file(self, old: str, new: str) -> None:
+        up_old, up_new = self.ov.upper_path(old), self.ov.upper_path(new)
+        os.makedirs(os.path.dirname(up_new), exist_ok=True)
+        if os.path.lexists(up_old):
+            os.replace(up_old, up_new)
+        else:
+            info = self.ov.base_info(old)
+            tmp = up_new + ".pachls-copy"
+            shutil.copyfile(self.ov.tree.local_path(old, info), tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, up_new)
+        if self.ov.base_info(old) is not None:
+            self.ov.add_whiteout(old)
+        for fd, path in self._handles.items():
+            if path == old:
+                self._handles[fd] = new
+                self.ov.open_for_write[new] = self.ov.open_for_write.pop(old, 1)
+
+    def _move_tree(self, old: str, new: str) -> None:
+        os.makedirs(self.ov.upper_path(new), exist_ok=True)
+        for name, is_dir in self._children(old).items():
+            src, dst = f"{old}/{name}", f"{new}/{name}"
+            if is_dir:
+                self._move_tree(src, dst)
+            else:
+                self._move_file(src, dst)
+        up_old = self.ov.upper_path(old)
+        if os.path.isdir(up_old):
+            shutil.rmtree(up_old)
+        if self.ov.base_info(old) is not None:
+            self.ov.add_whiteout(old)
+
+    def chmod(self, path, mode):
+        with self.ov.lock:
+            if self._kind(path) is None:
+                _fail(errno.ENOENT)
+            up = self.ov.upper_path(path)
+            if os.path.lexists(up):
+                os.chmod(up, stat.S_IMODE(mode))
+
+    def chown(self, path, uid, gid):
+        return 0
+
+    def utimens(self, path, times=None):
+        with self.ov.lock:
+            if self._kind(path) is None:
+                _fail(errno.ENOENT)
+            up = self.ov.upper_path(path)
+            if os.path.lexists(up):
+                os.utime(up, ns=times) if times else os.utime(up)
+
+    def _unsupported(self, *args, **kwargs):
+        _fail(errno.EPERM)
+
+    symlink = link = mknod = _unsupported
+
+
+class _FUSE(FUSE):
+    """``mfusepy.FUSE`` whose ``opendir`` can ask the kernel to cache a directory's listing."""
+
+    def opendir(self, path, fip):
+        fip.contents.fh = self.operations.opendir(path.decode(self.encoding, self.errors))
+        if getattr(self.operations, "cache_dirs", False) and hasattr(fip.contents, "cache_readdir"):
+            fip.contents.cache_readdir = 1
+            fip.contents.keep_cache = 1
+        return 0
+
+
+class FuseMount:
+    """One running FUSE mount (a thread in ``fuse_main``)."""
+
+    def __init__(self, ops: _Base, mountpoint: str, *, readonly: bool, label: str) -> None:
+        self.ops = ops
+        self.mountpoint = mountpoint
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        options = {"fsname": FSNAME_PREFIX + label, "foreground": True, "nothreads": True}
+        if readonly:
+            options.update(ro=True, kernel_cache=True, attr_timeout=LONG, entry_timeout=LONG,
+                           negative_timeout=LONG)
+        else:
+            options.update(attr_timeout=1, entry_timeout=1, negative_timeout=0)
+        if fuse_major() < 3:
+            options.update(big_writes=True, max_readahead=1 << 20)
+        self.options = options
+        self.thread = threading.Thread(target=self._run, name=f"pachls-fuse-{label}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            _FUSE(self.ops, self.mountpoint, **self.options)
+        except BaseException as exc:  # reported by start()/status
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.ops.ready.is_set():
+            if self.done.is_set():
+                raise OSError(errno.EIO, f"FUSE mount at {self.mountpoint} failed: {self.error or 'fuse_main returned'}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise OSError(errno.ETIMEDOUT, f"FUSE mount at {self.mountpoint} did not come up")
+            self.ops.ready.wait(0.02)
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if not self.thread.is_alive():
+            return
+        if not unmount(self.mountpoint, lazy=False):
+            unmount(self.mountpoint, lazy=True)
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            log.warning("FUSE thread for %s still running after unmount", self.mountpoint)
+
+
+def _fusermount() -> str | None:
+    return shutil.which("fusermount3") or shutil.which("fusermount")
+
+
+def unmount(mountpoint: str, *, lazy: bool) -> bool:
+    """Unmount a FUSE mount point; True if it is gone."""
+    tool = _fusermount()
+    commands = []
+    if tool:
+        commands.append([tool, "-u", *(["-z"] if lazy else []), "-q", mountpoint])
+    if shutil.which("umount"):
+        commands.append(["umount", *(["-l"] if lazy else []), mountpoint])
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode == 0 or not is_mountpoint(mountpoint):
+            return True
+    return not is_mountpoint(mountpoint)
+
+
+def fuse_mounts() -> list[tuple[str, str]]:
+    """(mount point, fsname) of every FUSE mount, from /proc/self/mountinfo."""
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as info:
+            for line in info:
+                left, _, right = line.partition(" - ")
+                fields = left.split()
+                fstype, source = (right.split() + ["", ""])[:2]
+                if fstype.startswith("fuse"):
+                    found.append((_unescape(fields[4]), _unescape(source)))
+    except OSError:
+        pass
+    return found
+
+
+def _unescape(text: str) -> str:
+    return text.encode().decode("unicode_escape") if "\\" in text else text
+
+
+def is_mountpoint(path: str) -> bool:
+    path = os.path.abspath(path)
+    return any(point == path for point, _ in fuse_mounts())
+
+
+def fuse_available() -> tuple[bool, str]:
+    """Whether a FUSE mount can be made here, and why not."""
+    if os.environ.get("PACHLS_NO_FUSE", "").strip() not in ("", "0", "false", "no"):
+        return False, "PACHLS_NO_FUSE is set"
+    if not os.path.exists("/dev/fuse"):
+        return False, "/dev/fuse does not exist"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return False, "/dev/fuse is not readable and writable"
+    if os.geteuid() != 0 and not _fusermount():
+        return False, "not root and no fusermount helper"
+    return True, ""

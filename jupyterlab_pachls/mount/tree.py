@@ -1,0 +1,150 @@
+"""Read access to one commit of a repo: paged directory listings cached per directory, and the
+local file that holds a file's bytes.
+
+For the embedded store the local file is the store's own blob (``local_file`` / ``blob_path``);
+for any other backend the content is fetched once, on first use, into a content-addressed cache
+(``<state_dir>/cache/ab/cdef...``, keyed by the file's sha256) and served from disk afterwards.
+Nothing here ever walks a whole tree on its own: a directory is listed (page by page) the first
+time somebody looks into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+
+from ..pfs.backend import Backend
+from ..pfs.errors import InvalidArgument, NotFound, Unavailable
+from ..pfs.model import FileInfo
+
+PAGE = 10_000
+MAX_CACHED_ENTRIES = 2_000_000  # directory entries kept in memory per tree
+
+
+class ContentCache:
+    """Content-addressed files under ``root`` (``ab/cdef...``), written once, verified by hash."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest[2:]
+
+    def fetch(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> Path:
+        final = self.path(info.hash)
+        if final.exists():
+            return final
+        with self._guard:
+            lock = self._locks.setdefault(info.hash, threading.Lock())
+        with lock:
+            if final.exists():
+                return final
+            final.parent.mkdir(exist_ok=True)
+            tmp = self.root / "tmp" / uuid.uuid4().hex
+            digest = hashlib.sha256()
+            try:
+                with open(tmp, "wb") as out:
+                    for chunk in backend.read_file(repo, commit, info.path):
+                        digest.update(chunk)
+                        out.write(chunk)
+                if digest.hexdigest() != info.hash:
+                    raise Unavailable(f"content of {info.path} does not match its hash", path=info.path)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return final
+
+
+class CommitTree:
+    """One commit of one repo (``commit`` None: an empty branch), read lazily."""
+
+    def __init__(self, backend: Backend, repo: str, commit: str | None, cache: ContentCache) -> None:
+        self.backend = backend
+        self.repo = repo
+        self.commit = commit
+        self.cache = cache
+        self._dirs: OrderedDict[str, dict[str, FileInfo] | None] = OrderedDict()
+        self._entries = 0
+        self._lock = threading.RLock()
+        self._blob_path = getattr(backend, "blob_path", None)
+        self._local_file = getattr(backend, "local_file", None)
+
+    # -- listings ------------------------------------------------------------------
+    def listdir(self, directory: str) -> dict[str, FileInfo] | None:
+        """Children of ``directory`` (``/`` or ``/a/b``) by name, or None if it is not a directory."""
+        with self._lock:
+            if directory in self._dirs:
+                self._dirs.move_to_end(directory)
+                return self._dirs[directory]
+        entries = self._fetch_dir(directory)
+        with self._lock:
+            self._dirs[directory] = entries
+            self._entries += len(entries or ())
+            while self._entries > MAX_CACHED_ENTRIES and len(self._dirs) > 1:
+                _, dropped = self._dirs.popitem(last=False)
+                self._entries -= len(dropped or ())
+        return entries
+
+    def _fetch_dir(self, directory: str) -> dict[str, FileInfo] | None:
+        if self.commit is None:
+            return {} if directory == "/" else None
+        if directory != "/":
+            parent, name = directory.rsplit("/", 1)
+            info = self.lookup_child(parent or "/", name)
+            if info is None or not info.is_dir:
+                return None
+        entries: dict[str, FileInfo] = {}
+        after = None
+        while True:
+            try:
+                page = self.backend.list_dir(self.repo, self.commit, directory, limit=PAGE, after=after)
+            except (NotFound, InvalidArgument):
+                return None
+            for info in page.items:
+                entries[info.path.rstrip("/").rsplit("/", 1)[1]] = info
+            if page.next is None:
+                return entries
+            after = page.next
+
+    def lookup_child(self, directory: str, name: str) -> FileInfo | None:
+        entries = self.listdir(directory)
+        return None if entries is None else entries.get(name)
+
+    def lookup(self, path: str) -> FileInfo | None:
+        """FileInfo of ``path`` (``/`` gives a synthetic root), or None."""
+        if path == "/":
+            return FileInfo(path="/", type="dir", size=0, committed=self.commit)
+        parent, name = path.rsplit("/", 1)
+        return self.lookup_child(parent or "/", name)
+
+    def walk_files(self, directory: str = "/"):
+        """Every file below ``directory``, as (path, FileInfo)."""
+        stack = [directory]
+        while stack:
+            current = stack.pop()
+            for name, info in (self.listdir(current) or {}).items():
+                child = ("" if current == "/" else current) + "/" + name
+                if info.is_dir:
+                    stack.append(child)
+                else:
+                    yield child, info
+
+    # -- contents --------------------------------------------------------------------
+    def local_path(self, path: str, info: FileInfo | None = None) -> Path:
+        """A local file holding the committed bytes of ``path`` (never to be written to)."""
+        info = info or self.lookup(path)
+        if info is None or info.is_dir:
+            raise NotFound(f"{path} is not a file of {self.repo}@{self.commit}", path=path)
+        if self._blob_path is not None and info.hash:
+            return self._blob_path(info.hash)
+        if self._local_file is not None:
+            return self._local_file(self.repo, self.commit, path)[0]
+        return self.cache.fetch(self.backend, self.repo, self.commit, info)
