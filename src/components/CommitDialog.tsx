@@ -143,6 +143,7 @@ export function CommitForm(props: ICommitFormProps): JSX.Element {
     <form
       className="jp-PachlsCommitForm"
       data-phase={phase.kind}
+      noValidate
       onSubmit={e => {
         e.preventDefault();
         void submit();
