@@ -271,7 +271,14 @@ class PachlsMagics(Magics):
     def do_mount(self, args):
         m = self.client.mount(args.address, rw=args.rw, name=args.name)
         mode = "read-write" if m.mode == "rw" else "read-only"
-        print(f"Mounted {args.address} {mode} as '{m.name}' at {m.mountpoint}")
+        where = m.mountpoint
+        try:
+            relative = os.path.relpath(where)
+            if not relative.startswith(".."):
+                where = relative  # what the notebook's own paths look like
+        except ValueError:
+            pass
+        print(f"Mounted {args.address} {mode} as '{m.name}' at {where}")
         return None
 
     def do_unmount(self, args):
