@@ -314,7 +314,8 @@ class ReadWriteOps(_Base):
             return fd
 
     def write(self, path, data, offset, fh):
-        return os.pwrite(fh, data, offset)
+        with self.ov.lock:  # a commit reading the stage waits for no writer and is waited for
+            return os.pwrite(fh, data, offset)
 
     def truncate(self, path, length, fh=None):
         with self.ov.lock:

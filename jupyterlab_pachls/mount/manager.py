@@ -1,0 +1,549 @@
+"""The mount server: mounts of repos under one directory, their staging areas, and commits.
+
+``MountManager`` is plain Python (no tornado): the REST layer only parses requests, calls it and
+turns its dataclasses (``to_json()``) and typed errors (``pfs.errors``) into responses.
+
+Files kept under ``state_dir``::
+
+    lock                 held (flock) while a manager uses this state directory
+    mounts.json          the mount table: name, repo, branch, commit, mode, base, presentation
+    stage/<name>/        a read-write mount's staged changes (FUSE: upper/ + whiteouts.sqlite;
+                         no-FUSE: index.json, the changes being the files in the mount itself)
+    cache/               file contents fetched from a backend without local blob files
+
+The table and the stages are on disk, so a new manager on the same ``state_dir`` (after a restart
+or a crash) brings every mount back with its pending changes. On start, FUSE mount points of ours
+under ``mount_dir`` that no live process serves any more are unmounted (lazily).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+from ..pfs.address import is_commit_id, parse_address
+from ..pfs.backend import Backend
+from ..pfs.errors import AlreadyExists, Conflict, InvalidArgument, InvalidName, NotFound, PfsError, Unavailable
+from ..pfs.model import Commit, Provenance
+from .model import COMMITTING, ERROR, FUSE, MOUNTED, MOUNTING, NO_FUSE, RO, RW, Change, Changes, MountStatus
+from .plain import VIEWS, DirectoryWorkspace, LinkView, remove_tree
+from .tree import CommitTree, ContentCache
+
+log = logging.getLogger(__name__)
+MOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+DEFAULT_BRANCH = "master"
+BEHIND_LIMIT = 1000
+CAS_RETRIES = 20
+
+
+def validate_mount_name(name: object) -> str:
+    if not isinstance(name, str) or not MOUNT_NAME_RE.match(name) or name in (VIEWS,) or ".." in name:
+        raise InvalidName(
+            f"mount name {name!r} is invalid: 1-128 letters, digits, '_', '-', '.', not starting with '.'",
+            kind="mount", name=repr(name) if not isinstance(name, str) else name)
+    return name
+
+
+@dataclass
+class _Record:
+    """One row of the persistent mount table."""
+
+    name: str
+    repo: str
+    branch: str | None
+    commit: str | None  # fixed commit (commit mounts), else None
+    mode: str
+    base: str | None
+    presentation: str
+
+
+class _Mount:
+    def __init__(self, record: _Record) -> None:
+        self.record = record
+        self.state = MOUNTING
+        self.message = ""
+        self.lock = threading.RLock()
+        self.tree: CommitTree | None = None
+        self.fuse = None  # FuseMount
+        self.overlay = None  # Overlay (FUSE rw)
+        self.workspace: DirectoryWorkspace | None = None  # no-FUSE rw
+        self.view: LinkView | None = None  # no-FUSE ro
+
+    @property
+    def stage(self):
+        return self.overlay if self.overlay is not None else self.workspace
+
+
+class MountManager:
+    """Mounts ``repo@branch`` / ``repo@commit`` under ``mount_dir``; ``fuse`` None = FUSE when possible."""
+
+    def __init__(self, backend: Backend, mount_dir: str | os.PathLike, state_dir: str | os.PathLike, *,
+                 fuse: bool | None = None) -> None:
+        from . import fusefs
+
+        self._fusefs = fusefs
+        self.backend = backend
+        self.mount_dir = Path(mount_dir).expanduser().absolute()
+        self.state_dir = Path(state_dir).expanduser().absolute()
+        self.mount_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "stage").mkdir(exist_ok=True)
+        self._lock_file = open(self.state_dir / "lock", "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise Unavailable(f"another mount server is using {self.state_dir}", state_dir=str(self.state_dir))
+        available, why = fusefs.fuse_available()
+        if fuse is True and not available:
+            self._lock_file.close()
+            raise Unavailable(f"FUSE is not available: {why}", reason=why)
+        self.use_fuse = available if fuse is None else bool(fuse)
+        self.fuse_reason = "" if self.use_fuse else (why or "disabled")
+        self.cache = ContentCache(self.state_dir / "cache")
+        self._lock = threading.RLock()
+        self._mounts: dict[str, _Mount] = {}
+        self._closed = False
+        self.cleaned_stale = self.clean_stale()
+        for record in self._load():
+            mount = _Mount(record)
+            self._mounts[record.name] = mount
+            try:
+                self._present(mount)
+            except Exception as exc:  # keep the record (and its stage); report the error
+                log.exception("could not bring back mount %s", record.name)
+                mount.state, mount.message = ERROR, str(getattr(exc, "message", exc))
+
+    # -- the persistent table ------------------------------------------------------------
+    @property
+    def _table(self) -> Path:
+        return self.state_dir / "mounts.json"
+
+    def _load(self) -> list[_Record]:
+        try:
+            rows = json.loads(self._table.read_text())
+        except FileNotFoundError:
+            return []
+        return [_Record(**row) for row in rows]
+
+    def _save(self) -> None:
+        with self._lock:
+            rows = [asdict(m.record) for m in self._mounts.values()]
+        tmp = self._table.with_suffix(".tmp")
+        with open(tmp, "w") as out:
+            json.dump(rows, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self._table)
+
+    # -- stale mounts ------------------------------------------------------------------------
+    def clean_stale(self) -> list[str]:
+        """Unmount our FUSE mount points under ``mount_dir`` that no live process serves any more."""
+        cleaned = []
+        prefix = str(self.mount_dir) + "/"
+        for point, source in self._fusefs.fuse_mounts():
+            if not point.startswith(prefix) or not source.startswith(self._fusefs.FSNAME_PREFIX):
+                continue
+            try:
+                os.stat(point)
+                continue  # served by a live process
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTCONN, errno.ECONNABORTED, errno.EIO):
+                    continue
+            if self._fusefs.unmount(point, lazy=True):
+                cleaned.append(point)
+                log.warning("cleaned stale FUSE mount %s", point)
+        return cleaned
+
+    # -- mounting ------------------------------------------------------------------------------
+    def mount(self, repo: str, branch: str | None = None, *, commit: str | None = None, mode: str = RO,
+              name: str | None = None) -> MountStatus:
+        """Mount ``repo`` (or an address ``repo@branch`` / ``repo@<commit>``) and return its status.
+
+        Read-only mounts may show a branch head or a fixed commit; read-write mounts need a branch
+        (a commit may be given as the base: it must be on that branch's history, and commits land on
+        the branch). Name: explicit, else ``<repo>`` for master, else ``<repo>_<branch>`` (or
+        ``<repo>_<commit[:8]>``). AlreadyExists when the name is taken.
+        """
+        if self._closed:
+            raise Unavailable("the mount manager is closed")
+        if mode not in (RO, RW):
+            raise InvalidArgument(f"mode must be 'ro' or 'rw', not {mode!r}", mode=mode)
+        address = parse_address(repo)
+        if address.path not in (None, "/"):
+            raise InvalidArgument("mount a whole repo; paths inside it are not supported", path=address.path)
+        if address.ancestors:
+            raise InvalidArgument("mount a branch or a commit id, not branch^N", ref=address.ref_text)
+        repo_key = address.repo_key
+        if address.ref is not None:
+            if is_commit_id(address.ref):
+                commit = commit or address.ref
+            else:
+                branch = branch or address.ref
+        if branch is not None:
+            parse_address(f"{repo_key}@{branch}")  # validates the branch name
+        if commit is not None and not is_commit_id(commit):
+            raise InvalidArgument(f"{commit!r} is not a commit id", commit=commit)
+        self.backend.inspect_repo(repo_key)
+        if commit is not None:
+            found = self.backend.inspect_commit(repo_key, commit)
+            if found.is_open:
+                raise Conflict(f"commit {commit} is still open", commit=commit)
+            if mode == RW and branch is None:
+                branch = found.branch
+                if branch is None:
+                    raise InvalidArgument("a read-write mount needs a branch to commit to", commit=commit)
+            base = commit
+        else:
+            branch = branch or DEFAULT_BRANCH
+            try:
+                head = self.backend.inspect_branch(repo_key, branch).head
+            except NotFound:
+                if mode == RO:
+                    raise
+                head = None  # a read-write mount of a new branch: the first commit creates it
+            base = head.id if head else None
+        if name is None:
+            short = repo_key.replace("/", "_")
+            if commit is not None and mode == RO:
+                name = f"{short}_{commit[:8]}"
+            else:
+                name = short if branch == DEFAULT_BRANCH else f"{short}_{branch}"
+        name = validate_mount_name(name)
+        record = _Record(name=name, repo=repo_key, branch=branch, commit=commit if mode == RO else None,
+                         mode=mode, base=base, presentation=FUSE if self.use_fuse else NO_FUSE)
+        with self._lock:
+            if name in self._mounts:
+                raise AlreadyExists(f"a mount named {name!r} exists", name=name)
+            target = self.mount_dir / name
+            if os.path.lexists(target) and not self._reusable(target):
+                raise AlreadyExists(f"{target} exists and is not an empty directory", name=name, path=str(target))
+            if (self.state_dir / "stage" / name).exists():
+                shutil.rmtree(self.state_dir / "stage" / name)  # left by an unmounted mount
+            mount = _Mount(record)
+            self._mounts[name] = mount
+        try:
+            self._present(mount)
+        except BaseException:
+            with self._lock:
+                self._mounts.pop(name, None)
+            self._teardown(mount, remove=True)
+            raise
+        self._save()
+        return self.status(name)
+
+    @staticmethod
+    def _reusable(target: Path) -> bool:
+        return target.is_dir() and not target.is_symlink() and not any(target.iterdir())
+
+    def _tree(self, record: _Record, base: str | None) -> CommitTree:
+        return CommitTree(self.backend, record.repo, base, self.cache)
+
+    def _present(self, mount: _Mount) -> None:
+        """Make the mount visible under ``mount_dir`` (FUSE, or the no-FUSE views)."""
+        record = mount.record
+        mount.state = MOUNTING
+        mount.tree = self._tree(record, record.base)
+        target = self.mount_dir / record.name
+        stage_dir = self.state_dir / "stage" / record.name
+        if record.presentation == FUSE and not self.use_fuse:
+            if record.mode == RW and (stage_dir / "upper").exists():
+                raise Unavailable(f"mount {record.name} was a FUSE mount and FUSE is not available now "
+                                  f"({self.fuse_reason}); its staged changes are kept in {stage_dir}")
+            record.presentation = NO_FUSE
+        if record.presentation == FUSE:
+            from .overlay import Overlay
+
+            if target.is_symlink():
+                target.unlink()
+            target.mkdir(exist_ok=True)
+            if record.mode == RO:
+                ops = self._fusefs.ReadOnlyOps(mount.tree)
+            else:
+                mount.overlay = Overlay(stage_dir, mount.tree)
+                ops = self._fusefs.ReadWriteOps(mount.overlay)
+            mount.fuse = self._fusefs.FuseMount(ops, str(target), readonly=record.mode == RO, label=record.name)
+            mount.fuse.start()
+        elif record.mode == RO:
+            mount.view = LinkView(self.mount_dir, record.name)
+            mount.view.show(mount.tree)
+        else:
+            mount.workspace = DirectoryWorkspace(target, stage_dir, mount.tree)
+            mount.workspace.open()
+        mount.state, mount.message = MOUNTED, ""
+
+    def _teardown(self, mount: _Mount, *, remove: bool) -> None:
+        """Stop presenting a mount; with ``remove`` also delete its view/stage."""
+        target = self.mount_dir / mount.record.name
+        if mount.fuse is not None:
+            mount.fuse.stop()
+            mount.fuse = None
+            try:
+                if target.is_dir() and not target.is_symlink() and not self._fusefs.is_mountpoint(str(target)):
+                    target.rmdir()
+            except OSError:
+                pass
+        if mount.overlay is not None:
+            mount.overlay.close()
+            if remove:
+                shutil.rmtree(self.state_dir / "stage" / mount.record.name, ignore_errors=True)
+            mount.overlay = None
+        if mount.view is not None and remove:
+            mount.view.remove()
+        if mount.workspace is not None and remove:
+            mount.workspace.remove()
+
+    def unmount(self, name: str, *, discard: bool = False) -> None:
+        """Unmount and forget a mount. Refused (Conflict) while it has pending changes, unless ``discard``."""
+        mount = self._get(name)
+        with mount.lock:
+            if mount.record.mode == RW and mount.stage is not None and not discard:
+                pending = self._changes(mount)
+                if pending:
+                    raise Conflict(f"mount {name} has {len(pending)} pending changes; commit or discard them first",
+                                   name=name, pending=len(pending))
+            with self._lock:
+                self._mounts.pop(name, None)
+            self._teardown(mount, remove=True)
+            self._save()
+
+    def close(self) -> None:
+        """Unmount everything cleanly; the mount table and every stage stay for the next manager."""
+        if self._closed:
+            return
+        self._closed = True
+        for mount in list(self._mounts.values()):
+            with mount.lock:
+                try:
+                    self._teardown(mount, remove=False)
+                except Exception:
+                    log.exception("error while unmounting %s", mount.record.name)
+        self._mounts.clear()
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        finally:
+            self._lock_file.close()
+
+    def __enter__(self) -> "MountManager":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- status --------------------------------------------------------------------------
+    def _get(self, name: str) -> _Mount:
+        if not isinstance(name, str):
+            raise InvalidName("mount name must be a string", kind="mount")
+        with self._lock:
+            mount = self._mounts.get(name)
+        if mount is None:
+            raise NotFound(f"no mount named {name!r}", name=name)
+        return mount
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._mounts)
+
+    def list(self) -> list[MountStatus]:
+        return [self.status(name) for name in self.names()]
+
+    def status(self, name: str) -> MountStatus:
+        mount = self._get(name)
+        record = mount.record
+        behind, pending, message = 0, 0, mount.message
+        if mount.state != ERROR:
+            try:
+                if record.commit is None and record.branch:
+                    behind = self._behind(record)
+                if record.mode == RW and mount.stage is not None and mount.state != COMMITTING:
+                    pending = len(self._changes(mount))
+            except PfsError as exc:
+                message = exc.message
+        return MountStatus(
+            name=record.name, repo=record.repo, branch=record.branch, commit=record.commit, base=record.base,
+            mode=record.mode, presentation=record.presentation, state=mount.state, message=message,
+            behind=behind, pending=pending, mountpoint=str(self.mount_dir / record.name))
+
+    def _head(self, record: _Record) -> str | None:
+        try:
+            head = self.backend.inspect_branch(record.repo, record.branch).head
+        except NotFound:
+            if record.base is not None:
+                raise
+            return None  # not created yet
+        return head.id if head else None
+
+    def _behind(self, record: _Record) -> int:
+        head = self._head(record)
+        if head is None or head == record.base:
+            return 0
+        count, before = 0, None
+        while count < BEHIND_LIMIT:
+            page = self.backend.list_commits(record.repo, head, limit=100, before=before)
+            for commit in page:
+                if commit.id == record.base:
+                    return count
+                count += 1
+            if len(page) < 100:
+                return count
+            before = page[-1].id
+        return count
+
+    # -- changes -------------------------------------------------------------------------------
+    def _changes(self, mount: _Mount) -> list[Change]:
+        return mount.stage.changes()
+
+    def changes(self, name: str) -> Changes:
+        """Files added, modified and deleted in a read-write mount, against its base commit."""
+        mount = self._get(name)
+        if mount.record.mode != RW:
+            return Changes(name=name, base=mount.record.base, changes=())
+        self._require_up(mount)
+        with mount.lock:
+            found = self._changes(mount)
+            unsupported = tuple(getattr(mount.stage, "unsupported", ()) or ())
+            return Changes(name=name, base=mount.record.base, changes=tuple(found), unsupported=unsupported)
+
+    @staticmethod
+    def _require_up(mount: _Mount) -> None:
+        if mount.state == ERROR or mount.stage is None and mount.record.mode == RW:
+            raise Unavailable(f"mount {mount.record.name} is in error: {mount.message}", name=mount.record.name)
+
+    def _conflicts(self, record: _Record, head: str | None, paths: set[str]) -> None:
+        """Raise Conflict if commits between the base and ``head`` touched any of ``paths``."""
+        if head == record.base or head is None:
+            return
+        theirs = {c.path for c in self.backend.diff(record.repo, record.base, head)}
+        clash = sorted(paths & theirs)
+        if clash:
+            raise Conflict(
+                f"{record.repo}@{record.branch} moved since this mount's base commit and the new commits "
+                f"changed {len(clash)} of the staged paths; nothing was committed and the stage is kept",
+                paths=clash, base=record.base, head=head, name=record.name)
+
+    # -- commit / discard / refresh ----------------------------------------------------------------
+    def commit(self, name: str, message: str = "", author: str = "", *, provenance: Iterable[Provenance] = (),
+               metadata: dict[str, str] | None = None) -> Commit:
+        """Land every staged change of a read-write mount as ONE commit on its branch; return it."""
+        mount = self._get(name)
+        record = mount.record
+        if record.mode != RW:
+            raise InvalidArgument(f"mount {name} is read-only; there is nothing to commit", name=name)
+        self._require_up(mount)
+        with mount.lock, mount.stage.lock:
+            mount.state = COMMITTING
+            try:
+                landed = self._commit(mount, message, author, tuple(provenance), metadata)
+            finally:
+                mount.state = MOUNTED
+        self._save()
+        return landed
+
+    def _commit(self, mount: _Mount, message, author, provenance, metadata) -> Commit:
+        record = mount.record
+        stage = mount.stage
+        changes = stage.changes()
+        unsupported = list(getattr(stage, "unsupported", ()) or ())
+        if unsupported:
+            raise InvalidArgument(
+                f"{len(unsupported)} entries in mount {record.name} are symlinks, special files or badly named; "
+                "mounts only commit regular files: remove or replace them", paths=unsupported[:100])
+        if not changes:
+            raise InvalidArgument(f"nothing to commit in mount {record.name}", name=record.name)
+        paths = {c.path for c in changes}
+        head = self._head(record)
+        self._conflicts(record, head, paths)
+        opened = self.backend.start_commit(record.repo, record.branch, message=message, author=author,
+                                           provenance=provenance, metadata=metadata)
+        try:
+            puts = [(c.path, c.source) for c in changes if c.change != "deleted"]
+            if puts:
+                self.backend.put_files(opened, puts)
+            for c in changes:
+                if c.change == "deleted":
+                    self.backend.delete_file(opened, c.path)
+            for _ in range(CAS_RETRIES):
+                try:
+                    landed = self.backend.finish_commit(opened, expected_parent=head)
+                    break
+                except Conflict:
+                    newer = self._head(record)
+                    if newer == head:
+                        raise
+                    self._conflicts(record, newer, paths)
+                    head = newer
+            else:
+                raise Conflict(f"{record.repo}@{record.branch} kept moving; gave up after {CAS_RETRIES} tries")
+        except BaseException:
+            try:
+                self.backend.abort_commit(opened)
+            except PfsError:
+                pass
+            raise
+        old_base = record.base
+        tree = self._tree(record, landed.id)
+        if mount.workspace is not None:
+            mount.workspace.after_commit(tree, changes)
+            if head != old_base and head is not None:  # landed on top of other commits: bring them in
+                theirs = self.backend.diff(record.repo, old_base, head)
+                mount.workspace.apply(tree, theirs)
+        else:
+            mount.overlay.rebase(tree)
+        mount.tree = tree
+        record.base = landed.id
+        return landed
+
+    def discard(self, name: str) -> int:
+        """Drop every staged change of a read-write mount; returns how many there were."""
+        mount = self._get(name)
+        if mount.record.mode != RW:
+            raise InvalidArgument(f"mount {name} is read-only; there is nothing to discard", name=name)
+        self._require_up(mount)
+        with mount.lock, mount.stage.lock:
+            count = len(mount.stage.changes())
+            mount.stage.discard()
+        return count
+
+    def refresh(self, name: str) -> MountStatus:
+        """Move a branch mount to the branch head. Read-write mounts keep their stage (rebased) unless
+        the new commits touched staged paths (Conflict, nothing changes)."""
+        mount = self._get(name)
+        record = mount.record
+        if record.commit is not None:
+            return self.status(name)
+        with mount.lock:
+            if mount.state == ERROR:  # try again from scratch
+                self._teardown(mount, remove=False)
+                self._present(mount)
+            head = self._head(record)
+            if head == record.base:
+                return self.status(name)
+            tree = self._tree(record, head)
+            if record.mode == RO:
+                if mount.fuse is not None:
+                    self._teardown(mount, remove=False)
+                    record.base = head
+                    self._present(mount)
+                else:
+                    mount.view.show(tree)
+                    mount.tree, record.base = tree, head
+            else:
+                with mount.stage.lock:
+                    paths = {c.path for c in mount.stage.changes()}
+                    self._conflicts(record, head, paths)
+                    if mount.workspace is not None:
+                        mount.workspace.apply(tree, self.backend.diff(record.repo, record.base, head))
+                    else:
+                        mount.overlay.rebase(tree)
+                    mount.tree, record.base = tree, head
+        self._save()
+        return self.status(name)

@@ -1,0 +1,272 @@
+"""The no-FUSE presentation (no /dev/fuse, no CAP_SYS_ADMIN, or ``PACHLS_NO_FUSE=1``).
+
+Read-only mounts: ``<mount_dir>/<name>`` is a symlink to a directory of hard links built under
+``<mount_dir>/.pachls-views/<name>/``. The links point into the content-addressed store (the
+embedded store's blob files, or the mount server's own content cache for other backends; a copy
+when linking is impossible, e.g. across filesystems). A refresh builds the new commit's view in a
+fresh directory and switches the symlink with one atomic rename. Hard links share the store's
+inodes: the view is for reading only (its directories are made read-only), exactly like a FUSE
+read-only mount that answers EROFS.
+
+Read-write mounts: ``<mount_dir>/<name>`` is a real directory holding copies of the base commit's
+files. Changes are found by a scan against an index of the base (path -> size, mtime, sha256):
+size and mtime first, the hash only when they differ. Symlinks and special files are never
+followed nor committed: they are reported as ``unsupported`` and a commit refuses while any exist.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+import threading
+import uuid
+from pathlib import Path
+
+from ..pfs.address import normalize_path
+from ..pfs.errors import InvalidPath, PfsError
+from .model import Change
+from .overlay import HashCache
+from .tree import CommitTree
+
+VIEWS = ".pachls-views"
+
+
+def _place(source: Path, target: str, *, link: bool) -> None:
+    if link:
+        try:
+            os.link(source, target)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+    shutil.copyfile(source, target)
+
+
+def _materialize(tree: CommitTree, target: str, *, link: bool) -> dict[str, list]:
+    """Write every file of ``tree`` below ``target``; return the index of what was written."""
+    os.makedirs(target, exist_ok=True)
+    index: dict[str, list] = {}
+    stack = ["/"]
+    while stack:
+        directory = stack.pop()
+        local_dir = target + ("" if directory == "/" else directory)
+        for name, info in (tree.listdir(directory) or {}).items():
+            path = ("" if directory == "/" else directory) + "/" + name
+            local = local_dir + "/" + name
+            if info.is_dir:
+                os.mkdir(local)
+                stack.append(path)
+            else:
+                _place(tree.local_path(path, info), local, link=link)
+                if not link:
+                    st = os.stat(local)
+                    index[path] = [st.st_size, st.st_mtime_ns, info.hash]
+    return index
+
+
+def _chmod_tree(root: str, dir_mode: int) -> None:
+    for dirpath, _dirs, _files in os.walk(root):
+        os.chmod(dirpath, dir_mode)
+
+
+def remove_tree(root: str) -> None:
+    if os.path.isdir(root) and not os.path.islink(root):
+        _chmod_tree(root, 0o755)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class LinkView:
+    """A read-only mount without FUSE: a symlink switched between hard-linked view directories."""
+
+    def __init__(self, mount_dir: Path, name: str) -> None:
+        self.mount_dir = Path(mount_dir)
+        self.name = name
+        self.link = self.mount_dir / name
+        self.views = self.mount_dir / VIEWS / name
+
+    def show(self, tree: CommitTree) -> None:
+        self.views.mkdir(parents=True, exist_ok=True)
+        view_name = f"{(tree.commit or 'empty')[:12]}-{uuid.uuid4().hex[:8]}"
+        view = self.views / view_name
+        try:
+            _materialize(tree, str(view), link=True)
+            _chmod_tree(str(view), 0o555)
+            tmp_link = self.mount_dir / f".{self.name}.{uuid.uuid4().hex[:8]}.tmp"
+            os.symlink(os.path.relpath(view, self.mount_dir), tmp_link)
+            if self.link.exists() and not self.link.is_symlink():
+                if self.link.is_dir() and not any(self.link.iterdir()):
+                    self.link.rmdir()  # an empty mount point left behind by FUSE
+            os.replace(tmp_link, self.link)  # the atomic switch
+        except BaseException:
+            remove_tree(str(view))
+            raise
+        for old in self.views.iterdir():
+            if old.name != view_name:
+                remove_tree(str(old))
+
+    def remove(self) -> None:
+        if self.link.is_symlink():
+            self.link.unlink()
+        remove_tree(str(self.views))
+
+
+class DirectoryWorkspace:
+    """A read-write mount without FUSE: a real directory, scanned for changes."""
+
+    def __init__(self, root: Path, state: Path, tree: CommitTree) -> None:
+        self.root = Path(root)
+        self.state = Path(state)
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.index_file = self.state / "index.json"
+        self.tree = tree
+        self.lock = threading.RLock()
+        self.hashes = HashCache()
+        self.index: dict[str, list] = {}
+        self.unsupported: list[str] = []
+
+    # -- setup -----------------------------------------------------------------------
+    def open(self) -> None:
+        """Use the directory left by a previous run, or build it from the base commit."""
+        with self.lock:
+            if self.root.is_dir() and not self.root.is_symlink() and self.index_file.exists():
+                self.index = json.loads(self.index_file.read_text())
+                return
+            if self.root.is_symlink():
+                self.root.unlink()
+            if self.root.exists() and any(self.root.iterdir()):
+                raise PfsError(f"{self.root} exists and is not empty; refusing to overwrite it", path=str(self.root))
+            build = self.root.parent / VIEWS / f"{self.root.name}.new-{uuid.uuid4().hex[:8]}"
+            build.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                index = _materialize(self.tree, str(build), link=False)
+                if self.root.exists():
+                    self.root.rmdir()
+                os.replace(build, self.root)
+            except BaseException:
+                remove_tree(str(build))
+                raise
+            self.index = index
+            self._save()
+
+    def _save(self) -> None:
+        tmp = self.index_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.index))
+        os.replace(tmp, self.index_file)
+
+    # -- the scan ----------------------------------------------------------------------
+    def _scan(self):
+        """(repo path, local path, stat) of every regular file; odd entries go to ``unsupported``."""
+        self.unsupported = []
+        base = str(self.root)
+        stack = [base]
+        while stack:
+            current = stack.pop()
+            with os.scandir(current) as it:
+                for entry in it:
+                    path = entry.path[len(base):]
+                    try:
+                        normalize_path(path)
+                    except InvalidPath:
+                        self.unsupported.append(path)
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append(entry.path)
+                    elif stat.S_ISREG(st.st_mode):
+                        yield path, entry.path, st
+                    else:
+                        self.unsupported.append(path)
+
+    def changes(self) -> list[Change]:
+        with self.lock:
+            result: list[Change] = []
+            seen: set[str] = set()
+            self.scanned: dict[str, tuple] = {}
+            for path, local, st in self._scan():
+                seen.add(path)
+                known = self.index.get(path)
+                if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:
+                    continue
+                digest = self.hashes.get(local, st)
+                self.scanned[path] = (st.st_size, st.st_mtime_ns, digest)
+                if known and known[2] == digest:
+                    continue
+                result.append(Change(path, "modified" if known else "added", st.st_size,
+                                     known[0] if known else None, Path(local)))
+            for path, known in self.index.items():
+                if path not in seen:
+                    result.append(Change(path, "deleted", 0, known[0], None))
+            result.sort(key=lambda c: c.path)
+            self.unsupported.sort()
+            return result
+
+    # -- after a commit / refresh ----------------------------------------------------------
+    def after_commit(self, tree: CommitTree, changes: list[Change]) -> None:
+        with self.lock:
+            for change in changes:
+                if change.change == "deleted":
+                    self.index.pop(change.path, None)
+                    continue
+                info = tree.lookup(change.path)
+                size, mtime_ns, _digest = self.scanned.get(change.path, (change.size, 0, None))
+                self.index[change.path] = [size, mtime_ns, info.hash if info else None]
+            self.tree = tree
+            self._save()
+
+    def apply(self, tree: CommitTree, their_changes) -> None:
+        """Bring other writers' changes (a diff base -> new head, none touching our stage) in."""
+        with self.lock:
+            for fc in their_changes:
+                local = str(self.root) + fc.path
+                if fc.change == "deleted":
+                    try:
+                        os.unlink(local)
+                    except FileNotFoundError:
+                        pass
+                    self.index.pop(fc.path, None)
+                else:
+                    os.makedirs(os.path.dirname(local), exist_ok=True)
+                    tmp = local + ".pachls-copy"
+                    shutil.copyfile(tree.local_path(fc.path, fc.new), tmp)
+                    os.replace(tmp, local)
+                    st = os.stat(local)
+                    self.index[fc.path] = [st.st_size, st.st_mtime_ns, fc.new.hash]
+            self.tree = tree
+            self._save()
+
+    def discard(self) -> None:
+        with self.lock:
+            changes = self.changes()
+            for path in self.unsupported:
+                target = str(self.root) + path
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                else:
+                    os.unlink(target)
+            for change in changes:
+                local = str(self.root) + change.path
+                if change.change == "added":
+                    os.unlink(local)
+                    continue
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                tmp = local + ".pachls-copy"
+                shutil.copyfile(self.tree.local_path(change.path), tmp)
+                os.replace(tmp, local)
+                st = os.stat(local)
+                self.index[change.path][:2] = [st.st_size, st.st_mtime_ns]
+            # directories that hold nothing from the base and nothing else
+            for dirpath, dirnames, filenames in os.walk(str(self.root), topdown=False):
+                path = dirpath[len(str(self.root)):]
+                if path and not os.listdir(dirpath) and self.tree.lookup(path) is None:
+                    os.rmdir(dirpath)
+            self._save()
+
+    def remove(self) -> None:
+        remove_tree(str(self.root))
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    def close(self) -> None:
+        pass

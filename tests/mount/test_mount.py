@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+
+import pytest
+
+from jupyterlab_pachls.pfs import AlreadyExists, Conflict, InvalidArgument, InvalidName, NotFound, ParseError
+
+from .conftest import repo_state, tree_of
+
+
+def test_read_only_mount_reads_files(manager, images, presentation):
+    status = manager.mount("images", mode="ro")
+    assert status.name == "images" and status.presentation == presentation
+    assert (status.mode, status.state, status.base, status.branch) == ("ro", "mounted", images.id, "master")
+    root = manager.mount_dir / "images"
+    assert sorted(os.listdir(root)) == ["README.md", "cats", "dogs"]
+    assert sorted(os.listdir(root / "cats")) == ["001.png", "002.png"]
+    assert (root / "cats/002.png").read_bytes() == b"cat two"
+    assert (root / "cats/001.png").stat().st_size == 7
+    assert tree_of(root) == {"/README.md": b"# images\n", "/cats/001.png": b"cat one",
+                             "/cats/002.png": b"cat two", "/dogs/001.png": b"dog one"}
+    assert [s.name for s in manager.list()] == ["images"]
+    assert status.to_json()["mode"] == "ro"
+
+
+def test_read_only_mount_refuses_writes(manager, images, backend, presentation):
+    manager.mount("images", mode="ro")
+    root = manager.mount_dir / "images"
+    if presentation == "fuse":
+        for attempt in (lambda: open(root / "cats/001.png", "wb"), lambda: open(root / "new.txt", "w"),
+                        lambda: os.mkdir(root / "d"), lambda: os.unlink(root / "README.md"),
+                        lambda: os.rename(root / "README.md", root / "R.md")):
+            with pytest.raises(OSError) as info:
+                attempt()
+            assert info.value.errno == errno.EROFS
+    elif os.geteuid() != 0:  # root ignores the read-only directory bits of the no-FUSE view
+        with pytest.raises(PermissionError):
+            open(root / "new.txt", "w")
+    assert repo_state(backend, "images", "master")["/cats/001.png"] == b"cat one"
+
+
+def test_mount_a_commit_and_a_branch(manager, images, backend):
+    with backend.commit("images", "dev") as c:
+        c.put_file("/dev.txt", b"dev")
+    s1 = manager.mount("images@dev")
+    s2 = manager.mount(f"images@{images.id}")
+    assert s1.name == "images_dev" and s2.name == f"images_{images.id[:8]}"
+    assert s2.commit == images.id and s2.base == images.id
+    assert tree_of(manager.mount_dir / "images_dev") == {"/dev.txt": b"dev"}
+    assert "/cats/001.png" in tree_of(manager.mount_dir / s2.name)
+    s3 = manager.mount("images", mode="ro", name="explicit")
+    assert s3.name == "explicit" and (manager.mount_dir / "explicit" / "README.md").exists()
+    assert len(manager.list()) == 3
+
+
+def test_name_clash_and_bad_names(manager, images, backend):
+    manager.mount("images")
+    with pytest.raises(AlreadyExists):
+        manager.mount("images")
+    with pytest.raises(AlreadyExists):
+        manager.mount("images", mode="rw")
+    for bad in ("../x", ".hidden", "a/b", "", "x\x00y", "a" * 300, ".pachls-views"):
+        with pytest.raises(InvalidName):
+            manager.mount("images", name=bad)
+    for bad in ("../images", "images@../x", "im ages", "images@master:/../x"):
+        with pytest.raises((ParseError, InvalidArgument)):
+            manager.mount(bad)
+    with pytest.raises(NotFound):
+        manager.mount("nope")
+    with pytest.raises(NotFound):
+        manager.mount("images@nobranch")
+    with pytest.raises(InvalidArgument):
+        manager.mount("images", mode="rx")
+    (manager.mount_dir / "occupied").mkdir()
+    (manager.mount_dir / "occupied" / "f").write_text("x")
+    with pytest.raises(AlreadyExists):
+        manager.mount("images", name="occupied")
+    assert (manager.mount_dir / "occupied" / "f").read_text() == "x"
+    assert manager.names() == ["images"]
+    with pytest.raises(NotFound):
+        manager.status("nope")
+
+
+def test_read_write_mount_stages_and_commits_one_commit(manager, images, backend):
+    status = manager.mount("images", mode="rw")
+    assert status.mode == "rw" and status.pending == 0
+    root = manager.mount_dir / "images"
+    (root / "cats/003.png").write_bytes(b"cat three")                # add
+    (root / "cats/001.png").write_bytes(b"cat one, relabeled")       # modify (copy-on-write)
+    os.unlink(root / "dogs/001.png")                                 # delete
+    os.rename(root / "README.md", root / "INDEX.md")                  # rename = delete + add
+    os.mkdir(root / "birds")
+    (root / "birds/a.png").write_bytes(b"bird")
+    os.mkdir(root / "empty")
+    with open(root / "cats/002.png", "ab") as f:                      # append
+        f.write(b"!")
+    # the store is untouched until the commit
+    assert repo_state(backend, "images", "master")["/cats/001.png"] == b"cat one"
+    changes = manager.changes("images")
+    assert [(c.path, c.change) for c in changes.changes] == [
+        ("/INDEX.md", "added"), ("/README.md", "deleted"), ("/birds/a.png", "added"),
+        ("/cats/001.png", "modified"), ("/cats/002.png", "modified"), ("/cats/003.png", "added"),
+        ("/dogs/001.png", "deleted")]
+    sizes = {c.path: (c.size, c.old_size) for c in changes.changes}
+    assert sizes["/cats/001.png"] == (18, 7) and sizes["/dogs/001.png"] == (0, 7) and sizes["/INDEX.md"] == (9, None)
+    assert json.loads(json.dumps(changes.to_json()))["counts"] == {"added": 3, "modified": 2, "deleted": 2}
+    assert manager.status("images").pending == 7
+    before = backend.list_commits("images", "master")
+    landed = manager.commit("images", "relabel", "ann@example.com")
+    after = backend.list_commits("images", "master")
+    assert len(after) == len(before) + 1 and after[0].id == landed.id and landed.parent == images.id
+    assert (landed.message, landed.author) == ("relabel", "ann@example.com")
+    expected = {"/INDEX.md": b"# images\n", "/birds/a.png": b"bird", "/cats/001.png": b"cat one, relabeled",
+                "/cats/002.png": b"cat two!", "/cats/003.png": b"cat three"}
+    assert repo_state(backend, "images", "master") == expected
+    assert tree_of(root) == expected
+    status = manager.status("images")
+    assert (status.base, status.pending, status.behind, status.state) == (landed.id, 0, 0, "mounted")
+    assert manager.changes("images").changes == ()
+    with pytest.raises(InvalidArgument, match="nothing to commit"):
+        manager.commit("images", "again")
+
+
+def test_label_studio_like_writes_end_as_one_commit(manager, backend):
+    backend.create_repo("labels")
+    manager.mount("labels", mode="rw")
+    root = manager.mount_dir / "labels"
+    final = {}
+    for i in range(300):
+        path = f"/cats/{i:03d}.png.json"
+        os.makedirs(root / "cats", exist_ok=True)
+        doc = {"task": i, "annotations": [{"result": "cat", "annotator": "ann"}]}
+        (root / path[1:]).write_text(json.dumps(doc))
+        final[path] = json.dumps(doc).encode()
+    for i in range(0, 300, 3):  # rewritten, through a temp file and a rename, as editors do
+        path = f"/cats/{i:03d}.png.json"
+        doc = {"task": i, "annotations": [{"result": "dog", "annotator": "bob"}]}
+        tmp = root / f"cats/.{i:03d}.tmp"
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, root / path[1:])
+        final[path] = json.dumps(doc).encode()
+    for i in range(0, 300, 7):
+        os.unlink(root / f"cats/{i:03d}.png.json")
+        final.pop(f"/cats/{i:03d}.png.json")
+    assert manager.status("labels").pending == len(final)
+    landed = manager.commit("labels", "labels round 1", "ann")
+    history = backend.list_commits("labels", "master")
+    assert [c.id for c in history if c.origin == "USER"] == [landed.id]
+    assert repo_state(backend, "labels", "master") == final
+    assert tree_of(root) == final
+    # the next round: one more commit holding exactly the change
+    (root / "cats/001.png.json").write_text("{}")
+    second = manager.commit("labels", "round 2", "ann")
+    assert [c.path for c in backend.diff("labels", landed.id, second.id)] == ["/cats/001.png.json"]
+
+
+def test_noop_edits_are_not_changes(manager, images):
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    (root / "cats/001.png").write_bytes(b"cat one")  # same content
+    (root / "tmp.txt").write_bytes(b"x")
+    os.unlink(root / "tmp.txt")
+    assert manager.changes("images").changes == ()
+    with pytest.raises(InvalidArgument, match="nothing to commit"):
+        manager.commit("images", "nothing")
+
+
+def test_discard(manager, images, backend):
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    (root / "cats/001.png").write_bytes(b"changed")
+    (root / "new/x.txt").parent.mkdir()
+    (root / "new/x.txt").write_bytes(b"new")
+    os.unlink(root / "README.md")
+    assert manager.discard("images") == 3
+    assert manager.changes("images").changes == ()
+    assert tree_of(root) == repo_state(backend, "images", "master")
+    assert len(backend.list_commits("images", "master")) == 1
+
+
+def test_delete_and_rename_directories(manager, images, backend):
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    shutil.rmtree(root / "dogs")
+    os.rename(root / "cats", root / "felines")
+    assert sorted(os.listdir(root)) == ["README.md", "felines"]
+    assert (root / "felines/001.png").read_bytes() == b"cat one"
+    with pytest.raises(OSError):
+        os.rmdir(root / "felines")  # not empty
+    manager.commit("images", "reorganise")
+    assert repo_state(backend, "images", "master") == {
+        "/README.md": b"# images\n", "/felines/001.png": b"cat one", "/felines/002.png": b"cat two"}
+
+
+def test_conflicting_commit_keeps_the_stage(manager, images, backend):
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    (root / "cats/001.png").write_bytes(b"mine")
+    (root / "cats/009.png").write_bytes(b"mine too")
+    with backend.commit("images", "master", message="someone else") as c:
+        c.put_file("/cats/001.png", b"theirs")
+    theirs = c.finished
+    assert manager.status("images").behind == 1
+    with pytest.raises(Conflict) as info:
+        manager.commit("images", "mine")
+    assert info.value.details["paths"] == ["/cats/001.png"]
+    assert backend.inspect_branch("images", "master").head.id == theirs.id
+    assert [c.path for c in manager.changes("images").changes] == ["/cats/001.png", "/cats/009.png"]
+    assert (root / "cats/001.png").read_bytes() == b"mine"
+    with pytest.raises(Conflict):
+        manager.refresh("images")
+    assert manager.status("images").base == images.id
+    # resolving by taking theirs: discard, refresh, write again
+    manager.discard("images")
+    manager.refresh("images")
+    assert (root / "cats/001.png").read_bytes() == b"theirs"
+
+
+def test_commit_on_top_of_a_moved_branch(manager, images, backend):
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    (root / "cats/001.png").write_bytes(b"mine")
+    with backend.commit("images", "master", message="someone else") as c:
+        c.put_file("/dogs/002.png", b"theirs")
+    landed = manager.commit("images", "mine")
+    assert landed.parent == c.finished.id
+    expected = {"/README.md": b"# images\n", "/cats/001.png": b"mine", "/cats/002.png": b"cat two",
+                "/dogs/001.png": b"dog one", "/dogs/002.png": b"theirs"}
+    assert repo_state(backend, "images", "master") == expected
+    assert tree_of(root) == expected
+    assert manager.status("images").base == landed.id
+
+
+def test_refresh(manager, images, backend):
+    manager.mount("images", mode="ro")
+    manager.mount("images", mode="rw", name="work")
+    with backend.commit("images", "master") as c:
+        c.put_file("/cats/004.png", b"cat four")
+    assert manager.status("images").behind == 1
+    assert not (manager.mount_dir / "images/cats/004.png").exists()
+    status = manager.refresh("images")
+    assert (status.base, status.behind) == (c.finished.id, 0)
+    assert (manager.mount_dir / "images/cats/004.png").read_bytes() == b"cat four"
+    (manager.mount_dir / "work/mine.txt").write_bytes(b"mine")
+    status = manager.refresh("work")  # nothing overlaps: rebased, stage kept
+    assert status.base == c.finished.id and status.pending == 1
+    assert (manager.mount_dir / "work/cats/004.png").read_bytes() == b"cat four"
+    assert [c.path for c in manager.changes("work").changes] == ["/mine.txt"]
+
+
+def test_unmount_is_clean_and_refuses_to_drop_changes(manager, images, backend):
+    manager.mount("images", mode="ro")
+    manager.mount("images", mode="rw", name="work")
+    (manager.mount_dir / "work/x.txt").write_bytes(b"x")
+    with pytest.raises(Conflict):
+        manager.unmount("work")
+    manager.unmount("images")
+    assert not os.path.lexists(manager.mount_dir / "images")
+    manager.unmount("work", discard=True)
+    assert not os.path.lexists(manager.mount_dir / "work")
+    assert manager.list() == []
+    with pytest.raises(NotFound):
+        manager.unmount("work")
+
+
+def test_restart_brings_mounts_and_stage_back(make_manager, images, backend):
+    first = make_manager()
+    first.mount("images", mode="rw")
+    first.mount("images", mode="ro", name="view")
+    root = first.mount_dir / "images"
+    (root / "cats/001.png").write_bytes(b"staged")
+    os.unlink(root / "README.md")
+    first.close()
+    second = make_manager()
+    assert [(s.name, s.state) for s in second.list()] == [("images", "mounted"), ("view", "mounted")]
+    assert [(c.path, c.change) for c in second.changes("images").changes] == [
+        ("/README.md", "deleted"), ("/cats/001.png", "modified")]
+    assert (root / "cats/001.png").read_bytes() == b"staged"
+    assert (second.mount_dir / "view/README.md").exists()
+    second.commit("images", "after restart")
+    assert repo_state(backend, "images", "master")["/cats/001.png"] == b"staged"
+
+
+def test_paths_stay_inside_the_mount(manager, images, backend, tmp_path, presentation):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"secret")
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    if presentation == "fuse":
+        with pytest.raises(OSError) as info:
+            os.symlink(secret, root / "link")
+        assert info.value.errno == errno.EPERM
+        with pytest.raises(OSError):
+            os.link(root / "README.md", root / "hard")
+    else:
+        os.symlink(secret, root / "link")
+        assert manager.changes("images").unsupported == ("/link",)
+        with pytest.raises(InvalidArgument, match="symlinks"):
+            manager.commit("images", "leak")
+        os.unlink(root / "link")
+    (root / "ok.txt").write_bytes(b"ok")
+    manager.commit("images", "fine")
+    assert b"secret" not in b"".join(repo_state(backend, "images", "master").values())
