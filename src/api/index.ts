@@ -1,4 +1,6 @@
-import { requestAPI } from './request';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { requestAPI, requestAPIResponse } from './request';
 import {
   BackendRequest,
   IBackendConfig,
@@ -57,9 +59,36 @@ export function putBackend(body: BackendRequest): Promise<IBackendConfig> {
   return requestAPI<IBackendConfig>('backend', { method: 'PUT', body });
 }
 
-/** Every repo with its branches, in one request. */
-export function listRepos(): Promise<IReposResponse> {
-  return requestAPI<IReposResponse>('repos');
+let reposCache: { etag: string; data: IReposResponse } | null = null;
+
+/**
+ * Every repo with its branches, in one request. The last answer is kept with
+ * its ETag: while nothing in the store changed the server answers 304 and the
+ * kept answer is returned.
+ */
+export async function listRepos(
+  settings?: ServerConnection.ISettings
+): Promise<IReposResponse> {
+  const headers: { [key: string]: string } = {};
+  if (reposCache) {
+    headers['If-None-Match'] = reposCache.etag;
+  }
+  const { data, response } = await requestAPIResponse<IReposResponse>(
+    'repos',
+    { headers },
+    settings
+  );
+  if (response.status === 304 && reposCache) {
+    return reposCache.data;
+  }
+  const etag = response.headers.get('ETag');
+  reposCache = etag && data ? { etag, data } : null;
+  return data as IReposResponse;
+}
+
+/** Forget the kept repos answer (tests). */
+export function clearReposCache(): void {
+  reposCache = null;
 }
 
 /** Create an empty repo. */

@@ -52,6 +52,19 @@ export async function requestAPI<T>(
   init: Omit<RequestInit, 'body'> & { body?: unknown } = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<T> {
+  const { data } = await requestAPIResponse<T>(endpoint, init, settings);
+  return data as T;
+}
+
+/**
+ * As `requestAPI`, also giving the response (for its headers); a 304 Not
+ * Modified is not an error (its `data` is undefined).
+ */
+export async function requestAPIResponse<T>(
+  endpoint = '',
+  init: Omit<RequestInit, 'body'> & { body?: unknown } = {},
+  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<{ data: T | undefined; response: Response }> {
   const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endpoint);
   const { body, ...rest } = init;
   const request: RequestInit = { ...rest };
@@ -69,6 +82,9 @@ export async function requestAPI<T>(
       message: `Cannot reach the Jupyter server: ${String(reason)}`,
       details: {}
     });
+  }
+  if (response.status === 304) {
+    return { data: undefined, response };
   }
 
   const text = await response.text();
@@ -98,5 +114,5 @@ export async function requestAPI<T>(
       details: { body: text.slice(0, 500) }
     });
   }
-  return data as T;
+  return { data: data as T, response };
 }
