@@ -11,9 +11,25 @@ from jupyterlab_pachls.mount.fusefs import fuse_available, fuse_mounts
 from jupyterlab_pachls.pfs import open_backend
 
 
-@pytest.fixture
-def backend_spec(tmp_path) -> dict:
-    return {"kind": "local", "path": str(tmp_path / "store")}
+@pytest.fixture(params=["local", "pachyderm"])
+def backend_spec(request, tmp_path) -> dict:
+    """The embedded store, and the Pachyderm backend over real gRPC (no blob files: reads go through
+    the mount server's content cache)."""
+    if request.param == "local":
+        yield {"kind": "local", "path": str(tmp_path / "store")}
+        return
+    try:
+        from jupyterlab_pachls.pfs import LocalBackend
+        from jupyterlab_pachls.pfs.server import make_server
+    except ImportError as exc:
+        pytest.skip(f"no Pachyderm-API test server: {exc}")
+    served = LocalBackend(tmp_path / "served-store")
+    server, port = make_server(served, "127.0.0.1:0")
+    try:
+        yield {"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{port}"}
+    finally:
+        server.stop(grace=None).wait()
+        served.close()
 
 
 @pytest.fixture
