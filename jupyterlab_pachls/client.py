@@ -683,7 +683,10 @@ class ServerClient(Client):
 
     def mount(self, address: str, *, rw: bool = False, name: str | None = None) -> Mount:
         a = _address(address)
-        body: dict[str, Any] = {"repo": a.repo_key, "ref": a.ref_text, "mode": "rw" if rw else "ro"}
+        ref = a.ref_text
+        if a.ancestors:  # a mount shows a branch or one commit: resolve branch^N to its commit
+            ref = self.inspect_commit(address).id
+        body: dict[str, Any] = {"repo": a.repo_key, "ref": ref, "mode": "rw" if rw else "ro"}
         if name:
             body["name"] = name
         return mount_from_json(self.request("POST", "mounts", body=body))
