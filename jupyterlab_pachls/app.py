@@ -79,6 +79,18 @@ class PachlsConfig(Configurable):
         10.0, help="Seconds a new backend has to answer before PUT /pachls/api/backend gives up."
     ).tag(config=True)
 
+    label_studio_url = Unicode(
+        "",
+        help=(
+            "URL of a Label Studio server run by the team (with label_studio_token). Empty: the "
+            "server starts and manages its own Label Studio on 127.0.0.1."
+        ),
+    ).tag(config=True)
+
+    label_studio_token = Unicode(
+        "", help="API token of label_studio_url (kept server-side, never sent to the browser)."
+    ).tag(config=True)
+
     @default("store_dir")
     def _default_store_dir(self) -> str:
         return default_store_dir()
@@ -109,10 +121,14 @@ class PachlsState:
     mount_state_dir: str = ""
     mounts: Any = None  # a mount.MountManager, when the mount package is available
     mounts_error: str | None = None
+    labeling: Any = None  # a labeling.session.LabelingService
     switch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        labeling, self.labeling = self.labeling, None
+        if labeling is not None:
+            labeling.close()
         for item in list(self.extra.values()):
             close = getattr(item, "close", None)
             if callable(close):
@@ -197,6 +213,29 @@ def make_mount_manager(state: PachlsState) -> Any:
     return manager
 
 
+def make_labeling_service(state: PachlsState, store: str, connection_url: str) -> Any:
+    """Labeling over the current backend and mounts, with a managed or the configured Label Studio."""
+    from urllib.parse import urlsplit
+
+    from .labeling.labelstudio import ExternalLabelStudio, ManagedLabelStudio
+    from .labeling.proxy import PREFIX
+    from .labeling.session import LabelingService
+
+    config = state.config
+    home = os.path.dirname(store)
+    if config.label_studio_url:
+        label_studio = ExternalLabelStudio(config.label_studio_url, config.label_studio_token)
+        baked = None
+    else:
+        # Label Studio bakes this URL into its pages; the proxy rewrites its origin per request.
+        public = connection_url.rstrip("/") + "/" + PREFIX
+        parts = urlsplit(public)
+        baked = f"{parts.scheme}://{parts.netloc}"
+        label_studio = ManagedLabelStudio(os.path.join(home, "labelstudio"), state.mount_dir, public_url=public)
+    return LabelingService(lambda: state.backend, lambda: state.mounts, label_studio,
+                           os.path.join(home, "labeling"), baked_origin=baked)
+
+
 class PachlsExtension(ExtensionApp):
     """Server extension app of jupyterlab-pachls."""
 
@@ -229,12 +268,23 @@ class PachlsExtension(ExtensionApp):
             state.mounts = make_mount_manager(state)
             if state.mounts_error:
                 self.log.warning("jupyterlab_pachls: mounts unavailable: %s", state.mounts_error)
+            else:
+                cleaned = getattr(state.mounts, "cleaned_stale", None)
+                if cleaned:
+                    self.log.warning("jupyterlab_pachls: cleaned stale mounts %s", ", ".join(cleaned))
+                self.log.info(
+                    "jupyterlab_pachls: mounts under %s (%s)", state.mount_dir,
+                    "FUSE" if state.mounts.use_fuse else f"no FUSE: {state.mounts.fuse_reason}",
+                )
+        state.labeling = make_labeling_service(state, store, self.serverapp.connection_url)
         self.settings["pachls"] = state
 
     def initialize_handlers(self) -> None:
         from .handlers import route_table
+        from .labeling.proxy import proxy_route
 
         self.handlers.extend(route_table())
+        self.handlers.append(proxy_route(self.settings["pachls"]))
 
     async def stop_extension(self) -> None:
         state = self.settings.get("pachls")

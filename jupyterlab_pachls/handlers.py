@@ -117,6 +117,8 @@ def _error_code_for_status(status: int) -> str:
 # -- input checks (raise typed errors -> 400) -----------------------------------------------
 def repo_arg(raw: str) -> str:
     """A ``{repo}`` path parameter: ``repo`` or ``project/repo`` (slash encoded in the URL)."""
+    if isinstance(raw, str) and (raw.startswith("/") or raw.count("/") > 1):
+        raise InvalidName(f"repo name {raw!r} is invalid: expected repo or project/repo", kind="repo", name=raw)
     return str(parse_repo(raw))
 
 
@@ -133,8 +135,15 @@ def ref_arg(raw: object, what: str = "ref") -> str:
 
 
 def mount_name_arg(raw: object) -> str:
+    """A mount name, as the mount package accepts it (letters, digits, '_', '-', '.'; no '..')."""
+    try:
+        from .mount import validate_mount_name
+    except ImportError:
+        validate_mount_name = None
+    if validate_mount_name is not None:
+        return validate_mount_name(raw)
     if not isinstance(raw, str) or not raw:
-        raise InvalidName("mount name must be a non-empty string", kind="mount", name=raw)
+        raise InvalidName("mount name must be a non-empty string", kind="mount", name=repr(raw))
     try:
         return validate_name(raw, "branch")
     except InvalidName as exc:
@@ -428,10 +437,11 @@ class BackendHandler(PachlsHandler):
                 await self.call(new.close)
                 raise Unavailable(f"cannot save the backend choice in {state.config.backend_file}: {exc}") from exc
             old_backend, old_mounts = state.backend, state.mounts
-            state.backend, state.error, state.choice = new, None, choice
-            state.mounts = make_mount_manager(state)
+            state.mounts = None
             if old_mounts is not None:
-                await self.call(old_mounts.close)
+                await self.call(old_mounts.close)  # releases the mount state dir for the new manager
+            state.backend, state.error, state.choice = new, None, choice
+            state.mounts = await self.call(make_mount_manager, state)
             if old_backend is not None:
                 await self.call(old_backend.close)
             self.log.info("jupyterlab_pachls: switched to the %s backend at %s", new.kind, new.address)
@@ -884,8 +894,9 @@ class MountsHandler(PachlsHandler):
         mounts = self.mounts
         found = await self.call(mounts.list)
         self.send_json({
-            "mount_dir": self.state.mount_dir,
-            "fuse": bool(getattr(mounts, "fuse", False)),
+            "mount_dir": str(mounts.mount_dir),
+            "fuse": bool(mounts.use_fuse),
+            "fuse_reason": mounts.fuse_reason,
             "mounts": [m.to_json() for m in sorted(found, key=lambda m: m.name)],
         })
 
@@ -893,20 +904,33 @@ class MountsHandler(PachlsHandler):
     @json_errors
     async def post(self) -> None:
         body = self.json_body()
-        check_fields(body, ("repo",), ("branch", "ref", "mode", "name"))
+        check_fields(body, ("repo",), ("branch", "commit", "ref", "mode", "name"))
         repo = repo_arg(string_field(body, "repo", required=True, allow_empty=False))
         mode = body.get("mode", "ro")
         if mode not in ("ro", "rw"):
             raise InvalidArgument("'mode' must be 'ro' or 'rw'", field="mode")
-        if "branch" in body and "ref" in body:
-            raise InvalidArgument("give 'branch' or 'ref', not both", field="ref")
-        ref = body.get("ref", body.get("branch", "master"))
-        ref = ref_arg(ref, "ref" if "ref" in body else "branch")
+        branch = body.get("branch")
+        commit = body.get("commit")
+        if "ref" in body:
+            if branch is not None or commit is not None:
+                raise InvalidArgument("give 'ref', or 'branch' and/or 'commit', not both", field="ref")
+            ref = ref_arg(body["ref"], "ref")
+            name_part, ancestors = parse_ref(ref)
+            if ancestors:
+                raise InvalidArgument("mount a branch or a commit id, not branch^N", field="ref")
+            if is_commit_id(name_part):
+                commit = name_part
+            else:
+                branch = name_part
+        if branch is not None:
+            branch = branch_arg(branch)
+        if commit is not None and (not isinstance(commit, str) or not is_commit_id(commit)):
+            raise InvalidArgument("'commit' must be a commit id", field="commit")
         name = body.get("name")
         if name is not None:
             name = mount_name_arg(name)
         mounts = self.mounts
-        status = await self.call(mounts.mount, repo, ref, mode=mode, name=name)
+        status = await self.call(mounts.mount, repo, branch, commit=commit, mode=mode, name=name)
         self.send_json(status.to_json(), status=201)
 
 
@@ -1039,6 +1063,8 @@ SEG = r"([^/]+)"
 
 def route_table() -> list[tuple[str, type[PachlsHandler]]]:
     """The one route table (paths relative to the server's base URL)."""
+    from .labeling.routes import labeling_routes  # its handlers build on the classes above
+
     p = API_PREFIX
     return [
         (rf"{p}/health", HealthHandler),
@@ -1061,6 +1087,7 @@ def route_table() -> list[tuple[str, type[PachlsHandler]]]:
         (rf"{p}/mounts/{SEG}/changes", MountChangesHandler),
         (rf"{p}/mounts/{SEG}/commit", MountCommitHandler),
         (rf"{p}/mounts/{SEG}/discard", MountDiscardHandler),
+        *labeling_routes(p, SEG),
         # Must stay last: tornado takes the first pattern that matches.
         (rf"{p}/(.*)", NotFoundHandler),
     ]

@@ -35,9 +35,13 @@ def proxy_prefix(base_url: str) -> str:
 class LabelStudioProxyHandler(LocalProxyHandler):
     """``{base_url}/pachls/labelstudio/<path>`` -> the managed Label Studio process."""
 
-    def initialize(self, labeling) -> None:  # labeling: the LabelingService holding the process
-        self.labeling = labeling
+    def initialize(self, state) -> None:
+        self.pachls = state  # the extension's PachlsState
         self.proxy_base = PREFIX
+
+    @property
+    def labeling(self):
+        return self.pachls.labeling
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("rewrite_response", [self._strip_doubled_prefix, self._rewrite_origin])
@@ -110,5 +114,6 @@ class LabelStudioProxyHandler(LocalProxyHandler):
         return super(LocalProxyHandler, self).proxy("127.0.0.1", port, proxied_path)
 
 
-def proxy_routes(base_url: str, labeling) -> list[tuple]:
-    return [(url_path_join(base_url, PREFIX, "(.*)"), LabelStudioProxyHandler, {"labeling": labeling})]
+def proxy_route(state) -> tuple:
+    """The route of the proxy (relative to the server's base URL), for the one route table."""
+    return (rf"/{PREFIX}/(.*)", LabelStudioProxyHandler, {"state": state})

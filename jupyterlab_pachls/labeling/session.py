@@ -1,0 +1,391 @@
+"""Labeling sessions: versioned data in, one label commit per round out.
+
+A session binds a data source (``images@master`` pinned to a commit, optional
+glob) and a label target (``labels@master``) to a Label Studio project. The
+data is mounted read-only at its pinned commit and Label Studio reads the
+files from that mount (local-file serving rooted at the mount dir); the labels
+branch is mounted read-write. **Commit labels** reads every annotation through
+Label Studio's API, renders one canonical label file per data file, writes
+the files that differ into the labels mount and commits them as ONE commit
+with the user's message, the Jupyter user as author, and the data commits as
+provenance. A failure anywhere leaves no partial commit: files written to the
+mount stay staged and the next attempt re-renders the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from ..pfs.address import parse_address
+from ..pfs.backend import Backend
+from ..pfs.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from ..pfs.model import Commit, Provenance, _Json
+from .history import blame, diff_labels
+from .labelfile import encode, label_document, label_path
+from .templates import TEMPLATES, config_from_request
+
+IMPORT_BATCH = 5000
+
+
+@dataclass
+class Session(_Json):
+    id: str
+    title: str
+    data_repo: str
+    data_branch: str
+    data_commit: str
+    glob: str
+    labels_repo: str
+    labels_branch: str
+    project_id: int
+    data_mount: str
+    labels_mount: str
+    data_key: str
+    created_by: str
+    created: float
+    tasks: int = 0
+
+
+@dataclass(frozen=True)
+class Pending(_Json):
+    added: tuple[str, ...]
+    modified: tuple[str, ...]
+    deleted: tuple[str, ...]
+    annotators: tuple[str, ...]
+    data_commits: tuple[str, ...]
+    files: dict = field(default_factory=dict, repr=False)  # label path -> bytes (None: delete)
+
+    @property
+    def count(self) -> int:
+        return len(self.added) + len(self.modified) + len(self.deleted)
+
+    def to_json(self) -> dict:
+        return {"count": self.count, "added": list(self.added), "modified": list(self.modified),
+                "deleted": list(self.deleted), "annotators": list(self.annotators),
+                "data_commits": list(self.data_commits)}
+
+
+class LabelingService:
+    """Sessions, pending labels and label commits; usable without tornado."""
+
+    def __init__(self, backend: Callable[[], Backend], mounts: Callable[[], Any], label_studio,
+                 state_dir: str | os.PathLike, *, baked_origin: str | None = None) -> None:
+        self._backend = backend
+        self._mounts = mounts
+        self.label_studio = label_studio
+        self.baked_origin = baked_origin
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._path = self.state_dir / "sessions.json"
+        self._lock = threading.RLock()
+        self._commit_locks: dict[str, threading.Lock] = {}
+        self._sessions: dict[str, Session] = {}
+        if self._path.exists():
+            for raw in json.loads(self._path.read_text()):
+                session = Session(**raw)
+                self._sessions[session.id] = session
+
+    @property
+    def backend(self) -> Backend:
+        backend = self._backend()
+        if backend is None:
+            raise Unavailable("the versioned store is not available")
+        return backend
+
+    @property
+    def mounts(self):
+        mounts = self._mounts()
+        if mounts is None:
+            raise Unavailable("mounts are not available, and labeling needs them to serve the data")
+        return mounts
+
+    # -- persistence ---------------------------------------------------------------------
+    def _save(self) -> None:
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([asdict(s) for s in self._sessions.values()], indent=1))
+        os.replace(tmp, self._path)
+
+    def list_sessions(self) -> list[Session]:
+        return sorted(self._sessions.values(), key=lambda s: s.created, reverse=True)
+
+    def get(self, session_id: str) -> Session:
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise NotFound(f"labeling session {session_id!r} not found", session=session_id) from None
+
+    # -- Label Studio --------------------------------------------------------------------
+    def _ls(self) -> tuple[str, dict[str, str]]:
+        if self.label_studio is None:
+            raise Unavailable("Label Studio is not configured")
+        self.label_studio.start()
+        self.label_studio.wait_ready()
+        return self.label_studio.url, {"Authorization": f"Token {self.label_studio.credentials.token}"}
+
+    def _request(self, method: str, path: str, **kwargs) -> Any:
+        url, headers = self._ls()
+        try:
+            response = httpx.request(method, url + path, headers=headers, timeout=300, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"Label Studio did not answer: {exc}") from exc
+        if response.status_code >= 400:
+            text = response.text[:500]
+            if response.status_code == 404:
+                raise NotFound(f"Label Studio: {text}")
+            if response.status_code < 500:
+                raise InvalidArgument(f"Label Studio refused the request: {text}")
+            raise Unavailable(f"Label Studio failed ({response.status_code}): {text}")
+        return response.json() if response.content else None
+
+    def _users(self) -> dict[int, str]:
+        return {u["id"]: u.get("email") or u.get("username") or str(u["id"]) for u in self._request("GET", "/api/users/")}
+
+    # -- sessions ------------------------------------------------------------------------
+    def create_session(self, *, data: str, labels: str, glob: str | None = None, template: str | None = None,
+                       classes: list[str] | None = None, xml: str | None = None, user: str = "") -> Session:
+        """Create (or reopen, when one with the same data, glob and target exists) a labeling session."""
+        source = parse_address(data)
+        target = parse_address(labels)
+        if target.ref is not None and target.is_commit:
+            raise InvalidArgument("the label target must be a branch (labels@master), not a commit")
+        if target.ancestors or target.path not in (None, "/"):
+            raise InvalidArgument("the label target must be repo@branch")
+        data_branch = source.ref or "master"
+        pattern = glob or source.path or "/**"
+        if not pattern.startswith("/"):
+            pattern = "/" + pattern
+        labels_branch = target.ref or "master"
+        config = config_from_request(template, classes, xml)
+        with self._lock:
+            for session in self._sessions.values():
+                if (session.data_repo, session.data_branch, session.glob, session.labels_repo,
+                        session.labels_branch) == (source.repo_key, data_branch, pattern, target.repo_key,
+                                                   labels_branch):
+                    return session
+            backend = self.backend
+            commit = backend.inspect_commit(source.repo_key, data_branch if not source.ancestors else source.ref_text)
+            try:
+                backend.inspect_repo(target.repo_key)
+            except NotFound:
+                backend.create_repo(target.repo_key, description=f"labels of {source.repo_key}")
+            try:
+                backend.inspect_branch(target.repo_key, labels_branch)
+            except NotFound:
+                backend.create_branch(target.repo_key, labels_branch)
+            data_mount = self._ensure_mount(source.repo_key, commit=commit.id, mode="ro",
+                                            name=f"{source.repo}_{commit.short_id}")
+            labels_mount = self._ensure_mount(target.repo_key, branch=labels_branch, mode="rw")
+            title = f"{source.repo_key}@{data_branch} \u2192 {target.repo_key}@{labels_branch}"
+            project = self._request("POST", "/api/projects/", json={"title": title[:50], "label_config": config.xml,
+                                                                  "description": f"data {source.repo_key}@{commit.id}"})
+            session = Session(
+                id=uuid.uuid4().hex[:12], title=title, data_repo=source.repo_key, data_branch=data_branch,
+                data_commit=commit.id, glob=pattern, labels_repo=target.repo_key, labels_branch=labels_branch,
+                project_id=project["id"], data_mount=data_mount, labels_mount=labels_mount,
+                data_key=config.data_key, created_by=user, created=time.time(),
+            )
+            self._allow_serving(session, data_mount)
+            session.tasks = self._import(session, commit.id, data_mount, set())
+            self._sessions[session.id] = session
+            self._save()
+            return session
+
+    def _ensure_mount(self, repo: str, *, branch: str | None = None, commit: str | None = None,
+                      mode: str, name: str | None = None) -> str:
+        """The name of a mount of ``repo`` at ``commit`` (read-only) or ``branch`` (read-write), made if missing."""
+        for status in self.mounts.list():
+            if status.repo != repo or status.mode != mode:
+                continue
+            if (commit is not None and status.commit == commit) or (commit is None and status.branch == branch):
+                return status.name
+        return self.mounts.mount(repo, branch, commit=commit, mode=mode, name=name).name
+
+    def _data_prefix(self, mount: str) -> str:
+        """A mount's folder relative to Label Studio's document root (the ``d=`` of its local-file URLs)."""
+        mountpoint = self.mounts.status(mount).mountpoint
+        root = getattr(self.label_studio, "document_root", None)
+        return os.path.relpath(mountpoint, root) if root else mount
+
+    def _allow_serving(self, session: Session, mount: str) -> None:
+        """Label Studio serves a local file only below a Local Files storage of some project."""
+        self._request("POST", "/api/storages/localfiles/", json={
+            "project": session.project_id, "path": self.mounts.status(mount).mountpoint,
+            "use_blob_urls": True, "title": f"pachls {mount}",
+            "description": "data served from the read-only mount (tasks are imported by jupyterlab-pachls)",
+        })
+
+    def _import(self, session: Session, commit: str, mount: str, known: set[str]) -> int:
+        """Create a task for every data file matching the session's glob and not yet imported."""
+        extensions = next((t.extensions for t in TEMPLATES.values() if t.data_key == session.data_key), ())
+        prefix = self._data_prefix(mount)
+        tasks = []
+        for info in self.backend.glob(session.data_repo, commit, session.glob):
+            if info.is_dir or info.path in known:
+                continue
+            if extensions and not info.path.lower().endswith(extensions):
+                continue
+            reference = urllib.parse.quote(prefix + info.path)
+            tasks.append({session.data_key: f"/data/local-files/?d={reference}",
+                          "pachls_path": info.path, "pachls_commit": commit})
+        for start in range(0, len(tasks), IMPORT_BATCH):
+            self._request("POST", f"/api/projects/{session.project_id}/import",
+                          json=tasks[start:start + IMPORT_BATCH], params={"commit_to_project": "true"})
+        return len(tasks)
+
+    def data_status(self, session_id: str) -> dict:
+        """How far the data branch moved since the session's pinned commit."""
+        session = self.get(session_id)
+        head = self.backend.inspect_branch(session.data_repo, session.data_branch).head
+        behind = 0
+        if head is not None and head.id != session.data_commit:
+            for commit in self.backend.list_commits(session.data_repo, head.id, limit=1000):
+                if commit.id == session.data_commit:
+                    break
+                behind += 1
+        return {"data_commit": session.data_commit, "head": head.id if head else None, "behind": behind}
+
+    def import_new_data(self, session_id: str) -> Session:
+        """Pin the session to the data branch head and add tasks for files that are new there."""
+        with self._lock:
+            session = self.get(session_id)
+            head = self.backend.inspect_branch(session.data_repo, session.data_branch).head
+            if head is None or head.id == session.data_commit:
+                return session
+            known = {t["data"].get("pachls_path") for t in self._export(session)}
+            mount = self._ensure_mount(session.data_repo, commit=head.id, mode="ro",
+                                       name=f"{parse_address(session.data_repo).repo}_{head.short_id}")
+            self._allow_serving(session, mount)
+            session.tasks += self._import(session, head.id, mount, known)
+            session.data_commit, session.data_mount = head.id, mount
+            self._save()
+            return session
+
+    # -- pending and commit ----------------------------------------------------------------
+    def _export(self, session: Session) -> list[dict]:
+        return self._request("GET", f"/api/projects/{session.project_id}/export",
+                             params={"exportType": "JSON", "download_all_tasks": "true"})
+
+    def _committed_hashes(self, session: Session) -> dict[str, str]:
+        hashes: dict[str, str] = {}
+        try:
+            for info in self.backend.walk(session.labels_repo, session.labels_branch):
+                if not info.is_dir:
+                    hashes[info.path] = info.hash
+        except NotFound:
+            pass
+        return hashes
+
+    def pending(self, session_id: str) -> Pending:
+        """What a label commit would change now: label files added, modified, deleted."""
+        session = self.get(session_id)
+        users = self._users()
+        committed = self._committed_hashes(session)
+        added, modified, deleted, annotators, commits, files = [], [], [], set(), set(), {}
+        for task in self._export(session):
+            path = task["data"].get("pachls_path")
+            if not path:
+                continue
+            target = label_path(path)
+            if not task.get("annotations"):
+                if target in committed:
+                    deleted.append(target)
+                    files[target] = None
+                continue
+            document = label_document(repo=session.data_repo, commit=task["data"].get("pachls_commit"),
+                                      path=path, task=task, users=users)
+            raw = encode(document)
+            digest = hashlib.sha256(raw).hexdigest()
+            if committed.get(target) == digest:
+                continue
+            (modified if target in committed else added).append(target)
+            files[target] = raw
+            annotators.update(a["annotator"] for a in document["annotations"])
+            commits.add(document["data"]["commit"])
+        return Pending(tuple(sorted(added)), tuple(sorted(modified)), tuple(sorted(deleted)),
+                       tuple(sorted(annotators)), tuple(sorted(commits)), files)
+
+    def commit_labels(self, session_id: str, *, message: str, author: str) -> Commit:
+        """Write every pending label file into the labels mount and commit them as ONE commit."""
+        if not isinstance(message, str) or not message.strip():
+            raise InvalidArgument("a commit message is required")
+        session = self.get(session_id)
+        with self._lock:
+            lock = self._commit_locks.setdefault(session_id, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise Conflict("a label commit of this session is already running")
+        try:
+            pending = self.pending(session_id)
+            if pending.count == 0:
+                raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
+            root = Path(self.mounts.status(session.labels_mount).mountpoint)
+            for target, raw in pending.files.items():
+                local = root / target[1:]
+                if raw is None:
+                    local.unlink(missing_ok=True)
+                    continue
+                local.parent.mkdir(parents=True, exist_ok=True)
+                local.write_bytes(raw)
+            summary = {"added": len(pending.added), "modified": len(pending.modified),
+                       "deleted": len(pending.deleted), "session": session.id,
+                       "project": session.project_id}
+            return self.mounts.commit(
+                session.labels_mount, message=message.strip(), author=author,
+                provenance=[Provenance(session.data_repo, c) for c in pending.data_commits] or
+                [Provenance(session.data_repo, session.data_commit)],
+                metadata={"pachls.annotators": ",".join(pending.annotators),
+                          "pachls.labels": json.dumps(summary, sort_keys=True)},
+            )
+        finally:
+            lock.release()
+
+    # -- history ---------------------------------------------------------------------------
+    def blame(self, repo: str, ref: str, path: str):
+        return blame(self.backend, repo, ref, path)
+
+    def diff(self, repo: str, old: str | None, new: str):
+        return diff_labels(self.backend, repo, old, new)
+
+    def resync(self, session_id: str, ref: str) -> int:
+        """Replace the project's annotations by those in the label files at ``ref`` (after a rollback).
+
+        Returns how many annotations were recreated. Annotators are recorded in the label files;
+        recreated annotations belong to the Label Studio account doing the resync.
+        """
+        session = self.get(session_id)
+        tasks = {t["data"].get("pachls_path"): t for t in self._export(session)}
+        recreated = 0
+        for path, task in tasks.items():
+            for annotation in task.get("annotations") or []:
+                self._request("DELETE", f"/api/annotations/{annotation['id']}/")
+            try:
+                document = json.loads(self.backend.get_file(session.labels_repo, ref, label_path(path)))
+            except NotFound:
+                continue
+            for annotation in document.get("annotations", []):
+                self._request("POST", f"/api/tasks/{task['id']}/annotations/",
+                              json={"result": annotation["result"], "lead_time": annotation.get("lead_time")})
+                recreated += 1
+        return recreated
+
+    def login(self) -> dict:
+        """What the embedded tab needs to log in (managed mode only; never logged)."""
+        if self.label_studio is None or self.label_studio.mode != "managed":
+            raise NotFound("automatic login is only available for the managed Label Studio")
+        creds = self.label_studio.credentials
+        return {"email": creds.email, "password": creds.password}
+
+    def close(self) -> None:
+        if self.label_studio is not None:
+            self.label_studio.stop()
+
