@@ -605,7 +605,7 @@ class ReposHandler(PachlsHandler):
             raise InvalidArgument("Field 'name' (a non-empty string) is required.", field="name")
         check_fields(body, ("name",), ("description",))
         description = string_field(body, "description", default="")
-        parse_repo(name)
+        repo_arg(name)
         repo = await self.call(self.backend.create_repo, name, description=description)
         self.send_json(repo_json(repo, []), status=201)
 

@@ -134,6 +134,13 @@ async def test_delete_unknown_repo_is_404(api, history, backend):
     assert snapshot(backend) == before
 
 
+@pytest.mark.parametrize("name", ["/etc", "a/b/c", "team/", "/team/data", "..", "a\x00"])
+async def test_create_repo_refuses_path_like_names(api, name):
+    status, body = await api("POST", "repos", {"name": name})
+    assert_error(status, body, 400, "invalid_name")
+    assert (await api("GET", "repos"))[1]["repos"] == []
+
+
 async def test_create_repo_with_unknown_field_is_400(api):
     status, body = await api("POST", "repos", {"name": "x", "colour": "red"})
     assert_error(status, body, 400, "invalid_argument")
