@@ -148,3 +148,11 @@ def test_blame_rows_flatten_provenance():
                        provenance=(Provenance("images", "d" * 32),))
     (row,) = blame_rows([entry])
     assert row["provenance"] == ["images@" + "d" * 32] and row["labels"] == ["Cat"]
+
+
+def test_as_result_without_pandas_is_the_table(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError
+    table = commit_rows([])
+    assert as_result(table) is table and table == [] and table.columns[0] == "commit"

@@ -374,7 +374,10 @@ def test_notebook_failed_cell_commits_nothing(server):
         "open(mnt.mountpoint + '/half.txt', 'w').write('x')\n"
         "raise ValueError('boom')\n",
         "%pachls diff scratch",
-        "%pachls unmount scratch --discard",
+        "%pachls unmount scratch",
+        "%pachls discard scratch",
+        "%pachls diff scratch",
+        "%pachls unmount scratch",
         "%pachls mount truth@master^1 --name pinned\n"
         "pinned = connect().mount_status('pinned')\n"
         "print(pinned.base == connect().inspect_commit('truth@master^1').id, pinned.commit == pinned.base)\n"
@@ -382,7 +385,10 @@ def test_notebook_failed_cell_commits_nothing(server):
         "%pachls mounts",
         "%pachls unmount pinned",
     ], name="failed-cell")
-    _, _, failed, diff, unmounted, pinned, mounts, _ = outputs
+    _, _, failed, diff, refused, discarded, empty, unmounted, pinned, mounts, _ = outputs
+    assert "scratch has 1 pending changes; commit or discard them first" in one_error_line(refused)
+    assert stream(discarded, "stdout").strip() == "Discarded 1 staged change(s) of mount 'scratch'"
+    assert result(empty)["text/plain"].startswith("Empty DataFrame\nColumns: [path, change, size, old_size]")
     no_errors(pinned)
     assert "Mounted truth@master^1 read-only as 'pinned'" in stream(pinned, "stdout")
     assert stream(pinned, "stdout").splitlines()[-2:] == ["True True", "['cats']"]
@@ -405,8 +411,12 @@ def test_notebook_user_mistakes_print_one_line(server):
         "%pachls log",
         "%pachls blame images@master",
         "%pachls frobnicate",
+        "%pachls mount images@master --name ro_images",
+        "%%pachls commit ro_images -m 'x'\nprint('the cell ran')\n",
+        "%pachls unmount ro_images",
     ], name="mistakes")
-    _, unknown_repo, bad_syntax, unmounted, unmounted_cell, missing_arg, no_path, unknown = outputs
+    (_, unknown_repo, bad_syntax, unmounted, unmounted_cell, missing_arg, no_path, unknown,
+     _, read_only, _) = outputs
     assert "nosuch" in one_error_line(unknown_repo) and "not found" in one_error_line(unknown_repo)
     assert "cannot parse 'images@@master:/' at position 7" in one_error_line(bad_syntax)
     assert "nosuch" in one_error_line(unmounted)
@@ -414,3 +424,26 @@ def test_notebook_user_mistakes_print_one_line(server):
     assert "required: REPO@BRANCH" in one_error_line(missing_arg)
     assert "must name a file" in one_error_line(no_path)
     assert "invalid choice: 'frobnicate'" in one_error_line(unknown)
+    assert "mount 'ro_images' is read-only" in one_error_line(read_only)
+
+
+def test_discovery_skips_servers_that_do_not_answer_and_prefers_the_kernels_own(server, tmp_path, monkeypatch):
+    from jupyterlab_pachls.client import find_server
+
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(server.runtime))
+    monkeypatch.delenv("JPY_PARENT_PID", raising=False)
+    dead_port = _free_port()
+    # A live pid whose server does not answer, with a root that holds the cwd: ranked first, then skipped.
+    stale = server.runtime / f"jpserver-{os.getpid()}.json"
+    stale.write_text(json.dumps({"url": f"http://127.0.0.1:{dead_port}/", "pid": os.getpid(), "token": "t",
+                                 "root_dir": str(tmp_path), "port": dead_port, "secure": False}))
+    try:
+        found = find_server(cwd=str(tmp_path), timeout=2)
+        assert found is not None and found.url == server.url and found.token == server.token
+        # The server that started the kernel wins even when another root holds the cwd.
+        monkeypatch.setenv("JPY_PARENT_PID", str(server.process.pid))
+        found = find_server(cwd=str(tmp_path), timeout=2)
+        assert found is not None and found.url == server.url
+        assert found.info["pid"] == server.process.pid
+    finally:
+        stale.unlink()
