@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 FSNAME_PREFIX = "pachls:"
 LONG = 86400
 MAX_OPEN_BLOBS = 64
+MAX_LISTINGS = 256
 
 
 def fuse_major() -> int:
@@ -96,6 +97,7 @@ class ReadOnlyOps(_Base):
     def __init__(self, tree: CommitTree) -> None:
         super().__init__(tree)
         self._fds: OrderedDict[str, int] = OrderedDict()
+        self._listings: OrderedDict[str, list] = OrderedDict()
 
     def getattr(self, path, fh=None):
         info = self.tree.lookup(path)
@@ -111,12 +113,24 @@ class ReadOnlyOps(_Base):
         return 0
 
     def readdir(self, path, fh):
+        return [(name.decode("utf-8", "surrogateescape"), stat.S_IFDIR if is_dir else stat.S_IFREG, 0)
+                for name, is_dir in self.readdir_raw(path)]
+
+    def readdir_raw(self, path):
+        """[(encoded name, is_dir)] of a directory, built once: a commit never changes."""
+        cached = self._listings.get(path)
+        if cached is not None:
+            self._listings.move_to_end(path)
+            return cached
         entries = self.tree.listdir(path)
         if entries is None:
             _fail(errno.ENOTDIR if self.tree.lookup(path) else errno.ENOENT)
-        out = [(".", stat.S_IFDIR, 0), ("..", stat.S_IFDIR, 0)]
-        out.extend((name, stat.S_IFDIR if info.is_dir else stat.S_IFREG, 0) for name, info in entries.items())
-        return out
+        cached = [(b".", True), (b"..", True)]
+        cached.extend((name.encode("utf-8", "surrogateescape"), info.is_dir) for name, info in entries.items())
+        self._listings[path] = cached
+        while len(self._listings) > MAX_LISTINGS:
+            self._listings.popitem(last=False)
+        return cached
 
     def open(self, path, flags):
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
@@ -446,7 +460,26 @@ class ReadWriteOps(_Base):
 
 
 class _FUSE(FUSE):
-    """``mfusepy.FUSE`` whose ``opendir`` can ask the kernel to cache a directory's listing."""
+    """``mfusepy.FUSE`` with two shortcuts for read-only mounts: ``opendir`` asks the kernel to cache a
+    listing (libfuse versions that pass the flag on honour it), and ``readdir`` feeds libfuse from a
+    pre-encoded listing (``readdir_raw``) in a tight loop."""
+
+    def _readdir(self, path, buf, filler, offset, fip):
+        raw = getattr(self.operations, "readdir_raw", None)
+        if raw is None or path is None:
+            return super()._readdir(path, buf, filler, offset, fip)
+        entries = raw(path.decode(self.encoding, self.errors))
+        as_dir, as_file = mfusepy.c_stat(), mfusepy.c_stat()
+        as_dir.st_mode, as_file.st_mode = stat.S_IFDIR, stat.S_IFREG
+        if fuse_major() >= 3:
+            for name, is_dir in entries:
+                if filler(buf, name, as_dir if is_dir else as_file, 0, 0):
+                    break
+        else:
+            for name, is_dir in entries:
+                if filler(buf, name, as_dir if is_dir else as_file, 0):
+                    break
+        return 0
 
     def opendir(self, path, fip):
         fip.contents.fh = self.operations.opendir(path.decode(self.encoding, self.errors))
