@@ -531,14 +531,38 @@ class FuseMount:
     def alive(self) -> bool:
         return self.thread.is_alive()
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Unmount; if the mount is busy, detach it lazily and end the connection so that the
+        serving thread returns (processes still using the old mount get ENOTCONN)."""
         if not self.thread.is_alive():
             return
+        try:
+            device = os.stat(self.mountpoint).st_dev
+        except OSError:
+            device = None
         if not unmount(self.mountpoint, lazy=False):
             unmount(self.mountpoint, lazy=True)
+        self.thread.join(2.0)
+        if self.thread.is_alive() and device is not None:
+            abort_connection(device)
         self.thread.join(timeout)
         if self.thread.is_alive():
             log.warning("FUSE thread for %s still running after unmount", self.mountpoint)
+
+
+def abort_connection(device: int) -> bool:
+    """End a FUSE connection through the fusectl filesystem (mounted on demand, as root)."""
+    control = "/sys/fs/fuse/connections"
+    if not os.path.isdir(control):
+        return False
+    if not os.listdir(control) and os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "fusectl", "none", control], capture_output=True)
+    try:
+        with open(f"{control}/{os.minor(device)}/abort", "w") as abort:
+            abort.write("1")
+        return True
+    except OSError:
+        return False
 
 
 def _fusermount() -> str | None:

@@ -108,6 +108,7 @@ class MountManager:
             self._lock_file.close()
             raise Unavailable(f"FUSE is not available: {why}", reason=why)
         self.use_fuse = available if fuse is None else bool(fuse)
+        self._fuse_auto = fuse is None
         self.fuse_reason = "" if self.use_fuse else (why or "disabled")
         self.cache = ContentCache(self.state_dir / "cache")
         self._lock = threading.RLock()
@@ -256,10 +257,7 @@ class MountManager:
         target = self.mount_dir / record.name
         stage_dir = self.state_dir / "stage" / record.name
         if record.presentation == FUSE and not self.use_fuse:
-            if record.mode == RW and (stage_dir / "upper").exists():
-                raise Unavailable(f"mount {record.name} was a FUSE mount and FUSE is not available now "
-                                  f"({self.fuse_reason}); its staged changes are kept in {stage_dir}")
-            record.presentation = NO_FUSE
+            record.presentation = NO_FUSE  # a FUSE stage is carried over below
         if record.presentation == FUSE:
             from .overlay import Overlay
 
@@ -272,14 +270,56 @@ class MountManager:
                 mount.overlay = Overlay(stage_dir, mount.tree)
                 ops = self._fusefs.ReadWriteOps(mount.overlay)
             mount.fuse = self._fusefs.FuseMount(ops, str(target), readonly=record.mode == RO, label=record.name)
-            mount.fuse.start()
+            try:
+                mount.fuse.start()
+            except OSError as exc:
+                mount.fuse = None
+                if mount.overlay is not None:
+                    mount.overlay.close()
+                    mount.overlay = None
+                if not self._fuse_auto:
+                    raise Unavailable(f"FUSE mount of {record.name} failed: {exc}", name=record.name) from exc
+                log.warning("FUSE mount of %s failed (%s); presenting it without FUSE", record.name, exc)
+                record.presentation = NO_FUSE
+                self._present(mount)
+                mount.message = f"FUSE mount failed ({exc}); shown without FUSE"
+                return
         elif record.mode == RO:
             mount.view = LinkView(self.mount_dir, record.name)
             mount.view.show(mount.tree)
         else:
             mount.workspace = DirectoryWorkspace(target, stage_dir, mount.tree)
-            mount.workspace.open()
+            if (stage_dir / "upper").is_dir():
+                self._carry_over_fuse_stage(mount, stage_dir, target)
+            else:
+                mount.workspace.open()
         mount.state, mount.message = MOUNTED, ""
+
+    def _carry_over_fuse_stage(self, mount: _Mount, stage_dir: Path, target: Path) -> None:
+        """A read-write mount staged under FUSE, now shown without it: build the directory from the
+        base commit, then apply the staged files and deletions to it. Nothing staged is lost."""
+        from .overlay import Overlay
+
+        overlay = Overlay(stage_dir, mount.tree)
+        try:
+            staged = overlay.changes()
+            empty_dirs = [d for d, subdirs, files in os.walk(overlay.upper) if not subdirs and not files]
+            mount.workspace.open()
+            for change in staged:
+                local = str(target) + change.path
+                if change.change == "deleted":
+                    if os.path.lexists(local):
+                        os.unlink(local)
+                    continue
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                shutil.copyfile(change.source, local)
+            for directory in empty_dirs:
+                os.makedirs(str(target) + directory[len(str(overlay.upper)):], exist_ok=True)
+        finally:
+            overlay.close()
+        shutil.rmtree(overlay.upper)
+        for leftover in stage_dir.glob("whiteouts.sqlite*"):
+            leftover.unlink()
 
     def _teardown(self, mount: _Mount, *, remove: bool) -> None:
         """Stop presenting a mount; with ``remove`` also delete its view/stage."""
@@ -360,6 +400,10 @@ class MountManager:
         mount = self._get(name)
         record = mount.record
         behind, pending, message = 0, 0, mount.message
+        if mount.fuse is not None and not mount.fuse.alive and mount.state != ERROR:
+            mount.state = ERROR
+            mount.message = f"the FUSE mount ended ({mount.fuse.error or 'unmounted from outside'}); refresh remounts it"
+            message = mount.message
         if mount.state != ERROR:
             try:
                 if record.commit is None and record.branch:

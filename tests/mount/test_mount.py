@@ -305,3 +305,45 @@ def test_paths_stay_inside_the_mount(manager, images, backend, tmp_path, present
     (root / "ok.txt").write_bytes(b"ok")
     manager.commit("images", "fine")
     assert b"secret" not in b"".join(repo_state(backend, "images", "master").values())
+
+
+def test_fuse_stage_carried_over_when_fuse_is_gone(backend, images, dirs, presentation, monkeypatch):
+    """Staged under FUSE, restarted where FUSE is not available: the stage comes back as a directory."""
+    from jupyterlab_pachls.mount import MountManager
+
+    if presentation != "fuse":
+        pytest.skip("starts from a FUSE mount")
+    first = MountManager(backend, dirs[0], dirs[1], fuse=True)
+    first.mount("images", mode="rw")
+    root = first.mount_dir / "images"
+    (root / "cats/001.png").write_bytes(b"staged")
+    os.unlink(root / "dogs/001.png")
+    os.mkdir(root / "later")
+    first.close()
+    monkeypatch.setenv("PACHLS_NO_FUSE", "1")
+    second = MountManager(backend, dirs[0], dirs[1])
+    try:
+        status = second.status("images")
+        assert (status.presentation, status.state, status.pending) == ("no-fuse", "mounted", 2)
+        assert (root / "cats/001.png").read_bytes() == b"staged" and (root / "later").is_dir()
+        assert [(c.path, c.change) for c in second.changes("images").changes] == [
+            ("/cats/001.png", "modified"), ("/dogs/001.png", "deleted")]
+        second.commit("images", "carried over")
+        assert repo_state(backend, "images", "master") == {
+            "/README.md": b"# images\n", "/cats/001.png": b"staged", "/cats/002.png": b"cat two"}
+    finally:
+        second.close()
+
+
+def test_bad_names_inside_a_mount(manager, images, presentation):
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    if presentation == "fuse":
+        with pytest.raises(OSError) as info:
+            (root / "bad\nname").write_bytes(b"x")
+        assert info.value.errno == errno.EINVAL
+    else:
+        (root / "bad\nname").write_bytes(b"x")
+        assert manager.changes("images").unsupported == ("/bad\nname",)
+        with pytest.raises(InvalidArgument):
+            manager.commit("images", "bad")
