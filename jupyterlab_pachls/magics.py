@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", action="store_true",
                    help="between two label commits: annotation-level changes instead of files")
     p = add("commit", "Commit every staged change of a read-write mount as one commit. As a cell "
-                      "magic it runs the cell first, then commits what the cell wrote (nothing written: no commit).")
+                      "magic it runs the cell first, then commits what the cell wrote in one commit (nothing "
+                      "written: no commit; the cell fails: no commit, its writes stay staged). Changes staged "
+                      "before the cell go into the same commit.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("-m", "--message", required=True, metavar="MESSAGE")
     p.add_argument("--provenance", action="append", default=[], metavar="REPO@REF",
@@ -363,6 +365,8 @@ class PachlsMagics(Magics):
             print(f"The cell wrote nothing into mount '{args.name}': no commit.")
             return None
         commit = client.commit(args.name, args.message, provenance=args.provenance)
+        if before:
+            print(f"({len(before)} change(s) staged before the cell went into this commit too)")
         self._say_committed(args.name, commit)
         return None
 

@@ -366,9 +366,10 @@ def test_notebook_mount_write_commit_and_read_back(server):
     assert code == 204, body
 
 
-def test_notebook_failed_cell_commits_nothing(server):
+def test_notebook_failed_cell_discard_and_pinned_commit(server):
     outputs = server.run_notebook([
-        "%load_ext jupyterlab_pachls\n%pachls mount labels@master --rw --name scratch",
+        "%load_ext jupyterlab_pachls\n%pachls create-repo scratchpad",
+        "%pachls mount scratchpad@master --rw --name scratch",
         "import os\nfrom jupyterlab_pachls import connect\nmnt = connect().mount_status('scratch')",
         "%%pachls commit scratch -m 'never'\n"
         "open(mnt.mountpoint + '/half.txt', 'w').write('x')\n"
@@ -377,6 +378,10 @@ def test_notebook_failed_cell_commits_nothing(server):
         "%pachls unmount scratch",
         "%pachls discard scratch",
         "%pachls diff scratch",
+        "open(mnt.mountpoint + '/early.txt', 'w').write('staged before')",
+        "%%pachls commit scratch -m 'both'\n"
+        "open(mnt.mountpoint + '/late.txt', 'w').write('from the cell')\n",
+        "%pachls diff scratchpad@master",
         "%pachls unmount scratch",
         "%pachls mount truth@master^1 --name pinned\n"
         "pinned = connect().mount_status('pinned')\n"
@@ -385,20 +390,31 @@ def test_notebook_failed_cell_commits_nothing(server):
         "%pachls mounts",
         "%pachls unmount pinned",
     ], name="failed-cell")
-    _, _, failed, diff, refused, discarded, empty, unmounted, pinned, mounts, _ = outputs
+    (created, _, _, failed, diff, refused, discarded, empty, _, both, landed, unmounted,
+     pinned, mounts, _) = outputs
+    assert stream(created, "stdout").strip() == "Created repo 'scratchpad'"
+    # a failing cell commits nothing; what it wrote stays staged until discarded
+    assert any(o.get("output_type") == "error" and o.get("ename") == "ValueError" for o in failed)
+    assert "nothing committed" in stream(failed, "stderr")
+    assert "half.txt" in result(diff)["text/html"]
     assert "scratch has 1 pending changes; commit or discard them first" in one_error_line(refused)
     assert stream(discarded, "stdout").strip() == "Discarded 1 staged change(s) of mount 'scratch'"
     assert result(empty)["text/plain"].startswith("Empty DataFrame\nColumns: [path, change, size, old_size]")
+    # changes staged before the cell join the cell's one commit, and the magic says so
+    no_errors(both)
+    said = stream(both, "stdout")
+    assert "(1 change(s) staged before the cell went into this commit too)" in said
+    assert "Committed mount 'scratch' to scratchpad@master" in said
+    landed_text = result(landed)["text/plain"]
+    assert "/early.txt" in landed_text and "/late.txt" in landed_text and "/half.txt" not in landed_text
+    code, history = server.api("GET", "repos/scratchpad/branches/master/commits")
+    assert code == 200 and [c["message"] for c in history["commits"]] == ["both"]
+    assert "Unmounted 'scratch'" in stream(unmounted, "stdout")
+    # branch^N mounts that one commit, read-only
     no_errors(pinned)
     assert "Mounted truth@master^1 read-only as 'pinned'" in stream(pinned, "stdout")
     assert stream(pinned, "stdout").splitlines()[-2:] == ["True True", "['cats']"]
     assert "pinned" in result(mounts)["text/plain"] and "<table" in result(mounts)["text/html"]
-    assert any(o.get("output_type") == "error" and o.get("ename") == "ValueError" for o in failed)
-    assert "nothing committed" in stream(failed, "stderr")
-    assert "half.txt" in result(diff)["text/html"]
-    assert "Unmounted 'scratch'" in stream(unmounted, "stdout")
-    code, history = server.api("GET", "repos/labels/branches/master/commits")
-    assert "never" not in [c["message"] for c in history["commits"]]
 
 
 def test_notebook_user_mistakes_print_one_line(server):
