@@ -5,8 +5,9 @@ Read-only mounts: ``<mount_dir>/<name>`` is a symlink to a directory of hard lin
 embedded store's blob files, or the mount server's own content cache for other backends; a copy
 when linking is impossible, e.g. across filesystems). A refresh builds the new commit's view in a
 fresh directory and switches the symlink with one atomic rename. Hard links share the store's
-inodes: the view is for reading only (its directories are made read-only), exactly like a FUSE
-read-only mount that answers EROFS.
+inodes, so linked files are made read-only (mode 0444, which the store never needs to write) and
+so are the view's directories (0555): a user without root privileges cannot write through the
+view (EACCES where a FUSE mount answers EROFS). Root ignores mode bits: as root, prefer FUSE.
 
 Read-write mounts: ``<mount_dir>/<name>`` is a real directory holding copies of the base commit's
 files. Changes are found by a scan against an index of the base (path -> size, mtime, sha256):
@@ -37,6 +38,8 @@ VIEWS = ".pachls-views"
 def _place(source: Path, target: str, *, link: bool) -> None:
     if link:
         try:
+            if os.stat(source).st_mode & 0o222:
+                os.chmod(source, 0o444)  # the inode is shared with the store: no writing through the view
             os.link(source, target)
             return
         except OSError as exc:

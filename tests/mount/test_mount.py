@@ -37,10 +37,42 @@ def test_read_only_mount_refuses_writes(manager, images, backend, presentation):
             with pytest.raises(OSError) as info:
                 attempt()
             assert info.value.errno == errno.EROFS
-    elif os.geteuid() != 0:  # root ignores the read-only directory bits of the no-FUSE view
-        with pytest.raises(PermissionError):
-            open(root / "new.txt", "w")
+    else:  # hard links into the store, made read-only (root ignores mode bits, other users do not)
+        view = os.path.realpath(root)
+        assert os.path.islink(root) and view != str(root)
+        assert oct(os.stat(view).st_mode & 0o777) == "0o555"
+        assert oct(os.stat(os.path.join(view, "cats/001.png")).st_mode & 0o777) == "0o444"
+        if os.geteuid() != 0:
+            with pytest.raises(PermissionError):
+                open(root / "new.txt", "w")
+            with pytest.raises(PermissionError):
+                open(root / "cats/001.png", "wb")
     assert repo_state(backend, "images", "master")["/cats/001.png"] == b"cat one"
+
+
+def test_reads_come_from_local_blob_or_content_cache(manager, images, backend, backend_spec, presentation):
+    """Embedded store: the store's blob files; other backends: the content cache, filled on first read."""
+    manager.mount("images", mode="ro")
+    root = manager.mount_dir / "images"
+    cache = manager.state_dir / "cache"
+    info = backend.inspect_file("images", "master", "/cats/001.png")
+    cached = cache / info.hash[:2] / info.hash[2:]
+    if backend_spec["kind"] == "local":
+        source = backend.blob_path(info.hash)
+    else:
+        source = cached
+        if presentation == "fuse":
+            assert not cached.exists()  # nothing fetched at mount time
+    assert (root / "cats/001.png").read_bytes() == b"cat one"
+    assert source.read_bytes() == b"cat one"
+    if backend_spec["kind"] != "local":
+        fetched = sorted(p.parent.name + p.name for p in cache.glob("??/*"))
+        if presentation == "fuse":  # lazily: only what was read
+            assert fetched == [info.hash]
+        else:  # the no-FUSE view links every file of the commit
+            assert fetched == sorted({i.hash for i in backend.walk("images", "master") if not i.is_dir})
+    if presentation == "no-fuse":
+        assert os.stat(root / "cats/001.png").st_ino == os.stat(source).st_ino
 
 
 def test_mount_a_commit_and_a_branch(manager, images, backend):
