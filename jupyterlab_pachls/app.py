@@ -87,6 +87,10 @@ class PachlsConfig(Configurable):
         ),
     ).tag(config=True)
 
+    label_studio_dir = Unicode(
+        "", help="Data directory of the managed Label Studio. Defaults to <store parent>/labelstudio."
+    ).tag(config=True)
+
     label_studio_token = Unicode(
         "", help="API token of label_studio_url (kept server-side, never sent to the browser)."
     ).tag(config=True)
@@ -231,7 +235,8 @@ def make_labeling_service(state: PachlsState, store: str, connection_url: str) -
         public = connection_url.rstrip("/") + "/" + PREFIX
         parts = urlsplit(public)
         baked = f"{parts.scheme}://{parts.netloc}"
-        label_studio = ManagedLabelStudio(os.path.join(home, "labelstudio"), state.mount_dir, public_url=public)
+        data_dir = config.label_studio_dir or os.path.join(home, "labelstudio")
+        label_studio = ManagedLabelStudio(data_dir, state.mount_dir, public_url=public)
     return LabelingService(lambda: state.backend, lambda: state.mounts, label_studio,
                            os.path.join(home, "labeling"), baked_origin=baked)
 

@@ -20,16 +20,10 @@ from __future__ import annotations
 
 import html
 
-from jupyter_server.utils import url_path_join
 from jupyter_server_proxy.handlers import LocalProxyHandler
 
 PREFIX = "pachls/labelstudio"
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-javascript")
-
-
-def proxy_prefix(base_url: str) -> str:
-    """The browser-side path Label Studio is served under, e.g. ``/pachls/labelstudio``."""
-    return url_path_join(base_url, PREFIX)
 
 
 class LabelStudioProxyHandler(LocalProxyHandler):
@@ -44,17 +38,30 @@ class LabelStudioProxyHandler(LocalProxyHandler):
         return self.pachls.labeling
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("rewrite_response", [self._strip_doubled_prefix, self._rewrite_origin])
-        super().__init__(*args, **kwargs)
+        # jupyter-server-proxy passes rewrite functions the arguments their parameter names ask for,
+        # so they are plain closures, not methods (a method's ``self`` would be taken as one).
+        def strip_doubled_prefix(response):
+            self._strip_doubled_prefix(response)
 
-    @property
-    def _prefix(self) -> str:
-        return proxy_prefix(self.base_url)
+        def rewrite_origin(response, request):
+            self._rewrite_origin(response, request)
+
+        kwargs["rewrite_response"] = [strip_doubled_prefix, rewrite_origin]
+        super().__init__(*args, **kwargs)
 
     def _strip_doubled_prefix(self, response) -> None:
         location = response.headers.get("Location")
-        if location and location.startswith(self._prefix):
-            response.headers["Location"] = location[len(self._prefix):] or "/"
+        if not location:
+            return
+        baked = self.labeling.baked_origin
+        if baked and location.startswith(baked):
+            location = location[len(baked):]  # made relative, so the proxy puts the browser's prefix back
+        marker = "/" + PREFIX
+        at = location.find(marker)
+        if location.startswith("/") and at >= 0:
+            # Label Studio's own copy of the prefix (its base URL may be quoted differently from ours)
+            location = location[at + len(marker):] or "/"
+        response.headers["Location"] = location
 
     def _rewrite_origin(self, response, request) -> None:
         baked = self.labeling.baked_origin
@@ -65,9 +72,14 @@ class LabelStudioProxyHandler(LocalProxyHandler):
         if baked.encode() != own:
             response.body = response.body.replace(baked.encode(), own)
 
-    def get_request_headers_override(self) -> dict:
+    def proxy_request_headers(self) -> dict:
+        headers = super().proxy_request_headers()
+        # The Authorization header carries Jupyter's credentials, already checked; Label Studio would
+        # take it for one of its own tokens and refuse the request. Its UI uses its session cookie.
+        headers.pop("Authorization", None)
         # bodies are rewritten, so ask for them uncompressed
-        return {"Accept-Encoding": "identity"}
+        headers["Accept-Encoding"] = "identity"
+        return headers
 
     async def _ensure_running(self) -> int | None:
         process = self.labeling.label_studio
