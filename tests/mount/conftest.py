@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -71,6 +72,8 @@ def make_manager(backend, dirs, presentation):
     yield make
     for manager in made:
         manager.close()
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("pachls-fuse-")]
+    assert not threads, f"FUSE threads left running: {threads}"
 
 
 @pytest.fixture
