@@ -13,6 +13,7 @@ import {
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
@@ -22,6 +23,7 @@ import { showCommitDialog } from './components/CommitDialog';
 import { IMountActions } from './components/MountsSection';
 import { address, relativeToRoot } from './format';
 import { pachydermIcon } from './icons';
+import { activateLabeling } from './labeling/plugin';
 import { PachlsModel } from './model';
 import { errorMessage } from './state';
 import {
@@ -33,6 +35,8 @@ import { PachydermSidebar } from './widgets/PachydermSidebar';
 
 export { PachlsModel } from './model';
 export { PachydermSidebar } from './widgets/PachydermSidebar';
+export { LabelingModel } from './labeling/model';
+export { LabelingCommandIDs } from './labeling/plugin';
 
 /** Command ids. */
 export namespace CommandIDs {
@@ -56,13 +60,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description:
     'Label versioned data (Pachyderm semantics) with Label Studio in JupyterLab.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette, ITranslator, ISettingRegistry],
+  optional: [ILayoutRestorer, ICommandPalette, ITranslator, ISettingRegistry, IDefaultFileBrowser],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
     translator: ITranslator | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    fileBrowser: IDefaultFileBrowser | null
   ) => {
     const trans = (translator ?? nullTranslator).load('jupyterlab_pachls');
     const { commands, shell } = app;
@@ -159,6 +164,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
+    const labeling = activateLabeling({
+      app,
+      sidebar,
+      panel: model,
+      trans,
+      restorer,
+      palette,
+      fileBrowser,
+      showHistory
+    });
+
     if (settingRegistry) {
       void settingRegistry
         .load(PLUGIN_ID)
@@ -166,6 +182,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           const apply = () => {
             const seconds = settings.get('refreshInterval').composite as number;
             model.interval = Math.max(0, Number(seconds) || 0) * 1000;
+            labeling.interval = model.interval;
             historyPageSize = Math.max(
               1,
               Math.min(1000, Number(settings.get('historyPageSize').composite) || 20)

@@ -1,0 +1,158 @@
+/** Labeling routes of the pachls REST API (see jupyterlab_pachls/openapi.yaml). */
+import { ICommit } from '../api/types';
+import { query, requestAPI, seg } from '../api';
+
+export type LabelStudioState = 'stopped' | 'starting' | 'running' | 'failed';
+
+/** The Label Studio the server runs (managed) or talks to (external). */
+export interface ILabelStudioStatus {
+  mode: 'managed' | 'external';
+  state: LabelStudioState;
+  url: string | null;
+  message: string;
+  started_seconds: number | null;
+  restarts: number;
+  log: string | null;
+}
+
+export interface ITemplate {
+  name: string;
+  title: string;
+  data_key: string;
+}
+
+/** A labeling session: a data source pinned to a commit, a label target, a Label Studio project. */
+export interface ISession {
+  id: string;
+  title: string;
+  data_repo: string;
+  data_branch: string;
+  data_commit: string;
+  glob: string;
+  labels_repo: string;
+  labels_branch: string;
+  project_id: number;
+  data_mount: string;
+  labels_mount: string;
+  data_key: string;
+  created_by: string;
+  created: number;
+  tasks: number;
+}
+
+export interface IDataStatus {
+  behind: number;
+  head: string | null;
+  data_commit: string;
+}
+
+export interface ISessionDetail extends ISession {
+  data_status: IDataStatus;
+}
+
+/** `GET /labeling`. */
+export interface ILabelingStatus {
+  label_studio: ILabelStudioStatus | null;
+  templates: ITemplate[];
+  sessions: ISession[];
+}
+
+/** Label files a commit would add, modify and delete. */
+export interface IPending {
+  count: number;
+  added: string[];
+  modified: string[];
+  deleted: string[];
+  annotators: string[];
+  data_commits: string[];
+}
+
+/** Body of `POST /labeling/sessions`. */
+export interface ISessionRequest {
+  data: string;
+  labels: string;
+  glob?: string;
+  template?: string;
+  classes?: string[];
+  xml?: string;
+}
+
+export interface IBlameEntry {
+  commit: string;
+  time: string | null;
+  author: string;
+  message: string;
+  change: 'added' | 'modified' | 'deleted';
+  annotators: string[];
+  labels: string[];
+  data_commit: string | null;
+  provenance: unknown[];
+}
+
+export interface IBlame {
+  repo: string;
+  ref: string;
+  path: string;
+  entries: IBlameEntry[];
+}
+
+export interface ILoginCredentials {
+  email: string;
+  password: string;
+}
+
+/** Label Studio's state, the templates and every session. */
+export function getLabeling(): Promise<ILabelingStatus> {
+  return requestAPI<ILabelingStatus>('labeling');
+}
+
+/** Start Label Studio now (it also starts on first use). */
+export function startLabelStudio(): Promise<ILabelStudioStatus> {
+  return requestAPI<ILabelStudioStatus>('labeling', { method: 'POST', body: {} });
+}
+
+/** Create (or reopen) a labeling session. */
+export function createSession(request: ISessionRequest): Promise<ISession> {
+  return requestAPI<ISession>('labeling/sessions', { method: 'POST', body: request });
+}
+
+/** One session with how far its data is behind the branch head. */
+export function getSession(id: string): Promise<ISessionDetail> {
+  return requestAPI<ISessionDetail>(`labeling/sessions/${seg(id)}`);
+}
+
+/** What a label commit of the session would contain. */
+export function getPending(id: string): Promise<IPending> {
+  return requestAPI<IPending>(`labeling/sessions/${seg(id)}/pending`);
+}
+
+/** ONE label commit of every pending annotation. */
+export function commitLabels(id: string, message: string): Promise<ICommit> {
+  return requestAPI<ICommit>(`labeling/sessions/${seg(id)}/commit`, {
+    method: 'POST',
+    body: { message }
+  });
+}
+
+/** Pin the data branch head and import the new files as tasks. */
+export function importNewData(id: string): Promise<ISession> {
+  return requestAPI<ISession>(`labeling/sessions/${seg(id)}/import`, {
+    method: 'POST',
+    body: {}
+  });
+}
+
+/** The managed Label Studio admin's login (only to post it to Label Studio; never kept). */
+export function getLogin(): Promise<ILoginCredentials> {
+  return requestAPI<ILoginCredentials>('labeling/login', { cache: 'no-store' });
+}
+
+/** The end of Label Studio's log. */
+export function getLabelStudioLog(): Promise<{ log: string }> {
+  return requestAPI<{ log: string }>('labeling/log');
+}
+
+/** Every label commit that changed the label of `path`, newest first. */
+export function getBlame(repo: string, ref: string, path: string): Promise<IBlame> {
+  return requestAPI<IBlame>(`labels/blame${query({ repo, ref, path })}`);
+}

@@ -1,0 +1,113 @@
+import * as React from 'react';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { ReactWidget } from '@jupyterlab/ui-components';
+
+import { CommitId, ErrorText, TimeAgo } from '../../components/common';
+import { address, firstLine } from '../../format';
+import { errorMessage } from '../../state';
+import { getBlame, IBlame } from '../api';
+
+/** Every label commit that changed the label of one data file, newest first. */
+export function BlameView(props: {
+  trans: TranslationBundle;
+  repo: string;
+  ref: string;
+  path: string;
+  load?: typeof getBlame;
+  showHistory?: (repo: string, branch: string, commit?: string) => void;
+}): JSX.Element {
+  const { trans } = props;
+  const [blame, setBlame] = React.useState<IBlame | null>(null);
+  const [error, setError] = React.useState<string | null>(null);
+  React.useEffect(() => {
+    (props.load ?? getBlame)(props.repo, props.ref, props.path)
+      .then(setBlame)
+      .catch(reason => setError(errorMessage(reason)));
+  }, [props.repo, props.ref, props.path]);
+
+  return (
+    <div className="jp-PachlsBlame" data-path={props.path}>
+      <div className="jp-PachlsBlame-target">
+        {trans.__('Label history of %1 in %2', props.path, address(props.repo, props.ref))}
+      </div>
+      <ErrorText message={error} trans={trans} />
+      {!blame && !error ? <div className="jp-PachlsEmpty">{trans.__('Loading…')}</div> : null}
+      {blame && blame.entries.length === 0 ? (
+        <div className="jp-PachlsEmpty">{trans.__('No label commit has labeled this file yet.')}</div>
+      ) : null}
+      {blame && blame.entries.length > 0 ? (
+        <table className="jp-PachlsBlame-table">
+          <thead>
+            <tr>
+              <th>{trans.__('Commit')}</th>
+              <th>{trans.__('Time')}</th>
+              <th>{trans.__('Author')}</th>
+              <th>{trans.__('Annotators')}</th>
+              <th>{trans.__('Labels')}</th>
+              <th>{trans.__('Message')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {blame.entries.map(e => (
+              <tr key={e.commit} className="jp-PachlsBlame-entry" data-commit={e.commit} data-change={e.change}>
+                <td>
+                  {props.showHistory ? (
+                    <button
+                      type="button"
+                      className="jp-PachlsLink"
+                      title={trans.__('Show commit %1 in the history', e.commit)}
+                      onClick={() => props.showHistory?.(props.repo, props.ref, e.commit)}
+                    >
+                      <CommitId id={e.commit} />
+                    </button>
+                  ) : (
+                    <CommitId id={e.commit} />
+                  )}
+                </td>
+                <td>
+                  <TimeAgo iso={e.time} />
+                </td>
+                <td className="jp-PachlsBlame-author">{e.author}</td>
+                <td className="jp-PachlsBlame-annotators">{e.annotators.join(', ')}</td>
+                <td className="jp-PachlsBlame-labels">
+                  {e.change === 'deleted' ? trans.__('(label removed)') : e.labels.join(', ')}
+                </td>
+                <td title={e.message}>{firstLine(e.message)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </div>
+  );
+}
+
+/** "Who labeled this?" as a dialog. */
+export async function showBlameDialog(options: {
+  trans: TranslationBundle;
+  repo: string;
+  ref: string;
+  path: string;
+  showHistory?: (repo: string, branch: string, commit?: string) => void;
+}): Promise<void> {
+  const { trans } = options;
+  const body = ReactWidget.create(<BlameView {...options} />);
+  await showDialog({
+    title: trans.__('Who labeled %1?', options.path),
+    body,
+    buttons: [Dialog.okButton({ label: trans.__('Close') })]
+  });
+}
+
+/** The end of Label Studio's log, as a dialog. */
+export async function showLogDialog(trans: TranslationBundle, log: string): Promise<void> {
+  const body = ReactWidget.create(
+    <pre className="jp-PachlsLog">{log || trans.__('(the log is empty)')}</pre>
+  );
+  await showDialog({
+    title: trans.__('Label Studio log'),
+    body,
+    buttons: [Dialog.okButton({ label: trans.__('Close') })]
+  });
+}

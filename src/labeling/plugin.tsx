@@ -1,0 +1,379 @@
+import * as React from 'react';
+import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
+import {
+  ICommandPalette,
+  InputDialog,
+  MainAreaWidget,
+  showErrorMessage,
+  WidgetTracker
+} from '@jupyterlab/apputils';
+import { PageConfig } from '@jupyterlab/coreutils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { ReactWidget } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import { listMounts } from '../api';
+import { relativeToRoot } from '../format';
+import { PachlsModel } from '../model';
+import { errorMessage } from '../state';
+import { PachydermSidebar } from '../widgets/PachydermSidebar';
+import { getLabelStudioLog, ISession } from './api';
+import { showBlameDialog, showLogDialog } from './components/BlameView';
+import { showLabelCommitDialog } from './components/LabelCommitDialog';
+import { ILabelingActions, LabelingSection } from './components/LabelingSection';
+import { Message } from '@lumino/messaging';
+import { labelingIcon } from './icons';
+import { LabelingModel } from './model';
+import { parseClasses, sessionOfFile } from './state';
+import { createLabelingWidget, LabelingContent, labelingWidgetId } from './widget';
+
+export namespace LabelingCommandIDs {
+  export const newSession = 'pachls:new-labeling-session';
+  export const open = 'pachls:open-labeling';
+  export const commit = 'pachls:commit-labels';
+  export const whoLabeled = 'pachls:who-labeled';
+}
+
+export interface ILabelingOptions {
+  app: JupyterFrontEnd;
+  sidebar: PachydermSidebar;
+  panel: PachlsModel;
+  trans: TranslationBundle;
+  restorer: ILayoutRestorer | null;
+  palette: ICommandPalette | null;
+  fileBrowser: IDefaultFileBrowser | null;
+  showHistory: (repo: string, branch: string, commit?: string) => Promise<void>;
+}
+
+function str(args: ReadonlyPartialJSONObject, key: string): string | undefined {
+  const value = args[key];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** The Labeling section, the labeling tabs and their commands. */
+export function activateLabeling(options: ILabelingOptions): LabelingModel {
+  const { app, sidebar, panel, trans, restorer, palette, fileBrowser } = options;
+  const { commands, shell } = app;
+  const model = new LabelingModel();
+  const baseUrl = PageConfig.getBaseUrl();
+  const tracker = new WidgetTracker<MainAreaWidget<LabelingContent>>({
+    namespace: 'pachls-labeling'
+  });
+
+  model.committed.connect((_, commit) => panel.notifyRepoChanged(commit.repo));
+
+  const showHistory = (repo: string, branch: string, commit?: string) =>
+    void options.showHistory(repo, branch, commit);
+
+  const pickSession = async (title: string): Promise<ISession | undefined> => {
+    await model.refresh();
+    const sessions = model.sessions;
+    if (sessions.length === 0) {
+      throw new Error(model.state.error ?? trans.__('There is no labeling session yet.'));
+    }
+    if (sessions.length === 1) {
+      return sessions[0];
+    }
+    const current = tracker.currentWidget?.content.sessionId;
+    const items = sessions.map(s => `${s.title} (${s.id})`);
+    const result = await InputDialog.getItem({
+      title,
+      items,
+      current: Math.max(0, sessions.findIndex(s => s.id === current))
+    });
+    if (!result.button.accept || !result.value) {
+      return undefined;
+    }
+    return sessions[items.indexOf(result.value)];
+  };
+
+  const findSession = async (id: string): Promise<ISession> => {
+    let session = model.session(id);
+    if (!session) {
+      await model.refresh();
+      session = model.session(id);
+    }
+    if (!session) {
+      throw new Error(trans.__('There is no labeling session %1 on this server.', id));
+    }
+    return session;
+  };
+
+  const showLog = async () => {
+    const { log } = await getLabelStudioLog();
+    await showLogDialog(trans, log);
+  };
+
+  const blame = async (session: ISession, path?: string) => {
+    let target = path;
+    if (!target) {
+      const result = await InputDialog.getText({
+        title: trans.__('Who labeled which file of %1?', session.title),
+        label: trans.__('Data file path'),
+        placeholder: '/cats/001.png'
+      });
+      if (!result.button.accept || !result.value) {
+        return;
+      }
+      target = result.value.trim();
+      if (!target.startsWith('/')) {
+        target = `/${target}`;
+      }
+    }
+    await showBlameDialog({
+      trans,
+      repo: session.labels_repo,
+      ref: session.labels_branch,
+      path: target,
+      showHistory
+    });
+  };
+
+  const actions: ILabelingActions = {
+    open: async id => {
+      await commands.execute(LabelingCommandIDs.open, { sessionId: id });
+    },
+    commit: async id => {
+      await commands.execute(LabelingCommandIDs.commit, { sessionId: id });
+    },
+    blame,
+    showLog
+  };
+
+  const section = new LabelingSectionWidget(model, panel, trans, actions);
+  sidebar.addLabelingWidget(section);
+
+  if (restorer) {
+    void restorer.restore(tracker, {
+      command: LabelingCommandIDs.open,
+      args: w => ({ sessionId: w.content.sessionId }),
+      name: w => w.content.sessionId
+    });
+  }
+
+  /** Run a command; show its failure as a dialog. */
+  const guarded =
+    (fn: (args: ReadonlyPartialJSONObject) => Promise<unknown>) =>
+    async (args: ReadonlyPartialJSONObject) => {
+      try {
+        return await fn(args);
+      } catch (reason) {
+        await showErrorMessage(trans.__('Labeling'), errorMessage(reason));
+        return undefined;
+      }
+    };
+
+  commands.addCommand(LabelingCommandIDs.newSession, {
+    label: trans.__('New Labeling Session…'),
+    caption: trans.__(
+      'Label repo@branch in Label Studio (args: data, labels, glob, template, classes, xml)'
+    ),
+    icon: args => (args.isPalette ? undefined : labelingIcon),
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          data: { type: 'string', description: trans.__('data, e.g. images@master') },
+          labels: { type: 'string', description: trans.__('label target (default labels@master)') },
+          glob: { type: 'string', description: trans.__('path glob, e.g. /cats/*.png') },
+          template: { type: 'string' },
+          classes: { type: 'string', description: trans.__('comma-separated classes') },
+          xml: { type: 'string', description: trans.__('custom Label Studio XML') }
+        }
+      }
+    },
+    execute: guarded(async args => {
+      const data = str(args, 'data');
+      if (!data) {
+        // the form in the sidebar
+        shell.activateById(sidebar.id);
+        model.requestNewSession();
+        return;
+      }
+      const xml = str(args, 'xml');
+      const session = await model.createSession({
+        data,
+        labels: str(args, 'labels') ?? 'labels@master',
+        ...(str(args, 'glob') ? { glob: str(args, 'glob') } : {}),
+        ...(xml
+          ? { xml }
+          : {
+              template: str(args, 'template') ?? 'image-classification',
+              classes: parseClasses(str(args, 'classes') ?? '')
+            })
+      });
+      await commands.execute(LabelingCommandIDs.open, { sessionId: session.id });
+      return session;
+    })
+  });
+
+  commands.addCommand(LabelingCommandIDs.open, {
+    label: args =>
+      str(args, 'sessionId')
+        ? trans.__('Open Labeling Session %1', model.session(str(args, 'sessionId') as string)?.title ?? str(args, 'sessionId') as string)
+        : trans.__('Open a Labeling Session…'),
+    caption: trans.__('Label Studio for a session in a tab (args: sessionId)'),
+    icon: args => (args.isPalette ? undefined : labelingIcon),
+    describedBy: {
+      args: { type: 'object', properties: { sessionId: { type: 'string' } } }
+    },
+    execute: guarded(async args => {
+      const id = str(args, 'sessionId') ?? (await pickSession(trans.__('Open which session?')))?.id;
+      if (!id) {
+        return;
+      }
+      let widget = tracker.find(w => w.content.sessionId === id);
+      if (!widget) {
+        const title = model.session(id)?.title ?? id;
+        widget = createLabelingWidget({
+          model,
+          trans,
+          sessionId: id,
+          baseUrl,
+          title,
+          showLog: () => void showLog().catch(reason => showErrorMessage(trans.__('Labeling'), errorMessage(reason))),
+          commit: () => void commands.execute(LabelingCommandIDs.commit, { sessionId: id })
+        });
+        widget.id = labelingWidgetId(id);
+        void tracker.add(widget);
+        shell.add(widget, 'main');
+        const content = widget.content;
+        void content.load().then(() => {
+          const session = model.session(id);
+          if (session && widget) {
+            widget.title.label = trans.__('Label: %1', session.title);
+            widget.title.caption = session.title;
+          }
+        });
+      }
+      shell.activateById(widget.id);
+      return widget;
+    })
+  });
+
+  commands.addCommand(LabelingCommandIDs.commit, {
+    label: args => {
+      const id = str(args, 'sessionId');
+      if (!id) {
+        return trans.__('Commit Labels of a Labeling Session…');
+      }
+      const pending = model.state.pending[id];
+      return pending
+        ? trans.__('Commit labels (%1 pending)', pending.count)
+        : trans.__('Commit labels');
+    },
+    caption: trans.__('One label commit of the pending annotations (args: sessionId)'),
+    describedBy: {
+      args: { type: 'object', properties: { sessionId: { type: 'string' } } }
+    },
+    execute: guarded(async args => {
+      const id =
+        str(args, 'sessionId') ??
+        tracker.currentWidget?.content.sessionId ??
+        (await pickSession(trans.__('Commit the labels of which session?')))?.id;
+      if (!id) {
+        return;
+      }
+      const session = await findSession(id);
+      await showLabelCommitDialog({ model, trans, session, showHistory });
+    })
+  });
+
+  commands.addCommand(LabelingCommandIDs.whoLabeled, {
+    label: trans.__('Who Labeled This?'),
+    caption: trans.__('Label commits, annotators and labels of a data file (args: path)'),
+    icon: args => (args.isPalette ? undefined : labelingIcon),
+    isVisible: () => fileBrowser !== null,
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: { path: { type: 'string', description: trans.__('file path below the Jupyter root') } }
+      }
+    },
+    execute: guarded(async args => {
+      const path =
+        str(args, 'path') ?? fileBrowser?.selectedItems().next()?.value?.path ?? undefined;
+      if (!path) {
+        throw new Error(trans.__('Select a file in the file browser first.'));
+      }
+      const mounts = await listMounts();
+      const root = PageConfig.getOption('serverRoot');
+      const mountDir = relativeToRoot(mounts.mount_dir, root);
+      if (mountDir === null) {
+        throw new Error(trans.__('The mount dir %1 is outside the Jupyter root.', mounts.mount_dir));
+      }
+      await model.refresh();
+      const found = sessionOfFile(path, mountDir, model.sessions);
+      if (!found) {
+        throw new Error(
+          trans.__('%1 is not a file of the data of a labeling session.', path)
+        );
+      }
+      await blame(found.session, found.path);
+    })
+  });
+
+  app.contextMenu.addItem({
+    command: LabelingCommandIDs.whoLabeled,
+    selector: '.jp-DirListing-item[data-isdir="false"]',
+    rank: 60
+  });
+
+  if (palette) {
+    const category = trans.__('Pachyderm');
+    for (const command of [
+      LabelingCommandIDs.newSession,
+      LabelingCommandIDs.open,
+      LabelingCommandIDs.commit
+    ]) {
+      palette.addItem({ command, category });
+    }
+  }
+
+  return model;
+}
+
+/** The Labeling section in the sidebar; polling runs only while it is visible. */
+export class LabelingSectionWidget extends ReactWidget {
+  constructor(
+    readonly model: LabelingModel,
+    private readonly _panel: PachlsModel,
+    private readonly _trans: TranslationBundle,
+    private readonly _actions: ILabelingActions
+  ) {
+    super();
+    this.addClass('jp-PachlsLabelingSection');
+  }
+
+  protected render(): JSX.Element {
+    return (
+      <LabelingSection
+        labeling={this.model}
+        panel={this._panel}
+        trans={this._trans}
+        actions={this._actions}
+      />
+    );
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this.model.visible = this.isVisible;
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.model.visible = true;
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.model.visible = false;
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this.model.visible = false;
+    super.onBeforeDetach(msg);
+  }
+}

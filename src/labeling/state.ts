@@ -1,0 +1,287 @@
+/**
+ * Pure pieces of the labeling UI: labels, form validation, the auto-login
+ * request sequence, and where a file of the file browser sits in a session.
+ * Kept apart from widgets so unit tests can run them without a browser.
+ */
+import { TranslationBundle } from '@jupyterlab/translation';
+
+import { ILabelStudioStatus, ILoginCredentials, IPending, ISession, ISessionRequest } from './api';
+
+/** Where Label Studio is served, below the server's base URL. */
+export const LABEL_STUDIO_PREFIX = 'pachls/labelstudio';
+
+/** `{base}/pachls/labelstudio` without a trailing slash. */
+export function labelStudioPrefix(baseUrl: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/${LABEL_STUDIO_PREFIX}`;
+}
+
+/** The page of a Label Studio project (its task list; labeling starts from there). */
+export function projectUrl(baseUrl: string, projectId: number): string {
+  return `${labelStudioPrefix(baseUrl)}/projects/${projectId}/data`;
+}
+
+/** The text of the commit button: "Commit labels (N pending)" ("Commit labels" while unknown). */
+export function commitButtonText(trans: TranslationBundle, count: number | null | undefined): string {
+  if (count === null || count === undefined) {
+    return trans.__('Commit labels');
+  }
+  return trans.__('Commit labels (%1 pending)', count);
+}
+
+/** Every pending label file with its change kind, for a ChangeList. */
+export function pendingChanges(
+  pending: IPending
+): Array<{ path: string; change: 'added' | 'modified' | 'deleted' }> {
+  return [
+    ...pending.added.map(path => ({ path, change: 'added' as const })),
+    ...pending.modified.map(path => ({ path, change: 'modified' as const })),
+    ...pending.deleted.map(path => ({ path, change: 'deleted' as const }))
+  ];
+}
+
+/** One line about Label Studio: stopped, starting (N s), running, failed: message. */
+export function labelStudioText(
+  trans: TranslationBundle,
+  status: ILabelStudioStatus | null | undefined
+): string {
+  if (!status) {
+    return trans.__('Label Studio is not configured');
+  }
+  const where = status.mode === 'external' ? trans.__(' (team server)') : '';
+  switch (status.state) {
+    case 'running':
+      return trans.__('Label Studio is running%1', where);
+    case 'starting':
+      return status.started_seconds !== null && status.started_seconds !== undefined
+        ? trans.__('Label Studio is starting… %1 s', Math.round(status.started_seconds))
+        : trans.__('Label Studio is starting…');
+    case 'failed':
+      return status.message
+        ? trans.__('Label Studio failed: %1', status.message)
+        : trans.__('Label Studio failed');
+    case 'stopped':
+    default:
+      return trans.__('Label Studio is stopped (it starts when a session needs it)');
+  }
+}
+
+/** "data N commits behind" (empty when up to date). */
+export function behindText(trans: TranslationBundle, behind: number | null | undefined): string {
+  if (!behind) {
+    return '';
+  }
+  return trans._n('data %1 commit behind', 'data %1 commits behind', behind);
+}
+
+/* ----------------------------------------------------------------------- */
+/* New session form                                                        */
+/* ----------------------------------------------------------------------- */
+
+export const CUSTOM_XML = 'custom';
+
+export interface ISessionForm {
+  /** `repo@branch` of the data. */
+  data: string;
+  /** Optional glob inside the data, e.g. `/cats/*.png`. */
+  glob: string;
+  /** `repo@branch` the labels are committed to. */
+  labels: string;
+  /** A template name, or `custom` for own XML. */
+  template: string;
+  /** Comma-separated classes (templates). */
+  classes: string;
+  /** Label Studio XML (custom). */
+  xml: string;
+}
+
+export const initialSessionForm: ISessionForm = {
+  data: '',
+  glob: '',
+  labels: 'labels@master',
+  template: 'image-classification',
+  classes: '',
+  xml: ''
+};
+
+export type SessionFormErrors = Partial<Record<keyof ISessionForm, string>>;
+
+/** Classes from "cat, dog,, bird" -> ["cat", "dog", "bird"]. */
+export function parseClasses(text: string): string[] {
+  return text
+    .split(',')
+    .map(c => c.trim())
+    .filter(c => c.length > 0);
+}
+
+const ADDRESS = /^([A-Za-z0-9_.-]+\/)?[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$/;
+
+/** What is wrong with the form, per field (empty: nothing). XML itself is checked by the server. */
+export function validateSessionForm(
+  trans: TranslationBundle,
+  form: ISessionForm
+): SessionFormErrors {
+  const errors: SessionFormErrors = {};
+  const data = form.data.trim();
+  if (!data) {
+    errors.data = trans.__('Choose the data to label (repo@branch).');
+  } else if (!ADDRESS.test(data)) {
+    errors.data = trans.__('Write the data as repo@branch, e.g. images@master.');
+  }
+  const labels = form.labels.trim();
+  if (!labels) {
+    errors.labels = trans.__('Name where labels are committed (repo@branch).');
+  } else if (!ADDRESS.test(labels)) {
+    errors.labels = trans.__('Write the label target as repo@branch, e.g. labels@master.');
+  }
+  const glob = form.glob.trim();
+  if (glob && !glob.startsWith('/')) {
+    errors.glob = trans.__('A path glob starts with /, e.g. /cats/*.png.');
+  }
+  if (form.template === CUSTOM_XML) {
+    if (!form.xml.trim()) {
+      errors.xml = trans.__('Paste a Label Studio labeling config (<View>…</View>).');
+    }
+  } else {
+    const classes = parseClasses(form.classes);
+    if (classes.length === 0) {
+      errors.classes = trans.__('Give at least one class, separated by commas.');
+    } else if (new Set(classes).size !== classes.length) {
+      errors.classes = trans.__('Each class can be given once.');
+    }
+  }
+  return errors;
+}
+
+/** The request body of a valid form. */
+export function sessionRequest(form: ISessionForm): ISessionRequest {
+  const request: ISessionRequest = {
+    data: form.data.trim(),
+    labels: form.labels.trim()
+  };
+  const glob = form.glob.trim();
+  if (glob) {
+    request.glob = glob;
+  }
+  if (form.template === CUSTOM_XML) {
+    request.xml = form.xml;
+  } else {
+    request.template = form.template;
+    request.classes = parseClasses(form.classes);
+  }
+  return request;
+}
+
+/* ----------------------------------------------------------------------- */
+/* Auto-login                                                              */
+/* ----------------------------------------------------------------------- */
+
+/** Raised while Label Studio is still starting (the proxy answers 503). */
+export class LabelStudioStartingError extends Error {
+  constructor() {
+    super('Label Studio is starting');
+    this.name = 'LabelStudioStartingError';
+  }
+}
+
+export interface ILoginDeps {
+  /** `fetch` (tests pass a fake). */
+  fetch: (url: string, init?: RequestInit) => Promise<Response>;
+  /** The value of a cookie of this origin. */
+  cookie: (name: string) => string | null;
+  /** The admin login, from the authenticated server route. */
+  credentials: () => Promise<ILoginCredentials>;
+}
+
+/** A cookie from `document.cookie`. */
+export function readCookie(name: string, cookies: string = document.cookie): string | null {
+  for (const part of cookies.split(';')) {
+    const [key, ...rest] = part.trim().split('=');
+    if (key === name) {
+      return decodeURIComponent(rest.join('='));
+    }
+  }
+  return null;
+}
+
+/**
+ * Log the browser into the same-origin Label Studio, so its iframe opens
+ * without a login page: GET the login page (sets `csrftoken`), then POST the
+ * login form with `redirect: 'manual'` (a redirect means success). The
+ * credentials are used for this one request and kept nowhere.
+ */
+export async function loginToLabelStudio(prefix: string, deps: ILoginDeps): Promise<void> {
+  const loginUrl = `${prefix}/user/login/`;
+  const page = await deps.fetch(loginUrl, { credentials: 'same-origin', cache: 'no-store' });
+  if (page.status === 503) {
+    throw new LabelStudioStartingError();
+  }
+  if (!page.ok) {
+    throw new Error(`Label Studio login page: ${page.status} ${page.statusText}`.trim());
+  }
+  const csrf = deps.cookie('csrftoken');
+  if (!csrf) {
+    throw new Error('Label Studio did not set its csrftoken cookie.');
+  }
+  const { email, password } = await deps.credentials();
+  const body = new URLSearchParams({
+    csrfmiddlewaretoken: csrf,
+    email,
+    password,
+    persist_session: 'on'
+  });
+  const response = await deps.fetch(loginUrl, {
+    method: 'POST',
+    credentials: 'same-origin',
+    redirect: 'manual',
+    headers: {
+      'Content-Type': 'application/x-www-form-urlencoded',
+      'X-CSRFToken': csrf
+    },
+    body: body.toString()
+  });
+  if (response.status === 503) {
+    throw new LabelStudioStartingError();
+  }
+  // Success is a redirect to the projects page: an opaque redirect (status 0) from fetch.
+  if (response.type === 'opaqueredirect' || (response.status >= 300 && response.status < 400)) {
+    return;
+  }
+  throw new Error(
+    response.status === 200
+      ? 'Label Studio refused the login of the managed account.'
+      : `Label Studio login: ${response.status} ${response.statusText}`.trim()
+  );
+}
+
+/* ----------------------------------------------------------------------- */
+/* Files in a session's data mount                                          */
+/* ----------------------------------------------------------------------- */
+
+/**
+ * The session whose data mount holds `filePath` (relative to the Jupyter
+ * root), and the file's path inside the data repo.
+ *
+ * @param mountDir the mount dir relative to the Jupyter root ('' when it is the root)
+ */
+export function sessionOfFile(
+  filePath: string,
+  mountDir: string,
+  sessions: ISession[]
+): { session: ISession; path: string } | null {
+  const clean = (p: string) => p.replace(/^\/+|\/+$/g, '');
+  const file = clean(filePath);
+  const dir = clean(mountDir);
+  const rest = dir ? (file.startsWith(`${dir}/`) ? file.slice(dir.length + 1) : null) : file;
+  if (rest === null) {
+    return null;
+  }
+  const slash = rest.indexOf('/');
+  if (slash <= 0) {
+    return null;
+  }
+  const mount = rest.slice(0, slash);
+  const path = rest.slice(slash);
+  // the newest session on that mount
+  const matches = sessions.filter(s => s.data_mount === mount).sort((a, b) => b.created - a.created);
+  return matches.length ? { session: matches[0], path } : null;
+}

@@ -1,0 +1,324 @@
+import * as React from 'react';
+import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
+import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import { Signal } from '@lumino/signaling';
+import { Panel, Widget } from '@lumino/widgets';
+
+import { errorMessage } from '../state';
+import { getLogin } from './api';
+import { LabelingModel } from './model';
+import {
+  commitButtonText,
+  labelStudioPrefix,
+  labelStudioText,
+  LabelStudioStartingError,
+  loginToLabelStudio,
+  projectUrl,
+  readCookie
+} from './state';
+import { labelingIcon } from './icons';
+
+/** What the tab shows instead of Label Studio while it cannot show it. */
+type Phase =
+  | { kind: 'starting' }
+  | { kind: 'login' }
+  | { kind: 'ready' }
+  | { kind: 'error'; message: string };
+
+export interface ILabelingContentOptions {
+  model: LabelingModel;
+  trans: TranslationBundle;
+  sessionId: string;
+  baseUrl: string;
+  /** How often pending labels are polled while the tab is visible (ms). */
+  pendingInterval?: number;
+  /** Open the log of Label Studio. */
+  showLog: () => void;
+}
+
+/**
+ * One labeling session in the main area: Label Studio's project in an
+ * iframe, logged in automatically, with a starting state while Label Studio
+ * starts. Pending labels are polled only while the tab is visible.
+ */
+export class LabelingContent extends Panel {
+  constructor(private readonly _options: ILabelingContentOptions) {
+    super();
+    this.addClass('jp-PachlsLabelingContent');
+    this.node.dataset.session = _options.sessionId;
+    const trans = _options.trans;
+
+    this._status = ReactWidget.create(
+      <UseSignal signal={this._phaseChanged} initialArgs={this._phase}>
+        {() => (
+          <UseSignal signal={_options.model.changed} initialArgs={_options.model.state}>
+            {() => this._renderStatus()}
+          </UseSignal>
+        )}
+      </UseSignal>
+    );
+    this._status.addClass('jp-PachlsLabelingContent-status');
+    this.addWidget(this._status);
+
+    this._frame = new IFrame({
+      sandbox: [
+        'allow-same-origin',
+        'allow-scripts',
+        'allow-forms',
+        'allow-popups',
+        'allow-modals',
+        'allow-downloads'
+      ],
+      referrerPolicy: 'same-origin'
+    });
+    this._frame.addClass('jp-PachlsLabelingContent-frame');
+    this._frame.node.querySelector('iframe')?.setAttribute('title', trans.__('Label Studio'));
+    this._frame.hide();
+    this.addWidget(this._frame);
+  }
+
+  get sessionId(): string {
+    return this._options.sessionId;
+  }
+
+  /** The iframe (tests, screenshots). */
+  get frame(): IFrame {
+    return this._frame;
+  }
+
+  /** Start Label Studio if needed, log in, then show the project. */
+  async load(): Promise<void> {
+    const { model } = this._options;
+    this._setPhase({ kind: 'starting' });
+    try {
+      await model.startLabelStudio();
+    } catch (reason) {
+      this._setPhase({ kind: 'error', message: errorMessage(reason) });
+      return;
+    }
+    while (!this.isDisposed) {
+      const ls = model.labelStudio;
+      if (ls?.state === 'running') {
+        break;
+      }
+      if (ls?.state === 'failed') {
+        this._setPhase({ kind: 'error', message: labelStudioText(this._options.trans, ls) });
+        return;
+      }
+      await delay(1500);
+      await model.refreshStatus();
+    }
+    if (!model.session(this.sessionId)) {
+      await model.refresh();
+    }
+    const session = model.session(this.sessionId);
+    if (!session) {
+      this._setPhase({
+        kind: 'error',
+        message: this._options.trans.__('There is no labeling session %1 on this server.', this.sessionId)
+      });
+      return;
+    }
+    this._setPhase({ kind: 'login' });
+    const prefix = labelStudioPrefix(this._options.baseUrl);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await loginToLabelStudio(prefix, {
+          fetch: (url, init) => fetch(url, init),
+          cookie: name => readCookie(name),
+          credentials: getLogin
+        });
+        break;
+      } catch (reason) {
+        if (reason instanceof LabelStudioStartingError && attempt < 200 && !this.isDisposed) {
+          this._setPhase({ kind: 'starting' });
+          await delay(1500);
+          await model.refreshStatus();
+          continue;
+        }
+        if ((reason as { error?: string }).error === 'not_found') {
+          // an external (team) Label Studio: its own login page is shown
+          break;
+        }
+        this._setPhase({ kind: 'error', message: errorMessage(reason) });
+        return;
+      }
+    }
+    this._frame.url = projectUrl(this._options.baseUrl, session.project_id);
+    this._frame.show();
+    this._setPhase({ kind: 'ready' });
+    if (this.isVisible) {
+      void model.refreshPending(this.sessionId);
+    }
+  }
+
+  dispose(): void {
+    this._stopPolling();
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._startPolling();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (this.isVisible) {
+      this._startPolling();
+    }
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._stopPolling();
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._stopPolling();
+    super.onBeforeDetach(msg);
+  }
+
+  private _startPolling(): void {
+    if (this._timer !== null) {
+      return;
+    }
+    const interval = this._options.pendingInterval ?? 3000;
+    const tick = () => {
+      if (this._phase.kind === 'ready' && !(typeof document !== 'undefined' && document.hidden)) {
+        void this._options.model.refreshPending(this.sessionId);
+      }
+    };
+    tick();
+    this._timer = setInterval(tick, interval);
+  }
+
+  private _stopPolling(): void {
+    if (this._timer !== null) {
+      clearInterval(this._timer);
+      this._timer = null;
+    }
+  }
+
+  private _setPhase(phase: Phase): void {
+    this._phase = phase;
+    this.node.dataset.phase = phase.kind;
+    this._status.setHidden(phase.kind === 'ready');
+    this._phaseChanged.emit(phase);
+  }
+
+  private _renderStatus(): JSX.Element {
+    const { trans, model } = this._options;
+    const phase = this._phase;
+    if (phase.kind === 'error') {
+      return (
+        <div className="jp-PachlsLabelingStatus" data-phase="error">
+          <div className="jp-PachlsError" role="alert">
+            <span className="jp-PachlsError-text">{phase.message}</span>
+          </div>
+          <div className="jp-PachlsDialog-buttons">
+            <button
+              type="button"
+              className="jp-PachlsButton jp-PachlsButton-default"
+              onClick={() => this._options.showLog()}
+            >
+              {trans.__('Show the Label Studio log')}
+            </button>
+            <button
+              type="button"
+              className="jp-PachlsButton jp-PachlsButton-accept"
+              onClick={() => void this.load()}
+            >
+              {trans.__('Retry')}
+            </button>
+          </div>
+        </div>
+      );
+    }
+    const text =
+      phase.kind === 'login'
+        ? trans.__('Logging in to Label Studio…')
+        : labelStudioText(trans, model.labelStudio ?? { mode: 'managed', state: 'starting', url: null, message: '', started_seconds: null, restarts: 0, log: null });
+    return (
+      <div className="jp-PachlsLabelingStatus" data-phase={phase.kind} role="status">
+        <progress className="jp-PachlsProgress" aria-label={text} />
+        <div className="jp-PachlsLabelingStatus-text">{text}</div>
+        {phase.kind === 'starting' ? (
+          <div className="jp-PachlsLabelingStatus-hint">
+            {trans.__('The first start prepares Label Studio\'s database and can take a minute or two.')}
+          </div>
+        ) : null}
+      </div>
+    );
+  }
+
+  private _phase: Phase = { kind: 'starting' };
+  private _phaseChanged = new Signal<this, Phase>(this);
+  private _status: Widget;
+  private _frame: IFrame;
+  private _timer: ReturnType<typeof setInterval> | null = null;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms));
+}
+
+/** The Commit labels (N pending) button of the tab's toolbar. */
+export function CommitLabelsButton(props: {
+  model: LabelingModel;
+  trans: TranslationBundle;
+  sessionId: string;
+  onClick: () => void;
+}): JSX.Element {
+  const { model, trans, sessionId } = props;
+  return (
+    <UseSignal signal={model.changed} initialArgs={model.state}>
+      {(_, state) => {
+        const pending = state?.pending[sessionId];
+        const count = pending ? pending.count : null;
+        return (
+          <button
+            type="button"
+            className="jp-PachlsButton jp-PachlsButton-accept jp-PachlsCommitLabels"
+            data-pending={count ?? ''}
+            title={state?.pendingErrors[sessionId] ?? trans.__('Commit the labels of this session as one commit')}
+            onClick={props.onClick}
+          >
+            {commitButtonText(trans, count)}
+          </button>
+        );
+      }}
+    </UseSignal>
+  );
+}
+
+/** Id of the labeling tab of a session. */
+export function labelingWidgetId(sessionId: string): string {
+  return `jp-pachls-labeling-${sessionId}`;
+}
+
+export function createLabelingWidget(
+  options: ILabelingContentOptions & { commit: () => void; title: string }
+): MainAreaWidget<LabelingContent> {
+  const content = new LabelingContent(options);
+  const widget = new MainAreaWidget({ content });
+  widget.id = labelingWidgetId(options.sessionId);
+  widget.title.label = options.trans.__('Label: %1', options.title);
+  widget.title.caption = options.title;
+  widget.title.icon = labelingIcon;
+  widget.title.closable = true;
+  widget.addClass('jp-PachlsLabelingWidget');
+  const button = ReactWidget.create(
+    <CommitLabelsButton
+      model={options.model}
+      trans={options.trans}
+      sessionId={options.sessionId}
+      onClick={options.commit}
+    />
+  );
+  button.addClass('jp-PachlsLabelingToolbar-commit');
+  widget.toolbar.addItem('commit-labels', button);
+  return widget;
+}
