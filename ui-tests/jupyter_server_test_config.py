@@ -1,14 +1,19 @@
 """Server configuration for the Galata UI tests.
 
 Starts JupyterLab on 127.0.0.1 (port $PACHLS_UI_PORT, default 18888) with a
-temporary PACHLS_STORE that holds the demo data; the store is removed when the
-server exits.
+fresh PACHLS_STORE that holds the demo data.
+
+The store sits in ``ui-tests/.pachls-store/store`` (git-ignored). Its parent
+directory is where the server keeps the managed Label Studio
+(``labelstudio/``), the labeling sessions (``labeling/``) and the mount state
+(``mounts/``). Everything but ``labelstudio/`` is removed at start and at exit,
+so every run begins from the demo data; the Label Studio data dir is kept, so
+only the first run on a machine pays its database migration (a minute or two).
 """
 
 import atexit
 import os
 import shutil
-import tempfile
 
 from jupyterlab.galata import configure_jupyter_server
 
@@ -21,8 +26,18 @@ c.ServerApp.port = int(os.environ.get("PACHLS_UI_PORT", "18888"))  # noqa: F821
 c.ServerApp.port_retries = 0  # noqa: F821
 c.ServerApp.allow_root = True  # noqa: F821
 
-_store = tempfile.mkdtemp(prefix="pachls-ui-store-")
-atexit.register(shutil.rmtree, _store, ignore_errors=True)
+_home = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".pachls-store")
+_store = os.path.join(_home, "store")
+
+
+def _clean() -> None:
+    for name in ("store", "labeling", "mounts"):
+        shutil.rmtree(os.path.join(_home, name), ignore_errors=True)
+
+
+_clean()
+atexit.register(_clean)
+os.makedirs(_store)
 generate(_store)
 os.environ["PACHLS_STORE"] = _store
 

@@ -1,0 +1,186 @@
+import * as path from 'path';
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { Locator } from '@playwright/test';
+
+/**
+ * Labeling end to end, in real Chromium against the real managed Label
+ * Studio: create a session on the demo `images` repo from the panel, label
+ * one image in Label Studio inside the tab (logged in automatically), see
+ * "Commit labels (1 pending)", commit, find the commit in the history of
+ * labels@master.
+ *
+ * Label Studio's first start on a fresh data dir migrates its database (a
+ * minute or two on a busy machine): it is started as soon as the test begins
+ * and the test waits for it generously.
+ */
+test.use({ autoGoto: false });
+
+const DOCS = path.resolve(__dirname, '..', '..', 'docs');
+const LS_START = 5 * 60 * 1000;
+
+async function shot(
+  target: IJupyterLabPageFixture | Locator,
+  name: string,
+  info: { outputPath: (name: string) => string }
+): Promise<void> {
+  await target.screenshot({ path: info.outputPath(name) });
+  if (process.env.PACHLS_DOCS_SCREENSHOTS === '1') {
+    await target.screenshot({ path: path.join(DOCS, name) });
+  }
+}
+
+async function openPanel(page: IJupyterLabPageFixture): Promise<Locator> {
+  const panel = page.locator('#jp-pachls-sidebar');
+  if (!(await panel.isVisible())) {
+    await page.sidebar.openTab('jp-pachls-sidebar');
+  }
+  await expect(panel).toBeVisible();
+  return panel;
+}
+
+test('label an image in the embedded Label Studio and commit the labels as one commit', async ({
+  page,
+  request
+}, testInfo) => {
+  test.setTimeout(LS_START + 3 * 60 * 1000);
+
+  // Start Label Studio right away; creating the session waits for it.
+  const started = await request.post('/pachls/api/labeling', { data: {} });
+  test.skip(
+    started.status() === 503,
+    `labeling is not available on this server: ${await started.text()}`
+  );
+  expect(started.status()).toBe(202);
+
+  await page.goto();
+  const panel = await openPanel(page);
+  const section = panel.locator('.jp-PachlsSection[data-section="labeling"]');
+  await expect(section).toBeVisible();
+  await expect(section.locator('.jp-PachlsLabelStudio')).toHaveAttribute(
+    'data-state',
+    /starting|running/
+  );
+
+  // The new-session form: the data picker offers the repos the panel loaded.
+  await section.getByRole('button', { name: 'New labeling session' }).click();
+  const form = section.getByRole('form', { name: 'New labeling session' });
+  await expect(form.locator('#jp-pachls-labeling-sources option[value="images@master"]')).toHaveCount(1);
+  // Validation happens in the form before anything is sent.
+  await form.getByRole('button', { name: 'Create and label' }).click();
+  await expect(form.locator('.jp-PachlsFieldError').first()).toContainText('repo@branch');
+  await form.getByLabel('Data (repo@branch)').fill('images@master');
+  await expect(form.getByLabel('Labels to (repo@branch, created if missing)')).toHaveValue('labels@master');
+  await form.getByLabel('Labeling config').selectOption('image-classification');
+  await form.getByLabel('Classes (comma-separated)').fill('cat, dog');
+  await form.getByRole('button', { name: 'Create and label' }).click();
+
+  // The tab opens on the session's project once Label Studio runs.
+  const tab = page.locator('.jp-PachlsLabelingWidget');
+  await expect(tab).toBeVisible({ timeout: LS_START });
+  const content = tab.locator('.jp-PachlsLabelingContent');
+  await expect(content).toHaveAttribute('data-phase', 'ready', { timeout: LS_START });
+  const session = await content.getAttribute('data-session');
+  expect(session).toMatch(/^[0-9a-z]+$/);
+  const item = section.locator(`.jp-PachlsLabelingSession[data-session="${session}"]`);
+  await expect(item).toContainText('images@master');
+  await expect(section.locator('.jp-PachlsLabelStudio')).toHaveAttribute('data-state', 'running');
+
+  // Logged in automatically: the project's task list, never the login page.
+  const iframe = content.locator('iframe');
+  await expect(iframe).toHaveAttribute('src', /\/pachls\/labelstudio\/projects\/\d+\/data$/);
+  const frame = page.frameLocator('.jp-PachlsLabelingContent iframe');
+  await expect(frame.getByRole('button', { name: 'Label All Tasks' })).toBeVisible({
+    timeout: 60000
+  });
+  await expect(frame.locator('form[action*="/user/login"]')).toHaveCount(0);
+  const frameUrl = await iframe.evaluate(
+    (el: HTMLIFrameElement) => el.contentWindow?.location.href ?? ''
+  );
+  expect(frameUrl).not.toContain('/user/login');
+
+  // Nothing labeled yet.
+  const commitButton = tab.locator('.jp-PachlsCommitLabels');
+  await expect(commitButton).toHaveText('Commit labels (0 pending)', { timeout: 30000 });
+
+  // Label one image in Label Studio's own UI: choose "cat", submit.
+  await frame.getByRole('button', { name: 'Label All Tasks' }).click();
+  const cat = frame.getByRole('radio', { name: /cat/ }).first();
+  await expect(cat).toBeVisible({ timeout: 30000 });
+  await cat.check();
+  await frame.getByRole('button', { name: 'Submit current annotation' }).click();
+
+  // The toolbar and the panel count it.
+  await expect(commitButton).toHaveText('Commit labels (1 pending)', { timeout: 30000 });
+  await section.getByRole('button', { name: 'Refresh labeling sessions' }).click();
+  await expect(item.locator('.jp-PachlsLabelingSession-commit')).toHaveText(
+    'Commit labels (1 pending)'
+  );
+  await shot(page, 'labeling.png', testInfo);
+
+  // Commit: one label file added, a required message, the new commit id.
+  await commitButton.click();
+  const dialog = page.locator('.jp-PachlsLabelCommitDialog');
+  await expect(dialog).toBeVisible();
+  await expect(dialog.locator('.jp-PachlsChange[data-change="added"]')).toHaveCount(1);
+  await expect(dialog.locator('.jp-PachlsChange-path')).toHaveText(/\.png\.json$/);
+  await dialog.locator('.jp-PachlsCommitForm-submit').click();
+  await expect(dialog.locator('.jp-PachlsFieldError')).toHaveText('A commit message is required.');
+  await dialog.getByLabel('Message (required)').fill('Label round 1: one cat');
+  await dialog.locator('.jp-PachlsCommitForm-submit').click();
+  const id = dialog.locator('.jp-PachlsCommitForm-newId');
+  await expect(id).toHaveText(/^[0-9a-f]{32}$/, { timeout: 60000 });
+  const commitId = (await id.textContent()) as string;
+  await shot(page, 'labeling-commit.png', testInfo);
+
+  // The commit is in the history of labels@master, newest first.
+  await dialog.getByRole('button', { name: 'Show in history' }).click();
+  await expect(dialog).toHaveCount(0);
+  const history = page.locator('.jp-PachlsHistory[data-repo="labels"]');
+  await expect(history).toBeVisible();
+  const first = history.locator('.jp-PachlsCommit').first();
+  await expect(first).toHaveAttribute('data-commit', commitId);
+  await expect(first.locator('.jp-PachlsCommit-message')).toHaveText('Label round 1: one cat');
+
+  // Nothing left to commit.
+  await expect(commitButton).toHaveText('Commit labels (0 pending)', { timeout: 30000 });
+
+  // Who labeled it? The blame of that file names the commit and the label.
+  const labelPath = (await page.evaluate(
+    async (sid: string) => {
+      const r = await fetch(`/pachls/api/labeling/sessions/${sid}`);
+      return (await r.json()).labels_repo as string;
+    },
+    session as string
+  )) as string;
+  expect(labelPath).toBe('labels');
+  await item.getByRole('button', { name: /^Who labeled a file of/ }).click();
+  const ask = page.locator('.jp-Dialog').filter({ hasText: 'Data file path' });
+  const filePath = await page.evaluate(async (cid: string) => {
+    const r = await fetch(`/pachls/api/repos/labels/diff?to=${cid}`);
+    const diff = await r.json();
+    return (diff.changes[0].path as string).replace(/\.json$/, '');
+  }, commitId);
+  await ask.locator('input').fill(filePath);
+  await ask.getByRole('button', { name: /^(OK|Ok)$/ }).click();
+  const blame = page.locator('.jp-PachlsBlame');
+  await expect(blame.locator(`.jp-PachlsBlame-entry[data-commit="${commitId}"]`)).toBeVisible();
+  await expect(blame.locator('.jp-PachlsBlame-labels').first()).toHaveText('cat');
+  await shot(page, 'labeling-blame.png', testInfo);
+  await page.locator('.jp-Dialog').getByRole('button', { name: 'Close' }).click();
+});
+
+test('labeling commands are in the palette', async ({ page }) => {
+  await page.goto();
+  await page.keyboard.press('Control+Shift+C');
+  const palette = page.locator('#command-palette');
+  await expect(palette).toBeVisible();
+  await palette.locator('.lm-CommandPalette-input').fill('Label');
+  for (const label of [
+    'New Labeling Session…',
+    'Open a Labeling Session…',
+    'Commit Labels of a Labeling Session…'
+  ]) {
+    await expect(palette.locator('.lm-CommandPalette-itemLabel', { hasText: label })).toHaveCount(1);
+  }
+  await page.keyboard.press('Escape');
+});
