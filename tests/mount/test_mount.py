@@ -379,3 +379,24 @@ def test_bad_names_inside_a_mount(manager, images, presentation):
         assert manager.changes("images").unsupported == ("/bad\nname",)
         with pytest.raises(InvalidArgument):
             manager.commit("images", "bad")
+
+
+def test_unmount_while_files_are_open(manager, images, presentation):
+    manager.mount("images", mode="ro")
+    manager.mount("images", mode="rw", name="work")
+    held = [open(manager.mount_dir / "images/cats/001.png", "rb"),
+            open(manager.mount_dir / "work/cats/002.png", "rb")]
+    cwd = os.getcwd()
+    os.chdir(manager.mount_dir / "images/cats")
+    try:
+        manager.unmount("images")
+        manager.unmount("work")
+    finally:
+        os.chdir(cwd)
+        for f in held:
+            try:
+                f.close()
+            except OSError:
+                pass
+    assert manager.list() == []
+    assert not os.path.lexists(manager.mount_dir / "images")
