@@ -124,7 +124,7 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
     await showBlameDialog({
       trans,
       repo: session.labels_repo,
-      ref: session.labels_branch,
+      branch: session.labels_branch,
       path: target,
       showHistory
     });

@@ -5,6 +5,7 @@
  */
 import { TranslationBundle } from '@jupyterlab/translation';
 
+import { PachlsApiError } from '../api/request';
 import { ILabelStudioStatus, ILoginCredentials, IPending, ISession, ISessionRequest } from './api';
 
 /** Where Label Studio is served, below the server's base URL. */
@@ -37,6 +38,15 @@ export function pendingChanges(
     ...pending.modified.map(path => ({ path, change: 'modified' as const })),
     ...pending.deleted.map(path => ({ path, change: 'deleted' as const }))
   ];
+}
+
+/** True for the server's "nothing to commit" answer (400 on a label commit). */
+export function isNothingToCommit(reason: unknown): boolean {
+  return (
+    reason instanceof PachlsApiError &&
+    reason.status === 400 &&
+    /nothing to commit/i.test(reason.message)
+  );
 }
 
 /** One line about Label Studio: stopped, starting (N s), running, failed: message. */

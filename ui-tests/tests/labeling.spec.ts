@@ -13,7 +13,7 @@ import { Locator } from '@playwright/test';
  * minute or two on a busy machine): it is started as soon as the test begins
  * and the test waits for it generously.
  */
-test.use({ autoGoto: false });
+test.use({ autoGoto: false, viewport: { width: 1440, height: 900 } });
 
 const DOCS = path.resolve(__dirname, '..', '..', 'docs');
 const LS_START = 5 * 60 * 1000;
@@ -166,7 +166,26 @@ test('label an image in the embedded Label Studio and commit the labels as one c
   await expect(blame.locator(`.jp-PachlsBlame-entry[data-commit="${commitId}"]`)).toBeVisible();
   await expect(blame.locator('.jp-PachlsBlame-labels').first()).toHaveText('cat');
   await shot(page, 'labeling-blame.png', testInfo);
-  await page.locator('.jp-Dialog').getByRole('button', { name: 'Close' }).click();
+  await page.locator('.jp-PachlsBlameDialog').getByRole('button', { name: 'Close' }).click();
+  await expect(page.locator('.jp-PachlsBlameDialog')).toHaveCount(0);
+
+  // The same question from the file browser, on the file in the session's data mount.
+  const where = await page.evaluate(async (sid: string) => {
+    const s = await (await fetch(`/pachls/api/labeling/sessions/${sid}`)).json();
+    const m = await (await fetch('/pachls/api/mounts')).json();
+    const root = JSON.parse(document.getElementById('jupyter-config-data')!.textContent!).serverRoot;
+    return { mount: s.data_mount as string, dir: (m.mount_dir as string).slice(root.length).replace(/^\/+/, '') };
+  }, session as string);
+  const folder = `${where.dir}/${where.mount}${filePath.slice(0, filePath.lastIndexOf('/'))}`;
+  await page.filebrowser.openDirectory(folder);
+  const name = filePath.slice(filePath.lastIndexOf('/') + 1);
+  await page
+    .locator('.jp-DirListing-item', { has: page.locator('.jp-DirListing-itemText', { hasText: name }) })
+    .click({ button: 'right' });
+  await page.locator('.lm-Menu-item', { hasText: 'Who Labeled This?' }).click();
+  const fromBrowser = page.locator('.jp-PachlsBlameDialog');
+  await expect(fromBrowser.locator(`.jp-PachlsBlame-entry[data-commit="${commitId}"]`)).toBeVisible();
+  await fromBrowser.getByRole('button', { name: 'Close' }).click();
 });
 
 test('labeling commands are in the palette', async ({ page }) => {

@@ -1,7 +1,7 @@
 import * as React from 'react';
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
+import { TranslationBundle } from '@jupyterlab/translation';
 
 import { CommitId, ErrorText, TimeAgo } from '../../components/common';
 import { address, firstLine } from '../../format';
@@ -12,7 +12,8 @@ import { getBlame, IBlame } from '../api';
 export function BlameView(props: {
   trans: TranslationBundle;
   repo: string;
-  ref: string;
+  /** branch or commit of the labels (not `ref`: React reserves that prop) */
+  branch: string;
   path: string;
   load?: typeof getBlame;
   showHistory?: (repo: string, branch: string, commit?: string) => void;
@@ -21,15 +22,15 @@ export function BlameView(props: {
   const [blame, setBlame] = React.useState<IBlame | null>(null);
   const [error, setError] = React.useState<string | null>(null);
   React.useEffect(() => {
-    (props.load ?? getBlame)(props.repo, props.ref, props.path)
+    (props.load ?? getBlame)(props.repo, props.branch, props.path)
       .then(setBlame)
       .catch(reason => setError(errorMessage(reason)));
-  }, [props.repo, props.ref, props.path]);
+  }, [props.repo, props.branch, props.path]);
 
   return (
     <div className="jp-PachlsBlame" data-path={props.path}>
       <div className="jp-PachlsBlame-target">
-        {trans.__('Label history of %1 in %2', props.path, address(props.repo, props.ref))}
+        {trans.__('Label history of %1 in %2', props.path, address(props.repo, props.branch))}
       </div>
       <ErrorText message={error} trans={trans} />
       {!blame && !error ? <div className="jp-PachlsEmpty">{trans.__('Loading…')}</div> : null}
@@ -57,7 +58,7 @@ export function BlameView(props: {
                       type="button"
                       className="jp-PachlsLink"
                       title={trans.__('Show commit %1 in the history', e.commit)}
-                      onClick={() => props.showHistory?.(props.repo, props.ref, e.commit)}
+                      onClick={() => props.showHistory?.(props.repo, props.branch, e.commit)}
                     >
                       <CommitId id={e.commit} />
                     </button>
@@ -87,24 +88,34 @@ export function BlameView(props: {
 export async function showBlameDialog(options: {
   trans: TranslationBundle;
   repo: string;
-  ref: string;
+  branch: string;
   path: string;
   showHistory?: (repo: string, branch: string, commit?: string) => void;
 }): Promise<void> {
   const { trans } = options;
-  const body = ReactWidget.create(<BlameView {...options} />);
-  await showDialog({
+  let dialog: Dialog<unknown> | null = null;
+  const showHistory = options.showHistory
+    ? (repo: string, branch: string, commit?: string) => {
+        dialog?.reject();
+        options.showHistory?.(repo, branch, commit);
+      }
+    : undefined;
+  const body = ReactWidget.create(<BlameView {...options} showHistory={showHistory} />);
+  body.addClass('jp-PachlsBlameDialog-body');
+  dialog = new Dialog({
     title: trans.__('Who labeled %1?', options.path),
     body,
-    buttons: [Dialog.okButton({ label: trans.__('Close') })]
+    buttons: [Dialog.okButton({ label: trans.__('Close') })],
+    hasClose: true
   });
+  dialog.addClass('jp-PachlsBlameDialog');
+  await dialog.launch();
+  dialog.dispose();
 }
 
 /** The end of Label Studio's log, as a dialog. */
 export async function showLogDialog(trans: TranslationBundle, log: string): Promise<void> {
-  const body = ReactWidget.create(
-    <pre className="jp-PachlsLog">{log || trans.__('(the log is empty)')}</pre>
-  );
+  const body = <pre className="jp-PachlsLog">{log || trans.__('(the log is empty)')}</pre>;
   await showDialog({
     title: trans.__('Label Studio log'),
     body,

@@ -3,13 +3,13 @@ import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 
-import { ICommit, PachlsApiError } from '../../api';
+import { ICommit } from '../../api';
 import { ChangeList, ErrorText } from '../../components/common';
 import { address } from '../../format';
 import { conflictPaths, errorMessage } from '../../state';
 import { IPending, ISession } from '../api';
 import { LabelingModel } from '../model';
-import { commitButtonText, pendingChanges } from '../state';
+import { commitButtonText, isNothingToCommit, pendingChanges } from '../state';
 
 type Phase =
   | { kind: 'edit' }
@@ -23,15 +23,6 @@ export interface ILabelCommitFormProps {
   session: ISession;
   close: () => void;
   showHistory: (repo: string, branch: string, commit?: string) => void;
-}
-
-/** True for the server's "nothing to commit" answer. */
-export function isNothingToCommit(reason: unknown): boolean {
-  return (
-    reason instanceof PachlsApiError &&
-    reason.status === 400 &&
-    /nothing to commit/i.test(reason.message)
-  );
 }
 
 /** Message, the label files that will change, progress, the new commit or the conflict. */
