@@ -438,9 +438,9 @@ class MountManager:
                     return count
                 count += 1
             if len(page) < 100:
-                return count
+                return -1  # the base is not in the branch's history (the branch was rolled back)
             before = page[-1].id
-        return count
+        return count  # at least this many
 
     # -- changes -------------------------------------------------------------------------------
     def _changes(self, mount: _Mount) -> list[Change]:

@@ -71,6 +71,6 @@ class MountStatus(_Json):
     presentation: str  # "fuse" or "no-fuse"
     state: str  # mounting, mounted, committing, error
     message: str = ""
-    behind: int = 0  # commits on the branch head that the base does not have
+    behind: int = 0  # commits on the branch since the base (capped at 1000); -1: base not in its history
     pending: int = 0  # staged file changes (rw)
     mountpoint: str = ""

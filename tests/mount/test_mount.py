@@ -400,3 +400,15 @@ def test_unmount_while_files_are_open(manager, images, presentation):
                 pass
     assert manager.list() == []
     assert not os.path.lexists(manager.mount_dir / "images")
+
+
+def test_behind_after_a_rollback(manager, images, backend):
+    with backend.commit("images", "master") as c:
+        c.put_file("/x", b"x")
+    manager.mount("images")
+    assert manager.status("images").behind == 0
+    backend.move_branch("images", "master", images.id)  # roll back below the mount's base
+    assert manager.status("images").behind == -1
+    manager.refresh("images")
+    assert (manager.status("images").base, manager.status("images").behind) == (images.id, 0)
+    assert not (manager.mount_dir / "images/x").exists()
