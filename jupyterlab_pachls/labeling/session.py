@@ -32,7 +32,8 @@ from ..pfs.backend import Backend
 from ..pfs.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from ..pfs.model import Commit, Provenance, _Json
 from .history import blame, diff_labels
-from .labelfile import encode, label_document, label_path
+from ..pfs.globbing import glob_plan
+from .labelfile import SUFFIX, data_path, encode, label_document, label_path
 from .templates import TEMPLATES, config_from_request
 
 IMPORT_BATCH = 5000
@@ -262,7 +263,7 @@ class LabelingService:
             head = self.backend.inspect_branch(session.data_repo, session.data_branch).head
             if head is None or head.id == session.data_commit:
                 return session
-            known = {t["data"].get("pachls_path") for t in self._export(session)}
+            known = {t["data"].get("pachls_path") for t in self._export(session, all_tasks=True)}
             mount = self._ensure_mount(session.data_repo, commit=head.id, mode="ro",
                                        name=f"{parse_address(session.data_repo).repo}_{head.short_id}")
             self._allow_serving(session, mount)
@@ -272,9 +273,13 @@ class LabelingService:
             return session
 
     # -- pending and commit ----------------------------------------------------------------
-    def _export(self, session: Session) -> list[dict]:
-        return self._request("GET", f"/api/projects/{session.project_id}/export",
-                             params={"exportType": "JSON", "download_all_tasks": "true"})
+    def _export(self, session: Session, *, all_tasks: bool = False) -> list[dict]:
+        """Tasks with their annotations, as Label Studio's JSON export gives them (annotated ones only,
+        unless ``all_tasks``: exporting every task of a big project costs many times more)."""
+        params = {"exportType": "JSON"}
+        if all_tasks:
+            params["download_all_tasks"] = "true"
+        return self._request("GET", f"/api/projects/{session.project_id}/export", params=params)
 
     def _committed_hashes(self, session: Session) -> dict[str, str]:
         hashes: dict[str, str] = {}
@@ -287,31 +292,34 @@ class LabelingService:
         return hashes
 
     def pending(self, session_id: str) -> Pending:
-        """What a label commit would change now: label files added, modified, deleted."""
+        """What a label commit would change now: label files added, modified, deleted.
+
+        A committed label file whose data file is in the session's scope but whose task has no
+        annotation any more (all deleted in Label Studio) is deleted.
+        """
         session = self.get(session_id)
         users = self._users()
         committed = self._committed_hashes(session)
-        added, modified, deleted, annotators, commits, files = [], [], [], set(), set(), {}
+        _, _, in_scope = glob_plan(session.glob)
+        added, modified, annotators, commits, files = [], [], set(), set(), {}
+        labeled = set()
         for task in self._export(session):
             path = task["data"].get("pachls_path")
-            if not path:
+            if not path or not task.get("annotations"):
                 continue
             target = label_path(path)
-            if not task.get("annotations"):
-                if target in committed:
-                    deleted.append(target)
-                    files[target] = None
-                continue
+            labeled.add(target)
             document = label_document(repo=session.data_repo, commit=task["data"].get("pachls_commit"),
                                       path=path, task=task, users=users)
             raw = encode(document)
-            digest = hashlib.sha256(raw).hexdigest()
-            if committed.get(target) == digest:
+            if committed.get(target) == hashlib.sha256(raw).hexdigest():
                 continue
             (modified if target in committed else added).append(target)
             files[target] = raw
             annotators.update(a["annotator"] for a in document["annotations"])
             commits.add(document["data"]["commit"])
+        deleted = [p for p in committed if p not in labeled and p.endswith(SUFFIX) and in_scope(data_path(p))]
+        files.update((p, None) for p in deleted)
         return Pending(tuple(sorted(added)), tuple(sorted(modified)), tuple(sorted(deleted)),
                        tuple(sorted(annotators)), tuple(sorted(commits)), files)
 
@@ -363,7 +371,7 @@ class LabelingService:
         recreated annotations belong to the Label Studio account doing the resync.
         """
         session = self.get(session_id)
-        tasks = {t["data"].get("pachls_path"): t for t in self._export(session)}
+        tasks = {t["data"].get("pachls_path"): t for t in self._export(session, all_tasks=True)}
         recreated = 0
         for path, task in tasks.items():
             for annotation in task.get("annotations") or []:

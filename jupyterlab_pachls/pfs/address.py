@@ -211,5 +211,5 @@ def parse_repo(text: object) -> RepoAddress:
     """``repo`` or ``project/repo``; raise InvalidName for anything else."""
     if not isinstance(text, str):
         raise InvalidName("repo name must be a string", kind="repo", name=repr(text))
-    project, _, repo = text.rpartition("/")
-    return RepoAddress(validate_name(repo, "repo"), validate_name(project, "project") if project else DEFAULT_PROJECT)
+    project, slash, repo = text.rpartition("/")
+    return RepoAddress(validate_name(repo, "repo"), validate_name(project, "project") if slash else DEFAULT_PROJECT)

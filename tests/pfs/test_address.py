@@ -85,8 +85,9 @@ def test_ref_and_repo_helpers():
     assert parse_ref(COMMIT) == (COMMIT, 0)
     assert str(parse_repo("p/r")) == "p/r"
     assert str(parse_repo("r")) == "r"
-    with pytest.raises(InvalidName):
-        parse_repo("a/b/c")
+    for bad in ("a/b/c", "/etc", "proj/"):
+        with pytest.raises(InvalidName):
+            parse_repo(bad)
     with pytest.raises(InvalidName):
         parse_repo(3)
 
