@@ -478,45 +478,10 @@ def repo_json(repo, branches) -> dict:
     return item
 
 
-class SqliteChangeToken:
-    """``PRAGMA data_version`` of the embedded store's database, read on a connection of its own.
-
-    The value changes whenever any other connection — in this process or another one, such as
-    a kernel writing to the same store — commits a change, so it tells in microseconds whether
-    a cached listing is still exact.
-    """
-
-    def __init__(self, db_path: str) -> None:
-        import sqlite3
-        import threading
-
-        uri = f"file:{urllib.parse.quote(db_path)}?mode=ro"
-        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        self.lock = threading.Lock()
-
-    def __call__(self) -> int:
-        with self.lock:
-            return self.db.execute("PRAGMA data_version").fetchone()[0]
-
-    def close(self) -> None:
-        with self.lock:
-            self.db.close()
-
-
 def change_token_source(backend) -> Callable[[], Any] | None:
-    """A cheap callable whose value changes whenever the store changes, or None (never cache)."""
+    """The backend's cheap change token (see ``LocalBackend.change_token``), or None: never cache."""
     own = getattr(backend, "change_token", None)
-    if callable(own):
-        return own
-    root = getattr(backend, "root", None)
-    if getattr(backend, "kind", None) == "local" and root is not None:
-        db_path = os.path.join(str(root), "meta.sqlite")
-        if os.path.exists(db_path):
-            try:
-                return SqliteChangeToken(db_path)
-            except Exception:
-                return None
-    return None
+    return own if callable(own) else None
 
 
 class ReposListingCache:
@@ -537,24 +502,17 @@ class ReposListingCache:
         except Exception:
             return None
 
-    def close(self) -> None:
-        close = getattr(self.source, "close", None)
-        if callable(close) and isinstance(self.source, SqliteChangeToken):
-            close()
-
 
 class ReposHandler(PachlsHandler):
     """``GET /pachls/api/repos``: every repo with its branches (two backend calls); ``POST``: create.
 
-    The body is kept while the store's change token (see :class:`SqliteChangeToken`) is
+    The body is kept while the store's change token (``LocalBackend.change_token``) is
     unchanged, and carries an ETag: ``If-None-Match`` answers 304 when nothing changed.
     """
 
     def listing_cache(self, backend) -> ReposListingCache:
         cache = self.state.extra.get("repos_cache")
         if cache is None or cache.backend is not backend:
-            if cache is not None:
-                cache.close()
             cache = self.state.extra["repos_cache"] = ReposListingCache(backend)
         return cache
 

@@ -62,6 +62,7 @@ FLUSH_ROWS = 4096  # staged rows buffered in memory before they are written
 PUT_BATCH = 512  # files hashed and written at once by put_files
 BLOB_WRITERS = 4
 BUSY_TIMEOUT_MS = 60_000
+COMMIT_CACHE = 100_000  # finished commits kept as values
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS repos (
@@ -150,6 +151,8 @@ class LocalBackend(Backend):
         self._lock = threading.Lock()
         self._buffers: dict[str, dict[str, tuple]] = {}  # commit id -> path -> staged row not yet written
         self._chains: dict[int, list[tuple[int, int]]] = {}
+        self._commits: dict[str, Commit] = {}
+        self._watch: sqlite3.Connection | None = None  # see change_token
         self._closed = False
         self._writers = ThreadPoolExecutor(BLOB_WRITERS, thread_name_prefix="pachls-blob")
         self._db().executescript(SCHEMA)
@@ -192,10 +195,27 @@ class LocalBackend(Backend):
     def _write(self) -> "LocalBackend._Tx":
         return self._Tx(self._db())
 
+    def change_token(self) -> int:
+        """A number that changes whenever anyone (another thread, another process) commits to the store.
+
+        It is SQLite's ``data_version`` of a connection that never writes, so a caller can keep a
+        listing while the token holds.
+        """
+        with self._lock:
+            if self._watch is None:
+                if self._closed:
+                    raise Unavailable("the store is closed")
+                self._watch = sqlite3.connect(self.root / "meta.sqlite", isolation_level=None,
+                                              check_same_thread=False)
+            return self._watch.execute("PRAGMA data_version").fetchone()[0]
+
     def close(self) -> None:
         self._closed = True
         self._writers.shutdown(wait=True)
         with self._lock:
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
             for db in self._connections:
                 try:
                     db.close()
@@ -290,13 +310,27 @@ class LocalBackend(Backend):
         return row[1] if row[0] == DEFAULT_PROJECT else f"{row[0]}/{row[1]}"
 
     def _commit_from_row(self, row, repo_key: str) -> Commit:
+        """A Commit value; finished commits never change, so they are built once and kept."""
+        cached = self._commits.get(row[0])
+        if cached is not None and cached.repo == repo_key:
+            return cached
+        commit = self._build_commit(row, repo_key)
+        if commit.finished is not None:
+            if len(self._commits) >= COMMIT_CACHE:
+                self._commits.clear()
+            self._commits[commit.id] = commit
+        return commit
+
+    @staticmethod
+    def _build_commit(row, repo_key: str) -> Commit:
         (cid, _repo_id, branch, parent, _seq, _line, message, author, started, finished, origin,
          size_bytes, n_files, provenance, metadata) = row
         return Commit(
             id=cid, repo=repo_key, branch=branch, parent=parent, message=message, author=author,
             started=from_timestamp(started), finished=from_timestamp(finished),
-            provenance=tuple(Provenance(**p) for p in json.loads(provenance)), origin=origin,
-            size_bytes=size_bytes, n_files=n_files, metadata=json.loads(metadata),
+            provenance=tuple(Provenance(**p) for p in json.loads(provenance)) if provenance != "[]" else (),
+            origin=origin, size_bytes=size_bytes, n_files=n_files,
+            metadata=json.loads(metadata) if metadata != "{}" else {},
         )
 
     _COMMIT_COLUMNS = ("id, repo_id, branch, parent, seq, line, message, author, started, finished, origin, "
