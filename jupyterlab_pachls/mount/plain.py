@@ -11,8 +11,9 @@ view (EACCES where a FUSE mount answers EROFS). Root ignores mode bits: as root,
 
 Read-write mounts: ``<mount_dir>/<name>`` is a real directory holding copies of the base commit's
 files. Changes are found by a scan against an index of the base (path -> size, mtime, sha256):
-size and mtime first, the hash only when they differ. Symlinks and special files are never
-followed nor committed: they are reported as ``unsupported`` and a commit refuses while any exist.
+size and mtime first, the hash only when they differ. Symlinks, hard links (a file with more than
+one link may be a file from outside) and special files are never followed nor committed: they are
+reported as ``unsupported`` and a commit refuses while any exist.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import uuid
 from pathlib import Path
 
 from ..pfs.address import normalize_path
-from ..pfs.errors import InvalidPath, PfsError
+from ..pfs.errors import InvalidPath, PfsError, Unavailable
 from .model import Change
 from .overlay import HashCache
 from .tree import CommitTree
@@ -164,6 +165,9 @@ class DirectoryWorkspace:
         """(repo path, local path, stat) of every regular file; odd entries go to ``unsupported``."""
         self.unsupported = []
         base = str(self.root)
+        if self.root.is_symlink() or not self.root.is_dir():
+            raise Unavailable(f"{self.root} is no longer the mount's directory (replaced or removed)",
+                              path=base)
         stack = [base]
         while stack:
             current = stack.pop()
@@ -178,7 +182,7 @@ class DirectoryWorkspace:
                     st = entry.stat(follow_symlinks=False)
                     if stat.S_ISDIR(st.st_mode):
                         stack.append(entry.path)
-                    elif stat.S_ISREG(st.st_mode):
+                    elif stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                         yield path, entry.path, st
                     else:
                         self.unsupported.append(path)

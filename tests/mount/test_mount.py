@@ -330,10 +330,13 @@ def test_paths_stay_inside_the_mount(manager, images, backend, tmp_path, present
             os.link(root / "README.md", root / "hard")
     else:
         os.symlink(secret, root / "link")
-        assert manager.changes("images").unsupported == ("/link",)
+        os.symlink(tmp_path, root / "dirlink")
+        os.link(secret, root / "hard")
+        assert manager.changes("images").unsupported == ("/dirlink", "/hard", "/link")
         with pytest.raises(InvalidArgument, match="symlinks"):
             manager.commit("images", "leak")
-        os.unlink(root / "link")
+        for name in ("link", "dirlink", "hard"):
+            os.unlink(root / name)
     (root / "ok.txt").write_bytes(b"ok")
     manager.commit("images", "fine")
     assert b"secret" not in b"".join(repo_state(backend, "images", "master").values())
