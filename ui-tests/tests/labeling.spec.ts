@@ -177,7 +177,11 @@ test('label an image in the embedded Label Studio and commit the labels as one c
     return { mount: s.data_mount as string, dir: (m.mount_dir as string).slice(root.length).replace(/^\/+/, '') };
   }, session as string);
   const folder = `${where.dir}/${where.mount}${filePath.slice(0, filePath.lastIndexOf('/'))}`;
-  await page.filebrowser.openDirectory(folder);
+  await page.evaluate(
+    (p: string) => (window as any).jupyterapp.commands.execute('filebrowser:go-to-path', { path: p }),
+    `/${folder}`
+  );
+  await expect(page.locator('.jp-FileBrowser .jp-BreadCrumbs')).toContainText(where.mount);
   const name = filePath.slice(filePath.lastIndexOf('/') + 1);
   await page
     .locator('.jp-DirListing-item', { has: page.locator('.jp-DirListing-itemText', { hasText: name }) })
