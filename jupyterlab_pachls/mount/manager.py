@@ -238,6 +238,8 @@ class MountManager:
             with self._lock:
                 self._mounts.pop(name, None)
             self._teardown(mount, remove=True)
+            if self._reusable(target):
+                target.rmdir()  # the empty mount point made for it
             raise
         self._save()
         return self.status(name)

@@ -65,7 +65,8 @@ def make_manager(backend, dirs, presentation):
     made = []
 
     def make(**kwargs) -> MountManager:
-        manager = MountManager(backend, dirs[0], dirs[1], fuse=presentation == "fuse", **kwargs)
+        # no-FUSE: forced by PACHLS_NO_FUSE=1 alone (fuse=None means "FUSE when usable")
+        manager = MountManager(backend, dirs[0], dirs[1], fuse=True if presentation == "fuse" else None, **kwargs)
         made.append(manager)
         return manager
 

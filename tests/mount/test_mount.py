@@ -415,3 +415,35 @@ def test_behind_after_a_rollback(manager, images, backend):
     manager.refresh("images")
     assert (manager.status("images").base, manager.status("images").behind) == (images.id, 0)
     assert not (manager.mount_dir / "images/x").exists()
+
+
+def test_choosing_the_presentation(backend, images, dirs, monkeypatch):
+    from jupyterlab_pachls.mount import MountManager
+    from jupyterlab_pachls.mount import fusefs
+    from jupyterlab_pachls.pfs import Unavailable
+
+    monkeypatch.delenv("PACHLS_NO_FUSE", raising=False)
+    with MountManager(backend, dirs[0], dirs[1], fuse=False) as manager:
+        assert manager.mount("images").presentation == "no-fuse"
+        manager.unmount("images")
+    if not fusefs.fuse_available()[0]:
+        return
+    monkeypatch.setenv("PACHLS_NO_FUSE", "1")
+    with pytest.raises(Unavailable):
+        MountManager(backend, dirs[0], dirs[1], fuse=True)
+    monkeypatch.delenv("PACHLS_NO_FUSE")
+
+    def broken(self, timeout=20.0):
+        raise OSError(errno.EPERM, "mount refused")
+
+    monkeypatch.setattr(fusefs.FuseMount, "start", broken)
+    with MountManager(backend, dirs[0], dirs[1]) as manager:  # automatic: falls back
+        status = manager.mount("images", mode="rw")
+        assert (status.presentation, status.state) == ("no-fuse", "mounted")
+        assert "FUSE mount failed" in status.message
+        assert (manager.mount_dir / "images/cats/001.png").read_bytes() == b"cat one"
+        manager.unmount("images")
+    with MountManager(backend, dirs[0], dirs[1], fuse=True) as manager:  # required: an error
+        with pytest.raises(Unavailable):
+            manager.mount("images")
+        assert manager.list() == [] and not os.path.lexists(manager.mount_dir / "images")
