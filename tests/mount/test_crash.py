@@ -4,6 +4,7 @@ brings back every mount with its staged changes."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -18,11 +19,11 @@ from jupyterlab_pachls.mount.fusefs import fuse_mounts
 from .conftest import repo_state
 
 SERVER = textwrap.dedent("""
-    import sys, time
+    import json, sys, time
     from jupyterlab_pachls.mount import MountManager
-    from jupyterlab_pachls.pfs import LocalBackend
-    store, mount_dir, state_dir, fuse = sys.argv[1:5]
-    manager = MountManager(LocalBackend(store), mount_dir, state_dir, fuse=fuse == "fuse")
+    from jupyterlab_pachls.pfs import open_backend
+    spec, mount_dir, state_dir, fuse = sys.argv[1:5]
+    manager = MountManager(open_backend(json.loads(spec)), mount_dir, state_dir, fuse=fuse == "fuse")
     manager.mount("images", mode="rw")
     manager.mount("images", mode="ro", name="view")
     print("ready", flush=True)
@@ -32,11 +33,9 @@ SERVER = textwrap.dedent("""
 
 @pytest.fixture
 def killed_server(backend, backend_spec, images, dirs, presentation):
-    if backend_spec["kind"] != "local":
-        pytest.skip("the killed server opens the embedded store itself")
     mount_dir, state_dir = dirs
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, backend_spec["path"], str(mount_dir), str(state_dir),
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, json.dumps(backend_spec), str(mount_dir), str(state_dir),
                              presentation], stdout=subprocess.PIPE, env=env, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
