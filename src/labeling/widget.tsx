@@ -121,6 +121,14 @@ export class LabelingContent extends Panel {
       });
       return;
     }
+    const ls = model.labelStudio;
+    if (ls?.mode === 'external' && ls.url) {
+      // a team server: its own page (and its own login) in the frame
+      this._frame.url = `${ls.url.replace(/\/+$/, '')}/projects/${session.project_id}/data`;
+      this._frame.show();
+      this._setPhase({ kind: 'ready' });
+      return;
+    }
     this._setPhase({ kind: 'login' });
     const prefix = labelStudioPrefix(this._options.baseUrl);
     for (let attempt = 0; ; attempt++) {
@@ -137,10 +145,6 @@ export class LabelingContent extends Panel {
           await delay(1500);
           await model.refreshStatus();
           continue;
-        }
-        if ((reason as { error?: string }).error === 'not_found') {
-          // an external (team) Label Studio: its own login page is shown
-          break;
         }
         this._setPhase({ kind: 'error', message: errorMessage(reason) });
         return;

@@ -190,6 +190,15 @@ test('label an image in the embedded Label Studio and commit the labels as one c
   const fromBrowser = page.locator('.jp-PachlsBlameDialog');
   await expect(fromBrowser.locator(`.jp-PachlsBlame-entry[data-commit="${commitId}"]`)).toBeVisible();
   await fromBrowser.getByRole('button', { name: 'Close' }).click();
+
+  // After a reload the labeling tab is restored and logs in again.
+  await page.reload();
+  const restored = page.locator(`.jp-PachlsLabelingContent[data-session="${session}"]`);
+  await expect(restored).toHaveAttribute('data-phase', 'ready', { timeout: 60000 });
+  await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', { hasText: 'Label: images@master' }).click();
+  await expect(
+    page.frameLocator('.jp-PachlsLabelingContent iframe').getByRole('button', { name: 'Label All Tasks' })
+  ).toBeVisible({ timeout: 60000 });
 });
 
 test('labeling commands are in the palette', async ({ page }) => {
