@@ -447,3 +447,36 @@ def test_choosing_the_presentation(backend, images, dirs, monkeypatch):
         with pytest.raises(Unavailable):
             manager.mount("images")
         assert manager.list() == [] and not os.path.lexists(manager.mount_dir / "images")
+
+
+@pytest.mark.parametrize("theirs, conflict", [("/dogs/002.png", False), ("/cats/001.png", True)])
+def test_branch_moving_during_the_commit(manager, images, backend, monkeypatch, theirs, conflict):
+    """The head moves between the conflict check and the landing: the compare-and-set fails, the
+    manager checks again and lands on top, or refuses and keeps the stage."""
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    (root / "cats/001.png").write_bytes(b"mine")
+    original = type(backend).finish_commit
+    raced = []
+
+    def racing(self, commit, **kwargs):
+        if not raced and commit.message == "mine":
+            raced.append(True)
+            other = self.start_commit("images", "master", message="racer")
+            self.put_file(other, theirs, b"theirs")
+            original(self, other)
+        return original(self, commit, **kwargs)
+
+    monkeypatch.setattr(type(backend), "finish_commit", racing)
+    if conflict:
+        with pytest.raises(Conflict) as info:
+            manager.commit("images", "mine")
+        assert info.value.details["paths"] == ["/cats/001.png"]
+        assert [c.message for c in backend.list_commits("images", "master")][:2] == ["racer", "first"]
+        assert [c.path for c in manager.changes("images").changes] == ["/cats/001.png"]
+    else:
+        landed = manager.commit("images", "mine")
+        assert [c.message for c in backend.list_commits("images", "master")][:3] == ["mine", "racer", "first"]
+        assert repo_state(backend, "images", landed.id)["/dogs/002.png"] == b"theirs"
+        assert repo_state(backend, "images", landed.id)["/cats/001.png"] == b"mine"
+        assert (root / "dogs/002.png").read_bytes() == b"theirs"
