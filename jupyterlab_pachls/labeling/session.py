@@ -337,12 +337,15 @@ class LabelingService:
             if pending.count == 0:
                 raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
             root = Path(self.mounts.status(session.labels_mount).mountpoint)
+            made: set[Path] = set()
             for target, raw in pending.files.items():
                 local = root / target[1:]
                 if raw is None:
                     local.unlink(missing_ok=True)
                     continue
-                local.parent.mkdir(parents=True, exist_ok=True)
+                if local.parent not in made:
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(local.parent)
                 local.write_bytes(raw)
             summary = {"added": len(pending.added), "modified": len(pending.modified),
                        "deleted": len(pending.deleted), "session": session.id,
