@@ -192,7 +192,9 @@ test('label an image in the embedded Label Studio and commit the labels as one c
   await fromBrowser.getByRole('button', { name: 'Close' }).click();
 
   // After a reload the labeling tab is restored and logs in again.
-  await page.reload();
+  // (not galata's ready check: it waits for the Launcher to be the active tab)
+  await page.reload({ waitForIsReady: false });
+  await page.locator('#jupyterlab-splash').waitFor({ state: 'detached' });
   const restored = page.locator(`.jp-PachlsLabelingContent[data-session="${session}"]`);
   await expect(restored).toHaveAttribute('data-phase', 'ready', { timeout: 60000 });
   await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', { hasText: 'Label: images@master' }).click();
