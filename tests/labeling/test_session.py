@@ -14,20 +14,35 @@ from label_studio_sdk import LabelStudio
 from jupyterlab_pachls.demo import demo_files
 from jupyterlab_pachls.labeling.session import LabelingService
 from jupyterlab_pachls.mount import MountManager
-from jupyterlab_pachls.pfs import Conflict, InvalidArgument, LocalBackend, NotFound, Provenance
+from jupyterlab_pachls.pfs import Conflict, InvalidArgument, LocalBackend, NotFound, Provenance, open_backend
+from jupyterlab_pachls.pfs.server import make_server
 
 
-@pytest.fixture(params=["fuse", "no-fuse"])
+@pytest.fixture
+def pachyderm_backend(tmp_path):
+    """PachydermBackend over real gRPC to the Pachyderm-API server (serving an embedded store)."""
+    served = LocalBackend(tmp_path / "served")
+    server, port = make_server(served, "127.0.0.1:0")
+    backend = open_backend({"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{port}"})
+    yield backend
+    backend.close()
+    server.stop(grace=None).wait()
+    served.close()
+
+
+@pytest.fixture(params=["local-fuse", "local-no-fuse", "pachyderm-fuse"])
 def world(request, tmp_path, label_studio, ls_document_root, monkeypatch):
     """A store with demo images, mounts inside Label Studio's document root, and the service."""
-    if request.param == "no-fuse":
+    kind, presentation = request.param.split("-", 1)
+    if presentation == "no-fuse":
         monkeypatch.setenv("PACHLS_NO_FUSE", "1")
-    backend = LocalBackend(tmp_path / "store")
+    backend = request.getfixturevalue("pachyderm_backend") if kind == "pachyderm" else LocalBackend(
+        tmp_path / "store")
     backend.create_repo("images")
     with backend.commit("images", "master", message="demo images", author="demo") as c:
         c.put_files(demo_files())
     mounts = MountManager(backend, ls_document_root / uuid.uuid4().hex[:8], tmp_path / "mount-state",
-                          fuse=request.param == "fuse")
+                          fuse=presentation == "fuse")
     service = LabelingService(lambda: backend, lambda: mounts, label_studio, tmp_path / "labeling")
     yield backend, mounts, service, c.finished
     mounts.close()
