@@ -218,6 +218,13 @@ class LabelingService:
         root = getattr(self.label_studio, "document_root", None)
         return os.path.relpath(mountpoint, root) if root else mount
 
+    def _served_at(self) -> str:
+        """The path Label Studio's pages are served under in the browser (the proxy's, when managed).
+
+        Task URLs are loaded by Label Studio's frontend as they are, so they carry that path."""
+        public = getattr(self.label_studio, "public_url", None)
+        return urllib.parse.urlsplit(public).path.rstrip("/") if public else ""
+
     def _allow_serving(self, session: Session, mount: str) -> None:
         """Label Studio serves a local file only below a Local Files storage of some project."""
         self._request("POST", "/api/storages/localfiles/", json={
@@ -237,7 +244,7 @@ class LabelingService:
             if extensions and not info.path.lower().endswith(extensions):
                 continue
             reference = urllib.parse.quote(prefix + info.path)
-            tasks.append({session.data_key: f"/data/local-files/?d={reference}",
+            tasks.append({session.data_key: f"{self._served_at()}/data/local-files/?d={reference}",
                           "pachls_path": info.path, "pachls_commit": commit})
         for start in range(0, len(tasks), IMPORT_BATCH):
             self._request("POST", f"/api/projects/{session.project_id}/import",

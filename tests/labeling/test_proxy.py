@@ -85,3 +85,40 @@ async def test_label_studio_is_served_and_logs_in_same_origin(jp_fetch, api, pac
     me = await jp_fetch("pachls", "labelstudio", "api", "current-user", "whoami",
                         headers={"Cookie": f"{sessionid}; csrftoken={csrf}"})
     assert json.loads(me.body)["email"] == creds["email"]
+
+
+async def test_task_images_load_through_the_proxy(jp_fetch, api, pachls_state, jp_base_url):
+    from jupyterlab_pachls.demo import demo_files
+
+    await wait_running(api)
+    backend = pachls_state.backend
+    backend.create_repo("images")
+    with backend.commit("images", "master") as c:
+        c.put_files(demo_files()[:2])
+    status, session = await api("POST", "labeling/sessions", {
+        "data": "images@master", "labels": "labels@master", "template": "image-classification",
+        "classes": ["cat", "dog"]})
+    assert status == 201, session
+    labeling = pachls_state.labeling
+    tasks = await asyncio.to_thread(labeling._export, labeling.get(session["id"]), all_tasks=True)
+    url = tasks[0]["data"]["image"]
+    # the frontend loads the URL as it is: it must be under the proxy's path, not the server root
+    assert url.startswith(f"{jp_base_url}pachls/labelstudio/data/local-files/?d="), url
+    login_page = await jp_fetch("pachls", "labelstudio", "user", "login/")
+    cookies = SimpleCookie()
+    for header in login_page.headers.get_list("Set-Cookie"):
+        cookies.load(header)
+    csrf = cookies["csrftoken"].value
+    creds = labeling.login()
+    login = await jp_fetch(
+        "pachls", "labelstudio", "user", "login/", method="POST", follow_redirects=False, raise_error=False,
+        body=urlencode({"csrfmiddlewaretoken": csrf, "email": creds["email"], "password": creds["password"]}),
+        headers={"Cookie": f"csrftoken={csrf}", "Content-Type": "application/x-www-form-urlencoded",
+                 "Referer": login_page.effective_url})
+    sessionid = [h for h in login.headers.get_list("Set-Cookie") if h.startswith("sessionid=")][0].split(";")[0]
+    path = url[len(jp_base_url):]
+    image = await jp_fetch(*path.split("?")[0].split("/"), params={"d": tasks[0]["data"]["image"].split("?d=")[1]},
+                           headers={"Cookie": f"{sessionid}; csrftoken={csrf}"})
+    assert image.code == 200
+    served = {p: data for p, data in demo_files()[:2]}[tasks[0]["data"]["pachls_path"]]
+    assert image.body == served
