@@ -44,9 +44,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
 from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, parse_repo, validate_name
@@ -59,8 +57,6 @@ CHUNK = 1 << 20
 SMALL_BLOB = 64 << 10  # written in place; larger blobs go through tmp/ and a rename
 GC_REFRESH_SECONDS = 600
 FLUSH_ROWS = 4096  # staged rows buffered in memory before they are written
-PUT_BATCH = 512  # files hashed and written at once by put_files
-BLOB_WRITERS = 4
 BUSY_TIMEOUT_MS = 60_000
 COMMIT_CACHE = 100_000  # finished commits kept as values
 
@@ -154,7 +150,6 @@ class LocalBackend(Backend):
         self._commits: dict[str, Commit] = {}
         self._watch: sqlite3.Connection | None = None  # see change_token
         self._closed = False
-        self._writers = ThreadPoolExecutor(BLOB_WRITERS, thread_name_prefix="pachls-blob")
         self._db().executescript(SCHEMA)
 
     # -- plumbing ----------------------------------------------------------------
@@ -211,7 +206,6 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         self._closed = True
-        self._writers.shutdown(wait=True)
         with self._lock:
             if self._watch is not None:
                 self._watch.close()
@@ -629,21 +623,16 @@ class LocalBackend(Backend):
             for path, _content in items:
                 normalize_path(path, allow_root=False)
         count = 0
-        iterator = iter(items)
-        while batch := list(islice(iterator, PUT_BATCH)):
-            paths = [normalize_path(path, allow_root=False) for path, _ in batch]
-            contents = [content for _, content in batch]
-            # Blob writes are system calls that release the GIL: overlap them.
-            stored = self._writers.map(self._store_blob, contents) if len(batch) > 32 else map(
-                self._store_blob, contents)
-            rows = {path: (OP_PUT, blob, size) for path, (blob, size) in zip(paths, stored)}
+        for path, content in items:
+            path = normalize_path(path, allow_root=False)
+            blob, size = self._store_blob(content)
             with self._lock:
                 buffer = self._buffers.setdefault(commit.id, {})
-                buffer.update(rows)
+                buffer[path] = (OP_PUT, blob, size)
                 full = len(buffer) >= FLUSH_ROWS
             if full:
                 self._flush(commit.id)
-            count += len(batch)
+            count += 1
         return count
 
     def delete_file(self, commit: Commit, path: str) -> None:
