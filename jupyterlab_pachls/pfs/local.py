@@ -703,7 +703,7 @@ class LocalBackend(Backend):
                 tree_deletes.append(path)
         for prefix in tree_deletes:
             if chain:
-                for path, _row in self._walk_files(chain, prefix, db):
+                for path, _row in self._walk_files(chain, prefix):
                     changes.setdefault(path, None)
 
         # Per-file deltas, propagated to every ancestor directory.
@@ -794,7 +794,7 @@ class LocalBackend(Backend):
     def _chains_raw(self, db: sqlite3.Connection, line: int) -> list:
         return json.loads(db.execute("SELECT chain FROM lines WHERE id=?", (line,)).fetchone()[0])
 
-    def _walk_files(self, chain, prefix: str, db=None) -> Iterator[tuple[str, _Row]]:
+    def _walk_files(self, chain, prefix: str) -> Iterator[tuple[str, _Row]]:
         """Every file below directory ``prefix`` (ends with '/')."""
         stack = [prefix]
         while stack:
