@@ -32,6 +32,19 @@ from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, P
 Content = Union[bytes, bytearray, memoryview, BinaryIO, os.PathLike]
 
 DEFAULT_PAGE = 400
+MAX_PAGE = 10_000
+
+
+def check_page(path: object, limit: object, after: object) -> str:
+    """Validate ``list_dir`` arguments the same way in every backend; return the normalised path."""
+    from .address import normalize_path
+    from .errors import InvalidArgument
+
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgument(f"limit must be an integer between 1 and {MAX_PAGE}", limit=limit)
+    if after is not None and not isinstance(after, str):
+        raise InvalidArgument("after must be a path returned as 'next'")
+    return normalize_path(path)
 
 
 class Backend(ABC):

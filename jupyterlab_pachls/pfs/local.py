@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, parse_repo, validate_name
-from .backend import DEFAULT_PAGE, Backend, Content
+from .backend import DEFAULT_PAGE, Backend, Content, check_page
 from .errors import AlreadyExists, Conflict, InvalidArgument, InvalidPath, NotFound, PfsError, Unavailable
 from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
 
@@ -826,11 +826,7 @@ class LocalBackend(Backend):
     # -- files -------------------------------------------------------------------
     def list_dir(self, repo: str, ref: str, path: str = "/", *, limit: int = DEFAULT_PAGE,
                  after: str | None = None) -> FilePage:
-        path = normalize_path(path)
-        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidArgument("limit must be an integer between 1 and 10000", limit=limit)
-        if after is not None and not isinstance(after, str):
-            raise InvalidArgument("after must be a path returned as 'next'")
+        path = check_page(path, limit, after)
         row, chain = self._finished_view(repo, ref)
         if row is None:
             if path == "/":

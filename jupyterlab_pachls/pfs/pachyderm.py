@@ -71,7 +71,7 @@ from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
 from pachyderm_sdk.interceptor import MetadataClientInterceptor
 
 from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parse_ref, parse_repo, validate_name
-from .backend import DEFAULT_PAGE, Backend, Content
+from .backend import DEFAULT_PAGE, Backend, Content, check_page
 from .errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PfsError, Unavailable
 from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
 from .server.errors import from_rpc_error
@@ -707,11 +707,7 @@ class PachydermBackend(Backend):
 
     def list_dir(self, repo: str, ref: str, path: str = "/", *, limit: int = DEFAULT_PAGE,
                  after: str | None = None) -> FilePage:
-        path = normalize_path(path)
-        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise InvalidArgument("limit must be an integer between 1 and 10000", limit=limit)
-        if after is not None and not isinstance(after, str):
-            raise InvalidArgument("after must be a path returned as 'next'")
+        path = check_page(path, limit, after)
         key, info = self._finished(repo, ref)
         if info is None:
             if path == "/":
