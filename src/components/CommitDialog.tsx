@@ -7,7 +7,7 @@ import { IChanges, ICommitResult, mountChanges } from '../api';
 import { address } from '../format';
 import { PachlsModel } from '../model';
 import { conflictPaths, countChanges, errorMessage } from '../state';
-import { ChangeList, ErrorText } from './common';
+import { ChangeList, Committed, ErrorText } from './common';
 
 type Phase =
   | { kind: 'edit' }
@@ -74,37 +74,14 @@ export function CommitForm(props: ICommitFormProps): JSX.Element {
   if (phase.kind === 'done') {
     const commit = phase.result.commit;
     return (
-      <div className="jp-PachlsCommitForm" data-phase="done">
-        <div className="jp-PachlsNotice" role="status">
-          {trans.__('Committed to %1:', address(commit.repo, commit.branch))}{' '}
-          <code className="jp-PachlsCommitForm-newId" title={commit.id}>
-            {commit.id}
-          </code>
-        </div>
-        <div className="jp-PachlsCommitForm-summary">{commit.message}</div>
-        <div className="jp-PachlsDialog-buttons">
-          {commit.branch ? (
-            <button
-              type="button"
-              className="jp-PachlsButton jp-PachlsButton-default"
-              onClick={() => {
-                props.showHistory(commit.repo, commit.branch as string, commit.id);
-                props.close();
-              }}
-            >
-              {trans.__('Show in history')}
-            </button>
-          ) : null}
-          <button
-            type="button"
-            className="jp-PachlsButton jp-PachlsButton-accept"
-            onClick={props.close}
-            autoFocus
-          >
-            {trans.__('Close')}
-          </button>
-        </div>
-      </div>
+      <Committed
+        heading={trans.__('Committed to %1:', address(commit.repo, commit.branch))}
+        commit={commit}
+        className="jp-PachlsCommitForm"
+        trans={trans}
+        close={props.close}
+        showHistory={props.showHistory}
+      />
     );
   }
 

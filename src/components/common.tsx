@@ -3,6 +3,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { ISignal } from '@lumino/signaling';
+import { ICommit } from '../api';
 import { formatAbsoluteTime, formatRelativeTime, shortId } from '../format';
 
 /** Re-render on every emission of `signal`, returning the latest value. */
@@ -199,3 +200,52 @@ export function ChangeList(props: {
 }
 
 const ORDER = { added: 0, modified: 1, deleted: 2 };
+
+
+export interface ICommittedProps {
+  /** What landed, e.g. "Committed to %1:" (translated, with the branch address filled in). */
+  heading: string;
+  commit: ICommit;
+  className: string;
+  trans: TranslationBundle;
+  close: () => void;
+  showHistory: (repo: string, branch: string, commit?: string) => void;
+}
+
+/** The end of a commit dialog: the new commit id, its message, "Show in history" and "Close". */
+export function Committed(props: ICommittedProps): JSX.Element {
+  const { commit, trans } = props;
+  return (
+    <div className={props.className} data-phase="done">
+      <div className="jp-PachlsNotice" role="status">
+        {props.heading}{' '}
+        <code className="jp-PachlsCommitForm-newId" title={commit.id}>
+          {commit.id}
+        </code>
+      </div>
+      <div className="jp-PachlsCommitForm-summary">{commit.message}</div>
+      <div className="jp-PachlsDialog-buttons">
+        {commit.branch ? (
+          <button
+            type="button"
+            className="jp-PachlsButton jp-PachlsButton-default"
+            onClick={() => {
+              props.showHistory(commit.repo, commit.branch as string, commit.id);
+              props.close();
+            }}
+          >
+            {trans.__('Show in history')}
+          </button>
+        ) : null}
+        <button
+          type="button"
+          className="jp-PachlsButton jp-PachlsButton-accept"
+          onClick={props.close}
+          autoFocus
+        >
+          {trans.__('Close')}
+        </button>
+      </div>
+    </div>
+  );
+}

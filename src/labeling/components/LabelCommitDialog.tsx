@@ -4,7 +4,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 
 import { ICommit } from '../../api';
-import { ChangeList, ErrorText } from '../../components/common';
+import { ChangeList, Committed, ErrorText } from '../../components/common';
 import { address } from '../../format';
 import { conflictPaths, errorMessage } from '../../state';
 import { IPending, ISession } from '../api';
@@ -84,37 +84,14 @@ export function LabelCommitForm(props: ILabelCommitFormProps): JSX.Element {
   if (phase.kind === 'done') {
     const commit = phase.commit;
     return (
-      <div className="jp-PachlsCommitForm jp-PachlsLabelCommitForm" data-phase="done">
-        <div className="jp-PachlsNotice" role="status">
-          {trans.__('Labels committed to %1:', address(commit.repo, commit.branch))}{' '}
-          <code className="jp-PachlsCommitForm-newId" title={commit.id}>
-            {commit.id}
-          </code>
-        </div>
-        <div className="jp-PachlsCommitForm-summary">{commit.message}</div>
-        <div className="jp-PachlsDialog-buttons">
-          {commit.branch ? (
-            <button
-              type="button"
-              className="jp-PachlsButton jp-PachlsButton-default"
-              onClick={() => {
-                props.showHistory(commit.repo, commit.branch as string, commit.id);
-                props.close();
-              }}
-            >
-              {trans.__('Show in history')}
-            </button>
-          ) : null}
-          <button
-            type="button"
-            className="jp-PachlsButton jp-PachlsButton-accept"
-            onClick={props.close}
-            autoFocus
-          >
-            {trans.__('Close')}
-          </button>
-        </div>
-      </div>
+      <Committed
+        heading={trans.__('Labels committed to %1:', address(commit.repo, commit.branch))}
+        commit={commit}
+        className="jp-PachlsCommitForm jp-PachlsLabelCommitForm"
+        trans={trans}
+        close={props.close}
+        showHistory={props.showHistory}
+      />
     );
   }
 
