@@ -29,6 +29,7 @@ from typing import Any, Awaitable, Callable
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
+from .listing import ReposListing, branch_json, repo_json
 from .pfs import (
     AlreadyExists,
     Conflict,
@@ -449,60 +450,6 @@ class BackendHandler(PachlsHandler):
 
 
 # -- repos -------------------------------------------------------------------------------------
-#: JSON of finished commits by (repo, id): a finished commit never changes, and a listing of
-#: thousands of branches mostly shows the same commits request after request.
-_COMMIT_JSON: dict[tuple[str, str], dict] = {}
-_COMMIT_JSON_MAX = 200_000
-
-
-def commit_json(commit) -> dict:
-    if commit.finished is None:
-        return commit.to_json()
-    key = (commit.repo, commit.id)
-    found = _COMMIT_JSON.get(key)
-    if found is None:
-        if len(_COMMIT_JSON) >= _COMMIT_JSON_MAX:
-            _COMMIT_JSON.clear()
-        found = _COMMIT_JSON[key] = commit.to_json()
-    return found
-
-
-def branch_json(branch) -> dict:
-    return {"repo": branch.repo, "name": branch.name,
-            "head": commit_json(branch.head) if branch.head is not None else None}
-
-
-def repo_json(repo, branches) -> dict:
-    item = repo.to_json()
-    item["branches"] = sorted((branch_json(b) for b in branches), key=lambda b: b["name"])
-    return item
-
-
-def change_token_source(backend) -> Callable[[], Any] | None:
-    """The backend's cheap change token (see ``LocalBackend.change_token``), or None: never cache."""
-    own = getattr(backend, "change_token", None)
-    return own if callable(own) else None
-
-
-class ReposListingCache:
-    """The last ``GET /repos`` body and its ETag, valid while the store's change token holds."""
-
-    def __init__(self, backend) -> None:
-        self.backend = backend
-        self.source = change_token_source(backend)
-        self.token: Any = None
-        self.body: bytes | None = None
-        self.etag: str | None = None
-
-    def current_token(self) -> Any:
-        if self.source is None:
-            return None
-        try:
-            return self.source()
-        except Exception:
-            return None
-
-
 class ReposHandler(PachlsHandler):
     """``GET /pachls/api/repos``: every repo with its branches (two backend calls); ``POST``: create.
 
@@ -510,38 +457,16 @@ class ReposHandler(PachlsHandler):
     unchanged, and carries an ETag: ``If-None-Match`` answers 304 when nothing changed.
     """
 
-    def listing_cache(self, backend) -> ReposListingCache:
-        cache = self.state.extra.get("repos_cache")
-        if cache is None or cache.backend is not backend:
-            cache = self.state.extra["repos_cache"] = ReposListingCache(backend)
-        return cache
+    def listing(self, backend) -> ReposListing:
+        listing = self.state.extra.get("repos_listing")
+        if listing is None or listing.backend is not backend:
+            listing = self.state.extra["repos_listing"] = ReposListing(backend)
+        return listing
 
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        import hashlib
-
-        backend = self.backend
-        cache = self.listing_cache(backend)
-
-        def load() -> tuple[Any, bytes | None, str | None]:
-            token = cache.current_token()  # read first: the data loaded below is at least this new
-            if token is not None and token == cache.token and cache.body is not None:
-                return token, cache.body, cache.etag
-            repos, branches = backend.list_repos(), backend.list_branches()
-            by_repo: dict[str, list] = {}
-            for branch in branches:
-                by_repo.setdefault(branch.repo, []).append(branch)
-            out = [repo_json(repo, by_repo.get(repo.key, [])) for repo in repos]
-            body = json.dumps(
-                {"backend": {"kind": backend.kind, "address": backend.address}, "repos": out}
-            ).encode()
-            etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-            if token is not None:
-                cache.token, cache.body, cache.etag = token, body, etag
-            return token, body, etag
-
-        _token, body, etag = await self.call(load)
+        body, etag = await self.call(self.listing(self.backend).load)
         self.set_header("ETag", etag)
         self.set_header("Cache-Control", "no-cache")
         if etag in [t.strip() for t in self.request.headers.get("If-None-Match", "").split(",")]:
