@@ -1,6 +1,6 @@
 """REST listing latency through a real Jupyter server over HTTP.
 
-    python bench/api_listing.py [--repos 1000] [--branches 5] [--files 1000000] [--rounds 50]
+    python bench/api_listing.py [--repos 1000] [--branches 5] [--files 1000000] [--rounds 50] [--json PATH]
 
 1. ``GET /pachls/api/repos`` (every repo with its branches, one request) on a store of
    ``--repos`` repos with ``--branches`` branches each (every branch at a commit): repeated on
@@ -34,6 +34,8 @@ import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+
+from _bench import add_json_argument, write_json
 
 from jupyterlab_pachls.pfs import LocalBackend
 
@@ -128,6 +130,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    add_json_argument(parser)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pachls-api-bench-"))
@@ -204,7 +207,14 @@ def main() -> None:
           f"p95={pct(changed_ms, 0.95):.2f} ms")
     print(f"GET files page of 400 in a directory of {args.files:,}: p50={statistics.median(page_ms):.2f} ms "
           f"p95={pct(page_ms, 0.95):.2f} ms min={min(page_ms):.2f} ms")
-    print(f"repos_p50_ms={statistics.median(repos_ms):.2f} page_p50_ms={statistics.median(page_ms):.2f}")
+    last = f"repos_p50_ms={statistics.median(repos_ms):.2f} page_p50_ms={statistics.median(page_ms):.2f}"
+    print(last)
+    write_json(args.json, "api_listing", args, {
+        "repos": n_repos, "branches": n_branches,
+        "repos_p50_ms": statistics.median(repos_ms), "repos_p95_ms": pct(repos_ms, 0.95), "repos_min_ms": min(repos_ms),
+        "repos_changed_p50_ms": statistics.median(changed_ms), "repos_changed_p95_ms": pct(changed_ms, 0.95),
+        "page_p50_ms": statistics.median(page_ms), "page_p95_ms": pct(page_ms, 0.95), "page_min_ms": min(page_ms),
+    }, last)
 
 
 if __name__ == "__main__":
