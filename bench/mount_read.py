@@ -1,8 +1,9 @@
 """Read speed through a read-only FUSE mount against the same files read straight from disk.
 
 In one run, warm cache (each side is read once to warm up, then direct and mount are timed
-alternately ``--repeat`` times; ratios use the best time of each side, the median ratio is
-printed beside it, since this machine may be shared with other work):
+alternately ``--repeat`` times; ratios use the best time of each side; each repeat also gives a
+paired ratio (mount / direct of that repeat), whose median and spread are printed beside it,
+since this machine may be shared with other work):
 
 1. a 1 GiB file read sequentially (1 MiB reads);
 2. 10,000 files of 2 KiB, each opened, read and closed;
@@ -12,7 +13,7 @@ printed beside it, since this machine may be shared with other work):
 ``MountManager`` read-only FUSE mount of the embedded store. The last line is
 ``worst_mount_vs_direct_ratio=<float>`` (targets: large <= 1.25, small <= 2.0, listing <= 1.5).
 
-Usage: python bench/mount_read.py [--dir DIR] [--big-mib 1024] [--small 10000] [--entries 100000]
+Usage: python bench/mount_read.py [--dir DIR] [--big-mib 1024] [--small 10000] [--entries 100000] [--json PATH]
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _bench import add_json_argument, spread, write_json  # noqa: E402
 from jupyterlab_pachls.mount import MountManager  # noqa: E402
 from jupyterlab_pachls.pfs import LocalBackend  # noqa: E402
 
@@ -67,7 +68,7 @@ def list_dir(path: str) -> int:
 
 def compare(fn, direct_arg, mount_arg, *, repeat: int):
     """Warm both sides, then time them alternately (so load from other work hits both alike).
-    Returns (best direct, best mount, median direct, median mount, result)."""
+    Returns (best direct, best mount, paired ratios, result)."""
     result = fn(direct_arg)
     assert fn(mount_arg) == result, "the mount returned different results"
     direct, mount = [], []
@@ -77,7 +78,7 @@ def compare(fn, direct_arg, mount_arg, *, repeat: int):
             again = fn(arg)
             times.append(time.perf_counter() - start)
             assert again == result, "reads returned different results"
-    return min(direct), min(mount), statistics.median(direct), statistics.median(mount), result
+    return min(direct), min(mount), [m / d for d, m in zip(direct, mount)], result
 
 
 def build(root: Path, big_mib: int, small: int, entries: int) -> tuple[Path, LocalBackend]:
@@ -108,6 +109,7 @@ def main() -> float:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    add_json_argument(parser)
     args = parser.parse_args()
     root = Path(args.dir or tempfile.mkdtemp(prefix="pachls-bench-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -121,27 +123,34 @@ def main() -> float:
         status = manager.mount("bench", mode="ro")
         mount = Path(status.mountpoint)
         print(f"mounted {status.name} ({status.presentation}, {status.mode}) at {mount}")
-        ratios = {}
+        ratios, figures = {}, {}
 
-        def report(label, d, m, md, mm, unit, target):
+        def report(label, d, m, paired, unit, target):
             ratios[label] = m / d
+            p = spread(paired)
+            figures[label] = {"direct_best_s": d, "mount_best_s": m, "ratio_best": m / d,
+                              "ratio_paired": p, "target": target}
             print(f"{label:<8} direct {unit(d)}  mount {unit(m)}  ratio {m / d:.3f} (best of {args.repeat}; "
-                  f"median ratio {mm / md:.3f})  target <= {target}")
+                  f"paired ratio median {p['median']:.3f}, spread {p['min']:.3f}..{p['max']:.3f})  target <= {target}")
 
-        d, m, md, mm, n = compare(read_big, str(direct / "big.bin"), str(mount / "big.bin"), repeat=args.repeat)
+        d, m, paired, n = compare(read_big, str(direct / "big.bin"), str(mount / "big.bin"), repeat=args.repeat)
         assert n == args.big_mib * CHUNK
-        report("large", d, m, md, mm, lambda t: f"{n / t / 1e9:6.2f} GB/s", 1.25)
+        report("large", d, m, paired, lambda t: f"{n / t / 1e9:6.2f} GB/s", 1.25)
 
         names = sorted(os.listdir(direct / "small"))
-        d, m, md, mm, n = compare(read_small, [str(direct / "small" / x) for x in names],
+        d, m, paired, n = compare(read_small, [str(direct / "small" / x) for x in names],
                                   [str(mount / "small" / x) for x in names], repeat=args.repeat)
-        report("small", d, m, md, mm, lambda t: f"{len(names) / t:8.0f} files/s", 2.0)
+        report("small", d, m, paired, lambda t: f"{len(names) / t:8.0f} files/s", 2.0)
 
-        d, m, md, mm, n = compare(list_dir, str(direct / "many"), str(mount / "many"), repeat=args.repeat)
+        d, m, paired, n = compare(list_dir, str(direct / "many"), str(mount / "many"), repeat=args.repeat)
         assert n == args.entries
-        report("listing", d, m, md, mm, lambda t: f"{t * 1000:7.1f} ms", 1.5)
+        report("listing", d, m, paired, lambda t: f"{t * 1000:7.1f} ms", 1.5)
         worst = max(ratios.values())
-        print(f"worst_mount_vs_direct_ratio={worst:.3f}")
+        last = f"worst_mount_vs_direct_ratio={worst:.3f}"
+        print(last)
+        figures["worst_mount_vs_direct_ratio"] = worst
+        figures["presentation"] = status.presentation
+        write_json(args.json, "mount_read", args, figures, last)
         return worst
     finally:
         if manager is not None:
