@@ -1,6 +1,6 @@
 """Labeling at scale against a real Label Studio: task import and label commits vs Label Studio's own paths.
 
-    python bench/labeling.py [--tasks 10000] [--annotations 1000]
+    python bench/labeling.py [--tasks 10000] [--annotations 1000] [--json PATH]
 
 1. Import: a labeling session over ``images@master`` (N files, read through a read-only mount) vs
    Label Studio's own Local Files storage sync of a plain directory holding the same files.
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _bench import add_json_argument, write_json
 
 from jupyterlab_pachls.demo import demo_files
 from jupyterlab_pachls.labeling.labelstudio import ManagedLabelStudio
@@ -34,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--annotations", type=int, default=1_000)
+    add_json_argument(parser)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pachls-bench-"))
     ls_dir = Path(os.environ.get("PACHLS_BENCH_LS_DIR", work / "labelstudio"))
@@ -55,7 +57,8 @@ def main() -> None:
     started = time.perf_counter()
     label_studio.start()
     label_studio.wait_ready(900)
-    print(f"label studio ready in {time.perf_counter() - started:.1f} s")
+    ready_s = time.perf_counter() - started
+    print(f"label studio ready in {ready_s:.1f} s")
     headers = {"Authorization": f"Token {label_studio.credentials.token}"}
     api = httpx.Client(base_url=label_studio.url, headers=headers, timeout=900)
     mounts = MountManager(backend, docroot / "pfs", work / "mount-state")
@@ -103,7 +106,14 @@ def main() -> None:
         assert landed.n_files == args.annotations
         print(f"{args.annotations} annotations: label studio JSON export {export_s:.2f} s (best of 3), "
               f"commit labels {commit_s:.2f} s")
-        print(f"import_ratio={import_s / sync_s:.3f} commit_vs_export_ratio={commit_s / export_s:.3f}")
+        last = f"import_ratio={import_s / sync_s:.3f} commit_vs_export_ratio={commit_s / export_s:.3f}"
+        print(last)
+        write_json(args.json, "labeling", args, {
+            "label_studio_ready_s": ready_s, "ls_sync_s": sync_s, "session_import_s": import_s,
+            "presentation": mounts.status(session.data_mount).presentation,
+            "ls_export_s": export_s, "ls_export_rounds_s": exports, "commit_labels_s": commit_s,
+            "import_ratio": import_s / sync_s, "commit_vs_export_ratio": commit_s / export_s,
+        }, last)
     finally:
         mounts.close()
         label_studio.stop()
