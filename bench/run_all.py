@@ -1,0 +1,446 @@
+"""Run every benchmark in one go and write the performance report (``docs/performance.md``).
+
+    python bench/run_all.py [--quick] [--only a,b] [--skip a,b] [--out-dir DIR] [--note TEXT]
+
+Each benchmark runs as its own process with ``--json``; its printed lines are shown as it runs
+and kept. The report gives the machine (gathered now), the date, every figure with its ratio
+against its floor or peer, the target from the tracker issues and whether it is met, the figures
+of the previous report, and each benchmark's own output. ``bench/scaling_curve.py`` draws
+``perf-commit-scaling.png`` and ``perf-listing-scaling.png`` next to the report.
+
+``--quick`` runs small sizes (a smoke run, minutes; its figures say little) and writes to
+``.pachls/bench-quick/`` unless ``--out-dir`` is given; the full run writes to ``docs/``.
+Raw JSON and logs go to ``<out-dir>/.bench-raw/`` in quick mode and ``.pachls/bench/`` otherwise.
+Label Studio's data directory is kept in ``.pachls/bench-labelstudio`` (migrated once; set
+``PACHLS_BENCH_LS_DIR`` to use another). Exits non-zero if a benchmark failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+
+
+@dataclass
+class Check:
+    label: str
+    key: str                # dotted path into the figures
+    target: float
+    issue: str
+    previous: str
+    unit: str = ""          # "" for a ratio, "ms" for a latency
+    spread: str | None = None  # dotted path to a {"min", "max"} spread
+
+
+@dataclass
+class Bench:
+    name: str
+    full: list[str]
+    quick: list[str]
+    checks: list[Check] = field(default_factory=list)
+    slow: bool = False      # needs Label Studio
+    defaults: dict = field(default_factory=dict)  # the full run's sizes, for labels of a run that failed
+
+
+BENCHMARKS = [
+    Bench("commit_batch", ["--rounds", "7"], ["--files", "1000", "--rounds", "3"], [
+        Check("{files:,} files of {size:,} B as one commit / plain write (median of interleaved rounds)",
+              "commit_vs_write_ratio", 1.5, "#2",
+              "single runs 1.5–6.9; one interleaved quiet run 0.89",
+              spread="commit_vs_write_ratio_spread")], defaults={"files": 10_000, "size": 2048}),
+    Bench("commit_scaling", [], ["--big", "20000", "--rounds", "6"], [
+        Check("commit of 10 files: repo of {big:,} files / repo of {small:,} files (p50)",
+              "big_vs_small_commit_ratio", 1.3, "#2", "1.02 (0.69 vs 0.70 ms)",
+              spread="big_vs_small_commit_ratio_spread")], defaults={"big": 1_000_000, "small": 1000}),
+    Bench("api_listing", [], ["--repos", "50", "--files", "20000", "--rounds", "10"], [
+        Check("GET repos, {repos:,} repos × {branches} branches, store unchanged (p50)", "repos_p50_ms", 50, "#4",
+              "1.72 ms", unit="ms"),
+        Check("GET repos right after a commit (rebuilt, p50)", "repos_changed_p50_ms", 50, "#4",
+              "67 ms (p95 137)", unit="ms"),
+        Check("GET a page of 400 in a directory of {files:,} files (p50)", "page_p50_ms", 30, "#4", "5.8 ms", unit="ms"),
+    ], defaults={"repos": 1000, "branches": 5, "files": 1_000_000}),
+    Bench("mount_read", [], ["--big-mib", "32", "--small", "500", "--entries", "2000", "--repeat", "3"], [
+        Check("{big_mib:,} MiB sequential read, FUSE mount / direct (paired median)", "large.ratio_paired.median", 1.25, "#4",
+              "1.29–1.54", spread="large.ratio_paired"),
+        Check("{small:,} files of 2 KiB, mount / direct (paired median)", "small.ratio_paired.median", 2.0, "#4",
+              "1.41–1.46", spread="small.ratio_paired"),
+        Check("scandir+stat of {entries:,} entries, mount / direct (paired median)", "listing.ratio_paired.median",
+              1.5, "#4", "1.33–1.35", spread="listing.ratio_paired"),
+    ], defaults={"big_mib": 1024, "small": 10_000, "entries": 100_000}),
+    Bench("scaling_curve", [], ["--sizes", "1000,10000", "--rounds", "4"], [
+        Check("commit of 10 files: p50 at {last:,} files / at {first:,} files", "commit_growth_ratio", 1.3,
+              "#2 (its 1k→1M target, along the curve)", "— (new)"),
+        Check("page of 400 over REST: p50 at {last:,} files / at {first:,} files", "page_growth_ratio", 1.3,
+              "#2 (page costs O(page))", "— (new)"),
+    ], defaults={"first": 1000, "last": 1_000_000}),
+    Bench("panel_polling", [], ["--quick"], [
+        Check("20 panel clients polling while commits run: GET repos p95", "repos_p95_ms", 100, "#8", "— (new)",
+              unit="ms"),
+    ]),
+    Bench("labeling", [], ["--tasks", "200", "--annotations", "50"], [
+        Check("import {tasks:,} tasks: session through a mount / Label Studio's own Local Files sync",
+              "import_ratio", 1.2, "#6", "0.012–0.048"),
+        Check("commit labels of {annotations:,} annotations / Label Studio's JSON export", "commit_vs_export_ratio", 1.5,
+              "#6", "2.26"),
+    ], slow=True, defaults={"tasks": 10_000, "annotations": 1000}),
+]
+
+
+# -- the machine ---------------------------------------------------------------------------------
+def _run(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def machine(work_dir: Path) -> dict[str, str]:
+    info: dict[str, str] = {}
+    cpuinfo = _read("/proc/cpuinfo")
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    info["CPU"] = model.group(1) if model else platform.processor() or "?"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info["cores"] = f"{os.cpu_count()} (usable by this process: {usable})"
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
+    info["RAM"] = f"{int(mem.group(1)) / 1024 / 1024:.1f} GiB" if mem else "?"
+    mount = _run(["findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", "--target", str(work_dir)])
+    disk = mount or "?"
+    source = mount.split()[0] if mount else ""
+    dev = Path(source).name if source.startswith("/dev/") else ""
+    if dev:
+        base = re.sub(r"p?\d+$", "", dev) if not Path(f"/sys/block/{dev}").exists() else dev
+        rotational = _read(f"/sys/block/{base}/queue/rotational")
+        kind = {"0": "reported non-rotational", "1": "reported rotational"}.get(rotational, "unknown type")
+        if base.startswith("vd"):
+            kind += ", virtio virtual disk"
+        size = _read(f"/sys/block/{base}/size")
+        if size.isdigit():
+            kind += f", {int(size) * 512 / 1e9:.0f} GB"
+        disk += f" ({kind})"
+    info["disk (temporary directories)"] = f"{work_dir}: {disk}"
+    info["kernel"] = f"{platform.system()} {platform.release()} {platform.version()}"
+    info["Python"] = f"{platform.python_version()} ({sys.executable})"
+    fuse = _run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "libfuse3-*"])
+    fuse = ", ".join(line for line in fuse.splitlines() if line.split()[1:]) if fuse else ""
+    fusermount = _run(["fusermount3", "--version"])
+    info["libfuse"] = ", ".join(x for x in (fuse, fusermount) if x) or "not found"
+    for label, dist in (("Label Studio", "label-studio"), ("jupyterlab-pachls", "jupyterlab-pachls"),
+                        ("jupyter_server", "jupyter_server")):
+        try:
+            info[label] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            info[label] = "not installed"
+    head = _run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    if head:
+        dirty = _run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
+        info["code"] = f"commit {head}" + (" (working tree has uncommitted changes)" if dirty else "")
+    return info
+
+
+def loadavg() -> str:
+    parts = _read("/proc/loadavg").split()
+    return " ".join(parts[:3]) if parts else "?"
+
+
+# -- running ---------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    bench: Bench
+    status: str                 # "ok", "failed", "skipped"
+    seconds: float = 0.0
+    command: str = ""
+    output: str = ""
+    figures: dict = field(default_factory=dict)
+    last_line: str = ""
+    note: str = ""
+    args: dict = field(default_factory=dict)
+
+    def label(self, template: str) -> str:
+        values = dict(self.args or self.bench.defaults)
+        points = self.figures.get("points") if isinstance(self.figures, dict) else None
+        if points:
+            values.update(first=points[0]["files"], last=points[-1]["files"])
+        try:
+            return template.format(**values)
+        except (KeyError, ValueError, IndexError):
+            return re.sub(r"\{(\w+)[^}]*\}", r"<\1>", template)
+
+
+def script_help(script: Path) -> str:
+    return _run([sys.executable, str(script), "--help"])
+
+
+def parse_last_line(line: str) -> dict:
+    out = {}
+    for key, value in re.findall(r"([A-Za-z_][\w.]*)=([-+0-9.eE]+|nan|inf)", line):
+        try:
+            out[key] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def run_one(bench: Bench, quick: bool, out_dir: Path, raw_dir: Path, timeout: float) -> Result:
+    script = BENCH / f"{bench.name}.py"
+    if not script.exists():
+        return Result(bench, "skipped", note=f"bench/{bench.name}.py is not in this tree yet")
+    args = list(bench.quick if quick else bench.full)
+    helptext = script_help(script)
+    if "--quick" in args and "--quick" not in helptext:
+        args.remove("--quick")
+    if bench.name == "scaling_curve":
+        args += ["--plots", str(out_dir)]
+    json_path = raw_dir / f"{bench.name}.json"
+    json_path.unlink(missing_ok=True)
+    use_json = "--json" in helptext
+    if use_json:
+        args += ["--json", str(json_path)]
+    cmd = [sys.executable, str(script), *args]
+    shown = "python " + " ".join([f"bench/{bench.name}.py", *(a if a != str(out_dir) else "DIR" for a in args
+                                                             if a != str(json_path))]).replace(" --json", "")
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    if bench.name == "labeling":
+        env.setdefault("PACHLS_BENCH_LS_DIR", str(ROOT / ".pachls" / "bench-labelstudio"))
+    print(f"\n=== {bench.name}: {shown}", flush=True)
+    start = time.perf_counter()
+    lines: list[str] = []
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(f"  {line}")
+        sys.stdout.flush()
+        lines.append(line.rstrip("\n"))
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+    if timed_out:
+        os.killpg(proc.pid, 9)
+    proc.wait()
+    seconds = time.perf_counter() - start
+    (raw_dir / f"{bench.name}.log").write_text("\n".join(lines) + "\n")
+    output = "\n".join(lines)
+    if timed_out or proc.returncode != 0:
+        why = f"timed out after {timeout:.0f} s" if timed_out else f"exit status {proc.returncode}"
+        return Result(bench, "failed", seconds, shown, output, note=why)
+    if use_json and json_path.exists():
+        doc = json.loads(json_path.read_text())
+        figures, last, used = doc["figures"], doc["last_line"], doc.get("args", {})
+    else:
+        last = next((x for x in reversed(lines) if "=" in x), "")
+        figures, used = parse_last_line(last), {}
+    return Result(bench, "ok", seconds, shown, output, figures, last, args=used)
+
+
+# -- the report ------------------------------------------------------------------------------------
+def lookup(figures: dict, dotted: str):
+    value = figures
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:.3f}"
+
+
+def docstring_summary(script: Path) -> str:
+    text = script.read_text()
+    m = re.match(r'\s*(?:"""|\'\'\')(.*?)(?:"""|\'\'\')', text, re.S)
+    return m.group(1).strip().splitlines()[0] if m else ""
+
+
+def check_rows(result: Result) -> list[list[str]]:
+    rows = []
+    for check in result.bench.checks:
+        value = lookup(result.figures, check.key) if result.status == "ok" else None
+        if value is None:
+            measured, spread, met = {"skipped": "not run", "failed": "failed"}.get(result.status, "—"), "", "—"
+        else:
+            measured = fmt(value, check.unit)
+            s = lookup(result.figures, check.spread) if check.spread else None
+            spread = f"{fmt(s['min'], check.unit)} – {fmt(s['max'], check.unit)}" if s else ""
+            met = "yes" if value <= check.target else "**no**"
+        target = f"≤ {check.target:g}" + (" ms" if check.unit == "ms" else "")
+        rows.append([f"`{result.bench.name}`", result.label(check.label), measured, spread, f"{target} ({check.issue})", met,
+                     check.previous])
+    return rows
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def curve_section(result: Result | None, quick: bool) -> str:
+    if result is None or result.status != "ok":
+        return ""
+    points = result.figures.get("points", [])
+    rows = []
+    for p in points:
+        s = p["series"]
+
+        def v(key):
+            return f"{s[key]['p50']:.2f}" if key in s else "—"
+        rows.append([f"{p['files']:,}", v("commit"), v("commit_floor"), v("page_http"), v("page_inproc"),
+                     v("page_floor"), v("page_sorted_floor"), v("repos_changed"), v("repos_kept")])
+    return "\n".join([
+        "## How commit and listing cost grow with repo size",
+        "",
+        "One repo with one flat directory, grown " + " → ".join(f"{p['files']:,}" for p in points)
+        + " files under a running Jupyter server (`bench/scaling_curve.py`). Lines are p50, bands reach p95; "
+        "the grey dashed lines are the plain-filesystem floor (the same names in a plain directory).",
+        "",
+        "![Commit of 10 changed files vs files in the repo](perf-commit-scaling.png)",
+        "",
+        "![Listing a page and the repos listing vs files in the repo](perf-listing-scaling.png)",
+        "",
+        table(["files", "commit 10 files", "floor: write 10 files", "page of 400 (REST)", "page (in-process)",
+               "floor: first 400 entries", "plain dir sorted page", "GET repos after commit", "GET repos kept"],
+              rows) + "\n\n(p50, ms)",
+        "",
+        "A plain directory has no pages: the cheapest it offers is its first 400 entries in hash order "
+        "(the floor); a program that wants a sorted page from it reads and sorts the whole directory, "
+        "which grows with its size (red dotted line). The store's page is one index range scan.",
+        "",
+    ])
+
+
+def render(results: list[Result], info: dict[str, str], started: dt.datetime, seconds: float, quick: bool,
+           note: str, load_before: str, load_after: str) -> str:
+    out = ["# Performance", ""]
+    out.append(f"Generated by `scripts/bench.sh` (`bench/run_all.py{' --quick' if quick else ''}`) on "
+               f"{started:%Y-%m-%d %H:%M} UTC; the run took {seconds / 60:.1f} min. "
+               + ("**Quick run: small sizes, a smoke test of the benchmarks; the figures mean little.**"
+                  if quick else "Full sizes."))
+    out.append("")
+    if note:
+        out += [f"> {note}", ""]
+    out += ["## Machine", "", table(["", ""], [[k, v] for k, v in info.items()]),
+            "", f"Load average (1/5/15 min): {load_before} before the run, {load_after} after it.", ""]
+    out += ["## Summary", "",
+            "Each figure against its target from the tracker issues (#2 core, #4 mounts and REST, "
+            "#6 labeling, #8 load). Ratios are against a floor (the same work on the plain filesystem "
+            "or through Label Studio's own path); *spread* is min – max over interleaved rounds. "
+            "*Previous* is the previous report's figure (same kind of machine, loaded).", ""]
+    rows = []
+    for r in results:
+        rows += check_rows(r)
+    out += [table(["benchmark", "figure", "measured", "spread", "target", "met", "previous"], rows), ""]
+    failed = [r for r in results if r.status == "failed"]
+    skipped = [r for r in results if r.status == "skipped"]
+    if failed or skipped:
+        out += [f"- `{r.bench.name}` **failed** ({r.note}); its output is below." for r in failed]
+        out += [f"- `{r.bench.name}` not run: {r.note}." for r in skipped]
+        out.append("")
+    out += ["## Noise", "",
+            "The disk of these machines is a shared virtual disk whose write speed swings up to 5x "
+            "between runs minutes apart (the plain-write floor alone has measured 0.5–4.7 s for the "
+            "same 10,000 files). Every floor ratio is therefore measured in interleaved rounds "
+            "(floor and subject alternate, A/B then B/A, after `sync`) and reported as the median of "
+            "the per-round ratios with its spread; single figures of either side alone move far more "
+            "than the ratios. Latencies are p50 (and p95) of repeated requests on a warm server. "
+            "A spread crossing the target means the run cannot tell; re-run on a quiet machine.", ""]
+    out.append(curve_section(next((r for r in results if r.bench.name == "scaling_curve"), None), quick))
+    out += ["## Each benchmark", ""]
+    for r in results:
+        script = BENCH / f"{r.bench.name}.py"
+        out += [f"### `{r.bench.name}`", ""]
+        if script.exists():
+            out += [docstring_summary(script) + f" (`bench/{r.bench.name}.py`)", ""]
+        if r.status == "skipped":
+            out += [f"Not run: {r.note}.", ""]
+            continue
+        out += [f"`{r.command}` — {r.seconds:.0f} s" + (f", **{r.note}**" if r.note else ""), "",
+                "```", r.output.strip()[-6000:], "```", ""]
+    out += ["## Reproduce", "",
+            "```bash", "./scripts/bench.sh            # installs (with Label Studio and matplotlib), runs all, "
+            "writes docs/performance.md and docs/perf-*.png",
+            "./scripts/bench.sh --quick    # small sizes, into .pachls/bench-quick/",
+            "./scripts/bench.sh --only commit_batch,mount_read", "```", "",
+            "Each benchmark also runs alone (`python bench/<name>.py --help`) and prints its figures, its "
+            "last line being its ratio line.", ""]
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    names = [b.name for b in BENCHMARKS]
+    parser.add_argument("--only", help=f"comma-separated subset of: {','.join(names)}")
+    parser.add_argument("--skip", help="comma-separated benchmarks to leave out")
+    parser.add_argument("--out-dir", help="where performance.md and the PNGs go (default: docs/, "
+                        "or .pachls/bench-quick/ with --quick)")
+    parser.add_argument("--note", default="", help="a line for the report (e.g. what else ran on the machine)")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per benchmark "
+                        "(default 3600, 900 with --quick)")
+    args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else set(names)
+    skip = set(args.skip.split(",")) if args.skip else set()
+    unknown = (only | skip) - set(names)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    out_dir = Path(args.out_dir) if args.out_dir else (ROOT / ".pachls" / "bench-quick" if args.quick else ROOT / "docs")
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw_dir = out_dir / ".bench-raw" if args.quick or args.out_dir else ROOT / ".pachls" / "bench"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    timeout = args.timeout or (900 if args.quick else 3600)
+
+    started = dt.datetime.now(dt.timezone.utc)
+    info = machine(Path(tempfile.gettempdir()))
+    load_before = loadavg()
+    t0 = time.perf_counter()
+    results = []
+    for bench in BENCHMARKS:
+        if bench.name not in only or bench.name in skip:
+            continue
+        results.append(run_one(bench, args.quick, out_dir, raw_dir, timeout))
+    seconds = time.perf_counter() - t0
+    report = render(results, info, started, seconds, args.quick, args.note, load_before, loadavg())
+    path = out_dir / "performance.md"
+    path.write_text(report)
+    summary = {"quick": args.quick, "started": started.isoformat(), "seconds": seconds, "machine": info,
+               "results": {r.bench.name: {"status": r.status, "seconds": r.seconds, "figures": r.figures,
+                                          "last_line": r.last_line, "note": r.note} for r in results}}
+    (raw_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    print(f"\nwrote {path} (raw figures: {raw_dir / 'summary.json'})")
+    for r in results:
+        print(f"  {r.bench.name:<15} {r.status:<8} {r.seconds:6.0f} s  {r.last_line or r.note}")
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    if shutil.which("fusermount3") is None:
+        print("note: fusermount3 not found; mount_read will fail (scripts/install.sh installs fuse3)")
+    sys.exit(main())
