@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything jupyterlab-pachls needs, idempotently (fast when already done).
 #
-#   scripts/install.sh [--labelstudio] [--ui-tests]
+#   scripts/install.sh [--labelstudio] [--ui-tests] [--bench]
 #
 #   - Debian packages fuse3, libfuse2, chromium (apt-get, when missing)
 #   - a virtualenv in .venv/ at the repo root, with the package installed in
@@ -10,6 +10,8 @@
 #   - the frontend: jlpm install + jlpm build, linked into the virtualenv
 #   - with --ui-tests: the Galata test dependencies in ui-tests/ (no browser
 #     download: Debian's chromium is used)
+#   - with --bench: the `bench` extra as well (matplotlib, for the performance
+#     report's plots)
 #
 # Environment: PYTHON (interpreter for the venv, default python3.11 or python3).
 set -euo pipefail
@@ -19,11 +21,13 @@ cd "$ROOT"
 
 WITH_LABELSTUDIO=0
 WITH_UI_TESTS=0
+WITH_BENCH=0
 for arg in "$@"; do
   case "$arg" in
     --labelstudio) WITH_LABELSTUDIO=1 ;;
     --ui-tests) WITH_UI_TESTS=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --bench) WITH_BENCH=1 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -110,6 +114,7 @@ fi
 # --- 4. the Python package (editable) -------------------------------------------------------
 EXTRAS="test"
 if [ "$WITH_LABELSTUDIO" = 1 ]; then EXTRAS="test,labelstudio"; fi
+if [ "$WITH_BENCH" = 1 ]; then EXTRAS="$EXTRAS,bench"; fi
 pkg_stamp="$VENV/.pachls-pip-$EXTRAS"
 pkg_hash="$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ "$(cat "$pkg_stamp" 2>/dev/null)" != "$pkg_hash" ]; then
