@@ -402,6 +402,8 @@ def main() -> int:
     parser.add_argument("--out-dir", help="where performance.md and the PNGs go (default: docs/, "
                         "or .pachls/bench-quick/ with --quick)")
     parser.add_argument("--note", default="", help="a line for the report (e.g. what else ran on the machine)")
+    parser.add_argument("--merge", action="store_true", help="keep the previous run's results (from its "
+                        "summary.json) for the benchmarks not run now, e.g. to re-run one of them")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per benchmark "
                         "(default 3600, 900 with --quick)")
     args = parser.parse_args()
@@ -427,12 +429,29 @@ def main() -> int:
             continue
         results.append(run_one(bench, args.quick, out_dir, raw_dir, timeout))
     seconds = time.perf_counter() - t0
-    report = render(results, info, started, seconds, args.quick, args.note, load_before, loadavg())
+    load_after = loadavg()
+    previous = raw_dir / "summary.json"
+    if args.merge and previous.exists():
+        # keep the last run's results of the benchmarks not run now
+        old = json.loads(previous.read_text())
+        ran = {r.bench.name for r in results}
+        by_name = {b.name: b for b in BENCHMARKS}
+        kept = [Result(by_name[name], r["status"], r["seconds"], r.get("command", ""), r.get("output", ""),
+                       r["figures"], r["last_line"], r.get("note", ""), r.get("args", {}))
+                for name, r in old["results"].items() if name in by_name and name not in ran]
+        results = sorted(results + kept, key=lambda r: [b.name for b in BENCHMARKS].index(r.bench.name))
+        seconds += old.get("seconds", 0)
+        started = min(started, dt.datetime.fromisoformat(old["started"]))
+        load_before = old.get("load_before", load_before)
+        print(f"merged with {previous}: kept {', '.join(r.bench.name for r in kept) or 'nothing'}")
+    report = render(results, info, started, seconds, args.quick, args.note, load_before, load_after)
     path = out_dir / "performance.md"
     path.write_text(report)
     summary = {"quick": args.quick, "started": started.isoformat(), "seconds": seconds, "machine": info,
+               "load_before": load_before, "load_after": load_after,
                "results": {r.bench.name: {"status": r.status, "seconds": r.seconds, "figures": r.figures,
-                                          "last_line": r.last_line, "note": r.note} for r in results}}
+                                          "last_line": r.last_line, "note": r.note, "command": r.command,
+                                          "output": r.output, "args": r.args} for r in results}}
     (raw_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     print(f"\nwrote {path} (raw figures: {raw_dir / 'summary.json'})")
     for r in results:
