@@ -9,11 +9,18 @@ Files kept under ``state_dir``::
     mounts.json          the mount table: name, repo, branch, commit, mode, base, presentation
     stage/<name>/        a read-write mount's staged changes (FUSE: upper/ + whiteouts.sqlite;
                          no-FUSE: index.json, the changes being the files in the mount itself)
+    stage/<name>/commit.json   the commit in progress (see below); gone when none is
     cache/               file contents fetched from a backend without local blob files
 
 The table and the stages are on disk, so a new manager on the same ``state_dir`` (after a restart
 or a crash) brings every mount back with its pending changes. On start, FUSE mount points of ours
 under ``mount_dir`` that no live process serves any more are unmounted (lazily).
+
+A commit writes ``commit.json`` (the base, the message, the author, then the opened commit's id)
+before it opens the commit and removes it only once the mount's stage and base follow the landed
+commit. A manager that finds one (the previous process died mid-commit) settles it before showing
+the mount: if the commit landed on the branch, the stage is moved onto it (what landed is no longer
+pending; nothing else changes); if not, the open commit is aborted and the stage is left as it was.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -43,6 +51,7 @@ MOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_BRANCH = "master"
 BEHIND_LIMIT = 1000
 CAS_RETRIES = 20
+JOURNAL = "commit.json"
 
 
 def validate_mount_name(name: object) -> str:
@@ -260,6 +269,8 @@ class MountManager:
         stage_dir = self.state_dir / "stage" / record.name
         if record.presentation == FUSE and not self.use_fuse:
             record.presentation = NO_FUSE  # a FUSE stage is carried over below
+        if record.mode == RW and (stage_dir / JOURNAL).exists():
+            self._settle_commit(mount, stage_dir, target)
         if record.presentation == FUSE:
             from .overlay import Overlay
 
@@ -296,6 +307,99 @@ class MountManager:
             else:
                 mount.workspace.open()
         mount.state, mount.message = MOUNTED, ""
+
+    # -- the commit journal ------------------------------------------------------------------
+    @staticmethod
+    def _write_journal(stage_dir: Path, note: dict) -> None:
+        tmp = stage_dir / (JOURNAL + ".tmp")
+        with open(tmp, "w") as out:
+            json.dump(note, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, stage_dir / JOURNAL)
+
+    @staticmethod
+    def _drop_journal(stage_dir: Path) -> None:
+        try:
+            os.unlink(stage_dir / JOURNAL)
+        except FileNotFoundError:
+            pass
+
+    def _find_landed(self, record: _Record, note: dict) -> Commit | None:
+        """The journal's commit if it is on the branch after the mount's base, else None."""
+        try:
+            head = self._head(record)
+        except NotFound:
+            return None
+        if head is None or head == record.base:
+            return None
+        before = None
+        for _ in range(BEHIND_LIMIT // 100):
+            page = self.backend.list_commits(record.repo, head, limit=100, before=before)
+            for commit in page:
+                if commit.id == record.base:
+                    return None
+                if commit.id == note.get("commit") or (
+                        note.get("started") and commit.message == note.get("message")
+                        and commit.author == note.get("author")
+                        and commit.started is not None and commit.started.isoformat() == note["started"]):
+                    return commit  # the id, or (message, author, start) where landing makes a new id
+            if len(page) < 100:
+                return None
+            before = page[-1].id
+        return None
+
+    def _abort_journal_commit(self, record: _Record, note: dict) -> None:
+        """Abort the journal's commit if it is still open (its process is gone)."""
+        opened = None
+        if note.get("commit"):
+            try:
+                opened = self.backend.inspect_commit(record.repo, note["commit"])
+            except PfsError:
+                return
+            candidates = [opened] if opened.is_open else []
+        else:  # died between writing the journal and opening the commit: find it, if it was opened
+            lister = getattr(self.backend, "open_commits", None)
+            candidates = [c for c in (lister(record.repo, record.branch) if lister else [])
+                          if c.message == note.get("message") and c.author == note.get("author")
+                          and c.started is not None and c.started.timestamp() >= note.get("time", 0) - 1]
+        for commit in candidates:
+            try:
+                self.backend.abort_commit(commit)
+            except PfsError:
+                log.warning("could not abort the open commit %s of mount %s", commit.id, record.name)
+
+    def _settle_commit(self, mount: _Mount, stage_dir: Path, target: Path) -> None:
+        """A previous process died during a commit of this mount (see the module doc)."""
+        from .overlay import Overlay
+
+        record = mount.record
+        note = json.loads((stage_dir / JOURNAL).read_text())
+        landed = self._find_landed(record, note)
+        if landed is None:
+            self._abort_journal_commit(record, note)
+            log.warning("mount %s: the commit in progress when the server stopped did not land; "
+                        "its changes are still pending", record.name)
+        else:
+            old_tree, tree = mount.tree, self._tree(record, landed.id)
+            if (stage_dir / "upper").is_dir():
+                overlay = Overlay(stage_dir, old_tree)
+                try:
+                    overlay.rebase(tree)
+                finally:
+                    overlay.close()
+            elif (stage_dir / "index.json").exists() and target.is_dir() and not target.is_symlink():
+                workspace = DirectoryWorkspace(target, stage_dir, old_tree)
+                workspace.open()
+                workspace.reindex(tree)
+                if landed.parent != record.base and landed.parent is not None:
+                    workspace.apply(tree, self.backend.diff(record.repo, record.base, landed.parent))
+            record.base = landed.id
+            mount.tree = tree
+            self._save()
+            log.warning("mount %s: commit %s landed before the server stopped; the mount now follows it",
+                        record.name, landed.id)
+        self._drop_journal(stage_dir)
 
     def _carry_over_fuse_stage(self, mount: _Mount, stage_dir: Path, target: Path) -> None:
         """A read-write mount staged under FUSE, now shown without it: build the directory from the
@@ -508,9 +612,18 @@ class MountManager:
         paths = {c.path for c in changes}
         head = self._head(record)
         self._conflicts(record, head, paths)
-        opened = self.backend.start_commit(record.repo, record.branch, message=message, author=author,
-                                           provenance=provenance, metadata=metadata)
+        stage_dir = self.state_dir / "stage" / record.name
+        note = {"base": record.base, "message": message, "author": author, "time": time.time()}
+        self._write_journal(stage_dir, note)
         try:
+            opened = self.backend.start_commit(record.repo, record.branch, message=message, author=author,
+                                               provenance=provenance, metadata=metadata)
+        except BaseException:
+            self._drop_journal(stage_dir)
+            raise
+        note.update(commit=opened.id, started=opened.started.isoformat() if opened.started else None)
+        try:
+            self._write_journal(stage_dir, note)
             puts = [(c.path, c.source) for c in changes if c.change != "deleted"]
             if puts:
                 self.backend.put_files(opened, puts)
@@ -534,6 +647,8 @@ class MountManager:
                 self.backend.abort_commit(opened)
             except PfsError:
                 pass
+            else:
+                self._drop_journal(stage_dir)
             raise
         old_base = record.base
         tree = self._tree(record, landed.id)
@@ -546,6 +661,8 @@ class MountManager:
             mount.overlay.rebase(tree)
         mount.tree = tree
         record.base = landed.id
+        self._save()
+        self._drop_journal(stage_dir)
         return landed
 
     def discard(self, name: str) -> int:

@@ -223,6 +223,26 @@ class DirectoryWorkspace:
             self.tree = tree
             self._save()
 
+    def reindex(self, tree: CommitTree) -> None:
+        """Take ``tree`` as the base (a commit that landed while no process recorded it): files on
+        disk with its content are unchanged, anything else is a change against it."""
+        with self.lock:
+            index: dict[str, list] = {}
+            for path, info in tree.walk_files("/"):
+                local = str(self.root) + path
+                try:
+                    st = os.lstat(local)
+                except OSError:
+                    st = None
+                if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == info.size \
+                        and self.hashes.get(local, st) == info.hash:
+                    index[path] = [st.st_size, st.st_mtime_ns, info.hash]
+                else:
+                    index[path] = [info.size, 0, info.hash]
+            self.index = index
+            self.tree = tree
+            self._save()
+
     def apply(self, tree: CommitTree, their_changes) -> None:
         """Bring other writers' changes (a diff base -> new head, none touching our stage) in."""
         with self.lock:

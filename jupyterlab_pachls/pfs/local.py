@@ -594,6 +594,16 @@ class LocalBackend(Backend):
             )
         return self._commit_from_row(self._commit_row(commit_id), self._repo_key(repo_id))
 
+    def open_commits(self, repo: str, branch: str | None = None) -> list[Commit]:
+        """Commits of ``repo`` (on ``branch``) that were started and neither finished nor aborted."""
+        repo_id = self._repo_id(repo)
+        key = self._repo_key(repo_id)
+        query = f"SELECT {self._COMMIT_COLUMNS} FROM commits WHERE repo_id=? AND finished IS NULL"
+        args: tuple = (repo_id,)
+        if branch is not None:
+            query, args = query + " AND branch=?", (repo_id, branch)
+        return [self._build_commit(row, key) for row in self._db().execute(query + " ORDER BY started", args)]
+
     def _open_commit(self, commit: Commit) -> tuple:
         if not isinstance(commit, Commit):
             raise InvalidArgument("expected a Commit returned by start_commit")

@@ -1,0 +1,145 @@
+"""Crash trials: the Jupyter server SIGKILLed while a read-write mount commits (FUSE and no-FUSE).
+
+``test_crash_trials`` runs a few random trials per presentation against a real ``jupyter server``
+subprocess (what is checked: ``tests/crashtrial.py``; the long variant is ``stress/crash_trials.py``).
+``test_killed_at`` kills a mount server at fixed points of a commit (a real SIGKILL of a real
+process, right after the backend call returns): the next manager must settle what it finds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from crashtrial import disk_tree, run_mount_trials
+from jupyterlab_pachls.mount import MountManager
+from jupyterlab_pachls.mount.fusefs import fuse_available, fuse_mounts, unmount
+from jupyterlab_pachls.pfs import LocalBackend
+
+TRIALS = 4
+
+
+def need_fuse(mode: str) -> None:
+    if mode == "fuse":
+        ok, why = fuse_available()
+        if not ok:
+            pytest.skip(f"FUSE is not usable here: {why}")
+
+
+@pytest.mark.parametrize("mode", ["fuse", "nofuse"])
+def test_crash_trials(tmp_path, mode):
+    need_fuse(mode)
+    stats = run_mount_trials(tmp_path, mode, TRIALS, seed=TRIALS)
+    print(stats.figures())
+    print(f"{mode}: {stats.summary()}")
+    assert stats.trials == TRIALS
+    assert stats.problems == []
+    assert (stats.corrupt, stats.lost) == (0, 0)
+
+
+CRASHING_SERVER = textwrap.dedent("""
+    import os, signal, sys
+    from jupyterlab_pachls.mount import MountManager
+    from jupyterlab_pachls.pfs import LocalBackend
+    store, mount_dir, state_dir, fuse, point = sys.argv[1:6]
+    backend = LocalBackend(store)
+    original = getattr(backend, point)
+
+    def crash(*args, **kwargs):
+        original(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    setattr(backend, point, crash)
+    manager = MountManager(backend, mount_dir, state_dir, fuse=fuse == "fuse")
+    print("ready", flush=True)
+    sys.stdin.readline()
+    manager.commit("data", "the crashing commit", "ann")
+    print("survived", flush=True)
+""")
+
+BASE = {"/keep.txt": b"keep", "/change.txt": b"old", "/gone.txt": b"gone", "/dir/old.txt": b"old in dir"}
+STAGED = {"/keep.txt": b"keep", "/change.txt": b"new", "/dir/old.txt": b"old in dir", "/dir/new.txt": b"new in dir",
+          "/added.bin": bytes(range(256)) * 400}
+
+
+@pytest.mark.parametrize("point", ["start_commit", "put_files", "finish_commit"])
+@pytest.mark.parametrize("mode", ["fuse", "nofuse"])
+def test_killed_at(tmp_path, mode, point):
+    """Killed right after ``point`` returned: after ``start_commit`` or ``put_files`` nothing landed and
+    the open commit is aborted; after ``finish_commit`` the commit landed and the mount follows it.
+    Either way every staged file is still in the mount and the pending list is exactly what did not land."""
+    need_fuse(mode)
+    store, mount_dir, state_dir = tmp_path / "store", tmp_path / "pfs", tmp_path / "state"
+    backend = LocalBackend(store)
+    backend.create_repo("data")
+    with backend.commit("data", "master", message="base") as base:
+        for path, data in BASE.items():
+            base.put_file(path, data)
+    with MountManager(backend, mount_dir, state_dir, fuse=mode == "fuse") as manager:
+        manager.mount("data", mode="rw")
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen([sys.executable, "-c", CRASHING_SERVER, str(store), str(mount_dir), str(state_dir), mode,
+                             point], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        root = mount_dir / "data"
+        (root / "change.txt").write_bytes(STAGED["/change.txt"])
+        (root / "dir/new.txt").write_bytes(STAGED["/dir/new.txt"])
+        (root / "added.bin").write_bytes(STAGED["/added.bin"])
+        os.unlink(root / "gone.txt")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == ""  # killed before it could say it survived
+        assert proc.wait() == -9
+    finally:
+        proc.kill()
+        proc.wait()
+    assert backend.fsck(verify_content=True).problems == []
+    head = backend.inspect_branch("data", "master").head
+    landed = point == "finish_commit"
+    assert (head.message == "the crashing commit") is landed
+    manager = MountManager(backend, mount_dir, state_dir, fuse=mode == "fuse")
+    try:
+        status = manager.status("data")
+        assert (status.state, status.base, status.behind) == ("mounted", head.id, 0)
+        assert backend.open_commits("data") == []
+        pending = {c.path: c.change for c in manager.changes("data").changes}
+        assert pending == ({} if landed else {"/change.txt": "modified", "/dir/new.txt": "added",
+                                              "/added.bin": "added", "/gone.txt": "deleted"})
+        assert disk_tree(mount_dir / "data") == STAGED
+        assert not (state_dir / "stage/data/commit.json").exists()
+        if not landed:
+            again = manager.commit("data", "after the crash", "ann")
+            assert again.parent == head.id
+        assert {i.path: backend.get_file("data", "master", i.path) for i in backend.walk("data", "master")
+                if not i.is_dir} == STAGED
+    finally:
+        manager.close()
+        backend.close()
+    leftover = [p for p, _ in fuse_mounts() if p.startswith(str(tmp_path))]
+    for point_left in leftover:
+        unmount(point_left, lazy=True)
+    assert leftover == []
+
+
+def test_journal_left_by_an_aborted_commit_is_harmless(tmp_path):
+    """A journal naming a commit that no longer exists (aborted) settles to 'did not land'."""
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("data")
+    with MountManager(backend, tmp_path / "pfs", tmp_path / "state", fuse=False) as manager:
+        manager.mount("data", mode="rw")
+        (tmp_path / "pfs/data/a.txt").write_bytes(b"a")
+    opened = backend.start_commit("data", "master", message="m", author="ann")
+    backend.abort_commit(opened)
+    (tmp_path / "state/stage/data/commit.json").write_text(json.dumps(
+        {"base": None, "message": "m", "author": "ann", "time": 0, "commit": opened.id, "started": None}))
+    with MountManager(backend, tmp_path / "pfs", tmp_path / "state", fuse=False) as manager:
+        assert [(c.path, c.change) for c in manager.changes("data").changes] == [("/a.txt", "added")]
+        assert not (tmp_path / "state/stage/data/commit.json").exists()
+        assert manager.commit("data", "now", "ann").parent is None
+    backend.close()
