@@ -68,7 +68,6 @@ from pachyderm_sdk.api import pfs
 from pachyderm_sdk.api.pfs.extension import ApiStub as PfsStub
 from pachyderm_sdk.config import ConfigFile
 from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
-from pachyderm_sdk.interceptor import MetadataClientInterceptor
 
 from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parse_ref, parse_repo, validate_name
 from .backend import DEFAULT_PAGE, Backend, Content, check_page
@@ -83,18 +82,42 @@ N_FILES_KEY = "pachls.io/n-files"
 UPLOAD_CHUNK = 2 << 20  # bytes per ModifyFile message: small enough to keep memory flat
 UNARY_TIMEOUT = 120.0
 LAND_TIMEOUT = 120.0
+#: While the cluster is known to be down, a call waits this long for it (not connect_timeout each).
+DOWN_RECHECK = 1.0
+#: Reconnection attempts are at most this far apart, so a cluster that comes back is used within seconds.
+CHANNEL_OPTIONS = [*GRPC_CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", 250),
+                   ("grpc.min_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
-class _Deadline(grpc.UnaryUnaryClientInterceptor):
-    """Give every unary call a deadline, so a cluster that stops answering cannot hang a caller."""
+class _CallOptions(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """The auth metadata on every call and a deadline on unary ones (a silent cluster cannot hang a caller).
 
-    def __init__(self, timeout: float) -> None:
+    ``pachyderm_sdk``'s own interceptor turns some failures into ``ConnectionError`` / ``TypeError``;
+    this one leaves every failure a ``grpc.RpcError``, which the backend maps to typed errors.
+    """
+
+    def __init__(self, metadata, timeout: float) -> None:
+        self.metadata = list(metadata)
         self.timeout = timeout
 
-    def intercept_unary_unary(self, continuation, call_details, request):
-        if call_details.timeout is None:
+    def _details(self, call_details, *, deadline: bool):
+        call_details = call_details._replace(metadata=[*(call_details.metadata or ()), *self.metadata])
+        if deadline and call_details.timeout is None:
             call_details = call_details._replace(timeout=self.timeout)
-        return continuation(call_details, request)
+        return call_details
+
+    def intercept_unary_unary(self, continuation, call_details, request):
+        return continuation(self._details(call_details, deadline=True), request)
+
+    def intercept_unary_stream(self, continuation, call_details, request):
+        return continuation(self._details(call_details, deadline=False), request)
+
+    def intercept_stream_unary(self, continuation, call_details, request_iterator):
+        return continuation(self._details(call_details, deadline=False), request_iterator)
+
+    def intercept_stream_stream(self, continuation, call_details, request_iterator):
+        return continuation(self._details(call_details, deadline=False), request_iterator)
 
 
 def _encode(message: str, meta: dict) -> str:
@@ -149,17 +172,20 @@ class PachydermBackend(Backend):
         self.connect_timeout = connect_timeout
         if client.root_certs is not None:
             raw = grpc.secure_channel(client.address, grpc.ssl_channel_credentials(client.root_certs),
-                                      options=GRPC_CHANNEL_OPTIONS)
+                                      options=CHANNEL_OPTIONS)
         else:
-            raw = grpc.insecure_channel(client.address, options=GRPC_CHANNEL_OPTIONS)
+            raw = grpc.insecure_channel(client.address, options=CHANNEL_OPTIONS)
         self._raw = raw
         self._state = None
+        self._down_at: float | None = None  # when a call last found the cluster unreachable
         raw.subscribe(self._on_state, try_to_connect=False)
-        channel = grpc.intercept_channel(raw, MetadataClientInterceptor(client._build_metadata()),
-                                         _Deadline(UNARY_TIMEOUT))
+        channel = grpc.intercept_channel(raw, _CallOptions(client._build_metadata(), UNARY_TIMEOUT))
         self.pfs = PfsStub(channel, get_transaction_id=lambda: None)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        #: Commits a failed call could not clean up because the cluster was gone: (repo key, commit id,
+        #: staging branch or None for a landing commit). Cleaned by the next commit once it answers.
+        self._orphans: set[tuple[str, str, str | None]] = set()
         self._closed = False
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -170,31 +196,50 @@ class PachydermBackend(Backend):
     def _on_state(self, state) -> None:
         self._state = state
 
+    def _unreachable(self, waited: float, reason: str = "") -> Unavailable:
+        self._down_at = time.monotonic()
+        why = f" ({reason})" if reason else ""
+        return Unavailable(
+            f"the Pachyderm API at {self._address} does not answer{why}; waited {waited:g} s. Check that pachd "
+            "(or `jupyter pachls serve`) runs there and is reachable, or switch the backend in Settings. "
+            "Nothing was changed by the failed call; the connection is retried on the next request.",
+            address=self._address)
+
     def _ready(self) -> None:
         if self._closed:
             raise Unavailable("the backend is closed")
         if self._state == grpc.ChannelConnectivity.READY:
             return
+        # Known down: look again briefly instead of making every call of a request wait the full timeout.
+        down = self._down_at is not None and time.monotonic() - self._down_at < self.connect_timeout
+        timeout = min(DOWN_RECHECK, self.connect_timeout) if down else self.connect_timeout
         try:
-            grpc.channel_ready_future(self._raw).result(timeout=self.connect_timeout)
+            grpc.channel_ready_future(self._raw).result(timeout=timeout)
         except grpc.FutureTimeoutError:
-            raise Unavailable(
-                f"cannot reach pachd at {self._address} within {self.connect_timeout:g} s", address=self._address
-            ) from None
+            raise self._unreachable(timeout) from None
+        self._down_at = None
+
+    def _error(self, exc: grpc.RpcError, what: str) -> PfsError:
+        error = from_rpc_error(exc, what)
+        if isinstance(error, Unavailable) and "address" not in error.details:
+            code = exc.code() if hasattr(exc, "code") else None
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                return self._unreachable(0, f"{what} failed: {exc.details() if hasattr(exc, 'details') else exc}")
+        return error
 
     def _rpc(self, what: str, fn, **kwargs):
         self._ready()
         try:
             return fn(**kwargs)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, what) from None
+            raise self._error(exc, what) from None
 
     def _stream(self, what: str, fn, **kwargs) -> Iterator:
         self._ready()
         try:
             yield from fn(**kwargs)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, what) from None
+            raise self._error(exc, what) from None
 
     def close(self) -> None:
         self._closed = True
@@ -469,6 +514,8 @@ class PachydermBackend(Backend):
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
             raise InvalidArgument("commit metadata must map strings to strings")
         key = self.inspect_repo(key).key
+        if self._orphans:
+            self._clean_orphans()
         resolved = []
         for item in provenance:
             if not isinstance(item, Provenance):
@@ -525,7 +572,7 @@ class PachydermBackend(Backend):
         except grpc.RpcError as exc:
             if failure:
                 raise failure[0] from None
-            raise from_rpc_error(exc, "ModifyFile") from None
+            raise self._error(exc, "ModifyFile") from None
         if failure:
             raise failure[0]
 
@@ -581,10 +628,49 @@ class PachydermBackend(Backend):
                                                     for p in paths]))
 
     def abort_commit(self, commit: Commit) -> None:
-        key, info, staging = self._staged(commit)
-        if not self._is_finished(info):
-            self._rpc("DropCommitSet", self.pfs.drop_commit_set, commit_set=pfs.CommitSet(id=commit.id))
-        self._rpc("DeleteBranch", self.pfs.delete_branch, branch=self._branch_msg(key, staging), force=True)
+        try:
+            key, info, staging = self._staged(commit)
+        except Unavailable:
+            # Cleaned up by the next commit once the cluster answers; the branch never showed it.
+            if isinstance(commit, Commit):
+                self._orphans.add((self._key(commit.repo), commit.id, STAGING_PREFIX))
+            raise
+        try:
+            if not self._is_finished(info):
+                self._rpc("DropCommitSet", self.pfs.drop_commit_set, commit_set=pfs.CommitSet(id=commit.id))
+            self._rpc("DeleteBranch", self.pfs.delete_branch, branch=self._branch_msg(key, staging), force=True)
+        except Unavailable:
+            self._orphans.add((key, commit.id, staging))
+            raise
+
+    def _clean_orphans(self) -> None:
+        """Drop what failed calls left behind while the cluster was gone: open staged commits with their
+        staging branches, and unfinished landing commits (which would block their branch). A landing
+        commit that did finish (its reply was lost) is a landed commit and is kept."""
+        for key, commit_id, staging in sorted(list(self._orphans), key=str):
+            try:
+                try:
+                    info = self._inspect(key, commit_id)
+                except NotFound:
+                    self._orphans.discard((key, commit_id, staging))
+                    continue
+                if staging == STAGING_PREFIX:  # not known when the call failed
+                    branch = info.commit.branch.name if _set(info.commit.branch) else ""
+                    staging = branch if _is_staging(branch) else None
+                    if staging is None:
+                        self._orphans.discard((key, commit_id, STAGING_PREFIX))
+                        continue
+                if not self._is_finished(info):
+                    self._rpc("DropCommitSet", self.pfs.drop_commit_set, commit_set=pfs.CommitSet(id=commit_id))
+                if staging:
+                    self._rpc("DeleteBranch", self.pfs.delete_branch, branch=self._branch_msg(key, staging),
+                              force=True)
+            except Unavailable:
+                return  # still gone: try again next time
+            except PfsError:
+                pass
+            for orphan in [o for o in list(self._orphans) if o[1] == commit_id]:
+                self._orphans.discard(orphan)
 
     def _wait_finished(self, key: str, commit_id: str) -> pfs.CommitInfo:
         info = self._inspect(key, commit_id, wait=pfs.CommitState.FINISHED)
@@ -593,6 +679,8 @@ class PachydermBackend(Backend):
         return info
 
     def finish_commit(self, commit: Commit, *, expected_parent: str | None = None) -> Commit:
+        if self._orphans:
+            self._clean_orphans()
         key, staged, staging = self._staged(commit)
         message, meta = _decode(staged.description)
         meta = dict(meta or {})
@@ -616,12 +704,22 @@ class PachydermBackend(Backend):
                 landed = self._wait_finished(key, landing)
             except BaseException:
                 try:
-                    self._rpc("DropCommitSet", self.pfs.drop_commit_set, commit_set=pfs.CommitSet(id=landing))
+                    self._drop_landing(key, landing)
+                except Unavailable:
+                    self._orphans.add((key, landing, None))
                 except PfsError:
                     pass
                 raise
-        self._rpc("DeleteBranch", self.pfs.delete_branch, branch=self._branch_msg(key, staging), force=True)
+        try:
+            self._rpc("DeleteBranch", self.pfs.delete_branch, branch=self._branch_msg(key, staging), force=True)
+        except Unavailable:
+            self._orphans.add((key, commit.id, staging))  # landed; only the staging branch is left
         return self._commit(landed, key)
+
+    def _drop_landing(self, key: str, landing: str) -> None:
+        """Drop a landing commit that did not finish (one that finished landed: it stays)."""
+        if not self._is_finished(self._inspect(key, landing)):
+            self._rpc("DropCommitSet", self.pfs.drop_commit_set, commit_set=pfs.CommitSet(id=landing))
 
     def _start_landing(self, key: str, target: str, description: str) -> str:
         """Start the landing commit on ``target``; waits while another landing holds the branch."""
@@ -632,10 +730,28 @@ class PachydermBackend(Backend):
             try:
                 return self.pfs.start_commit(branch=self._branch_msg(key, target), description=description).id
             except grpc.RpcError as exc:
-                if "has not been finished" not in (exc.details() or "") or time.monotonic() > deadline:
-                    raise from_rpc_error(exc, "StartCommit") from None
+                if "has not been finished" not in (exc.details() or ""):
+                    raise self._error(exc, "StartCommit") from None
+                if time.monotonic() > deadline:
+                    if self._drop_stale_landing(key, target):
+                        deadline = time.monotonic() + LAND_TIMEOUT
+                        continue
+                    raise self._error(exc, "StartCommit") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    def _drop_stale_landing(self, key: str, target: str) -> bool:
+        """After waiting LAND_TIMEOUT for the branch: drop the unfinished landing commit at its head if it
+        is one of ours (a client that died mid-landing left it; it was never visible to readers)."""
+        info = self._rpc("InspectBranch", self.pfs.inspect_branch, branch=self._branch_msg(key, target))
+        if not _set(info.head) or not info.head.id:
+            return False
+        head = self._inspect(key, info.head.id)
+        _, meta = _decode(head.description)
+        if self._is_finished(head) or not meta or "staged" not in meta:
+            return False
+        self._rpc("DropCommitSet", self.pfs.drop_commit_set, commit_set=pfs.CommitSet(id=head.commit.id))
+        return True
 
     def _replay(self, key: str, staged: pfs.CommitInfo, staged_id: str) -> Iterator[pfs.ModifyFileRequest]:
         """The staged commit's changes against its own parent, as deletions then server-side copies."""
@@ -766,7 +882,7 @@ class PachydermBackend(Backend):
                 if remaining is not None and remaining <= 0:
                     break
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, "GetFile") from None
+            raise self._error(exc, "GetFile") from None
         finally:
             close = getattr(call, "close", None)
             if close is not None:

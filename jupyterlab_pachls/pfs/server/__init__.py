@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent import futures
 
 import grpc
@@ -18,10 +19,12 @@ from .service import PfsService
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
-def make_server(backend: Backend, address: str = "127.0.0.1:0", *, max_workers: int = 32) -> tuple[grpc.Server, int]:
+def make_server(backend: Backend, address: str = "127.0.0.1:0", *, max_workers: int = 32,
+                interceptors: Sequence[grpc.ServerInterceptor] = ()) -> tuple[grpc.Server, int]:
     """Start serving ``backend`` on ``address`` (``host:port``; port 0 picks one); return (server, port)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pachls-grpc"),
+        interceptors=tuple(interceptors),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),

@@ -85,7 +85,8 @@ def from_rpc_error(error: grpc.RpcError, what: str = "") -> PfsError:
                 pass
     if code == grpc.StatusCode.UNIMPLEMENTED and "http2 header with status" in message:
         return Unavailable(f"the server at this address does not speak Pachyderm's gRPC API: {message}")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    # CANCELLED without our metadata: the server went away mid-call (a server stopping cancels its calls)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         where = f" during {what}" if what else ""
         return Unavailable(f"the Pachyderm cluster is unavailable{where}: {message}", status=code.name)
     cls = _FROM_STATUS.get(code)
