@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import itertools
-import json
 import os
 import random
 import secrets
