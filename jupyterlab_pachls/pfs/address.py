@@ -25,6 +25,10 @@ MAX_NAME = {"project": 63, "repo": 63, "branch": 255}
 MAX_PATH = 4096
 MAX_SEGMENT = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
+# Invisible direction controls (names that display reversed: "gnp.exe" shown as "exe.png") and lone
+# surrogates (not text: they cannot be encoded, stored or sent).
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _BAD_SEGMENT = re.compile(r"(^|/)(\.{1,2})?(/|$)")  # an empty, '.' or '..' segment
 
 
@@ -55,7 +59,9 @@ def normalize_path(path: object, *, allow_root: bool = True) -> str:
     """Return the canonical absolute form of a repo path (``/a/b``), or raise InvalidPath.
 
     Refused, never silently fixed: ``..`` and ``.`` segments, empty segments
-    (``a//b``), NUL and other control characters, over-long paths or segments.
+    (``a//b``), NUL and other control characters, text-direction controls, lone
+    surrogates, over-long paths or segments. Other characters are name characters
+    (a backslash, ``\uff0f``, NFC and NFD spellings are distinct names).
     A leading ``/`` is optional; a single trailing ``/`` is accepted.
     """
     if not isinstance(path, str):
@@ -64,6 +70,12 @@ def normalize_path(path: object, *, allow_root: bool = True) -> str:
         raise InvalidPath(f"path is {len(path)} characters long; the limit is {MAX_PATH}", path=path[:80])
     if _CONTROL.search(path):
         raise InvalidPath("path contains a control character (NUL, newline, ...)", path=path.encode("unicode_escape").decode())
+    if _SURROGATE.search(path):
+        raise InvalidPath("path is not valid Unicode text (a lone surrogate)",
+                          path=path.encode("unicode_escape").decode()[:80])
+    if _BIDI.search(path):
+        raise InvalidPath("path contains an invisible text-direction control (U+202E, ...)",
+                          path=path.encode("unicode_escape").decode()[:80])
     body = path[1:] if path.startswith("/") else path
     if body.endswith("/"):
         body = body[:-1]
