@@ -593,9 +593,14 @@ class MountManager:
             mount.state = COMMITTING
             try:
                 landed = self._commit(mount, message, author, tuple(provenance), metadata)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise Unavailable(f"no space left for the commit of mount {name} ({exc.strerror}); nothing "
+                                      "was committed and the stage is kept; free some space and try again",
+                                      reason="disk_full", name=name) from exc
+                raise
             finally:
                 mount.state = MOUNTED
-        self._save()
         return landed
 
     def _commit(self, mount: _Mount, message, author, provenance, metadata) -> Commit:
@@ -661,8 +666,11 @@ class MountManager:
             mount.overlay.rebase(tree)
         mount.tree = tree
         record.base = landed.id
-        self._save()
-        self._drop_journal(stage_dir)
+        try:
+            self._save()
+            self._drop_journal(stage_dir)
+        except OSError:  # landed all the same; the journal settles the table at the next start
+            log.exception("mount %s: commit %s landed but the mount table could not be saved", record.name, landed.id)
         return landed
 
     def discard(self, name: str) -> int:

@@ -27,6 +27,10 @@ row refers to them; a commit lands in a single SQLite transaction. A process
 killed at any instant leaves every commit whole or absent; at worst a blob
 nobody refers to, which ``fsck`` reports and ``gc`` removes.
 
+Out of space: a blob or a row that does not fit (ENOSPC/EDQUOT, SQLITE_FULL) is an ``Unavailable``
+with ``details["reason"] == "disk_full"``; the transaction is rolled back and a partly written blob
+removed, so nothing half-written stays and the same call works once space is freed.
+
 Concurrency: one SQLite connection per thread; every write runs in a
 ``BEGIN IMMEDIATE`` transaction, so finishing commits is serialised across
 threads and processes and a branch head only moves under that lock.
@@ -34,6 +38,7 @@ threads and processes and a branch head only moves under that lock.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import heapq
 import io
@@ -95,6 +100,21 @@ CREATE TABLE IF NOT EXISTS branch_moves (
 
 # staged ops
 OP_DELETE, OP_PUT, OP_DELETE_TREE = 0, 1, 2
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the filesystem (or the quota) is full."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def out_of_space(root: Path, exc: BaseException) -> Unavailable:
+    what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return Unavailable(f"the store at {root} is out of disk space ({what}); nothing was written; "
+                       "free some space and try again",
+                       reason="disk_full", path=str(root))
 
 
 @dataclass(frozen=True)
@@ -174,21 +194,39 @@ class LocalBackend(Backend):
         return db
 
     class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
+        def __init__(self, db: sqlite3.Connection, root: Path) -> None:
             self.db = db
+            self.root = root
 
         def __enter__(self) -> sqlite3.Connection:
-            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if disk_full(exc):
+                    raise out_of_space(self.root, exc) from exc
+                raise
             return self.db
 
         def __exit__(self, exc_type, exc, tb) -> None:
             if exc_type is None:
-                self.db.execute("COMMIT")
-            else:
+                try:
+                    self.db.execute("COMMIT")
+                    return
+                except sqlite3.OperationalError as failed:
+                    self._rollback()
+                    if disk_full(failed):
+                        raise out_of_space(self.root, failed) from failed
+                    raise
+            self._rollback()
+            if exc is not None and disk_full(exc):
+                raise out_of_space(self.root, exc) from exc
+
+        def _rollback(self) -> None:
+            if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
 
     def _write(self) -> "LocalBackend._Tx":
-        return self._Tx(self._db())
+        return self._Tx(self._db(), self.root)
 
     def change_token(self) -> int:
         """A number that changes whenever anyone (another thread, another process) commits to the store.
@@ -227,6 +265,14 @@ class LocalBackend(Backend):
 
     def _store_blob(self, content: Content) -> tuple[str, int]:
         """Write content into the blob store (once per distinct content); return (hash, size)."""
+        try:
+            return self._store_blob_unchecked(content)
+        except OSError as exc:
+            if disk_full(exc):
+                raise out_of_space(self.root, exc) from exc
+            raise
+
+    def _store_blob_unchecked(self, content: Content) -> tuple[str, int]:
         if isinstance(content, (bytes, bytearray, memoryview)):
             if len(content) > SMALL_BLOB:
                 return self._store_stream(io.BytesIO(content))
@@ -240,6 +286,13 @@ class LocalBackend(Backend):
                     view = memoryview(content)
                     while view:
                         view = view[os.write(fd, view):]
+                except OSError as exc:
+                    if disk_full(exc):  # a short blob nobody refers to: give its space back
+                        try:
+                            os.unlink(final)
+                        except OSError:
+                            pass
+                    raise
                 finally:
                     os.close(fd)
             return blob, len(content)
