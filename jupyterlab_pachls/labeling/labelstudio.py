@@ -90,6 +90,7 @@ class ManagedLabelStudio:
         self._message = ""
         self._started_at: float | None = None
         self._restarts: list[float] = []
+        self._last_exit: int | None = None  # exit code of the process the watchdog last replaced
         self._stopping = False
         self._watchdog: threading.Thread | None = None
 
@@ -112,8 +113,6 @@ class ManagedLabelStudio:
             "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "",
             "LABEL_STUDIO_COLLECT_ANALYTICS": "false",
             "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
-            # webhooks go to the Jupyter server on loopback
-            "LABEL_STUDIO_SSRF_PROTECTION_ENABLED": "false",
         })
         if self.public_url:
             env["LABEL_STUDIO_HOST"] = self.public_url
@@ -128,8 +127,8 @@ class ManagedLabelStudio:
     def start(self) -> None:
         """Start the process if it is not running; return at once (see ``status``)."""
         with self._lock:
-            if self._process is not None and self._process.poll() is None:
-                return
+            if self._process is not None and (self._process.poll() is None or self._watching()):
+                return  # running, or died and the watchdog is restarting it (two restarts would race)
             self._stopping = False
             self.port = self.port or free_port()
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +144,9 @@ class ManagedLabelStudio:
             if self._watchdog is None or not self._watchdog.is_alive():
                 self._watchdog = threading.Thread(target=self._watch, name="pachls-labelstudio", daemon=True)
                 self._watchdog.start()
+
+    def _watching(self) -> bool:
+        return self._watchdog is not None and self._watchdog.is_alive() and not self._stopping
 
     def _healthy(self) -> bool:
         try:
@@ -167,7 +169,10 @@ class ManagedLabelStudio:
                         self._message = (f"Label Studio exited {RESTART_LIMIT} times in {RESTART_WINDOW:.0f} s "
                                          f"(last exit code {process.returncode}); see {self.log_path}")
                         return
+                    if self._process is not process:
+                        continue  # replaced meanwhile
                     self._restarts.append(now)
+                    self._last_exit = process.returncode
                     self._process = None
                     self.start()
             elif self._state == "starting" and self._healthy():
@@ -178,22 +183,58 @@ class ManagedLabelStudio:
         process = self._process
         return process is not None and process.poll() is None
 
+    def ready(self) -> bool:
+        """Whether Label Studio answers now (checks once; never waits)."""
+        if self._state in ("failed", "stopped") or not self._alive():
+            return False
+        if self._state != "running" and self._healthy():
+            self._state = "running"
+        return self._state == "running"
+
+    def crashed(self, within: float = 2.0) -> bool:
+        """After a call to it failed: whether the process died (waits up to ``within`` s for the exit)."""
+        process = self._process
+        if process is None:
+            return True
+        try:
+            process.wait(within)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def unavailable(self) -> Unavailable:
+        """Why Label Studio cannot be used right now, as the error the REST API answers with (503)."""
+        status = self.status()
+        details = {"label_studio": status.state, "restarts": status.restarts, "log": status.log}
+        if status.state == "failed":
+            return Unavailable(status.message or f"Label Studio failed; see {self.log_path}", **details)
+        if status.state == "stopped":
+            return Unavailable("Label Studio is stopped", **details)
+        elapsed = time.monotonic() - self._started_at if self._started_at else 0.0
+        process = self._process
+        if not self._alive() or self._restarts:
+            code = process.returncode if process is not None and process.returncode is not None else self._last_exit
+            how = f" (exit code {code})" if code is not None else ""
+            since = f" ({elapsed:.0f} s so far)" if self._alive() else ""
+            return Unavailable(
+                f"Label Studio stopped unexpectedly{how} and is restarting{since}. Nothing was lost: "
+                "acknowledged annotations are in its database. Try again in a few seconds.",
+                label_studio="restarting", restarts=status.restarts, log=status.log)
+        return Unavailable(
+            f"Label Studio is starting ({elapsed:.0f} s so far; a first start prepares its database, "
+            "which takes a minute or two). Try again when it is running.", **details)
+
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Block until Label Studio answers; a dead process is waited for while the watchdog restarts it."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._state == "failed":
-                raise Unavailable(self._message)
-            if self._state == "stopped":
-                raise Unavailable("Label Studio is stopped")
-            if self._alive():
-                if self._state == "running":
-                    return
-                if self._healthy():
-                    self._state = "running"
-                    return
-            time.sleep(0.5)
-        raise Unavailable(f"Label Studio did not become ready within {timeout:.0f} s; see {self.log_path}")
+        while True:
+            if self._state in ("failed", "stopped"):
+                raise self.unavailable()
+            if self.ready():
+                return
+            if time.monotonic() >= deadline:
+                raise self.unavailable()
+            time.sleep(0.25)
 
     def status(self) -> LabelStudioStatus:
         elapsed = time.monotonic() - self._started_at if self._started_at and self._state == "starting" else None
@@ -243,6 +284,16 @@ class ExternalLabelStudio:
 
     def start(self) -> None:
         pass
+
+    def ready(self) -> bool:
+        return True  # asking costs a request: the call itself says whether it answers
+
+    def crashed(self, within: float = 0.0) -> bool:
+        return False  # not ours to watch
+
+    def unavailable(self) -> Unavailable:
+        return Unavailable(f"Label Studio at {self.url} does not answer; check that it runs, then try again",
+                           label_studio="unreachable")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         try:

@@ -6,6 +6,9 @@ join the one route table in ``handlers.py``.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import tornado.web
 
 from ..handlers import PachlsHandler, check_fields, json_errors, ref_arg, repo_arg, string_field
@@ -13,6 +16,11 @@ from ..pfs.errors import InvalidArgument, Unavailable
 from .history import blame, diff_labels
 from .rows import label_rows
 from .templates import TEMPLATES
+
+
+#: Seconds a pending poll waits for Label Studio, and an action (create, commit, import, resync).
+POLL_WAIT = 2.0
+ACTION_WAIT = 60.0
 
 
 class LabelingHandler(PachlsHandler):
@@ -23,6 +31,20 @@ class LabelingHandler(PachlsHandler):
             self.backend  # no store: say that first
             raise Unavailable("Labeling is not available: the mount manager or Label Studio is not configured.")
         return service
+
+    async def label_studio_ready(self, timeout: float) -> None:
+        """Wait (without holding a worker thread) up to ``timeout`` s for Label Studio to answer; else 503
+        saying what it is doing (starting, restarting after a crash, failed). Polls of the panel wait
+        briefly; actions wait for a restart."""
+        ls = self.labeling.label_studio
+        if ls is None:
+            raise Unavailable("Label Studio is not configured")
+        await self.call(ls.start)
+        deadline = time.monotonic() + timeout
+        while not await self.call(ls.ready):
+            if ls.status().state in ("failed", "stopped") or time.monotonic() >= deadline:
+                raise ls.unavailable()
+            await asyncio.sleep(0.25)
 
     def session_id(self, raw: str) -> str:
         if not raw.isalnum() or len(raw) > 64:
@@ -71,6 +93,7 @@ class SessionsHandler(LabelingHandler):
         classes = body.get("classes")
         if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
             raise InvalidArgument("'classes' must be a list of strings", field="classes")
+        await self.label_studio_ready(ACTION_WAIT)
         session = await self.call(
             self.labeling.create_session,
             data=string_field(body, "data", required=True, allow_empty=False),
@@ -99,7 +122,9 @@ class PendingHandler(LabelingHandler):
     @tornado.web.authenticated
     @json_errors
     async def get(self, session_id: str) -> None:
-        pending = await self.call(self.labeling.pending, self.session_id(session_id))
+        session = self.labeling.get(self.session_id(session_id))
+        await self.label_studio_ready(POLL_WAIT)
+        pending = await self.call(self.labeling.pending, session.id)
         self.send_json(pending.to_json())
 
 
@@ -112,6 +137,8 @@ class LabelCommitHandler(LabelingHandler):
         body = self.json_body()
         check_fields(body, ("message",), ())
         message = string_field(body, "message", required=True, allow_empty=False)
+        self.labeling.get(self.session_id(session_id))
+        await self.label_studio_ready(ACTION_WAIT)
         commit = await self.call(self.labeling.commit_labels, self.session_id(session_id),
                                  message=message, author=self.user_name)
         self.send_json(commit.to_json(), status=201)
@@ -123,6 +150,8 @@ class ImportHandler(LabelingHandler):
     @tornado.web.authenticated
     @json_errors
     async def post(self, session_id: str) -> None:
+        self.labeling.get(self.session_id(session_id))
+        await self.label_studio_ready(ACTION_WAIT)
         session = await self.call(self.labeling.import_new_data, self.session_id(session_id))
         self.send_json(session.to_json())
 
@@ -136,6 +165,8 @@ class ResyncHandler(LabelingHandler):
         body = self.json_body()
         check_fields(body, ("ref",), ())
         ref = ref_arg(body.get("ref"))
+        self.labeling.get(self.session_id(session_id))
+        await self.label_studio_ready(ACTION_WAIT)
         count = await self.call(self.labeling.resync, self.session_id(session_id), ref)
         self.send_json({"recreated": count})
 

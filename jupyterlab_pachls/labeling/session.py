@@ -37,6 +37,8 @@ from .labelfile import SUFFIX, data_path, encode, label_document, label_path
 from .templates import TEMPLATES, config_from_request
 
 IMPORT_BATCH = 5000
+#: Seconds a call waits for Label Studio to answer (a restart after a crash takes a few); then 503.
+READY_TIMEOUT = 60.0
 
 
 @dataclass
@@ -85,6 +87,7 @@ class LabelingService:
         self._backend = backend
         self._mounts = mounts
         self.label_studio = label_studio
+        self.ready_timeout = READY_TIMEOUT
         self.baked_origin = baked_origin
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +134,7 @@ class LabelingService:
         if self.label_studio is None:
             raise Unavailable("Label Studio is not configured")
         self.label_studio.start()
-        self.label_studio.wait_ready()
+        self.label_studio.wait_ready(self.ready_timeout)
         return self.label_studio.url, {"Authorization": f"Token {self.label_studio.credentials.token}"}
 
     def _request(self, method: str, path: str, **kwargs) -> Any:
@@ -139,7 +142,11 @@ class LabelingService:
         try:
             response = httpx.request(method, url + path, headers=headers, timeout=300, **kwargs)
         except httpx.HTTPError as exc:
-            raise Unavailable(f"Label Studio did not answer: {exc}") from exc
+            # Killed or restarting under the call: say so (the watchdog brings it back); else its answer.
+            if self.label_studio.crashed():
+                raise self.label_studio.unavailable() from exc
+            raise Unavailable(f"Label Studio did not answer: {exc}; try again",
+                              label_studio="unreachable") from exc
         if response.status_code >= 400:
             text = response.text[:500]
             if response.status_code == 404:
@@ -344,6 +351,7 @@ class LabelingService:
             if pending.count == 0:
                 raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
             root = Path(self.mounts.status(session.labels_mount).mountpoint)
+            self._unstage_stale(session, root, pending)
             made: set[Path] = set()
             for target, raw in pending.files.items():
                 local = root / target[1:]
@@ -366,6 +374,24 @@ class LabelingService:
             )
         finally:
             lock.release()
+
+    def _unstage_stale(self, session: Session, root: Path, pending: Pending) -> None:
+        """Revert label files staged in the labels mount that this commit would not write.
+
+        A label commit that failed after writing its files (the store unreachable, a conflict)
+        leaves them staged; if their annotations changed or were deleted in Label Studio meanwhile,
+        committing the stage as it is would land labels nobody gave. Label files are rendered from
+        Label Studio every time, so reverting them to the mount's base loses nothing."""
+        changes = self.mounts.changes(session.labels_mount)
+        for change in changes.changes:
+            if not change.path.endswith(SUFFIX) or change.path in pending.files:
+                continue
+            local = root / change.path[1:]
+            if change.change == "added":
+                local.unlink(missing_ok=True)
+            else:  # modified or deleted: put the base's bytes back
+                local.parent.mkdir(parents=True, exist_ok=True)
+                local.write_bytes(self.backend.get_file(session.labels_repo, changes.base, change.path))
 
     # -- history ---------------------------------------------------------------------------
     def blame(self, repo: str, ref: str, path: str):
