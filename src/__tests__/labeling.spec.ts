@@ -383,3 +383,43 @@ describe('LabelingModel', () => {
     model.dispose();
   });
 });
+
+describe('Label Studio restarting under a label commit', () => {
+  const restarting = new PachlsApiError(503, {
+    error: 'unavailable',
+    message:
+      'Label Studio stopped unexpectedly (exit code -9) and is restarting. Nothing was lost: acknowledged annotations are in its database. Try again in a few seconds.',
+    details: { label_studio: 'restarting' }
+  });
+
+  it('shows what happens, keeps the pending labels reachable and lets the commit be retried', async () => {
+    let down = true;
+    const api = {
+      getPending: async () => {
+        if (down) {
+          throw restarting;
+        }
+        return pending({ count: 2, added: ['/cats/001.png.json', '/cats/002.png.json'] });
+      },
+      commitLabels: async () => {
+        if (down) {
+          throw restarting;
+        }
+        return { id: 'f'.repeat(32), repo: 'labels', branch: 'master' } as ICommit;
+      }
+    } as unknown as ILabelingApi;
+    const model = new LabelingModel({ api });
+    const failed = await model.commit('abc123', 'round 1').catch(reason => reason);
+    expect(failed).toBe(restarting); // the dialog shows its message and stays open for a retry
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(model.state.pendingErrors.abc123).toContain('is restarting');
+    down = false;
+    const commit = await model.commit('abc123', 'round 1');
+    expect(commit.repo).toBe('labels');
+    await model.refreshPending('abc123');
+    expect(model.state.pendingErrors.abc123).toBeUndefined();
+    expect(model.state.pending.abc123.count).toBe(2);
+    model.dispose();
+  });
+});
