@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any, Callable
 
 #: JSON of finished commits by (repo, id): a finished commit never changes, and a listing of
@@ -47,14 +48,29 @@ def change_token_source(backend) -> Callable[[], Any] | None:
 
 
 class ReposListing:
-    """The last listing body and its ETag, valid while the store's change token holds."""
+    """The last listing body and its ETag, valid while the store's change token holds.
+
+    ``load`` runs in the server's worker threads, many at once when many panels poll. One
+    rebuild runs at a time: a load that arrives while a rebuild is running waits for it and
+    takes its result when that is provably new enough (the change token did not move since it
+    was read for the rebuild), or when the rebuild started after the load arrived; otherwise it
+    runs the next rebuild, which the loads still waiting then share. So every answer is at
+    least as new as the store was when its request arrived, and N panels polling right after a
+    commit cost one rebuild, not N. Body, ETag and token are kept as one tuple, so a load never
+    pairs one listing's body with another's ETag or token.
+    """
 
     def __init__(self, backend) -> None:
         self.backend = backend
         self.source = change_token_source(backend)
-        self.token: Any = None
-        self.body: bytes | None = None
-        self.etag: str | None = None
+        #: (token, body, etag) of the newest listing whose token is known, or None
+        self.kept: tuple[Any, bytes, str] | None = None
+        self._cond = threading.Condition()
+        self._clock = 0  # counts arrivals and rebuild starts (under _cond)
+        self._building = False
+        #: (clock at its start, body, etag) of the last finished rebuild
+        self._last: tuple[int, bytes, str] | None = None
+        self.rebuilds = 0
 
     def current_token(self) -> Any:
         if self.source is None:
@@ -64,11 +80,53 @@ class ReposListing:
         except Exception:
             return None
 
+    def _fresh_kept(self) -> tuple[bytes, str] | None:
+        """The kept listing if the change token still equals the one read for it."""
+        kept = self.kept
+        if kept is None:
+            return None
+        token = self.current_token()
+        if token is not None and token == kept[0]:
+            return kept[1], kept[2]
+        return None
+
     def load(self) -> tuple[bytes, str]:
         """(body, etag): the kept body if nothing changed, else a fresh one (blocking)."""
+        found = self._fresh_kept()
+        if found is not None:
+            return found
+        with self._cond:
+            self._clock += 1
+            arrival = self._clock
+            while True:
+                found = self._fresh_kept()
+                if found is not None:
+                    return found
+                last = self._last
+                if last is not None and last[0] > arrival:  # that rebuild started after we arrived
+                    return last[1], last[2]
+                if not self._building:
+                    self._building = True
+                    self._clock += 1
+                    started = self._clock
+                    break
+                self._cond.wait()
+        result = None
+        try:
+            result = self._rebuild()
+            return result[1], result[2]
+        finally:
+            with self._cond:
+                self._building = False
+                if result is not None:
+                    self._last = (started, result[1], result[2])
+                    if result[0] is not None:
+                        self.kept = result
+                self._cond.notify_all()
+
+    def _rebuild(self) -> tuple[Any, bytes, str]:
         token = self.current_token()  # read first: the data loaded below is at least this new
-        if token is not None and token == self.token and self.body is not None:
-            return self.body, self.etag
+        self.rebuilds += 1
         backend = self.backend
         repos, branches = backend.list_repos(), backend.list_branches()
         by_repo: dict[str, list] = {}
@@ -79,6 +137,4 @@ class ReposListing:
             {"backend": {"kind": backend.kind, "address": backend.address}, "repos": out}
         ).encode()
         etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-        if token is not None:
-            self.token, self.body, self.etag = token, body, etag
-        return body, etag
+        return token, body, etag
