@@ -41,7 +41,9 @@ def main() -> int:
             if mode == "labels":
                 from crashlabels import run_label_trials
 
-                stats = run_label_trials(work / mode, args.trials, seed=args.seed)
+                runner = run_label_trials(work / mode, args.trials, seed=args.seed)
+                stats = runner.stats
+                print(runner.figures())
             else:
                 if mode == "fuse":
                     from jupyterlab_pachls.mount.fusefs import fuse_available

@@ -111,7 +111,8 @@ def served(point: str) -> bool:
 class MountTrials:
     """N crash trials of one mode (``fuse`` or ``nofuse``) under ``workdir``."""
 
-    def __init__(self, workdir: Path, mode: str, *, seed: int = 0, log=print) -> None:
+    def __init__(self, workdir: Path, mode: str, *, seed: int = 0, phases: list[str] | None = None,
+                 log=print) -> None:
         assert mode in ("fuse", "nofuse")
         self.mode = mode
         self.workdir = Path(workdir)
@@ -123,7 +124,10 @@ class MountTrials:
         self.committed: dict[str, bytes] = {}
         self.work: dict[str, bytes] = {}
         self.head: str | None = None
-        self.latency = 0.05
+        self.latency = 0.15  # seconds; adapted so that kills fall around the landing
+        #: when to kill, cycled: "early" (as the request goes out), "random" (0 to 1.5 x latency),
+        #: "late" (after the answer); None: random, with 10 % early and 5 % late
+        self.phases = phases
         self.counter = 0
 
     # -- content -----------------------------------------------------------------------
@@ -181,7 +185,11 @@ class MountTrials:
             stats.corrupt += 1
             stats.problem(number, f"changes before the commit: {listed}")
         result: dict = {}
-        delay = 0.0 if self.rng.random() < 0.1 else self.rng.uniform(0, 1.6 * self.latency)
+        phase = self.phases[(number - 1) % len(self.phases)] if self.phases else None
+        if phase is None:
+            draw = self.rng.random()
+            phase = "early" if draw < 0.1 else "late" if draw < 0.15 else "random"
+        delay = {"early": 0.0, "late": None}.get(phase, self.rng.uniform(0, 1.5 * self.latency))
 
         def post() -> None:
             started = time.monotonic()
@@ -194,7 +202,10 @@ class MountTrials:
 
         poster = threading.Thread(target=post)
         poster.start()
-        time.sleep(delay)
+        if delay is None:  # after the answer: the commit landed, the server dies idle
+            poster.join()
+        else:
+            time.sleep(delay)
         self.server.kill()
         poster.join()
         stats.trials += 1
@@ -202,13 +213,13 @@ class MountTrials:
         if acknowledged:
             stats.acknowledged += 1
             stats.commit_seconds.append(result["seconds"])
-            self.latency = 0.7 * self.latency + 0.3 * result["seconds"]
         elif "status" in result:
             stats.corrupt += 1
             stats.problem(number, f"the commit answered {result['status']}: {result['body']}")
 
         # -- the server is dead: the store alone
         corrupt = lost = 0
+        previous_head = self.head
         store = LocalBackend(self.server.store)
         try:
             report = store.fsck(verify_content=True)
@@ -280,6 +291,9 @@ class MountTrials:
             stats.problem(number, f"{left} open commits left in the store after restart")
         stats.corrupt += bool(corrupt)
         stats.lost += lost
+        # Aim the next kill at the landing: later after a commit that did not land, earlier after one that did.
+        landed_now = self.head != previous_head
+        self.latency = min(5.0, self.latency * 1.3) if not landed_now else max(0.005, self.latency * 0.8)
 
     def close(self) -> None:
         self.server.stop()
@@ -300,8 +314,9 @@ class MountTrials:
         return self.stats
 
 
-def run_mount_trials(workdir: Path, mode: str, trials: int, *, seed: int = 0, log=print) -> TrialStats:
-    return MountTrials(workdir, mode, seed=seed, log=log).run(trials)
+def run_mount_trials(workdir: Path, mode: str, trials: int, *, seed: int = 0, phases: list[str] | None = None,
+                     log=print) -> TrialStats:
+    return MountTrials(workdir, mode, seed=seed, phases=phases, log=log).run(trials)
 
 
 def digest(data: bytes) -> str:

@@ -21,7 +21,7 @@ from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.mount.fusefs import fuse_available, fuse_mounts, unmount
 from jupyterlab_pachls.pfs import LocalBackend
 
-TRIALS = 4
+PHASES = ["early", "random", "late", "random"]  # as the request goes out, around the landing, after the answer
 
 
 def need_fuse(mode: str) -> None:
@@ -34,12 +34,13 @@ def need_fuse(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["fuse", "nofuse"])
 def test_crash_trials(tmp_path, mode):
     need_fuse(mode)
-    stats = run_mount_trials(tmp_path, mode, TRIALS, seed=TRIALS)
+    stats = run_mount_trials(tmp_path, mode, len(PHASES), seed=7, phases=PHASES)
     print(stats.figures())
     print(f"{mode}: {stats.summary()}")
-    assert stats.trials == TRIALS
+    assert stats.trials == len(PHASES)
     assert stats.problems == []
     assert (stats.corrupt, stats.lost) == (0, 0)
+    assert stats.landed >= 1 and stats.absent >= 1  # "late" lands; "early" cannot have
 
 
 CRASHING_SERVER = textwrap.dedent("""
