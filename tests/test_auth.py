@@ -106,3 +106,116 @@ async def test_wrong_token_is_refused(jp_serverapp, http_server_client, jp_base_
         url, headers={"Authorization": "token not-the-token"}, raise_error=False
     )
     assert response.code in (401, 403)
+
+
+# -- everything the extension registers on the live web app, the Label Studio proxy included ---------
+def extension_rules(app) -> list[tuple[str, type]]:
+    """(pattern without the base URL, handler) of every rule whose handler comes from this package."""
+    found = []
+
+    def walk(router):
+        for rule in router.rules:
+            if hasattr(rule.target, "rules"):
+                walk(rule.target)
+            elif getattr(rule.target, "__module__", "").startswith("jupyterlab_pachls"):
+                found.append((rule.matcher.regex.pattern, rule.target))
+
+    walk(app.wildcard_router)
+    walk(app.default_router)
+    return found
+
+
+def forged_cookie(name: str, secret: bytes) -> str:
+    """A Jupyter login cookie for ``name``, signed with ``secret`` (as another server would sign it)."""
+    user = {"username": "mallory", "name": "mallory", "display_name": "mallory", "initials": "M",
+            "avatar_url": None, "color": None}
+    value = tornado.web.create_signed_value(secret, name, json.dumps(user)).decode()
+    return f"{name}={value}"
+
+
+def cookie_name(host: str, port: int) -> str:
+    """Jupyter's login cookie name for a server reached as ``host:port``."""
+    return re.sub(r"[^A-Za-z0-9]", "-", f"username-{host}:{port}")
+
+
+async def test_every_registered_route_is_in_the_route_table_or_the_proxy(jp_serverapp, jp_base_url):
+    from jupyterlab_pachls.labeling.proxy import proxy_route
+
+    base = jp_base_url.rstrip("/")
+    registered = {pattern.rstrip("$").replace(re.escape(base), "", 1).replace(base, "", 1)
+                  for pattern, _ in extension_rules(jp_serverapp.web_app)}
+    known = {p for p, *_ in ROUTES} | {proxy_route(None)[0]}
+    # A route added outside the table (a webhook, a download) shows up here and must be covered above.
+    assert registered == known
+
+
+ANONYMOUS = {
+    "no credentials": {},
+    "wrong token": {"Authorization": "token not-the-token"},
+    "wrong token scheme": {"Authorization": "Bearer not-the-token"},
+}
+
+
+async def test_every_registered_route_refuses_anonymous_requests(
+    jp_serverapp, http_server_client, http_server_port, jp_base_url
+):
+    """Live check over what the server actually registered (not what the table says): no token, a wrong
+    token (header or query), a login cookie signed by another server: refused, for every method."""
+    requests = {**ANONYMOUS, "cookie from another server": {"Cookie": "; ".join(
+        forged_cookie(cookie_name(host, http_server_port), b"another-server-cookie-secret")
+        for host in ("127.0.0.1", "localhost"))}}
+    checked = 0
+    for pattern, handler in extension_rules(jp_serverapp.web_app):
+        path = concrete_path(pattern.replace("(.*)", "x"))
+        for method in HTTP_METHODS:
+            body = b"{}" if method in ("post", "put", "patch") else None
+            for what, headers in requests.items():
+                for query in ("", "?token=not-the-token"):
+                    response = await http_server_client.fetch(
+                        path + query, method=method.upper(), body=body, headers=headers, raise_error=False,
+                        follow_redirects=False, allow_nonstandard_methods=True)
+                    refused = response.code in (401, 403, 405) or (
+                        response.code == 302 and "/login" in response.headers.get("Location", ""))
+                    if method == "options" and issubclass(handler, PachlsHandler):
+                        # Jupyter's CORS preflight answer: empty, no data, no effect (browsers send none
+                        # with credentials). The proxy is not an APIHandler: its OPTIONS must be refused.
+                        refused = refused or (response.code in (200, 204) and not response.body)
+                    assert refused, f"{method.upper()} {path}{query} with {what}: {response.code}"
+                    if response.code == 405:  # tornado's 405 comes before auth: only for methods not handled
+                        assert getattr(handler, method) is getattr(tornado.web.RequestHandler, method), (
+                            f"{handler.__name__}.{method} answered 405 to an anonymous request")
+                    checked += 1
+    print(f"anonymous_requests_refused={checked}")
+    assert checked > 1000
+
+
+async def test_the_other_servers_cookie_is_refused_for_its_signature(
+    jp_serverapp, http_server_client, http_server_port, jp_base_url, jp_auth_header
+):
+    """Control for the test above: the login cookie this server sets (after a token request) is
+    accepted; the same user, same cookie name, signed by another server's secret is not. So the
+    refusal was the signature, not a wrong cookie name."""
+    url = url_path_join(jp_base_url, API_PREFIX, "health")
+    login = await http_server_client.fetch(url, headers=jp_auth_header)
+    cookie = next(h for h in login.headers.get_list("Set-Cookie") if h.startswith("username-")).split(";")[0]
+    name, _ = cookie.split("=", 1)
+    assert name in {cookie_name(host, http_server_port) for host in ("127.0.0.1", "localhost")}
+    ours = await http_server_client.fetch(url, headers={"Cookie": cookie}, raise_error=False)
+    assert ours.code == 200
+    theirs = await http_server_client.fetch(url, headers={"Cookie": forged_cookie(name, b"x" * 32)},
+                                            raise_error=False)
+    assert theirs.code == 403
+    proxy = await http_server_client.fetch(url_path_join(jp_base_url, "pachls", "labelstudio", "user", "login/"),
+                                           headers={"Cookie": forged_cookie(name, b"x" * 32)}, raise_error=False,
+                                           follow_redirects=False)
+    assert proxy.code in (302, 401, 403) and proxy.code != 200
+
+
+async def test_label_studio_proxy_refuses_websocket_upgrades_without_login(http_server_client, jp_base_url):
+    url = url_path_join(jp_base_url, "pachls", "labelstudio", "ws")
+    for headers in ({}, {"Authorization": "token not-the-token"}):
+        response = await http_server_client.fetch(
+            url, headers={**headers, "Upgrade": "websocket", "Connection": "Upgrade",
+                          "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
+            raise_error=False, follow_redirects=False)
+        assert response.code in (401, 403), response.code
