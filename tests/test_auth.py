@@ -133,8 +133,10 @@ def forged_cookie(name: str, secret: bytes) -> str:
     return f"{name}={value}"
 
 
-def cookie_name(host: str, port: int) -> str:
-    """Jupyter's login cookie name for a server reached as ``host:port``."""
+def cookie_name(host: str, port) -> str:
+    """Jupyter's login cookie name for a server reached as ``host:port`` (pytest-jupyter's
+    ``http_server_port`` is a (socket, port) pair)."""
+    port = port[-1] if isinstance(port, tuple) else port
     return re.sub(r"[^A-Za-z0-9]", "-", f"username-{host}:{port}")
 
 
