@@ -528,12 +528,17 @@ class PachydermBackend(Backend):
             self._rpc("CreateBranch", self.pfs.create_branch, branch=self._branch_msg(key, branch))
             head = self._head(key, branch)
         meta = {"branch": branch, "author": author, "provenance": resolved, "metadata": metadata}
-        kwargs = {"branch": self._branch_msg(key, STAGING_PREFIX + uuid.uuid4().hex),
-                  "description": _encode(message, meta)}
+        staging = STAGING_PREFIX + uuid.uuid4().hex
+        kwargs = {"branch": self._branch_msg(key, staging), "description": _encode(message, meta)}
         if head is not None:
             kwargs["parent"] = self._commit_msg(key, head.commit.id)
-        opened = self._rpc("StartCommit", self.pfs.start_commit, **kwargs)
-        return self._commit(self._inspect(key, opened.id), key)
+        try:
+            opened = self._rpc("StartCommit", self.pfs.start_commit, **kwargs)
+            return self._commit(self._inspect(key, opened.id), key)
+        except Unavailable:
+            # the commit may have been opened with the reply lost: drop it once the cluster answers
+            self._orphans.add((key, "", staging))
+            raise
 
     def _staged(self, commit: Commit) -> tuple[str, pfs.CommitInfo, str]:
         """(repo key, info, staging branch) of an open commit; NotFound / Conflict otherwise."""
@@ -649,6 +654,20 @@ class PachydermBackend(Backend):
         commit that did finish (its reply was lost) is a landed commit and is kept."""
         for key, commit_id, staging in sorted(list(self._orphans), key=str):
             try:
+                if not commit_id:  # only the staging branch is known
+                    try:
+                        branch = self._rpc("InspectBranch", self.pfs.inspect_branch,
+                                           branch=self._branch_msg(key, staging))
+                    except NotFound:
+                        self._orphans.discard((key, commit_id, staging))
+                        continue
+                    if _set(branch.head) and branch.head.id:
+                        commit_id = branch.head.id
+                    else:
+                        self._rpc("DeleteBranch", self.pfs.delete_branch, branch=self._branch_msg(key, staging),
+                                  force=True)
+                        self._orphans.discard((key, "", staging))
+                        continue
                 try:
                     info = self._inspect(key, commit_id)
                 except NotFound:
@@ -669,7 +688,7 @@ class PachydermBackend(Backend):
                 return  # still gone: try again next time
             except PfsError:
                 pass
-            for orphan in [o for o in list(self._orphans) if o[1] == commit_id]:
+            for orphan in [o for o in list(self._orphans) if o[1] == commit_id or o[2] == staging]:
                 self._orphans.discard(orphan)
 
     def _wait_finished(self, key: str, commit_id: str) -> pfs.CommitInfo:
