@@ -434,6 +434,8 @@ def main() -> int:
     parser.add_argument("--note", default="", help="a line for the report (e.g. what else ran on the machine)")
     parser.add_argument("--merge", action="store_true", help="keep the previous run's results (from its "
                         "summary.json) for the benchmarks not run now, e.g. to re-run one of them")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: rewrite the report from the "
+                        "last run's summary.json (same output directory)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per benchmark "
                         "(default 3600, 900 with --quick)")
     args = parser.parse_args()
@@ -454,8 +456,10 @@ def main() -> int:
     load_before = loadavg()
     t0 = time.perf_counter()
     results = []
+    if args.report_only:
+        args.merge = True
     for bench in BENCHMARKS:
-        if bench.name not in only or bench.name in skip:
+        if args.report_only or bench.name not in only or bench.name in skip:
             continue
         results.append(run_one(bench, args.quick, out_dir, raw_dir, timeout))
     seconds = time.perf_counter() - t0
@@ -473,6 +477,9 @@ def main() -> int:
         seconds += old.get("seconds", 0)
         started = min(started, dt.datetime.fromisoformat(old["started"]))
         load_before = old.get("load_before", load_before)
+        if args.report_only:
+            args.quick = old.get("quick", args.quick)
+            load_after = old.get("load_after", load_after)
         print(f"merged with {previous}: kept {', '.join(r.bench.name for r in kept) or 'nothing'}")
     report = render(results, info, started, seconds, args.quick, args.note, load_before, load_after)
     path = out_dir / "performance.md"
