@@ -30,6 +30,11 @@ def main() -> int:
     parser.add_argument("--mode", choices=["fuse", "nofuse", "labels", "all"], default="all")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--ls-template", type=Path,
+                        default=os.environ.get("PACHLS_TEST_LS_DIR") or Path(tempfile.gettempdir()) /
+                        f"pytest-of-{os.environ.get('USER', 'root')}" / "pachls-ls-data",
+                        help="labels mode: a migrated Label Studio data dir to copy (saves its first-start "
+                             "migration; default: the test suite's)")
     args = parser.parse_args()
     modes = ["fuse", "nofuse", "labels"] if args.mode == "all" else [args.mode]
     work = Path(tempfile.mkdtemp(prefix="pachls-crash-"))
@@ -41,7 +46,7 @@ def main() -> int:
             if mode == "labels":
                 from crashlabels import run_label_trials
 
-                runner = run_label_trials(work / mode, args.trials, seed=args.seed)
+                runner = run_label_trials(work / mode, args.trials, seed=args.seed, ls_template=args.ls_template)
                 stats = runner.stats
                 print(runner.figures())
             else:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -31,6 +32,48 @@ from jupyterlab_pachls.demo import demo_files
 from jupyterlab_pachls.pfs import LocalBackend, NotFound
 
 LABELS = ["cat", "dog", "bird"]
+
+
+def label_studio_pids(server: JupyterServer) -> list[int]:
+    """The ``label-studio`` processes a running server started (its managed Label Studio)."""
+    found = []
+    for pid in server.descendants():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"label-studio" in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def wait_label_studio(server: JupyterServer, timeout: float = 900) -> dict:
+    """Start the server's managed Label Studio (POST /labeling) and wait until it runs; its status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _status, body = server.api("GET", "labeling")
+        ls = body["label_studio"]
+        if ls["state"] == "running":
+            return ls
+        if ls["state"] == "failed" or time.monotonic() > deadline:
+            raise RuntimeError(f"Label Studio did not start: {ls}")
+        if ls["state"] == "stopped":
+            server.api("POST", "labeling")
+        time.sleep(0.5)
+
+
+def copy_label_studio_dir(source: Path, target: Path) -> None:
+    """A managed Label Studio data dir from a migrated one (its database through SQLite's backup)."""
+    import sqlite3
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("label-studio.log", "export", "*.sqlite3*"))
+    src = sqlite3.connect(f"file:{Path(source) / 'label_studio.sqlite3'}?mode=ro", uri=True)
+    dst = sqlite3.connect(Path(target) / "label_studio.sqlite3")
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 def end_process_group(pid: int) -> None:
@@ -94,7 +137,8 @@ class LabelTrials:
     ``mount_dir`` must then be inside that Label Studio's local-files document root."""
 
     def __init__(self, workdir: Path, *, label_studio: tuple[str, str] | None = None, mount_dir: Path | None = None,
-                 no_fuse: bool = False, seed: int = 0, phases: list[str] | None = None, log=print) -> None:
+                 no_fuse: bool = False, seed: int = 0, phases: list[str] | None = None,
+                 ls_template: Path | None = None, log=print) -> None:
         self.workdir = Path(workdir)
         self.rng = random.Random(seed)
         self.log = log
@@ -104,6 +148,7 @@ class LabelTrials:
             config = {"PachlsConfig.label_studio_url": label_studio[0],
                       "PachlsConfig.label_studio_token": label_studio[1]}
         self.external = label_studio
+        self.ls_template = ls_template  # a managed Label Studio data dir to start from (skips its migration)
         self.server = JupyterServer(self.workdir / "root", store=self.workdir / "store", mount_dir=mount_dir,
                                     no_fuse=no_fuse, config=config)
         self.stats = TrialStats("labels" + ("-nofuse" if no_fuse else ""))
@@ -120,22 +165,13 @@ class LabelTrials:
         if self.external:
             url, token = self.external
         else:  # the managed one: its URL is in the status, its token in its data dir
-            deadline = time.monotonic() + 900
-            while True:
-                status, body = self.server.api("GET", "labeling")
-                ls = body["label_studio"]
-                if ls["state"] == "running":
-                    break
-                if ls["state"] == "failed" or time.monotonic() > deadline:
-                    raise RuntimeError(f"Label Studio did not start: {ls}")
-                if ls["state"] == "stopped":
-                    self.server.api("POST", "labeling")
-                time.sleep(1)
-            url = ls["url"]
+            url = wait_label_studio(self.server)["url"]
             token = json.loads((self.workdir / "labelstudio/credentials.json").read_text())["token"]
         self.ls = LabelStudioAPI(url, token)
 
     def setup(self) -> None:
+        if not self.external and self.ls_template and Path(self.ls_template, "label_studio.sqlite3").exists():
+            copy_label_studio_dir(self.ls_template, self.workdir / "labelstudio")
         store = LocalBackend(self.server.store)
         try:
             store.create_repo("images")
@@ -152,15 +188,7 @@ class LabelTrials:
         self._connect_ls()
 
     def _label_ls_pids(self) -> list[int]:
-        found = []
-        for pid in self.server.descendants():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"label-studio" in f.read():
-                        found.append(pid)
-            except OSError:
-                pass
-        return found
+        return label_studio_pids(self.server)
 
     # -- a trial -----------------------------------------------------------------------
     def annotate(self) -> None:
