@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
-from crashtrial import TrialStats, open_commits, our_fuse_mounts, served
+from crashtrial import TrialStats, note_settled, open_commits, our_fuse_mounts, served
 from serverproc import JupyterServer, alive
 
 from jupyterlab_pachls.demo import demo_files
@@ -290,6 +290,7 @@ class LabelTrials:
             store.close()
 
         self.server.start()
+        note_settled(stats, self.server.log_text())
         if not self.external:
             self._connect_ls()
         status, after = self.server.api("GET", f"labeling/sessions/{sid}/pending", timeout=600)

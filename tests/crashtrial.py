@@ -49,6 +49,8 @@ class TrialStats:
     absent: int = 0
     acknowledged: int = 0
     open_commits_left: int = 0
+    settled_landed: int = 0  # restarts that found a commit in progress which had landed
+    settled_aborted: int = 0  # ... which had not (its open commit aborted)
     commit_seconds: list = field(default_factory=list)
     problems: list = field(default_factory=list)
 
@@ -62,7 +64,8 @@ class TrialStats:
         lat = sorted(self.commit_seconds)
         median = f"{lat[len(lat) // 2] * 1000:.0f} ms" if lat else "n/a"
         return (f"{self.mode}: trials={self.trials} landed={self.landed} absent={self.absent} "
-                f"acknowledged={self.acknowledged} open_commits_left={self.open_commits_left} "
+                f"acknowledged={self.acknowledged} settled_landed={self.settled_landed} "
+                f"settled_aborted={self.settled_aborted} open_commits_left={self.open_commits_left} "
                 f"median_commit={median} corrupt={self.corrupt} lost={self.lost}")
 
 
@@ -106,6 +109,12 @@ def served(point: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def note_settled(stats: TrialStats, log_text: str) -> None:
+    """Count what a restarted server said about commits it found in progress (mount/manager.py)."""
+    stats.settled_landed += log_text.count("landed before the server stopped")
+    stats.settled_aborted += log_text.count("did not land; its changes are still pending")
 
 
 class MountTrials:
@@ -257,6 +266,7 @@ class MountTrials:
 
         # -- restart: the mount comes back with what was staged
         self.server.start()
+        note_settled(stats, self.server.log_text())
         stale = [p for p in our_fuse_mounts(self.server.mount_dir) if not served(p)]
         expected_points = [str(self.mountpoint)] if self.mode == "fuse" else []
         if stale or our_fuse_mounts(self.server.mount_dir) != expected_points:
