@@ -6,6 +6,8 @@ prefixed Label Studio needs:
 
 - Label Studio already puts the prefix (from ``LABEL_STUDIO_HOST``) in its
   redirects and the proxy adds it again: strip one before the proxy adds its own.
+- Jupyter's credentials (the Authorization header, a ``?token=`` query, the login and
+  XSRF cookies) are checked here and never passed on to Label Studio.
 - ``LABEL_STUDIO_HOST`` bakes an absolute origin into pages and assets; a
   browser that opened Jupyter under another host name (localhost vs
   127.0.0.1) would load nothing. The baked origin is rewritten to the
@@ -24,6 +26,7 @@ from jupyter_server_proxy.handlers import LocalProxyHandler
 
 PREFIX = "pachls/labelstudio"
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-javascript")
+JUPYTER_QUERY_KEYS = ("token", "_xsrf")
 
 
 class LabelStudioProxyHandler(LocalProxyHandler):
@@ -72,11 +75,31 @@ class LabelStudioProxyHandler(LocalProxyHandler):
         if baked.encode() != own:
             response.body = response.body.replace(baked.encode(), own)
 
+    def get_client_uri(self, protocol, host, port, proxied_path):
+        # Jupyter's token may come in the query (``?token=``): checked already, never passed on (Label
+        # Studio would write it to its log and echo it in redirects).
+        uri = super().get_client_uri(protocol, host, port, proxied_path)
+        base, sep, query = uri.partition("?")
+        if not sep:
+            return uri
+        kept = [p for p in query.split("&") if p.split("=", 1)[0] not in JUPYTER_QUERY_KEYS]
+        return base + ("?" + "&".join(kept) if kept else "")
+
     def proxy_request_headers(self) -> dict:
         headers = super().proxy_request_headers()
         # The Authorization header carries Jupyter's credentials, already checked; Label Studio would
         # take it for one of its own tokens and refuse the request. Its UI uses its session cookie.
         headers.pop("Authorization", None)
+        # Jupyter's login and XSRF cookies are Jupyter's credentials too: Label Studio gets its own only.
+        if "Cookie" in headers:
+            jupyter = {self.identity_provider.get_cookie_name(self), "_xsrf"}
+            kept = [c for c in headers["Cookie"].split(";")
+                    if c.strip() and c.split("=", 1)[0].strip() not in jupyter
+                    and not c.strip().startswith("username-")]
+            if kept:
+                headers["Cookie"] = ";".join(kept).strip()
+            else:
+                del headers["Cookie"]
         # bodies are rewritten, so ask for them uncompressed
         headers["Accept-Encoding"] = "identity"
         return headers
