@@ -11,7 +11,10 @@ Each mount runs ``fuse_main`` in its own thread of the server process, single-th
   cached (``cache_readdir``). Reads that do reach the
   daemon are served with ``pread`` from the blob file of the embedded store, or from the local
   content cache for other backends.
-- read-write mounts show ``base + stage`` (see ``overlay.py``) and keep short timeouts.
+- read-write mounts show ``base + stage`` (see ``overlay.py``) and let the kernel cache no entry
+  and no attribute (all timeouts 0): a discard, a commit or a refresh changes what the mount shows
+  without the kernel seeing a write, and a cached entry would make a dropped file still stat as
+  present (then open with ENOENT).
 
 Symlinks, hard links and device files cannot be created in a mount (EPERM): a commit only ever
 reads regular files that live in the staging area.
@@ -502,7 +505,7 @@ class FuseMount:
             options.update(ro=True, kernel_cache=True, attr_timeout=LONG, entry_timeout=LONG,
                            negative_timeout=LONG)
         else:
-            options.update(attr_timeout=1, entry_timeout=1, negative_timeout=0)
+            options.update(attr_timeout=0, entry_timeout=0, negative_timeout=0)
         if fuse_major() < 3:
             options.update(big_writes=True, max_readahead=1 << 20)
         self.options = options

@@ -121,6 +121,7 @@ class MountManager:
         self.fuse_reason = "" if self.use_fuse else (why or "disabled")
         self.cache = ContentCache(self.state_dir / "cache")
         self._lock = threading.RLock()
+        self._table_lock = threading.Lock()
         self._mounts: dict[str, _Mount] = {}
         self._closed = False
         self.cleaned_stale = self.clean_stale()
@@ -146,14 +147,17 @@ class MountManager:
         return [_Record(**row) for row in rows]
 
     def _save(self) -> None:
-        with self._lock:
-            rows = [asdict(m.record) for m in self._mounts.values()]
-        tmp = self._table.with_suffix(".tmp")
-        with open(tmp, "w") as out:
-            json.dump(rows, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self._table)
+        # One save at a time, snapshot included: concurrent saves would share the temporary file
+        # (FileNotFoundError) or replace a newer table with an older one.
+        with self._table_lock:
+            with self._lock:
+                rows = [asdict(m.record) for m in self._mounts.values()]
+            tmp = self._table.with_suffix(".tmp")
+            with open(tmp, "w") as out:
+                json.dump(rows, out, indent=1)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self._table)
 
     # -- stale mounts ------------------------------------------------------------------------
     def clean_stale(self) -> list[str]:

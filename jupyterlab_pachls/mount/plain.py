@@ -171,7 +171,13 @@ class DirectoryWorkspace:
         stack = [base]
         while stack:
             current = stack.pop()
-            with os.scandir(current) as it:
+            try:
+                it = os.scandir(current)
+            except (FileNotFoundError, NotADirectoryError):
+                if current == base:
+                    raise
+                continue  # a directory removed (or replaced) while the scan ran
+            with it:
                 for entry in it:
                     path = entry.path[len(base):]
                     try:
@@ -179,7 +185,10 @@ class DirectoryWorkspace:
                     except InvalidPath:
                         self.unsupported.append(path)
                         continue
-                    st = entry.stat(follow_symlinks=False)
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # removed between listing and stat (an editor's or Jupyter's temporary file)
                     if stat.S_ISDIR(st.st_mode):
                         stack.append(entry.path)
                     elif stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
@@ -197,7 +206,11 @@ class DirectoryWorkspace:
                 known = self.index.get(path)
                 if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:
                     continue
-                digest = self.hashes.get(local, st)
+                try:
+                    digest = self.hashes.get(local, st)
+                except FileNotFoundError:  # gone since the scan saw it
+                    seen.discard(path)
+                    continue
                 self.scanned[path] = (st.st_size, st.st_mtime_ns, digest)
                 if known and known[2] == digest:
                     continue
