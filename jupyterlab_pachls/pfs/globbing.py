@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wcmatch import glob as wcglob
+from wcmatch import _wcparse, glob as wcglob
 
 from .address import normalize_path
 from .errors import InvalidArgument, InvalidPath
@@ -39,8 +39,14 @@ def glob_plan(pattern: object) -> tuple[str, int | None, Callable[[str], bool]]:
     if body.endswith("/") and body != "/":
         body = body[:-1]
 
+    try:  # compiled up front: a brace expansion past wcmatch's limit is refused here, not mid-walk
+        matcher = wcglob.compile(body, flags=_FLAGS)
+    except _wcparse.PatternLimitException as error:
+        raise InvalidArgument(f"glob pattern {pattern!r} expands to too many patterns: {error}",
+                              pattern=pattern) from None
+
     def matches(path: str) -> bool:
         candidate = path[:-1] if path.endswith("/") and path != "/" else path
-        return wcglob.globmatch(candidate, body, flags=_FLAGS)
+        return matcher.match(candidate)
 
     return base, depth, matches
