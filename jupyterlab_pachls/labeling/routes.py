@@ -15,6 +15,7 @@ from ..handlers import PachlsHandler, check_fields, json_errors, ref_arg, repo_a
 from ..pfs.errors import InvalidArgument, Unavailable
 from .history import blame, diff_labels
 from .rows import label_rows
+from .session import SessionRequest
 from .templates import TEMPLATES
 
 
@@ -93,14 +94,15 @@ class SessionsHandler(LabelingHandler):
         classes = body.get("classes")
         if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
             raise InvalidArgument("'classes' must be a list of strings", field="classes")
-        await self.label_studio_ready(ACTION_WAIT)
-        session = await self.call(
-            self.labeling.create_session,
+        arguments = dict(
             data=string_field(body, "data", required=True, allow_empty=False),
             labels=string_field(body, "labels", required=True, allow_empty=False),
             glob=body.get("glob") if isinstance(body.get("glob"), str) and body.get("glob") else None,
-            template=body.get("template"), classes=classes, xml=body.get("xml"), user=self.user_name,
+            template=body.get("template"), classes=classes, xml=body.get("xml"),
         )
+        SessionRequest.parse(**arguments)  # bad input is refused before waiting for Label Studio
+        await self.label_studio_ready(ACTION_WAIT)
+        session = await self.call(self.labeling.create_session, **arguments, user=self.user_name)
         self.send_json(session.to_json(), status=201)
 
 

@@ -29,7 +29,7 @@ import httpx
 
 from ..pfs.address import parse_address
 from ..pfs.backend import Backend
-from ..pfs.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from ..pfs.errors import Conflict, InvalidArgument, InvalidPath, NotFound, Unavailable
 from ..pfs.model import Commit, Provenance, _Json
 from .history import blame, diff_labels
 from ..pfs.globbing import glob_plan
@@ -77,6 +77,53 @@ class Pending(_Json):
         return {"count": self.count, "added": list(self.added), "modified": list(self.modified),
                 "deleted": list(self.deleted), "annotators": list(self.annotators),
                 "data_commits": list(self.data_commits)}
+
+
+def confined(root: Path, path: str, checked: set[Path]) -> Path:
+    """``root`` joined with the repo path ``path``, refused if any part of it is a symlink.
+
+    A no-FUSE labels mount is a plain directory: a symlink planted there would make a label
+    write land outside the mount. ``checked`` remembers directories already seen to be real."""
+    local = root / path.lstrip("/")
+    current = root
+    for part in local.relative_to(root).parts:
+        current = current / part
+        if current in checked:
+            continue
+        if current.is_symlink():
+            raise InvalidPath(f"{path} passes through a symlink in the labels mount ({current}); "
+                              "remove the symlink and commit again", path=path)
+        if current != local:
+            checked.add(current)
+    return local
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """A labeling session's arguments, checked without touching the store or Label Studio."""
+
+    source: Any
+    target: Any
+    data_branch: str
+    pattern: str
+    labels_branch: str
+    config: Any
+
+    @classmethod
+    def parse(cls, *, data: str, labels: str, glob: str | None = None, template: str | None = None,
+              classes: list[str] | None = None, xml: str | None = None) -> "SessionRequest":
+        source = parse_address(data)
+        target = parse_address(labels)
+        if target.ref is not None and target.is_commit:
+            raise InvalidArgument("the label target must be a branch (labels@master), not a commit")
+        if target.ancestors or target.path not in (None, "/"):
+            raise InvalidArgument("the label target must be repo@branch")
+        pattern = glob or source.path or "/**"
+        if not pattern.startswith("/"):
+            pattern = "/" + pattern
+        glob_plan(pattern)  # a bad pattern is refused before anything is created
+        return cls(source=source, target=target, data_branch=source.ref or "master", pattern=pattern,
+                   labels_branch=target.ref or "master", config=config_from_request(template, classes, xml))
 
 
 class LabelingService:
@@ -163,18 +210,10 @@ class LabelingService:
     def create_session(self, *, data: str, labels: str, glob: str | None = None, template: str | None = None,
                        classes: list[str] | None = None, xml: str | None = None, user: str = "") -> Session:
         """Create (or reopen, when one with the same data, glob and target exists) a labeling session."""
-        source = parse_address(data)
-        target = parse_address(labels)
-        if target.ref is not None and target.is_commit:
-            raise InvalidArgument("the label target must be a branch (labels@master), not a commit")
-        if target.ancestors or target.path not in (None, "/"):
-            raise InvalidArgument("the label target must be repo@branch")
-        data_branch = source.ref or "master"
-        pattern = glob or source.path or "/**"
-        if not pattern.startswith("/"):
-            pattern = "/" + pattern
-        labels_branch = target.ref or "master"
-        config = config_from_request(template, classes, xml)
+        request = SessionRequest.parse(data=data, labels=labels, glob=glob, template=template, classes=classes,
+                                       xml=xml)
+        source, target, config = request.source, request.target, request.config
+        data_branch, pattern, labels_branch = request.data_branch, request.pattern, request.labels_branch
         with self._lock:
             for session in self._sessions.values():
                 if (session.data_repo, session.data_branch, session.glob, session.labels_repo,
@@ -353,8 +392,9 @@ class LabelingService:
             root = Path(self.mounts.status(session.labels_mount).mountpoint)
             self._unstage_stale(session, root, pending)
             made: set[Path] = set()
+            checked: set[Path] = set()
             for target, raw in pending.files.items():
-                local = root / target[1:]
+                local = confined(root, target, checked)
                 if raw is None:
                     local.unlink(missing_ok=True)
                     continue
@@ -383,10 +423,11 @@ class LabelingService:
         committing the stage as it is would land labels nobody gave. Label files are rendered from
         Label Studio every time, so reverting them to the mount's base loses nothing."""
         changes = self.mounts.changes(session.labels_mount)
+        checked: set[Path] = set()
         for change in changes.changes:
             if not change.path.endswith(SUFFIX) or change.path in pending.files:
                 continue
-            local = root / change.path[1:]
+            local = confined(root, change.path, checked)
             if change.change == "added":
                 local.unlink(missing_ok=True)
             else:  # modified or deleted: put the base's bytes back

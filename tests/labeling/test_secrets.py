@@ -21,6 +21,7 @@ import pytest
 
 import jupyterlab_pachls
 from jupyterlab_pachls.demo import demo_files
+from jupyterlab_pachls.labeling.labelfile import label_path
 from jupyterlab_pachls.labeling.session import LabelingService
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.pfs import InvalidPath, LocalBackend
@@ -187,9 +188,6 @@ def test_a_task_with_a_hostile_path_commits_nothing(no_fuse_world, label_studio)
     assert backend.inspect_branch("labels", "master").head is None  # nothing committed, not half
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "session.commit_labels writes label files with Path.write_bytes under the labels mount, following a "
-    "symlinked directory planted there (no-FUSE): the label lands outside before the commit is refused"))
 def test_a_symlinked_label_directory_is_never_written_through(no_fuse_world, label_studio):
     backend, mounts, service, canary = no_fuse_world
     session = service.create_session(data="images@master", labels="labels@master",
@@ -202,6 +200,16 @@ def test_a_symlinked_label_directory_is_never_written_through(no_fuse_world, lab
     root = Path(mounts.status(session.labels_mount).mountpoint)
     os.symlink(canary, root / directory.lstrip("/"))
     before = tree(canary)
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidPath, match="symlink"):
+        service.commit_labels(session.id, message="through a symlink", author="mallory")
+    assert tree(canary) == before
+    assert backend.inspect_branch("labels", "master").head is None
+
+    # the label file itself planted as a symlink to a file outside
+    os.unlink(root / directory.lstrip("/"))
+    label = root / label_path(task["data"]["pachls_path"]).lstrip("/")
+    label.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(canary / "keep.txt", label)
+    with pytest.raises(InvalidPath, match="symlink"):
         service.commit_labels(session.id, message="through a symlink", author="mallory")
     assert tree(canary) == before
