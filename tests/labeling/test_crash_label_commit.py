@@ -5,11 +5,20 @@ long variant, with the server's own managed Label Studio, is ``stress/crash_tria
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import pytest
 
-from crashlabels import LabelTrials, copy_label_studio_dir, end_process_group, label_studio_pids, wait_label_studio
+from crashlabels import (LabelStudioAPI, LabelTrials, copy_label_studio_dir, end_process_group, label_studio_pids,
+                         wait_label_studio)
+from jupyterlab_pachls.demo import demo_files
+from jupyterlab_pachls.labeling.session import LabelingService
+from jupyterlab_pachls.mount import MountManager
+from jupyterlab_pachls.pfs import LocalBackend
 from serverproc import JupyterServer, alive
 from jupyterlab_pachls.mount.fusefs import fuse_available
 
@@ -54,3 +63,61 @@ def test_no_label_studio_outlives_a_killed_server(tmp_path, label_studio):
         for pid in killed + fresh:
             if alive(pid):
                 end_process_group(pid)
+
+
+CUT_SHORT = textwrap.dedent("""
+    import os, signal, sys
+    from jupyterlab_pachls.labeling.labelstudio import ExternalLabelStudio
+    from jupyterlab_pachls.labeling.session import LabelingService
+    from jupyterlab_pachls.mount import MountManager
+    from jupyterlab_pachls.pfs import LocalBackend
+    store, mount_dir, state_dir, labeling_dir, url, token, session_id = sys.argv[1:8]
+    backend = LocalBackend(store)
+    mounts = MountManager(backend, mount_dir, state_dir, fuse=False)
+
+    def killed(*args, **kwargs):  # the label files are written; the server dies before the mount commit
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    mounts.commit = killed
+    service = LabelingService(lambda: backend, lambda: mounts, ExternalLabelStudio(url, token), labeling_dir)
+    service.commit_labels(session_id, message="cut short", author="ana")
+""")
+
+
+def test_a_label_file_left_by_a_cut_short_commit_is_not_committed_after_its_annotation_is_gone(
+        tmp_path, label_studio, ls_document_root):
+    """Killed after writing the label files into the labels mount, before committing them; then an
+    annotation is deleted in Label Studio: the next label commit must not carry its label file."""
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("images")
+    with backend.commit("images", "master", message="data", author="demo") as c:
+        c.put_files(demo_files())
+    mount_dir, state_dir = ls_document_root / f"cut-{uuid.uuid4().hex[:8]}", tmp_path / "mount-state"
+    mounts = MountManager(backend, mount_dir, state_dir, fuse=False)
+    service = LabelingService(lambda: backend, lambda: mounts, label_studio, tmp_path / "labeling")
+    session = service.create_session(data="images@master", labels="labels@master", glob="/cats/00[12].png",
+                                     template="image-classification", classes=["cat", "dog"], user="ana")
+    ls = LabelStudioAPI(label_studio.url, label_studio.credentials.token)
+    try:
+        tasks = ls.tasks(session.project_id)
+        ls.annotate(tasks["/cats/001.png"]["id"], "cat")
+        ls.annotate(tasks["/cats/002.png"]["id"], "dog")
+        mounts.close()
+        env = dict(os.environ, PYTHONPATH=os.getcwd())
+        done = subprocess.run([sys.executable, "-c", CUT_SHORT, str(tmp_path / "store"), str(mount_dir),
+                               str(state_dir), str(tmp_path / "labeling"), label_studio.url,
+                               label_studio.credentials.token, session.id], env=env, timeout=300)
+        assert done.returncode == -9
+        mounts = MountManager(backend, mount_dir, state_dir, fuse=False)
+        assert {c.path for c in mounts.changes(session.labels_mount).changes} == {
+            "/cats/001.png.json", "/cats/002.png.json"}  # staged by the commit that was cut short
+        for annotation in ls.annotations(tasks["/cats/002.png"]["id"]):
+            ls.delete(annotation["id"])
+        assert service.pending(session.id).added == ("/cats/001.png.json",)
+        landed = service.commit_labels(session.id, message="after the crash", author="ana")
+        committed = {i.path for i in backend.walk("labels", landed.id) if not i.is_dir}
+        assert committed == {"/cats/001.png.json"}, "a label file without an annotation was committed"
+    finally:
+        ls.close()
+        mounts.close()
+        backend.close()
