@@ -19,7 +19,7 @@ import pytest
 from crashtrial import disk_tree, run_mount_trials
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.mount.fusefs import fuse_available, fuse_mounts, unmount
-from jupyterlab_pachls.pfs import LocalBackend
+from jupyterlab_pachls.pfs import LocalBackend, open_backend
 
 PHASES = ["early", "random", "late", "random"]  # as the request goes out, around the landing, after the answer
 
@@ -44,11 +44,11 @@ def test_crash_trials(tmp_path, mode):
 
 
 CRASHING_SERVER = textwrap.dedent("""
-    import os, signal, sys
+    import json, os, signal, sys
     from jupyterlab_pachls.mount import MountManager
-    from jupyterlab_pachls.pfs import LocalBackend
-    store, mount_dir, state_dir, fuse, point = sys.argv[1:6]
-    backend = LocalBackend(store)
+    from jupyterlab_pachls.pfs import open_backend
+    spec, mount_dir, state_dir, fuse, point = sys.argv[1:6]
+    backend = open_backend(json.loads(spec))
     original = getattr(backend, point)
 
     def crash(*args, **kwargs):
@@ -68,15 +68,36 @@ STAGED = {"/keep.txt": b"keep", "/change.txt": b"new", "/dir/old.txt": b"old in 
           "/added.bin": bytes(range(256)) * 400}
 
 
-@pytest.mark.parametrize("point", ["start_commit", "put_files", "finish_commit"])
+@pytest.fixture
+def store_and_spec(request, tmp_path):
+    """(the embedded store underneath, the backend spec the mount server uses): the store itself, or
+    the Pachyderm backend over real gRPC to the Pachyderm-API server serving it (landing makes a new id)."""
+    store = LocalBackend(tmp_path / "store")
+    if request.param == "local":
+        yield store, {"kind": "local", "path": str(tmp_path / "store")}
+    else:
+        from jupyterlab_pachls.pfs.server import make_server
+
+        server, port = make_server(store, "127.0.0.1:0")
+        try:
+            yield store, {"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{port}"}
+        finally:
+            server.stop(grace=None).wait()
+    store.close()
+
+
+@pytest.mark.parametrize("store_and_spec,point", [
+    ("local", "start_commit"), ("local", "put_files"), ("local", "finish_commit"),
+    ("pachyderm", "put_files"), ("pachyderm", "finish_commit")], indirect=["store_and_spec"])
 @pytest.mark.parametrize("mode", ["fuse", "nofuse"])
-def test_killed_at(tmp_path, mode, point):
+def test_killed_at(tmp_path, mode, point, store_and_spec):
     """Killed right after ``point`` returned: after ``start_commit`` or ``put_files`` nothing landed and
     the open commit is aborted; after ``finish_commit`` the commit landed and the mount follows it.
     Either way every staged file is still in the mount and the pending list is exactly what did not land."""
     need_fuse(mode)
-    store, mount_dir, state_dir = tmp_path / "store", tmp_path / "pfs", tmp_path / "state"
-    backend = LocalBackend(store)
+    store, spec = store_and_spec
+    mount_dir, state_dir = tmp_path / "pfs", tmp_path / "state"
+    backend = open_backend(spec)
     backend.create_repo("data")
     with backend.commit("data", "master", message="base") as base:
         for path, data in BASE.items():
@@ -84,8 +105,8 @@ def test_killed_at(tmp_path, mode, point):
     with MountManager(backend, mount_dir, state_dir, fuse=mode == "fuse") as manager:
         manager.mount("data", mode="rw")
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen([sys.executable, "-c", CRASHING_SERVER, str(store), str(mount_dir), str(state_dir), mode,
-                             point], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", CRASHING_SERVER, json.dumps(spec), str(mount_dir), str(state_dir),
+                             mode, point], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
         root = mount_dir / "data"
@@ -100,7 +121,7 @@ def test_killed_at(tmp_path, mode, point):
     finally:
         proc.kill()
         proc.wait()
-    assert backend.fsck(verify_content=True).problems == []
+    assert store.fsck(verify_content=True).problems == []
     head = backend.inspect_branch("data", "master").head
     landed = point == "finish_commit"
     assert (head.message == "the crashing commit") is landed
@@ -108,7 +129,7 @@ def test_killed_at(tmp_path, mode, point):
     try:
         status = manager.status("data")
         assert (status.state, status.base, status.behind) == ("mounted", head.id, 0)
-        assert backend.open_commits("data") == []
+        assert [c for c in store.open_commits("data")] == []
         pending = {c.path: c.change for c in manager.changes("data").changes}
         assert pending == ({} if landed else {"/change.txt": "modified", "/dir/new.txt": "added",
                                               "/added.bin": "added", "/gone.txt": "deleted"})
@@ -121,7 +142,8 @@ def test_killed_at(tmp_path, mode, point):
                 if not i.is_dir} == STAGED
     finally:
         manager.close()
-        backend.close()
+        if backend is not store:
+            backend.close()
     leftover = [p for p, _ in fuse_mounts() if p.startswith(str(tmp_path))]
     for point_left in leftover:
         unmount(point_left, lazy=True)
