@@ -71,6 +71,7 @@ class ReposListing:
         #: (clock at its start, body, etag) of the last finished rebuild
         self._last: tuple[int, bytes, str] | None = None
         self.rebuilds = 0
+        self._fragments: dict[str, tuple[Any, bytes]] = {}  # repo key -> (what it showed, its JSON)
 
     def current_token(self) -> Any:
         if self.source is None:
@@ -132,9 +133,22 @@ class ReposListing:
         by_repo: dict[str, list] = {}
         for branch in branches:
             by_repo.setdefault(branch.repo, []).append(branch)
-        out = [repo_json(repo, by_repo.get(repo.key, [])) for repo in repos]
-        body = json.dumps(
-            {"backend": {"kind": backend.kind, "address": backend.address}, "repos": out}
-        ).encode()
+        # A commit changes one repo: the JSON of every other repo is reused as it was.
+        fragments: dict[str, tuple[Any, bytes]] = {}
+        parts = []
+        for repo in repos:
+            mine = by_repo.get(repo.key, [])
+            signature = (repo, tuple((b.name, b.head.id if b.head is not None else None,
+                                      b.head is not None and b.head.finished is None) for b in mine))
+            kept = self._fragments.get(repo.key)
+            if kept is not None and kept[0] == signature:
+                part = kept[1]
+            else:
+                part = json.dumps(repo_json(repo, mine)).encode()
+            fragments[repo.key] = (signature, part)
+            parts.append(part)
+        self._fragments = fragments
+        head = json.dumps({"kind": backend.kind, "address": backend.address}).encode()
+        body = b'{"backend": ' + head + b', "repos": [' + b", ".join(parts) + b"]}"
         etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
         return token, body, etag

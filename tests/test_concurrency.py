@@ -49,45 +49,10 @@ def fetch(jp_fetch):
     return cw.jp_fetch_adapter(jp_fetch)
 
 
-@pytest.fixture
-def serialized_mount_table(monkeypatch):
-    """``MountManager._save`` under one lock: the fix that ``test_concurrent_mount_table_saves`` asks for
-    (concurrent saves share one temporary file; see there). Drop this once that test passes."""
-    from jupyterlab_pachls.mount import manager
-
-    original = manager.MountManager._save
-    lock = threading.Lock()
-
-    def save(self):
-        with lock:
-            original(self)
-
-    monkeypatch.setattr(manager.MountManager, "_save", save)
-
-
-@pytest.fixture
-def uncached_rw_fuse(monkeypatch):
-    """Read-write FUSE mounts without kernel entry/attribute caching: the fix that
-    ``test_discarded_file_is_gone_from_a_fuse_mount_at_once`` asks for. Drop this once it passes."""
-    from jupyterlab_pachls.mount import fusefs
-
-    original = fusefs.FuseMount.__init__
-
-    def init(self, ops, mountpoint, *, readonly, label):
-        original(self, ops, mountpoint, readonly=readonly, label=label)
-        if not readonly:
-            self.options.update(attr_timeout=0, entry_timeout=0)
-
-    monkeypatch.setattr(fusefs.FuseMount, "__init__", init)
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "read-write FUSE mounts (mount/fusefs.py, FuseMount.__init__) let the kernel cache entries and "
-    "attributes for 1 s (entry_timeout=1, attr_timeout=1): right after a discard (or a refresh that "
-    "brings in a deletion) a dropped file still stats as a file but opens with ENOENT, so Jupyter's "
-    "contents API answers 500 when the user writes it again. Fix: attr_timeout=0, entry_timeout=0 "
-    "for read-write mounts (or invalidate the changed paths after discard/refresh)."))
 def test_discarded_file_is_gone_from_a_fuse_mount_at_once(tmp_path):
+    """Right after a discard (or a refresh bringing in a deletion) a dropped file is gone from a
+    read-write FUSE mount: a kernel-cached entry made it stat as a file that opens with ENOENT,
+    and Jupyter's contents API answered 500 when the user saved it again."""
     from jupyterlab_pachls.mount import MountManager
     from jupyterlab_pachls.pfs import LocalBackend
 
@@ -118,12 +83,9 @@ def test_discarded_file_is_gone_from_a_fuse_mount_at_once(tmp_path):
         backend.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the no-FUSE workspace scan (mount/plain.py, DirectoryWorkspace._scan) stats every entry it "
-    "listed; a file removed in between (Jupyter's atomic-write temporary .~name, an editor's swap "
-    "file) raises FileNotFoundError, so GET /mounts, /mounts/{name}/changes and commit answer 500 "
-    "while a user saves. Fix: skip entries (and directories) that vanish between scandir and stat."))
 def test_no_fuse_scan_while_files_come_and_go(tmp_path):
+    """Scanning a no-FUSE mount while files are saved the way Jupyter saves them (a temporary
+    ``.~name`` replaced into place): entries vanishing mid-scan made GET /mounts answer 500."""
     from jupyterlab_pachls.mount import MountManager
     from jupyterlab_pachls.pfs import LocalBackend
 
@@ -164,11 +126,6 @@ def test_no_fuse_scan_while_files_come_and_go(tmp_path):
         backend.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MountManager._save (mount/manager.py) writes every save to the same mounts.tmp and replaces "
-    "mounts.json with it outside any lock: concurrent saves fail with FileNotFoundError (a 500 on "
-    "POST /mounts, /commit, ...) or leave an older table on disk. Fix: one lock around snapshot, "
-    "write and replace (the serialized_mount_table fixture does exactly that)."))
 def test_concurrent_mount_table_saves(tmp_path):
     """Mounts made, committed and unmounted from several threads at once (the server's worker
     threads do this when several panels act together): none fails, and the mount table on disk
@@ -209,8 +166,7 @@ def test_concurrent_mount_table_saves(tmp_path):
         backend.close()
 
 
-async def test_writers_on_shared_paths_lose_nothing(fetch, presentation, serialized_mount_table,
-                                                  uncached_rw_fuse):
+async def test_writers_on_shared_paths_lose_nothing(fetch, presentation):
     outcome = await cw.run(fetch, "shared", writers=WRITERS, commits=SHARED_COMMITS, shared=1)
     print(f"\n{WRITERS} writers x {SHARED_COMMITS} commits, one path shared ({presentation}): {outcome.summary()}")
     await cw.verify(fetch, outcome, writers=WRITERS, commits=SHARED_COMMITS)
@@ -219,15 +175,14 @@ async def test_writers_on_shared_paths_lose_nothing(fetch, presentation, seriali
     assert outcome.refused, "4 writers rewriting one file at once and not a single conflict"
 
 
-async def test_writers_on_disjoint_paths_all_land(fetch, presentation, serialized_mount_table,
-                                                  uncached_rw_fuse):
+async def test_writers_on_disjoint_paths_all_land(fetch, presentation):
     outcome = await cw.run(fetch, "disjoint", writers=WRITERS, commits=DISJOINT_COMMITS, shared=0)
     print(f"\n{WRITERS} writers x {DISJOINT_COMMITS} commits, disjoint paths ({presentation}): {outcome.summary()}")
     assert outcome.refused == [], f"spurious conflicts: {outcome.refused}"
     await cw.verify(fetch, outcome, writers=WRITERS, commits=DISJOINT_COMMITS)
 
 
-async def test_a_refused_writer_keeps_its_change_and_commits_after_refresh(fetch, uncached_rw_fuse):
+async def test_a_refused_writer_keeps_its_change_and_commits_after_refresh(fetch):
     """The conflict path, step by step: B staged a path A committed meanwhile."""
     seed = await cw.seed(fetch, "two", writers=2, shared=1)
     for name in ("a", "b"):
@@ -374,5 +329,47 @@ def test_listing_rebuilds_are_single_flight_and_consistent(tmp_path):
         assert c.finished.id.encode() in body and calls["n"] == 2
         # ETag and body always match
         assert etag == '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    finally:
+        backend.close()
+
+
+def test_listing_reuses_unchanged_repos_and_matches_a_fresh_one(tmp_path):
+    """The rebuild reuses the JSON of repos that did not change: after every kind of change the
+    kept listing equals one built from scratch."""
+    from jupyterlab_pachls.pfs import LocalBackend
+
+    backend = LocalBackend(tmp_path / "store")
+    try:
+        for i in range(5):
+            backend.create_repo(f"r{i}", description=f"repo {i}")
+            with backend.commit(f"r{i}", "master", message="init") as c:
+                c.put_file("/a", b"a")
+        listing = ReposListing(backend)
+
+        def same() -> dict:
+            kept = json.loads(listing.load()[0])
+            assert kept == json.loads(ReposListing(backend).load()[0])
+            return kept
+
+        same()
+        changes = [
+            lambda: backend.commit("r1", "master", message="more"),
+            lambda: backend.create_branch("r2", "dev", head="master"),
+            lambda: backend.delete_branch("r2", "dev"),
+            lambda: backend.create_repo("r9", description="new"),
+            lambda: backend.delete_repo("r0"),
+            lambda: backend.create_branch("r3", "empty"),
+        ]
+        for change in changes:
+            made = change()
+            if hasattr(made, "__enter__"):
+                with made as c:
+                    c.put_file("/b", b"b")
+            same()
+        shown = {r["name"]: {b["name"]: (b["head"] or {}).get("id") for b in r["branches"]}
+                 for r in same()["repos"]}
+        assert "r0" not in shown and shown["r9"] == {} and shown["r3"]["empty"] is None
+        assert shown["r1"]["master"] == backend.inspect_branch("r1", "master").head.id
+        assert listing.rebuilds == 1 + len(changes)  # one per change; the last load kept the body
     finally:
         backend.close()

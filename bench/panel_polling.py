@@ -1,0 +1,329 @@
+"""Many Pachyderm panels polling one Jupyter server while commits land.
+
+    python bench/panel_polling.py [--clients 20] [--repos 100] [--branches 3] [--writers 1]
+                                  [--kernel-writers 1] [--seconds 30] [--interval 1.0]
+                                  [--commit-pause 0] [--fuse] [--contents-api]
+
+The store (embedded) gets ``--repos`` repos with ``--branches`` branches each, every branch at a
+commit, plus one repo per writer. ``jupyter server`` runs as a subprocess on 127.0.0.1 (FUSE
+mounts with ``--fuse``, else no-FUSE). Then, for ``--seconds``:
+
+* ``--clients`` panel clients each do what one panel refresh does (``src/model.ts``): ``GET
+  /repos`` with ``If-None-Match`` set to the ETag of its last answer (``src/api/index.ts``; the
+  server answers 304 while nothing changed), ``GET /mounts`` and ``GET /health``, the three at
+  once, every ``--interval`` seconds from a random start (the panel's default is 10 s; the
+  default here is ten times as often; 0 = back to back). All clients share one event loop, so
+  their own cost does not inflate the figures;
+* ``--writers`` writers commit continuously the way a user does: each has a read-write mount of
+  its own repo, writes a file into the mount folder (as a notebook does; ``--contents-api``:
+  through Jupyter's contents API, as the file browser does) and presses Commit (``POST
+  /mounts/{name}/commit``); ``--kernel-writers`` more commit straight to the store from another
+  process. Every commit changes the repos listing, so it is rebuilt (once, see ``listing.py``).
+
+Every answer is checked (200/304, JSON listing of every repo). Prints p50/p95/p99 of each route,
+requests/s, commits/s, how many repos answers were 304; the last line is
+``repos_p95_ms=<float> (target < 100) mounts_p95_ms=<float> commits_per_s=<float>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _bench import add_json_argument, pct, write_json
+from api_listing import free_port, start_server, wait_ready
+
+from jupyterlab_pachls.pfs import LocalBackend
+
+TARGET_REPOS_P95_MS = 100.0
+
+#: commits to one repo straight through the store for a while, prints how many
+KERNEL_WRITER = """
+import sys, time
+from jupyterlab_pachls.pfs import LocalBackend
+store, repo, seconds, pause = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+backend = LocalBackend(store)
+n, end = 0, time.monotonic() + seconds
+while time.monotonic() < end:
+    with backend.commit(repo, "master", message=f"change {n}", author="kernel") as c:
+        c.put_file(f"/file{n % 50:02d}.txt", f"change {n}".encode())
+    n += 1
+    time.sleep(pause)
+backend.close()
+print(n)
+"""
+
+
+def build_store(store: Path, repos: int, branches: int, writers: int, kernel_writers: int) -> None:
+    backend = LocalBackend(store)
+    start = time.perf_counter()
+    for i in range(repos):
+        name = f"repo{i:04d}"
+        backend.create_repo(name, description=f"bench repo {i}")
+        with backend.commit(name, "master", message="init", author="bench") as c:
+            c.put_file("/README.txt", f"repo {i}".encode())
+        for b in range(1, branches):
+            backend.create_branch(name, f"branch{b}", head="master")
+    for w in range(writers):
+        backend.create_repo(f"work{w}", description="written to during the benchmark")
+    for k in range(kernel_writers):
+        backend.create_repo(f"kernel{k}", description="written to during the benchmark from another process")
+    backend.close()
+    print(f"built {repos} repos x {branches} branches (+{writers} work repos) in "
+          f"{time.perf_counter() - start:.1f} s", flush=True)
+
+
+class Http:
+    """Requests with the token over tornado's client (keep-alive), all from one event loop."""
+
+    def __init__(self, port: int, token: str) -> None:
+        from tornado.httpclient import AsyncHTTPClient
+
+        self.base = f"http://127.0.0.1:{port}"
+        self.headers = {"Authorization": f"token {token}"}
+        self.client = AsyncHTTPClient(force_instance=True, max_clients=256)
+
+    async def request(self, method: str, path: str, body: object = None,
+                      headers: dict | None = None) -> tuple[int, dict, bytes]:
+        from tornado.httpclient import HTTPRequest
+
+        request = HTTPRequest(self.base + path, method=method, headers=dict(self.headers, **(headers or {})),
+                              body=json.dumps(body) if body is not None else (b"" if method in ("POST", "PUT") else None),
+                              request_timeout=120, connect_timeout=120)
+        response = await self.client.fetch(request, raise_error=False)
+        if response.code == 599:
+            raise RuntimeError(f"{method} {path}: {response.error}")
+        return response.code, dict(response.headers), response.body or b""
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class Conn:
+    """One blocking connection, only to wait for the server to answer."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Authorization": f"token {token}"}
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        self.conn.request("GET", "/pachls/api/" + path, headers=self.headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Figures:
+    def __init__(self) -> None:
+        self.ms: dict[str, list[float]] = {"repos": [], "mounts": [], "health": []}
+        self.repos_304 = 0
+        self.commits = 0
+        self.kernel_commits = 0
+
+
+async def panel_client(http: Http, figures: Figures, stop: asyncio.Event, interval: float, n_repos: int,
+                       phase: float) -> None:
+    """One panel: the three refresh requests at once, every ``interval`` seconds (first after ``phase``)."""
+    etag: str | None = None
+
+    async def repos() -> None:
+        nonlocal etag
+        start = time.perf_counter()
+        status, headers, body = await http.request(
+            "GET", "/pachls/api/repos", headers={"If-None-Match": etag} if etag else None)
+        figures.ms["repos"].append((time.perf_counter() - start) * 1000)
+        if status == 304:
+            figures.repos_304 += 1
+            return
+        if status != 200:
+            raise RuntimeError(f"GET /repos answered {status}: {body[:300]!r}")
+        listing = json.loads(body)
+        if len(listing["repos"]) < n_repos:
+            raise RuntimeError(f"GET /repos listed {len(listing['repos'])} repos, expected >= {n_repos}")
+        etag = headers.get("Etag") or headers.get("ETag")
+
+    async def simple(route: str) -> None:
+        start = time.perf_counter()
+        status, _, body = await http.request("GET", "/pachls/api/" + route)
+        figures.ms[route].append((time.perf_counter() - start) * 1000)
+        if status != 200:
+            raise RuntimeError(f"GET /{route} answered {status}: {body[:300]!r}")
+        json.loads(body)
+
+    await sleep_or_stop(stop, phase)
+    while not stop.is_set():
+        began = time.perf_counter()
+        await asyncio.gather(repos(), simple("mounts"), simple("health"))  # as the panel does (Promise.all)
+        await sleep_or_stop(stop, max(0.0, interval - (time.perf_counter() - began)) if interval else 0)
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def writer(http: Http, w: int, figures: Figures, stop: asyncio.Event, pause: float, mount_dir: Path,
+                 contents_api: bool) -> None:
+    """Write a file into a read-write mount, commit, again (``pause`` seconds between commits)."""
+    name = f"work{w}"
+    n = 0
+    while not stop.is_set():
+        if contents_api:  # the file browser's way
+            status, _, body = await http.request("PUT", f"/api/contents/pfs/{name}/file{n % 50:02d}.txt",
+                                                 {"type": "file", "format": "text", "content": f"change {n}\n"})
+            if status not in (200, 201):
+                raise RuntimeError(f"write into {name}: {status} {body[:300]!r}")
+        else:  # a notebook's or a terminal's way
+            await asyncio.to_thread((mount_dir / name / f"file{n % 50:02d}.txt").write_text, f"change {n}\n")
+        status, _, body = await http.request("POST", f"/pachls/api/mounts/{name}/commit", {"message": f"change {n}"})
+        if status != 201:
+            raise RuntimeError(f"commit {name}: {status} {body[:300]!r}")
+        figures.commits += 1
+        n += 1
+        await sleep_or_stop(stop, pause)
+    await http.request("DELETE", f"/pachls/api/mounts/{name}?discard=true")
+
+
+async def drive(port: int, token: str, args, figures: Figures) -> float:
+    http = Http(port, token)
+    stop = asyncio.Event()
+    rng = random.Random(5)
+    for w in range(args.writers):  # one after the other (mount/manager.py saves its table unlocked)
+        name = f"work{w}"
+        status, _, body = await http.request("POST", "/pachls/api/mounts", {"repo": name, "mode": "rw", "name": name})
+        if status != 201:
+            raise RuntimeError(f"mount {name}: {status} {body[:300]!r}")
+    tasks = [asyncio.ensure_future(writer(http, w, figures, stop, args.commit_pause, args.mount_dir,
+                                          args.contents_api)) for w in range(args.writers)]
+    tasks += [asyncio.ensure_future(panel_client(http, figures, stop, args.interval, args.repos,
+                                                 rng.uniform(0, args.interval))) for _ in range(args.clients)]
+    start = time.perf_counter()
+    done, _ = await asyncio.wait(tasks, timeout=args.seconds, return_when=asyncio.FIRST_EXCEPTION)
+    stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    wall = time.perf_counter() - start
+    http.close()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise RuntimeError(f"{len(errors)} clients or writers failed; first: {errors[0]!r}")
+    return wall
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def line(route: str, values: list[float]) -> str:
+    return (f"GET /{route}: n={len(values)} p50={statistics.median(values):.1f} ms p95={pct(values, 0.95):.1f} ms "
+            f"p99={pct(values, 0.99):.1f} ms max={max(values):.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--repos", type=int, default=100)
+    parser.add_argument("--branches", type=int, default=3)
+    parser.add_argument("--writers", type=int, default=1,
+                        help="writers committing through read-write mounts and the REST API")
+    parser.add_argument("--kernel-writers", type=int, default=1,
+                        help="writers committing straight to the store from another process (as a kernel can)")
+    parser.add_argument("--contents-api", action="store_true",
+                        help="REST writers write through Jupyter's contents API (default: into the mount folder)")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between one client's refreshes")
+    parser.add_argument("--commit-pause", type=float, default=0.0,
+                        help="seconds a writer waits between its commits (0: back to back)")
+    parser.add_argument("--fuse", action="store_true", help="FUSE mounts (default: no-FUSE)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    add_json_argument(parser)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="pachls-poll-bench-"))
+    store = work / "store"
+    proc = None
+    figures = Figures()
+    try:
+        build_store(store, args.repos, args.branches, args.writers, args.kernel_writers)
+        port, token = free_port(), secrets.token_hex(16)
+        if not args.fuse:
+            os.environ["PACHLS_NO_FUSE"] = "1"
+        proc = start_server(work, store, port, token)
+        wait_ready(lambda: Conn(port, token), proc).close()
+        args.mount_dir = work / "pfs"
+        kernels = [subprocess.Popen([sys.executable, "-c", KERNEL_WRITER, str(store), f"kernel{k}",
+                                     str(args.seconds), str(args.commit_pause)], stdout=subprocess.PIPE, text=True)
+                   for k in range(args.kernel_writers)]
+        cpu_before = cpu_seconds(proc.pid)
+        wall = asyncio.run(drive(port, token, args, figures))
+        server_cpu = cpu_seconds(proc.pid) - cpu_before
+        for kernel in kernels:
+            out, _ = kernel.communicate(timeout=120)
+            if kernel.returncode != 0:
+                raise RuntimeError(f"a kernel writer failed ({kernel.returncode})")
+            figures.commits += int(out.split()[-1])
+            figures.kernel_commits += int(out.split()[-1])
+    except BaseException:
+        log = work / "server.log"
+        if log.exists():
+            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    ms = figures.ms
+    requests = sum(len(v) for v in ms.values())
+    print(f"{args.clients} panel clients (refresh every {args.interval:g} s), {args.writers} REST writers + "
+          f"{args.kernel_writers} kernel writers ({'back to back' if not args.commit_pause else f'{args.commit_pause:g} s apart'}), "
+          f"{args.repos} repos x {args.branches} branches, {'FUSE' if args.fuse else 'no-FUSE'} mounts, "
+          f"{wall:.1f} s")
+    for route in ("repos", "mounts", "health"):
+        print(line(route, ms[route]))
+    print(f"GET /repos answered 304 (unchanged) {figures.repos_304} of {len(ms['repos'])} times")
+    print(f"requests/s={requests / wall:.1f} commits/s={figures.commits / wall:.1f} ({figures.commits} commits, "
+          f"{figures.kernel_commits} of them from the kernel writers)")
+    print(f"server CPU: {server_cpu:.1f} s in {wall:.1f} s ({100 * server_cpu / wall:.0f}% of one core), "
+          f"{1000 * server_cpu / max(requests, 1):.2f} ms per request (commits included)")
+    repos_p95 = pct(ms["repos"], 0.95)
+    last = (f"repos_p95_ms={repos_p95:.1f} (target < {TARGET_REPOS_P95_MS:g}) "
+            f"mounts_p95_ms={pct(ms['mounts'], 0.95):.1f} commits_per_s={figures.commits / wall:.1f}")
+    print(last)
+    write_json(args.json, "panel_polling", args, {
+        "clients": args.clients, "writers": args.writers, "repos": args.repos, "seconds": wall,
+        **{f"{route}_{name}_ms": fn(ms[route]) for route in ms for name, fn in (
+            ("p50", statistics.median), ("p95", lambda v: pct(v, 0.95)), ("p99", lambda v: pct(v, 0.99)))},
+        "repos_not_modified": figures.repos_304, "requests": requests,
+        "requests_per_s": requests / wall, "server_cpu_s": server_cpu, "commits": figures.commits, "commits_per_s": figures.commits / wall,
+    }, last)
+
+
+if __name__ == "__main__":
+    main()
