@@ -166,3 +166,37 @@ def test_journal_left_by_an_aborted_commit_is_harmless(tmp_path):
         assert not (tmp_path / "state/stage/data/commit.json").exists()
         assert manager.commit("data", "now", "ann").parent is None
     backend.close()
+
+
+@pytest.mark.parametrize("via", ["commit", "refresh"])
+@pytest.mark.parametrize("mode", ["fuse", "nofuse"])
+def test_a_renamed_directory_does_not_hide_files_others_added_there(tmp_path, mode, via):
+    """Directory /a renamed to /b in the mount; another writer adds /a/new.txt meanwhile. After our commit
+    lands on top (or a refresh brings theirs in), the mount shows /a/new.txt and does not list it as a
+    pending deletion (which the next commit would carry out: their file lost)."""
+    need_fuse(mode)
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("r")
+    with backend.commit("r", "master", message="base") as c:
+        c.put_file("/a/x.txt", b"x")
+    manager = MountManager(backend, tmp_path / "pfs", tmp_path / "state", fuse=mode == "fuse")
+    try:
+        root = tmp_path / "pfs" / "r"
+        manager.mount("r", mode="rw")
+        os.rename(root / "a", root / "b")
+        with backend.commit("r", "master", message="theirs") as c:
+            c.put_file("/a/new.txt", b"theirs")
+        if via == "commit":
+            manager.commit("r", "ours", "ann")
+            pending = {}
+        else:
+            manager.refresh("r")
+            pending = {"/a/x.txt": "deleted", "/b/x.txt": "added"}
+        assert {c.path: c.change for c in manager.changes("r").changes} == pending
+        assert disk_tree(root) == {"/a/new.txt": b"theirs", "/b/x.txt": b"x"}
+        if via == "refresh":
+            manager.commit("r", "ours", "ann")
+        assert {i.path for i in backend.walk("r", "master") if not i.is_dir} == {"/a/new.txt", "/b/x.txt"}
+    finally:
+        manager.close()
+        backend.close()

@@ -172,8 +172,23 @@ class Overlay:
     def rebase(self, tree: CommitTree) -> None:
         with self.lock:
             self.prune()
+            self._narrow_directory_whiteouts(tree)
             self.tree = tree
             self.prune()
+
+    def _narrow_directory_whiteouts(self, tree: CommitTree) -> None:
+        """A whiteout on a directory (removed or renamed here) hides everything below it, also files
+        that other commits added there since: shown as deleted, the next commit would delete them.
+        Where ``tree`` has such files, hide only the files the old base had below the directory."""
+        for white in sorted(self.whiteouts):
+            before, after = self.tree.lookup(white), tree.lookup(white)
+            if after is None or not after.is_dir:
+                continue
+            old_files = {p for p, _ in self.tree.walk_files(white)} if before is not None and before.is_dir else set()
+            if any(p not in old_files for p, _ in tree.walk_files(white)):
+                self.drop_whiteouts([white])
+                for path in old_files:
+                    self.add_whiteout(path)
 
     def discard(self) -> None:
         with self.lock:
