@@ -218,14 +218,20 @@ class LabelTrials:
         if phase is None:
             draw = self.rng.random()
             phase = "early" if draw < 0.1 else "late" if draw < 0.15 else "random"
-        delay = {"early": 0.0, "late": None}.get(phase, self.rng.uniform(0, 1.5 * self.latency))
+        if self.stats.commit_seconds and self.rng.random() < 0.7:  # aim at the landing: the end of the request
+            aimed = self.stats.commit_seconds[-1] * self.rng.uniform(0.75, 1.05)
+        else:
+            aimed = self.rng.uniform(0, 1.5 * self.latency)
+        delay = {"early": 0.0, "late": None}.get(phase, aimed)
         children = self._label_ls_pids()
         result: dict = {}
 
         def post() -> None:
+            started = time.monotonic()
             try:
                 result["status"], result["body"] = self.server.api(
                     "POST", f"labeling/sessions/{sid}/commit", {"message": f"labels {number}"}, timeout=300)
+                result["seconds"] = time.monotonic() - started
             except OSError as exc:
                 result["error"] = exc
 
@@ -240,6 +246,8 @@ class LabelTrials:
         stats.trials += 1
         acknowledged = result.get("status") == 201
         stats.acknowledged += acknowledged
+        if acknowledged:
+            stats.commit_seconds.append(result["seconds"])
         if "status" in result and not acknowledged:
             stats.corrupt += 1
             stats.problem(number, f"the label commit answered {result['status']}: {result['body']}")
