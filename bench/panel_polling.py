@@ -1,7 +1,7 @@
 """Many Pachyderm panels polling one Jupyter server while commits land.
 
-    python bench/panel_polling.py [--clients 20] [--repos 100] [--branches 3] [--writers 1]
-                                  [--kernel-writers 1] [--seconds 30] [--interval 1.0]
+    python bench/panel_polling.py [--clients 20] [--repos 100] [--branches 3] [--writers 2]
+                                  [--kernel-writers 0] [--seconds 30] [--interval 1.0]
                                   [--commit-pause 0] [--fuse] [--contents-api]
 
 The store (embedded) gets ``--repos`` repos with ``--branches`` branches each, every branch at a
@@ -205,7 +205,7 @@ async def drive(port: int, token: str, args, figures: Figures) -> float:
     http = Http(port, token)
     stop = asyncio.Event()
     rng = random.Random(5)
-    for w in range(args.writers):  # one after the other (mount/manager.py saves its table unlocked)
+    for w in range(args.writers):
         name = f"work{w}"
         status, _, body = await http.request("POST", "/pachls/api/mounts", {"repo": name, "mode": "rw", "name": name})
         if status != 201:
@@ -242,9 +242,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--repos", type=int, default=100)
     parser.add_argument("--branches", type=int, default=3)
-    parser.add_argument("--writers", type=int, default=1,
+    parser.add_argument("--writers", type=int, default=2,
                         help="writers committing through read-write mounts and the REST API")
-    parser.add_argument("--kernel-writers", type=int, default=1,
+    parser.add_argument("--kernel-writers", type=int, default=0,
                         help="writers committing straight to the store from another process (as a kernel can)")
     parser.add_argument("--contents-api", action="store_true",
                         help="REST writers write through Jupyter's contents API (default: into the mount folder)")
