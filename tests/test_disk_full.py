@@ -167,3 +167,41 @@ async def test_rows_do_not_fit(api, pachls_store, small_fs, presentation):
     status, body = await api("POST", "mounts/data/commit", {"message": "fits now"})
     assert status == 201, body
     assert body["commit"]["n_files"] == len(paths) and body["mount"]["pending"] == 0
+
+
+@pytest.fixture
+def small_mount_dir(small_fs, pachls_store, monkeypatch) -> Path:
+    """The mount directory on the small filesystem too (set before the server starts)."""
+    mount_dir = small_fs / "pfs"
+    monkeypatch.setenv("PACHLS_MOUNT_DIR", str(mount_dir))
+    return mount_dir
+
+
+async def test_mount_on_a_full_disk(small_mount_dir, api, pachls_store, small_fs, presentation):
+    """A no-FUSE read-write mount copies the base commit into the mount dir: on a full disk the mount
+    fails with the typed error, leaves no mount and no half-built directory, and works once space is freed."""
+    if presentation == "fuse":
+        pytest.skip("a FUSE mount copies nothing at mount time")
+    mount_dir = small_mount_dir
+    store = LocalBackend(pachls_store)
+    try:
+        store.create_repo("data")
+        with store.commit("data", "master", message="big") as c:
+            c.put_file("/big.bin", os.urandom(STAGED_MB << 20))
+    finally:
+        store.close()
+    filler = await asyncio.to_thread(fill, small_fs, FREE_KB << 10)
+    try:
+        status, body = await api("POST", "mounts", {"repo": "data", "mode": "rw"})
+        assert status == 503 and body["details"]["reason"] == "disk_full", body
+        assert "No space left on device" in body["message"]
+        status, mounts = await api("GET", "mounts")
+        assert mounts["mounts"] == []
+        views = mount_dir / ".pachls-views"
+        assert [p.name for p in mount_dir.iterdir() if p != views] == []  # no mount point, no half-built copy
+        assert not views.exists() or list(views.iterdir()) == []
+    finally:
+        os.unlink(filler)
+    status, body = await api("POST", "mounts", {"repo": "data", "mode": "rw"})
+    assert status == 201, body
+    assert (mount_dir / "data/big.bin").stat().st_size == STAGED_MB << 20

@@ -34,6 +34,7 @@ import re
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -52,6 +53,18 @@ DEFAULT_BRANCH = "master"
 BEHIND_LIMIT = 1000
 CAS_RETRIES = 20
 JOURNAL = "commit.json"
+
+
+@contextmanager
+def disk_space(what: str, name: str):
+    """A full disk (ENOSPC, EDQUOT) while doing ``what`` becomes a typed ``Unavailable`` (reason disk_full)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise Unavailable(f"no space left to {what} ({exc.strerror}); free some space and try again",
+                              reason="disk_full", name=name) from exc
+        raise
 
 
 def validate_mount_name(name: object) -> str:
@@ -246,7 +259,8 @@ class MountManager:
             mount = _Mount(record)
             self._mounts[name] = mount
         try:
-            self._present(mount)
+            with disk_space(f"mount {name}", name):
+                self._present(mount)
         except BaseException:
             with self._lock:
                 self._mounts.pop(name, None)
@@ -596,13 +610,8 @@ class MountManager:
         with mount.lock, mount.stage.lock:
             mount.state = COMMITTING
             try:
-                landed = self._commit(mount, message, author, tuple(provenance), metadata)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise Unavailable(f"no space left for the commit of mount {name} ({exc.strerror}); nothing "
-                                      "was committed and the stage is kept; free some space and try again",
-                                      reason="disk_full", name=name) from exc
-                raise
+                with disk_space(f"commit mount {name} (nothing was committed; the stage is kept)", name):
+                    landed = self._commit(mount, message, author, tuple(provenance), metadata)
             finally:
                 mount.state = MOUNTED
         return landed
@@ -691,6 +700,10 @@ class MountManager:
     def refresh(self, name: str) -> MountStatus:
         """Move a branch mount to the branch head. Read-write mounts keep their stage (rebased) unless
         the new commits touched staged paths (Conflict, nothing changes)."""
+        with disk_space(f"refresh mount {name}", name):
+            return self._refresh(name)
+
+    def _refresh(self, name: str) -> MountStatus:
         mount = self._get(name)
         record = mount.record
         if record.commit is not None:
