@@ -367,15 +367,17 @@ class MountManager:
             before = page[-1].id
         return None
 
-    def _abort_journal_commit(self, record: _Record, note: dict) -> None:
-        """Abort the journal's commit if it is still open (its process is gone)."""
-        opened = None
+    def _abort_journal_commit(self, record: _Record, note: dict) -> bool:
+        """Abort the journal's commit if it is still open (its process is gone). False when it had
+        finished: it is the mount's base already (the process died just after recording it)."""
         if note.get("commit"):
             try:
                 opened = self.backend.inspect_commit(record.repo, note["commit"])
-            except PfsError:
-                return
-            candidates = [opened] if opened.is_open else []
+            except NotFound:
+                return True  # aborted already
+            if not opened.is_open:
+                return False
+            candidates = [opened]
         else:  # died between writing the journal and opening the commit: find it, if it was opened
             lister = getattr(self.backend, "open_commits", None)
             candidates = [c for c in (lister(record.repo, record.branch) if lister else [])
@@ -386,6 +388,7 @@ class MountManager:
                 self.backend.abort_commit(commit)
             except PfsError:
                 log.warning("could not abort the open commit %s of mount %s", commit.id, record.name)
+        return True
 
     def _settle_commit(self, mount: _Mount, stage_dir: Path, target: Path) -> None:
         """A previous process died during a commit of this mount (see the module doc)."""
@@ -395,9 +398,9 @@ class MountManager:
         note = json.loads((stage_dir / JOURNAL).read_text())
         landed = self._find_landed(record, note)
         if landed is None:
-            self._abort_journal_commit(record, note)
-            log.warning("mount %s: the commit in progress when the server stopped did not land; "
-                        "its changes are still pending", record.name)
+            if self._abort_journal_commit(record, note):
+                log.warning("mount %s: the commit in progress when the server stopped did not land; "
+                            "its changes are still pending", record.name)
         else:
             old_tree, tree = mount.tree, self._tree(record, landed.id)
             if (stage_dir / "upper").is_dir():
