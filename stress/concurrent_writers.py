@@ -129,6 +129,10 @@ async def trial(port: int, token: str, proc: subprocess.Popen, args, n: int, mod
             except AssertionError:
                 totals["lost"] += 1
                 traceback.print_exc()
+                print(f"trial {n} {mode} {kind}: FAILED (above)", flush=True)
+                status, body = await cw.api(fetch, "GET", "mounts")  # leave no mount to the next round
+                for mount in (body or {}).get("mounts", []):
+                    await cw.api(fetch, "DELETE", f"mounts/{mount['name']}", params={"discard": "true"})
                 continue
             totals["landed"] += len(outcome.landed)
             totals["conflicts"] += len(outcome.refused)

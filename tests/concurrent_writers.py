@@ -11,7 +11,9 @@ route), and presses Commit (``POST /mounts/{name}/commit``). A refused commit mu
 ``conflict`` naming the clashing paths (only paths this writer staged, and only paths that
 commits landed since the mount's base really changed); the writer then does what the commit
 dialog leaves it to do: sees its changes are still staged, refreshes (refused while they clash),
-discards, refreshes, writes its change again and commits again.
+discards, refreshes, waits a moment, writes its change again and commits again. Optimistic
+concurrency has no fairness: without the wait, one writer can lose the race for a shared file
+dozens of times in a row.
 
 Writer ``w``'s ``i``-th change writes ``/w{w}/{i:03d}.txt`` (its own) and, with ``shared > 0``,
 ``/shared/{i % shared}.txt`` (every writer's): the contents say who wrote them in which round.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -41,6 +44,7 @@ class Landed:
     index: int
     commit: str
     files: dict[str, str]
+    attempts: int = 1
 
 
 @dataclass
@@ -61,7 +65,8 @@ class Outcome:
     wall: float = 0.0
 
     def summary(self) -> str:
-        return (f"landed={len(self.landed)} conflicts={len(self.refused)} "
+        most = max((x.attempts for x in self.landed), default=0)
+        return (f"landed={len(self.landed)} conflicts={len(self.refused)} most_attempts={most} "
                 f"wall_s={self.wall:.1f} commits_per_s={len(self.landed) / max(self.wall, 1e-9):.1f}")
 
 
@@ -142,7 +147,7 @@ async def writer(fetch: Fetch, outcome: Outcome, w: int, commits: int, shared: i
             if status == 201:
                 commit = body["commit"]
                 assert body["mount"]["pending"] == 0 and body["mount"]["base"] == commit["id"], body
-                outcome.landed.append(Landed(w, i, commit["id"], files))
+                outcome.landed.append(Landed(w, i, commit["id"], files, attempt + 1))
                 break
             # refused: a conflict that names the clashing paths, each one a shared path this writer staged
             assert status == 409 and body["error"] == "conflict", (name, i, status, body)
@@ -161,6 +166,9 @@ async def writer(fetch: Fetch, outcome: Outcome, w: int, commits: int, shared: i
             assert status == 200 and body["pending"] == 0, body
             status, body = await api(fetch, "POST", f"mounts/{name}/refresh")
             assert status == 200, body
+            # as a person would: wait a moment before trying again (without it, a writer that keeps
+            # losing the race for a shared file can be starved for a long time)
+            await asyncio.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
         else:
             raise AssertionError(f"{name} change {i} did not land in {MAX_ATTEMPTS} attempts")
     status, body = await api(fetch, "DELETE", f"mounts/{name}")
@@ -173,7 +181,13 @@ async def run(fetch: Fetch, repo: str, *, writers: int, commits: int, shared: in
     outcome = Outcome(repo)
     outcome.seed = await seed(fetch, repo, writers, shared, mount_dir)
     start = time.perf_counter()
-    await asyncio.gather(*(writer(fetch, outcome, w, commits, shared, mount_dir) for w in range(writers)))
+    tasks = [asyncio.ensure_future(writer(fetch, outcome, w, commits, shared, mount_dir)) for w in range(writers)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:  # one writer failed: stop the others before anyone looks at (or cleans up) the mounts
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     outcome.wall = time.perf_counter() - start
     return outcome
 

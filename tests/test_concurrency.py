@@ -28,8 +28,8 @@ from jupyterlab_pachls.handlers import fuse_status
 from jupyterlab_pachls.listing import ReposListing
 
 WRITERS = 4
-SHARED_COMMITS = 10  # per writer, on paths every writer also writes
-DISJOINT_COMMITS = 6  # per writer, on its own paths only
+SHARED_COMMITS = 20  # per writer, on paths every writer also writes
+DISJOINT_COMMITS = 12  # per writer, on its own paths only
 
 
 @pytest.fixture(params=["fuse", "no-fuse"])
