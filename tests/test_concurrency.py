@@ -373,3 +373,23 @@ def test_listing_reuses_unchanged_repos_and_matches_a_fresh_one(tmp_path):
         assert listing.rebuilds == 1 + len(changes)  # one per change; the last load kept the body
     finally:
         backend.close()
+
+
+async def test_one_mount_committed_twice_at_once(fetch):
+    """Commit pressed twice (two tabs, a double click): one commit lands with everything staged,
+    the other press finds nothing left (400 invalid_argument), never a second or partial commit."""
+    seed = await cw.seed(fetch, "twice", writers=1, shared=0)
+    status, body = await cw.api(fetch, "POST", "mounts", {"repo": "twice", "mode": "rw", "name": "m"})
+    assert status == 201, body
+    for k in range(20):
+        await cw.write_file(fetch, "pfs", "m", f"/w0/{k:02d}.txt", f"file {k}\n")
+    results = await asyncio.gather(*(cw.api(fetch, "POST", "mounts/m/commit", {"message": f"press {p}"})
+                                     for p in range(2)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201, 400], results
+    refused = next(body for status, body in results if status == 400)
+    assert refused["error"] == "invalid_argument" and "nothing to commit" in refused["message"], refused
+    landed = next(body for status, body in results if status == 201)["commit"]
+    log = await cw.history(fetch, "twice")
+    assert [c["id"] for c in log] == [landed["id"], seed]
+    assert set(await cw.diff_paths(fetch, "twice", landed["id"])) == {f"/w0/{k:02d}.txt" for k in range(20)}
