@@ -138,10 +138,11 @@ class ReposListing:
         parts = []
         for repo in repos:
             mine = by_repo.get(repo.key, [])
-            signature = (repo, tuple((b.name, b.head.id if b.head is not None else None,
-                                      b.head is not None and b.head.finished is None) for b in mine))
+            # an open head (a Pachyderm branch mid-commit) changes under the same id: never reused
+            signature = None if any(b.head is not None and b.head.finished is None for b in mine) else (
+                repo, tuple((b.name, b.head.id if b.head is not None else None) for b in mine))
             kept = self._fragments.get(repo.key)
-            if kept is not None and kept[0] == signature:
+            if signature is not None and kept is not None and kept[0] == signature:
                 part = kept[1]
             else:
                 part = json.dumps(repo_json(repo, mine)).encode()
