@@ -2,7 +2,7 @@
 
     python bench/panel_polling.py [--clients 20] [--repos 100] [--branches 3] [--writers 2]
                                   [--kernel-writers 0] [--seconds 30] [--interval 1.0]
-                                  [--commit-pause 0] [--fuse] [--contents-api]
+                                  [--commit-pause 0] [--fuse] [--contents-api] [--quick]
 
 The store (embedded) gets ``--repos`` repos with ``--branches`` branches each, every branch at a
 commit, plus one repo per writer. ``jupyter server`` runs as a subprocess on 127.0.0.1 (FUSE
@@ -254,8 +254,11 @@ def main() -> None:
                         help="seconds a writer waits between its commits (0: back to back)")
     parser.add_argument("--fuse", action="store_true", help="FUSE mounts (default: no-FUSE)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--quick", action="store_true", help="a 10 s run (for bench/run_all.py --quick)")
     add_json_argument(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = min(args.seconds, 10.0)
 
     work = Path(tempfile.mkdtemp(prefix="pachls-poll-bench-"))
     store = work / "store"
