@@ -7,7 +7,9 @@ when linking is impossible, e.g. across filesystems). A refresh builds the new c
 fresh directory and switches the symlink with one atomic rename. Hard links share the store's
 inodes, so linked files are made read-only (mode 0444, which the store never needs to write) and
 so are the view's directories (0555): a user without root privileges cannot write through the
-view (EACCES where a FUSE mount answers EROFS). Root ignores mode bits: as root, prefer FUSE.
+view (EACCES where a FUSE mount answers EROFS). Root ignores mode bits, so a server running as
+root (the usual container without /dev/fuse) copies files into its views instead of linking them:
+a write through the view then changes the view, never a committed file.
 
 Read-write mounts: ``<mount_dir>/<name>`` is a real directory holding copies of the base commit's
 files. Changes are found by a scan against an index of the base (path -> size, mtime, sha256):
@@ -37,7 +39,7 @@ VIEWS = ".pachls-views"
 
 
 def _place(source: Path, target: str, *, link: bool) -> None:
-    if link:
+    if link and os.geteuid() != 0:  # see the module doc: mode bits do not stop root
         try:
             if os.stat(source).st_mode & 0o222:
                 os.chmod(source, 0o444)  # the inode is shared with the store: no writing through the view
@@ -47,6 +49,8 @@ def _place(source: Path, target: str, *, link: bool) -> None:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
     shutil.copyfile(source, target)
+    if link:
+        os.chmod(target, 0o444)  # a view's copy looks as read-only as a linked file
 
 
 def _materialize(tree: CommitTree, target: str, *, link: bool) -> dict[str, list]:

@@ -161,12 +161,7 @@ def test_odd_names_inside_a_mount(manager, images, backend, presentation):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mode bits protect the store from other users")
-def test_root_cannot_write_through_a_read_only_mount_into_the_store(manager, images, backend, presentation,
-                                                                    request):
-    if presentation == "no-fuse":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "no-FUSE read-only views hard-link the store's blobs (mount/plain.py _place): root ignores the "
-            "0444 mode, writes through the view and changes a committed file")))
+def test_root_cannot_write_through_a_read_only_mount_into_the_store(manager, images, backend, presentation):
     manager.mount("images", mode="ro")
     path = manager.mount_dir / "images" / "cats" / "001.png"
     try:
