@@ -7,10 +7,24 @@ local-file serving rooted at the mount directory, and nothing phoning home.
 A first start runs database migrations (~30 s idle, minutes on a busy
 machine), so ``status()`` reports ``starting`` with the elapsed time until
 ``/health`` answers. A watchdog restarts the process if it dies.
+
+Label Studio runs in its own session, so signals meant for the server's process group
+do not reach it. It must still not outlive a server killed outright (SIGKILL, OOM):
+
+- on Linux it is started with ``PR_SET_PDEATHSIG`` = SIGTERM, so it ends when the server
+  dies even if no server ever starts again (``label-studio start`` is one process: the
+  signal reaches all of it);
+- ``<data_dir>/label-studio.pid`` names the running process (pid and start time, against
+  pid reuse) and the server that started it. The next ``start`` ends the process group it
+  names when that is still a ``label-studio`` and its server is gone, before a new one opens
+  the same SQLite database. A Label Studio whose server still runs (another live server on
+  the same data dir) is left alone: two watchdogs would otherwise kill each other's process
+  in a loop. ``stop`` removes the file.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
@@ -32,6 +46,8 @@ ADMIN_EMAIL = "pachls-admin@localhost.localdomain"
 READY_TIMEOUT = 600.0
 RESTART_LIMIT = 5  # restarts within RESTART_WINDOW before giving up
 RESTART_WINDOW = 300.0
+PID_FILE = "label-studio.pid"
+END_GRACE = 5.0  # seconds a leftover Label Studio gets between SIGTERM and SIGKILL
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,92 @@ def load_credentials(data_dir: Path) -> Credentials:
     return creds
 
 
+def process_start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22); None if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None  # a zombie has ended; only its exit status is left to collect
+    return int(fields[19])
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _process_group(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[2]) if fields else None
+
+
+def _group_runs(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies have ended)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(entry)
+            if fields and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+                return True
+    return False
+
+
+def _is_label_studio(pid: int, started: int) -> bool:
+    """Whether ``pid`` is still the ``label-studio`` process that started at ``started``."""
+    if process_start_time(pid) != started:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"label-studio" in f.read()
+    except OSError:
+        return False
+
+
+def _end_process_group(pid: int, grace: float = END_GRACE) -> None:
+    """SIGTERM the group ``pid`` leads (or ``pid`` alone if it leads none), SIGKILL what is left after ``grace``."""
+    started = process_start_time(pid)
+    leads = _process_group(pid) == pid
+
+    def runs() -> bool:
+        return _group_runs(pid) if leads else process_start_time(pid) == started
+
+    def send(sig: int) -> None:
+        try:
+            os.killpg(pid, sig) if leads else os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        send(sig)
+        deadline = time.monotonic() + grace
+        while runs():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        else:
+            return
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` that makes the child get SIGTERM when the server dies (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None).prctl  # libc's, looked up before the fork: the child only calls it
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the server died before the death signal was armed
+            os._exit(1)
+
+    return preexec
+
+
 class ManagedLabelStudio:
     """One ``label-studio`` process owned by the Jupyter server."""
 
@@ -97,6 +199,47 @@ class ManagedLabelStudio:
     @property
     def url(self) -> str | None:
         return f"http://127.0.0.1:{self.port}" if self.port else None
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / PID_FILE
+
+    def _write_pid_file(self, process: subprocess.Popen) -> None:
+        record = {"pid": process.pid, "start": process_start_time(process.pid),
+                  "server": os.getpid(), "server_start": process_start_time(os.getpid())}
+        temporary = self.pid_path.with_name(f".{PID_FILE}.{os.getpid()}")
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, self.pid_path)
+
+    def _read_pid_file(self) -> dict | None:
+        try:
+            record = json.loads(self.pid_path.read_text())
+            return {key: int(record[key]) for key in ("pid", "start", "server", "server_start")}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def end_leftover(self) -> bool:
+        """End the Label Studio a dead server left on this data dir (named by the pid file); whether one ran.
+
+        Only the process the file names, only while it is that ``label-studio`` (same start time), and
+        only when the server that started it is gone."""
+        record = self._read_pid_file()
+        if record is None:
+            return False
+        own = self._process is not None and self._process.pid == record["pid"]
+        server_alive = process_start_time(record["server"]) == record["server_start"]
+        if own or server_alive or not _is_label_studio(record["pid"], record["start"]):
+            return False
+        _end_process_group(record["pid"])
+        return True
+
+    def _remove_pid_file(self, process: subprocess.Popen) -> None:
+        record = self._read_pid_file()
+        if record is not None and record["pid"] == process.pid and record["server"] == os.getpid():
+            try:
+                self.pid_path.unlink()
+            except FileNotFoundError:
+                pass
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
@@ -132,14 +275,19 @@ class ManagedLabelStudio:
             self._stopping = False
             self.port = self.port or free_port()
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.end_leftover()  # a killed server's Label Studio must not share the database with ours
             log = open(self.log_path, "ab")
             try:
+                # The death signal follows the thread that forks: start() runs on threads that live as long
+                # as the server (its event loop, asyncio's worker threads, the watchdog).
                 self._process = subprocess.Popen(
                     self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, cwd=self.data_dir, start_new_session=True,
+                    preexec_fn=_die_with_parent(),
                 )
             finally:
                 log.close()
+            self._write_pid_file(self._process)
             self._state, self._message, self._started_at = "starting", "", time.monotonic()
             if self._watchdog is None or not self._watchdog.is_alive():
                 self._watchdog = threading.Thread(target=self._watch, name="pachls-labelstudio", daemon=True)
@@ -260,6 +408,8 @@ class ManagedLabelStudio:
                 process.wait(timeout)
             except ProcessLookupError:
                 pass
+        if process is not None:
+            self._remove_pid_file(process)
 
     def log_tail(self, lines: int = 200) -> str:
         """The end of the process log, with the admin password and token masked."""
