@@ -99,6 +99,7 @@ class _Mount:
         self.overlay = None  # Overlay (FUSE rw)
         self.workspace: DirectoryWorkspace | None = None  # no-FUSE rw
         self.view: LinkView | None = None  # no-FUSE ro
+        self.follow: dict | None = None  # the journal of a commit that landed before the stage followed it
 
     @property
     def stage(self):
@@ -289,6 +290,7 @@ class MountManager:
             record.presentation = NO_FUSE  # a FUSE stage is carried over below
         if record.mode == RW and (stage_dir / JOURNAL).exists():
             self._settle_commit(mount, stage_dir, target)
+        mount.follow = None
         if record.presentation == FUSE:
             from .overlay import Overlay
 
@@ -391,35 +393,42 @@ class MountManager:
         return True
 
     def _settle_commit(self, mount: _Mount, stage_dir: Path, target: Path) -> None:
-        """A previous process died during a commit of this mount (see the module doc)."""
+        """A previous process died during a commit of this mount, or a commit landed and the mount could
+        not follow it (see the module doc)."""
         from .overlay import Overlay
 
         record = mount.record
         note = json.loads((stage_dir / JOURNAL).read_text())
-        landed = self._find_landed(record, note)
-        if landed is None:
+        if note.get("landed"):  # it landed, and the journal says so
+            landed_id, parent = note["landed"], note.get("parent")
+        else:
+            found = self._find_landed(record, note)
+            landed_id, parent = (found.id, found.parent) if found is not None else (None, None)
+            note.update(base=record.base, landed=landed_id, parent=parent)
+        if landed_id is None:
             if self._abort_journal_commit(record, note):
                 log.warning("mount %s: the commit in progress when the server stopped did not land; "
                             "its changes are still pending", record.name)
         else:
-            old_tree, tree = mount.tree, self._tree(record, landed.id)
+            old_tree = self._tree(record, note.get("base"))
             if (stage_dir / "upper").is_dir():
                 overlay = Overlay(stage_dir, old_tree)
                 try:
-                    overlay.rebase(tree)
+                    tree = self._catch_up(record, overlay, note)
                 finally:
                     overlay.close()
             elif (stage_dir / "index.json").exists() and target.is_dir() and not target.is_symlink():
                 workspace = DirectoryWorkspace(target, stage_dir, old_tree)
                 workspace.open()
-                workspace.reindex(tree)
-                if landed.parent != record.base and landed.parent is not None:
-                    workspace.apply(tree, self.backend.diff(record.repo, record.base, landed.parent))
-            record.base = landed.id
+                tree = self._catch_up(record, workspace, note)
+            else:
+                tree = self._tree(record, landed_id)
+            moved = record.base != landed_id
+            record.base = landed_id
             mount.tree = tree
             self._save()
-            log.warning("mount %s: commit %s landed before the server stopped; the mount now follows it",
-                        record.name, landed.id)
+            log.warning("mount %s: commit %s landed %s; the mount now follows it", record.name, landed_id,
+                        "before the server stopped" if moved else "but the mount had not caught up with it")
         self._drop_journal(stage_dir)
 
     def _carry_over_fuse_stage(self, mount: _Mount, stage_dir: Path, target: Path) -> None:
@@ -616,7 +625,8 @@ class MountManager:
                 with disk_space(f"commit mount {name} (nothing was committed; the stage is kept)", name):
                     landed = self._commit(mount, message, author, tuple(provenance), metadata)
             finally:
-                mount.state = MOUNTED
+                if mount.state == COMMITTING:  # ERROR: landed, and the mount waits for a refresh
+                    mount.state = MOUNTED
         return landed
 
     def _commit(self, mount: _Mount, message, author, provenance, metadata) -> Commit:
@@ -671,23 +681,69 @@ class MountManager:
             else:
                 self._drop_journal(stage_dir)
             raise
+        # Landed: from here on nothing may report the commit as failed. The mount's base is the landed
+        # commit at once (in the table too); the journal, now naming the landed commit and the base the
+        # stage was made against, stays until the stage follows it.
         old_base = record.base
-        tree = self._tree(record, landed.id)
-        if mount.workspace is not None:
-            mount.workspace.after_commit(tree, changes)
-            if head != old_base and head is not None:  # landed on top of other commits: bring them in
-                theirs = self.backend.diff(record.repo, old_base, head)
-                mount.workspace.apply(tree, theirs)
-        else:
-            mount.overlay.rebase(tree)
-        mount.tree = tree
+        note.update(landed=landed.id, parent=landed.parent)
+        try:
+            self._write_journal(stage_dir, note)
+        except OSError:  # the journal still names the opened commit: the next start finds it landed
+            log.exception("mount %s: commit %s landed but its journal could not be updated", record.name, landed.id)
         record.base = landed.id
         try:
             self._save()
-            self._drop_journal(stage_dir)
         except OSError:  # landed all the same; the journal settles the table at the next start
             log.exception("mount %s: commit %s landed but the mount table could not be saved", record.name, landed.id)
+        try:
+            tree = self._tree(record, landed.id)
+            if mount.workspace is not None:
+                mount.workspace.after_commit(tree, changes)
+                if head != old_base and head is not None:  # landed on top of other commits: bring them in
+                    theirs = self.backend.diff(record.repo, old_base, head)
+                    mount.workspace.apply(tree, theirs)
+            else:
+                mount.overlay.rebase(tree)
+            mount.tree = tree
+        except Exception as exc:
+            # e.g. the backend unreachable right after the commit landed: the stage still holds what
+            # landed, against the old base. Say so; refresh (or the next start, from the journal)
+            # moves the stage onto the landed commit.
+            log.exception("mount %s: commit %s landed, but the mount could not follow it", record.name, landed.id)
+            mount.follow = dict(note)
+            mount.state = ERROR
+            mount.message = (f"commit {landed.id} landed, but the mount could not catch up with it "
+                             f"({getattr(exc, 'message', exc)}); refresh the mount to show it")
+            return landed
+        try:
+            self._drop_journal(stage_dir)
+        except OSError:
+            log.exception("mount %s: the journal of commit %s could not be removed", record.name, landed.id)
         return landed
+
+    def _catch_up(self, record: _Record, stage, note: dict) -> CommitTree:
+        """Move a stage made against ``note["base"]`` onto the landed commit ``note["landed"]``: what
+        landed is no longer pending, everything else stays pending. Safe to run again after a failure."""
+        tree = self._tree(record, note["landed"])
+        if isinstance(stage, DirectoryWorkspace):
+            stage.reindex(tree)
+            parent = note.get("parent")
+            if parent is not None and parent != note.get("base"):  # landed on top of other commits
+                stage.apply(tree, self.backend.diff(record.repo, note.get("base"), parent))
+        else:
+            stage.rebase(tree)
+        return tree
+
+    def _repair_follow(self, mount: _Mount) -> None:
+        """Finish what a commit that landed could not: the live stage follows the landed commit."""
+        record, note = mount.record, mount.follow
+        stage_dir = self.state_dir / "stage" / record.name
+        with mount.stage.lock:
+            mount.tree = self._catch_up(record, mount.stage, note)
+        mount.follow = None
+        mount.state, mount.message = MOUNTED, ""
+        self._drop_journal(stage_dir)
+        log.info("mount %s now follows its commit %s", record.name, note["landed"])
 
     def discard(self, name: str) -> int:
         """Drop every staged change of a read-write mount; returns how many there were."""
@@ -712,9 +768,16 @@ class MountManager:
         if record.commit is not None:
             return self.status(name)
         with mount.lock:
-            if mount.state == ERROR:  # try again from scratch
+            if mount.state == ERROR and mount.follow is not None and mount.stage is not None \
+                    and (mount.fuse is None or mount.fuse.alive):
+                self._repair_follow(mount)  # a commit landed but the stage did not follow it yet
+            elif mount.state == ERROR:  # try again from scratch
                 self._teardown(mount, remove=False)
-                self._present(mount)
+                try:
+                    self._present(mount)
+                except Exception as exc:
+                    mount.state, mount.message = ERROR, str(getattr(exc, "message", exc))
+                    raise
             head = self._head(record)
             if head == record.base:
                 return self.status(name)
