@@ -21,6 +21,9 @@ before it opens the commit and removes it only once the mount's stage and base f
 commit. A manager that finds one (the previous process died mid-commit) settles it before showing
 the mount: if the commit landed on the branch, the stage is moved onto it (what landed is no longer
 pending; nothing else changes); if not, the open commit is aborted and the stage is left as it was.
+Once ``finish_commit`` returns, the journal names the landed commit and the table's base is it; if
+the stage cannot follow right then (the backend gone), the commit is still returned and the mount is
+in error until ``refresh`` (or the next start) moves the stage onto the landed commit.
 """
 
 from __future__ import annotations
