@@ -484,6 +484,7 @@ class MountManager:
     def unmount(self, name: str, *, discard: bool = False) -> None:
         """Unmount and forget a mount. Refused (Conflict) while it has pending changes, unless ``discard``."""
         mount = self._get(name)
+        self._try_follow(mount)
         with mount.lock:
             if mount.record.mode == RW and mount.stage is not None and not discard:
                 pending = self._changes(mount)
@@ -590,11 +591,27 @@ class MountManager:
         mount = self._get(name)
         if mount.record.mode != RW:
             return Changes(name=name, base=mount.record.base, changes=())
+        self._try_follow(mount)
         self._require_up(mount)
         with mount.lock:
             found = self._changes(mount)
             unsupported = tuple(getattr(mount.stage, "unsupported", ()) or ())
             return Changes(name=name, base=mount.record.base, changes=tuple(found), unsupported=unsupported)
+
+    def _try_follow(self, mount: _Mount) -> None:
+        """A mount whose commit landed but whose stage did not follow it yet: try to catch up now (the
+        backend may be back); if it still cannot, the mount stays in error and says why."""
+        if mount.follow is None:
+            return
+        with mount.lock:
+            if mount.follow is None or mount.state != ERROR or mount.stage is None \
+                    or (mount.fuse is not None and not mount.fuse.alive):
+                return
+            try:
+                self._repair_follow(mount)
+            except Exception:
+                log.warning("mount %s still cannot follow its commit %s", mount.record.name,
+                            mount.follow.get("landed"), exc_info=True)
 
     @staticmethod
     def _require_up(mount: _Mount) -> None:
@@ -621,6 +638,7 @@ class MountManager:
         record = mount.record
         if record.mode != RW:
             raise InvalidArgument(f"mount {name} is read-only; there is nothing to commit", name=name)
+        self._try_follow(mount)
         self._require_up(mount)
         with mount.lock, mount.stage.lock:
             mount.state = COMMITTING
@@ -753,6 +771,7 @@ class MountManager:
         mount = self._get(name)
         if mount.record.mode != RW:
             raise InvalidArgument(f"mount {name} is read-only; there is nothing to discard", name=name)
+        self._try_follow(mount)
         self._require_up(mount)
         with mount.lock, mount.stage.lock:
             count = len(mount.stage.changes())

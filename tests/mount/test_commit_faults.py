@@ -59,7 +59,7 @@ def branch_files(backend, ref="master") -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("others", [False, True], ids=["alone", "on-top-of-another-commit"])
-@pytest.mark.parametrize("repair", ["refresh", "restart"])
+@pytest.mark.parametrize("repair", ["refresh", "restart", "next-call"])
 def test_commit_landed_while_the_api_drops_is_returned_and_the_mount_catches_up(
         cluster, backend, managers, presentation, repair, others):
     backend.create_repo("r")
@@ -107,6 +107,9 @@ def test_commit_landed_while_the_api_drops_is_returned_and_the_mount_catches_up(
 
     if repair == "refresh":
         status = eventually(lambda: manager.refresh("w"))
+    elif repair == "next-call":  # changes (as commit and discard) catch up first once the API is back
+        eventually(lambda: manager.changes("w"))
+        status = manager.status("w")
     else:
         manager.close()
         manager = managers()
