@@ -42,11 +42,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..pfs.address import is_commit_id, parse_address
+from ..pfs.address import is_commit_id, normalize_path, parse_address
 from ..pfs.backend import Backend
 from ..pfs.errors import AlreadyExists, Conflict, InvalidArgument, InvalidName, NotFound, PfsError, Unavailable
 from ..pfs.model import Commit, Provenance
 from .model import COMMITTING, ERROR, FUSE, MOUNTED, MOUNTING, NO_FUSE, RO, RW, Change, Changes, MountStatus
+from .overlay import stage_into
 from .plain import VIEWS, DirectoryWorkspace, LinkView, remove_tree
 from .tree import CommitTree, ContentCache
 
@@ -765,6 +766,45 @@ class MountManager:
         mount.state, mount.message = MOUNTED, ""
         self._drop_journal(stage_dir)
         log.info("mount %s now follows its commit %s", record.name, note["landed"])
+
+    def stage_files(self, name: str, files: dict[str, bytes | None]) -> int:
+        """Write (bytes) or delete (None) many files of a read-write mount in one call, straight into its
+        stage (not through the kernel): FUSE, into the overlay (readers of the mount see the new bytes
+        at once: the kernel keeps no attributes, entries or pages of a read-write mount); no-FUSE, into
+        the mount's directory, where no symlink on the way is followed. Paths are repo paths, checked
+        like any (``normalize_path``); each file is replaced with one rename (never seen half-written);
+        on any failure nothing is staged. Deleting a missing file is no change. Returns how many paths."""
+        mount = self._get(name)
+        if mount.record.mode != RW:
+            raise InvalidArgument(f"mount {name} is read-only; files cannot be staged in it", name=name)
+        if not isinstance(files, dict):
+            raise InvalidArgument("files must map paths to bytes (or None to delete)")
+        checked: dict[str, bytes | None] = {}
+        for path, data in files.items():
+            repo_path = normalize_path(path, allow_root=False)
+            if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+                raise InvalidArgument(f"{repo_path}: the content must be bytes (or None to delete)", path=repo_path)
+            if repo_path in checked:
+                raise InvalidArgument(f"{repo_path} is given twice", path=repo_path)
+            checked[repo_path] = None if data is None else bytes(data)
+        for path in checked:  # a file where another path needs a directory
+            node = path.rsplit("/", 1)[0]
+            while node:
+                if node in checked:
+                    raise InvalidArgument(f"{node} is staged as a file and as a directory of {path}", path=node)
+                node = node.rsplit("/", 1)[0]
+        if not checked:
+            return 0
+        self._try_follow(mount)
+        self._require_up(mount)
+        with mount.lock, mount.stage.lock:
+            self._require_up(mount)
+            with disk_space(f"stage files in mount {name} (nothing was staged)", name):
+                if mount.overlay is not None:
+                    mount.overlay.stage_files(checked)
+                else:
+                    stage_into(self.mount_dir / name, checked)
+        return len(checked)
 
     def discard(self, name: str) -> int:
         """Drop every staged change of a read-write mount; returns how many there were."""

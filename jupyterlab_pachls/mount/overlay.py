@@ -18,14 +18,18 @@ Both parts are on disk, so a new process finds the stage exactly as it was left.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
 import sqlite3
+import stat
 import threading
+import uuid
 from pathlib import Path
 
 from ..pfs.address import normalize_path
+from ..pfs.errors import InvalidPath, Unavailable
 from .model import Change
 from .tree import CommitTree
 
@@ -190,6 +194,48 @@ class Overlay:
                 for path in old_files:
                     self.add_whiteout(path)
 
+    # -- many files at once, without the kernel ------------------------------------------------
+    def stage_files(self, files: dict[str, bytes | None]) -> None:
+        """Write (bytes) and delete (None) files of the merged view straight into the stage: new bytes
+        into ``upper/`` (one rename each), deletions as whiteouts; all of them or none (see
+        ``StagedFiles``). Paths are checked repo paths; a directory of the merged view at a path, or a
+        file where a path needs a directory, is refused (InvalidPath). A file still open for writing
+        through the mount keeps its handle on the replaced bytes (as after a rename over it)."""
+        with self.lock:
+            for path, data in files.items():
+                self._check_merged(path, writing=data is not None)
+            saved = set(self.whiteouts)
+
+            def after(path: str, data: bytes | None) -> None:
+                if data is not None:
+                    self.drop_whiteouts([path])
+                elif self.base_info(path) is not None:
+                    self.add_whiteout(path)
+
+            self._db.execute("BEGIN")
+            try:
+                stage_into(self.upper, files, after=after)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self.whiteouts = saved
+                raise
+
+    def _check_merged(self, path: str, *, writing: bool) -> None:
+        if not os.path.lexists(self.upper_path(path)):
+            info = self.base_info(path)
+            if info is not None and info.is_dir:
+                raise InvalidPath(f"{path} is a directory; only files are staged", path=path)
+        if not writing:
+            return
+        node = path.rsplit("/", 1)[0]
+        while node:
+            if not os.path.lexists(self.upper_path(node)):
+                info = self.base_info(node)
+                if info is not None and not info.is_dir:
+                    raise InvalidPath(f"{node} is a file, so {path} cannot be written", path=path)
+            node = node.rsplit("/", 1)[0]
+
     def discard(self) -> None:
         with self.lock:
             for child in self.upper.iterdir():
@@ -205,3 +251,205 @@ class Overlay:
 def check_path(path: str) -> str:
     """A FUSE path, checked like any repo path (no '..', control characters, overlong names)."""
     return normalize_path(path)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class StagedFiles:
+    """Write and delete many files below a real directory ``root`` as one step, all or nothing.
+
+    Every path is reached through directory descriptors opened with ``O_NOFOLLOW`` from ``root``
+    down, so a symlink (or a file) planted anywhere on the way is refused (InvalidPath), never
+    followed; a symlink, directory or special file at a target is refused too. ``prepare`` writes every
+    new file's bytes to a temporary file in its directory (creating missing directories); ``apply``
+    puts them in place with one rename each (a reader sees the old bytes or the new, never part) and
+    moves deleted files aside; ``finish`` drops what was set aside; ``abort`` (on any failure) puts
+    everything back as it was: nothing is half-staged.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = str(root)
+        self.token = uuid.uuid4().hex[:12]
+        self._fds: dict[str, int] = {}
+        self._made: list[tuple[int, str]] = []  # directories made: (parent fd, name)
+        self._temps: dict[str, tuple[int, str]] = {}  # repo path -> (dir fd, temporary name)
+        self._aside: list[tuple[int, str]] = []  # old entries set aside: (dir fd, name)
+        self._undo: list = []
+        self._count = 0
+
+    # -- directories --------------------------------------------------------------------
+    def _dir(self, path: str, create: bool) -> int | None:
+        """A descriptor of the directory at repo path ``path``; None if missing (and not ``create``)."""
+        fd = self._fds.get(path)
+        if fd is not None:
+            return fd
+        if path == "/":
+            try:
+                fd = os.open(self.root, _DIR_FLAGS)
+            except OSError as exc:
+                raise Unavailable(f"{self.root} is no longer a directory of the mount", path=self.root) from exc
+        else:
+            parent, name = path.rsplit("/", 1)
+            pfd = self._dir(parent or "/", create)
+            if pfd is None:
+                return None
+            try:
+                fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                os.mkdir(name, 0o755, dir_fd=pfd)
+                self._made.append((pfd, name))
+                fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise InvalidPath(f"{path} is a symlink or a file, not a directory: nothing below it is "
+                                      "written; remove it and try again", path=path) from None
+                raise
+        self._fds[path] = fd
+        return fd
+
+    @staticmethod
+    def _split(path: str) -> tuple[str, str]:
+        parent, name = path.rsplit("/", 1)
+        return parent or "/", name
+
+    def entry(self, path: str) -> os.stat_result | None:
+        """lstat of ``path`` (None if it or a directory above it is missing); refused on the way as above."""
+        parent, name = self._split(path)
+        fd = self._dir(parent, False)
+        if fd is None:
+            return None
+        try:
+            return os.lstat(name, dir_fd=fd)
+        except FileNotFoundError:
+            return None
+
+    def check(self, path: str) -> os.stat_result | None:
+        """Refuse a target that is not a regular file (or absent); return its lstat."""
+        st = self.entry(path)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) \
+                else "a special file"
+            raise InvalidPath(f"{path} is {kind}; only regular files are staged: remove it and try again",
+                              path=path)
+        return st
+
+    # -- the two steps -----------------------------------------------------------------
+    def prepare(self, path: str, data: bytes) -> None:
+        parent, _name = self._split(path)
+        fd = self._dir(parent, True)
+        self._count += 1
+        tmp = f".pachls-stage-{self.token}-{self._count}"
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=fd)
+        self._temps[path] = (fd, tmp)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view):]
+        finally:
+            os.close(out)
+
+    def _set_aside(self, fd: int, name: str, *, keep: bool) -> None:
+        """Keep the entry ``name`` aside (a hard link when ``keep``, else moved) so abort can bring it back."""
+        self._count += 1
+        aside = f".pachls-old-{self.token}-{self._count}"
+        if keep:
+            try:
+                os.link(name, aside, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
+                self._aside.append((fd, aside))
+                self._undo.append(lambda: os.replace(aside, name, src_dir_fd=fd, dst_dir_fd=fd))
+                return
+            except OSError:
+                pass  # no hard links here: move it (the caller's lock keeps readers of the mount out)
+        os.rename(name, aside, src_dir_fd=fd, dst_dir_fd=fd)
+        self._aside.append((fd, aside))
+        self._undo.append(lambda: os.replace(aside, name, src_dir_fd=fd, dst_dir_fd=fd))
+
+    def put(self, path: str) -> None:
+        """Put the prepared bytes of ``path`` in place."""
+        fd, tmp = self._temps[path]
+        _parent, name = self._split(path)
+        if self.entry(path) is not None:
+            self._set_aside(fd, name, keep=True)
+        else:
+            self._undo.append(lambda: os.unlink(name, dir_fd=fd))
+        os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        del self._temps[path]
+
+    def remove(self, path: str) -> bool:
+        """Remove the file at ``path`` (set aside until ``finish``); False if there is none."""
+        if self.entry(path) is None:
+            return False
+        parent, name = self._split(path)
+        self._set_aside(self._dir(parent, False), name, keep=False)
+        return True
+
+    def finish(self) -> None:
+        for fd, aside in self._aside:
+            try:
+                os.unlink(aside, dir_fd=fd)
+            except OSError:
+                pass
+        self._aside.clear()
+        self._undo.clear()
+        self._close()
+
+    def abort(self) -> None:
+        for undo in reversed(self._undo):
+            try:
+                undo()
+            except OSError:
+                pass
+        self._undo.clear()
+        for fd, tmp in self._temps.values():
+            try:
+                os.unlink(tmp, dir_fd=fd)
+            except OSError:
+                pass
+        self._temps.clear()
+        for fd, aside in self._aside:
+            try:
+                os.unlink(aside, dir_fd=fd)
+            except OSError:
+                pass
+        self._aside.clear()
+        for pfd, name in reversed(self._made):
+            try:
+                os.rmdir(name, dir_fd=pfd)
+            except OSError:
+                pass
+        self._made.clear()
+        self._close()
+
+    def _close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def stage_into(root: str | os.PathLike, files: dict[str, bytes | None], *, before=None, after=None) -> None:
+    """Write (bytes) and delete (None) ``files`` (checked repo paths) below the real directory ``root``
+    with ``StagedFiles``: all of them or, on any failure, none. ``before(writer)`` runs once every
+    target is checked and every new file prepared, ``after(path, data)`` for each path put in place."""
+    writer = StagedFiles(root)
+    try:
+        for path in files:
+            writer.check(path)
+        for path, data in files.items():
+            if data is not None:
+                writer.prepare(path, data)
+        if before is not None:
+            before(writer)
+        for path, data in files.items():
+            if data is None:
+                writer.remove(path)
+            else:
+                writer.put(path)
+            if after is not None:
+                after(path, data)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish()
