@@ -6,7 +6,8 @@ data is mounted read-only at its pinned commit and Label Studio reads the
 files from that mount (local-file serving rooted at the mount dir); the labels
 branch is mounted read-write. **Commit labels** reads every annotation through
 Label Studio's API, renders one canonical label file per data file, writes
-the files that differ into the labels mount and commits them as ONE commit
+the files that differ straight into the labels mount's stage
+(``MountManager.stage_files``: all or nothing, no symlink followed) and commits them as ONE commit
 with the user's message, the Jupyter user as author, and the data commits as
 provenance. A failure anywhere leaves no partial commit: files written to the
 mount stay staged and the next attempt re-renders the same bytes.
@@ -391,17 +392,8 @@ class LabelingService:
                 raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
             root = Path(self.mounts.status(session.labels_mount).mountpoint)
             self._unstage_stale(session, root, pending)
-            made: set[Path] = set()
-            checked: set[Path] = set()
-            for target, raw in pending.files.items():
-                local = confined(root, target, checked)
-                if raw is None:
-                    local.unlink(missing_ok=True)
-                    continue
-                if local.parent not in made:
-                    local.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(local.parent)
-                local.write_bytes(raw)
+            # straight into the mount's stage (not file by file through the kernel); no symlink followed
+            self.mounts.stage_files(session.labels_mount, dict(pending.files))
             summary = {"added": len(pending.added), "modified": len(pending.modified),
                        "deleted": len(pending.deleted), "session": session.id,
                        "project": session.project_id}
@@ -423,16 +415,15 @@ class LabelingService:
         committing the stage as it is would land labels nobody gave. Label files are rendered from
         Label Studio every time, so reverting them to the mount's base loses nothing."""
         changes = self.mounts.changes(session.labels_mount)
-        checked: set[Path] = set()
+        revert: dict[str, bytes | None] = {}
         for change in changes.changes:
             if not change.path.endswith(SUFFIX) or change.path in pending.files:
                 continue
-            local = confined(root, change.path, checked)
-            if change.change == "added":
-                local.unlink(missing_ok=True)
-            else:  # modified or deleted: put the base's bytes back
-                local.parent.mkdir(parents=True, exist_ok=True)
-                local.write_bytes(self.backend.get_file(session.labels_repo, changes.base, change.path))
+            # added: removed; modified or deleted: the base's bytes put back
+            revert[change.path] = None if change.change == "added" else \
+                self.backend.get_file(session.labels_repo, changes.base, change.path)
+        if revert:
+            self.mounts.stage_files(session.labels_mount, revert)
 
     # -- history ---------------------------------------------------------------------------
     def blame(self, repo: str, ref: str, path: str):
