@@ -562,20 +562,27 @@ class LocalBackend(Backend):
         return self._branch(self._repo_key(repo_id), branch, row[0])
 
     def list_branches(self, repo: str | None = None) -> list[Branch]:
+        # Heads first, then only the commits not already kept (finished commits never change):
+        # a listing of thousands of branches mostly shows the same commits poll after poll.
         db = self._db()
-        query = (
-            "SELECT r.project, r.name, b.name, "
-            + ", ".join(f"c.{c.strip()}" for c in self._COMMIT_COLUMNS.split(","))
-            + " FROM branches b JOIN repos r ON r.id=b.repo_id LEFT JOIN commits c ON c.id=b.head"
-        )
+        query = "SELECT r.project, r.name, b.name, b.head FROM branches b JOIN repos r ON r.id=b.repo_id"
         if repo is None:
             rows = db.execute(query + " ORDER BY r.project, r.name, b.name").fetchall()
         else:
             rows = db.execute(query + " WHERE b.repo_id=? ORDER BY b.name", (self._repo_id(repo),)).fetchall()
+        missing = list({head for *_, head in rows if head is not None and head not in self._commits})
+        fetched: dict[str, tuple] = {}
+        for start in range(0, len(missing), 500):
+            chunk = missing[start:start + 500]
+            fetched.update((row[0], row) for row in db.execute(
+                f"SELECT {self._COMMIT_COLUMNS} FROM commits WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         result = []
-        for project, name, branch, *commit in rows:
+        for project, name, branch, head_id in rows:
             key = name if project == DEFAULT_PROJECT else f"{project}/{name}"
-            head = self._commit_from_row(commit, key) if commit[0] is not None else None
+            head = None
+            if head_id is not None:
+                kept = self._commits.get(head_id)
+                head = kept if kept is not None and kept.repo == key else self._commit_from_row(fetched.get(head_id) or self._commit_row(head_id), key)
             result.append(Branch(repo=key, name=branch, head=head))
         return result
 
