@@ -30,7 +30,7 @@ import httpx
 
 from ..pfs.address import parse_address
 from ..pfs.backend import Backend
-from ..pfs.errors import Conflict, InvalidArgument, InvalidPath, NotFound, Unavailable
+from ..pfs.errors import Conflict, InvalidArgument, NotFound, Unavailable
 from ..pfs.model import Commit, Provenance, _Json
 from .history import blame, diff_labels
 from ..pfs.globbing import glob_plan
@@ -80,25 +80,6 @@ class Pending(_Json):
                 "data_commits": list(self.data_commits)}
 
 
-def confined(root: Path, path: str, checked: set[Path]) -> Path:
-    """``root`` joined with the repo path ``path``, refused if any part of it is a symlink.
-
-    A no-FUSE labels mount is a plain directory: a symlink planted there would make a label
-    write land outside the mount. ``checked`` remembers directories already seen to be real."""
-    local = root / path.lstrip("/")
-    current = root
-    for part in local.relative_to(root).parts:
-        current = current / part
-        if current in checked:
-            continue
-        if current.is_symlink():
-            raise InvalidPath(f"{path} passes through a symlink in the labels mount ({current}); "
-                              "remove the symlink and commit again", path=path)
-        if current != local:
-            checked.add(current)
-    return local
-
-
 @dataclass(frozen=True)
 class SessionRequest:
     """A labeling session's arguments, checked without touching the store or Label Studio."""
@@ -125,6 +106,10 @@ class SessionRequest:
         glob_plan(pattern)  # a bad pattern is refused before anything is created
         return cls(source=source, target=target, data_branch=source.ref or "master", pattern=pattern,
                    labels_branch=target.ref or "master", config=config_from_request(template, classes, xml))
+
+
+#: Seconds a label commit waits for another one into the same labels mount.
+COMMIT_WAIT = 300
 
 
 class LabelingService:
@@ -382,16 +367,19 @@ class LabelingService:
         if not isinstance(message, str) or not message.strip():
             raise InvalidArgument("a commit message is required")
         session = self.get(session_id)
+        # One label commit at a time per labels mount: sessions writing to the same labels branch
+        # share its mount, and one's files must not ride along in the other's commit. A second
+        # press waits for the first, then commits what is left (or finds nothing to commit).
         with self._lock:
-            lock = self._commit_locks.setdefault(session_id, threading.Lock())
-        if not lock.acquire(blocking=False):
-            raise Conflict("a label commit of this session is already running")
+            lock = self._commit_locks.setdefault(session.labels_mount, threading.Lock())
+        if not lock.acquire(timeout=COMMIT_WAIT):
+            raise Conflict(f"another label commit into {session.labels_repo}@{session.labels_branch} "
+                           f"has been running for over {COMMIT_WAIT} s; try again when it is done")
         try:
             pending = self.pending(session_id)
             if pending.count == 0:
                 raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
-            root = Path(self.mounts.status(session.labels_mount).mountpoint)
-            self._unstage_stale(session, root, pending)
+            self._unstage_stale(session, pending)
             # straight into the mount's stage (not file by file through the kernel); no symlink followed
             self.mounts.stage_files(session.labels_mount, dict(pending.files))
             summary = {"added": len(pending.added), "modified": len(pending.modified),
@@ -407,7 +395,7 @@ class LabelingService:
         finally:
             lock.release()
 
-    def _unstage_stale(self, session: Session, root: Path, pending: Pending) -> None:
+    def _unstage_stale(self, session: Session, pending: Pending) -> None:
         """Revert label files staged in the labels mount that this commit would not write.
 
         A label commit that failed after writing its files (the store unreachable, a conflict)

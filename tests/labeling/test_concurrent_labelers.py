@@ -4,8 +4,8 @@ What a Label Studio user expects, and what these tests hold the product to:
 
 * **Two annotators in one session** (one Label Studio project, two accounts) press *Commit
   labels* at the same moment: one round lands as ONE commit holding every annotation made so far
-  (both annotators'), the other press is refused with 409 ``conflict`` ("already running") or
-  finds nothing left to commit; nothing is lost, nothing is committed twice, and a later press
+  (both annotators'), the other press waits for it and then finds nothing left to commit (or
+  commits what was annotated meanwhile); nothing is lost, nothing is committed twice, and a later press
   commits whatever was annotated after the first one started.
 * **Two sessions writing the same labels branch** (``images@master`` split by glob, both into
   ``labels@master``) commit at once: both rounds land, each as its own commit with exactly its
