@@ -385,13 +385,24 @@ class LabelingService:
             summary = {"added": len(pending.added), "modified": len(pending.modified),
                        "deleted": len(pending.deleted), "session": session.id,
                        "project": session.project_id}
-            return self.mounts.commit(
-                session.labels_mount, message=message.strip(), author=author,
-                provenance=[Provenance(session.data_repo, c) for c in pending.data_commits] or
-                [Provenance(session.data_repo, session.data_commit)],
-                metadata={"pachls.annotators": ",".join(pending.annotators),
-                          "pachls.labels": json.dumps(summary, sort_keys=True)},
-            )
+            try:
+                return self.mounts.commit(
+                    session.labels_mount, message=message.strip(), author=author,
+                    provenance=[Provenance(session.data_repo, c) for c in pending.data_commits] or
+                    [Provenance(session.data_repo, session.data_commit)],
+                    metadata={"pachls.annotators": ",".join(pending.annotators),
+                              "pachls.labels": json.dumps(summary, sort_keys=True)},
+                )
+            except Conflict as clash:
+                if "paths" not in clash.details:
+                    raise
+                where = f"{session.labels_repo}@{session.labels_branch}"
+                raise Conflict(
+                    f"{len(clash.details['paths'])} of these label files were committed to {where} since this "
+                    f"session's labels mount was last refreshed; nothing was committed and no annotation is "
+                    f"lost. To keep those labels, resync this session from {where}; to replace them with "
+                    f"this session's, discard and refresh the labels mount ({session.labels_mount}), then "
+                    "commit labels again.", **clash.details) from None
         finally:
             lock.release()
 

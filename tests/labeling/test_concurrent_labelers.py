@@ -203,6 +203,8 @@ def test_a_label_conflict_names_its_paths_and_the_retry_lands(world, label_studi
     with pytest.raises(Conflict) as info:
         service.commit_labels(session.id, message="mine", author="ana")
     assert info.value.details["paths"] == ["/cats/001.png.json"]  # the clashing path, only it
+    assert "resync" in info.value.message and f"discard and refresh the labels mount ({session.labels_mount})" \
+        in info.value.message  # the message names both ways out
     assert backend.inspect_branch("labels", "master").head.id == c.finished.id  # nothing committed
     assert service.pending(session.id).count == 2  # every annotation still pending
 
