@@ -116,9 +116,10 @@ BENCHMARKS = [
         Check("commit labels of {annotations:,} annotations / Label Studio's JSON export", "commit_vs_export_ratio", 1.5,
               "#6", "2.26",
               why="Commit labels contains Label Studio's export of the annotated tasks (the peer itself), then "
-                  "writes one label file per annotation through the labels mount (FUSE) and lands them as one "
-                  "commit. A bulk staging call on the mount manager (bytes straight into the stage, no FUSE "
-                  "round trips) would remove most of the part above the export."),
+                  "renders one label file per annotation, stages them all with one call (no FUSE round trips) "
+                  "and lands them as one commit. Most of the part above the export is that commit storing one "
+                  "blob file per label file (about 1 ms per file creation on this disk); keeping small blobs "
+                  "inside the store's database instead of as files is the step that would close the gap."),
     ], slow=True, defaults={"tasks": 10_000, "annotations": 1000}),
 ]
 
@@ -163,7 +164,9 @@ def machine(work_dir: Path) -> dict[str, str]:
         disk += f" ({kind})"
     info["disk (temporary directories)"] = f"{work_dir}: {disk}"
     info["kernel"] = f"{platform.system()} {platform.release()} {platform.version()}"
-    info["Python"] = f"{platform.python_version()} ({sys.executable})"
+    python = Path(sys.executable)
+    where = python.relative_to(ROOT) if python.is_relative_to(ROOT) else python
+    info["Python"] = f"{platform.python_version()} ({where})"
     fuse = _run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "libfuse3-*"])
     fuse = ", ".join(line for line in fuse.splitlines() if line.split()[1:]) if fuse else ""
     fusermount = _run(["fusermount3", "--version"])

@@ -279,7 +279,7 @@ def main() -> None:
     if args.plots:
         try:
             for path in plot(result, Path(args.plots)):
-                print(f"wrote {path}")
+                print(f"wrote {path.name}")
         except ImportError:
             print("matplotlib is not installed (scripts/install.sh --bench): no plots")
     last = f"commit_growth_ratio={commit_growth:.3f} page_growth_ratio={page_growth:.3f}"
