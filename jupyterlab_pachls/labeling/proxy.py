@@ -20,7 +20,9 @@ the tab shows progress instead of hanging.
 
 from __future__ import annotations
 
+import asyncio
 import html
+import urllib.parse
 
 from jupyter_server_proxy.handlers import LocalProxyHandler
 
@@ -82,7 +84,9 @@ class LabelStudioProxyHandler(LocalProxyHandler):
         base, sep, query = uri.partition("?")
         if not sep:
             return uri
-        kept = [p for p in query.split("&") if p.split("=", 1)[0] not in JUPYTER_QUERY_KEYS]
+        # keys compared decoded: ``?%74oken=`` is ``?token=`` to tornado, and so to Jupyter's check
+        kept = [p for p in query.split("&")
+                if urllib.parse.unquote_plus(p.split("=", 1)[0]) not in JUPYTER_QUERY_KEYS]
         return base + ("?" + "&".join(kept) if kept else "")
 
     def proxy_request_headers(self) -> dict:
@@ -110,7 +114,7 @@ class LabelStudioProxyHandler(LocalProxyHandler):
             self.set_status(404)
             self.finish("Label Studio is not managed by this server (an external server is configured).")
             return None
-        process.start()
+        await asyncio.to_thread(process.start)  # may end a leftover Label Studio first: seconds
         status = process.status()
         if status.state != "running":
             self.set_status(503)
