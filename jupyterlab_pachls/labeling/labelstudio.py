@@ -11,7 +11,7 @@ machine), so ``status()`` reports ``starting`` with the elapsed time until
 Label Studio runs in its own session, so signals meant for the server's process group
 do not reach it. It must still not outlive a server killed outright (SIGKILL, OOM):
 
-- on Linux it is started with ``PR_SET_PDEATHSIG`` = SIGTERM, so it ends when the server
+- on Linux it is started through ``setpriv --pdeathsig TERM``, so it ends when the server
   dies even if no server ever starts again (``label-studio start`` is one process: the
   signal reaches all of it);
 - ``<data_dir>/label-studio.pid`` names the running process (pid and start time, against
@@ -24,7 +24,6 @@ do not reach it. It must still not outlive a server killed outright (SIGKILL, OO
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
@@ -154,23 +153,13 @@ def _end_process_group(pid: int, grace: float = END_GRACE) -> None:
             return
 
 
-def _die_with_parent():
-    """A ``preexec_fn`` that makes the child get SIGTERM when the server dies (Linux), or None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None).prctl  # libc's, looked up before the fork: the child only calls it
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
+def _die_with_parent() -> list[str]:
+    """A command prefix that makes the child get SIGTERM when the server dies (Linux), or [].
 
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the server died before the death signal was armed
-            os._exit(1)
-
-    return preexec
+    util-linux's ``setpriv`` sets the death signal and execs the command: no Python code runs
+    between fork and exec in a server full of threads (what a ``preexec_fn`` would need)."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 class ManagedLabelStudio:
@@ -265,7 +254,8 @@ class ManagedLabelStudio:
         executable = shutil.which("label-studio", path=str(Path(sys.executable).parent)) or shutil.which("label-studio")
         if executable is None:
             raise Unavailable("Label Studio is not installed: pip install 'jupyterlab-pachls[labelstudio]'")
-        return [executable, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port)]
+        return [*_die_with_parent(), executable, "start", "--no-browser", "--internal-host", "127.0.0.1",
+                "--port", str(self.port)]
 
     def start(self) -> None:
         """Start the process if it is not running; return at once (see ``status``)."""
@@ -283,7 +273,6 @@ class ManagedLabelStudio:
                 self._process = subprocess.Popen(
                     self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, cwd=self.data_dir, start_new_session=True,
-                    preexec_fn=_die_with_parent(),
                 )
             finally:
                 log.close()

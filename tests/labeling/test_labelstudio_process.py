@@ -65,8 +65,8 @@ OWNER = textwrap.dedent("""
     import sys, time
     from jupyterlab_pachls.labeling import labelstudio
     data_dir, document_root, death_signal = sys.argv[1:4]
-    if death_signal == "off":  # as where PR_SET_PDEATHSIG does not exist or does not reach the whole group
-        labelstudio._die_with_parent = lambda: None
+    if death_signal == "off":  # as where setpriv is missing or the death signal does not reach the whole group
+        labelstudio._die_with_parent = lambda: []
     process = labelstudio.ManagedLabelStudio(data_dir, document_root)
     process.start()
     process.wait_ready(600)
