@@ -139,10 +139,14 @@ class LabelCommitHandler(LabelingHandler):
         body = self.json_body()
         check_fields(body, ("message",), ())
         message = string_field(body, "message", required=True, allow_empty=False)
-        self.labeling.get(self.session_id(session_id))
+        session = self.labeling.get(self.session_id(session_id))
         await self.label_studio_ready(ACTION_WAIT)
-        commit = await self.call(self.labeling.commit_labels, self.session_id(session_id),
-                                 message=message, author=self.user_name)
+        # Label commits into one labels mount run one at a time (see commit_labels); the others wait
+        # here, on the event loop, not in a worker thread the rest of the API needs.
+        gates = self.state.extra.setdefault("label_commit_gates", {})
+        async with gates.setdefault(session.labels_mount, asyncio.Lock()):
+            commit = await self.call(self.labeling.commit_labels, session.id, message=message,
+                                     author=self.user_name)
         self.send_json(commit.to_json(), status=201)
 
 
