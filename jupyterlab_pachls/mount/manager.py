@@ -48,7 +48,7 @@ from ..pfs.errors import AlreadyExists, Conflict, InvalidArgument, InvalidName, 
 from ..pfs.model import Commit, Provenance
 from .model import COMMITTING, ERROR, FUSE, MOUNTED, MOUNTING, NO_FUSE, RO, RW, Change, Changes, MountStatus
 from .overlay import stage_into
-from .plain import VIEWS, DirectoryWorkspace, LinkView, remove_tree
+from .plain import VIEWS, DirectoryWorkspace, LinkView
 from .tree import CommitTree, ContentCache
 
 log = logging.getLogger(__name__)
@@ -373,6 +373,13 @@ class MountManager:
             before = page[-1].id
         return None
 
+    def _landed_anyway(self, record: _Record, note: dict) -> Commit | None:
+        """The journal's commit if it is on the branch after all; None if not, or if nobody can tell."""
+        try:
+            return self._find_landed(record, note)
+        except PfsError:
+            return None
+
     def _abort_journal_commit(self, record: _Record, note: dict) -> bool:
         """Abort the journal's commit if it is still open (its process is gone). False when it had
         finished: it is the mount's base already (the process died just after recording it)."""
@@ -695,14 +702,20 @@ class MountManager:
                     head = newer
             else:
                 raise Conflict(f"{record.repo}@{record.branch} kept moving; gave up after {CAS_RETRIES} tries")
-        except BaseException:
-            try:
-                self.backend.abort_commit(opened)
-            except PfsError:
-                pass
-            else:
-                self._drop_journal(stage_dir)
-            raise
+        except BaseException as failure:
+            # The backend unreachable mid-finish may have landed the commit all the same (a lost reply).
+            landed = self._landed_anyway(record, note) if isinstance(failure, Unavailable) else None
+            if landed is None:
+                try:
+                    self.backend.abort_commit(opened)
+                except PfsError:
+                    pass
+                else:
+                    self._drop_journal(stage_dir)
+                raise
+            log.warning("mount %s: commit %s landed although the call reported: %s", record.name, landed.id,
+                        getattr(failure, "message", failure))
+            head = landed.parent
         # Landed: from here on nothing may report the commit as failed. The mount's base is the landed
         # commit at once (in the table too); the journal, now naming the landed commit and the base the
         # stage was made against, stays until the stage follows it.
@@ -799,11 +812,16 @@ class MountManager:
         self._require_up(mount)
         with mount.lock, mount.stage.lock:
             self._require_up(mount)
-            with disk_space(f"stage files in mount {name} (nothing was staged)", name):
-                if mount.overlay is not None:
-                    mount.overlay.stage_files(checked)
-                else:
-                    stage_into(self.mount_dir / name, checked)
+            try:
+                with disk_space(f"stage files in mount {name} (nothing was staged)", name):
+                    if mount.overlay is not None:
+                        mount.overlay.stage_files(checked)
+                    else:
+                        stage_into(self.mount_dir / name, checked)
+            except OSError as exc:  # a path taken by a directory, a writer racing us, permissions
+                where = exc.filename or name
+                raise Conflict(f"could not stage files in mount {name} (nothing was staged): {exc.strerror} "
+                               f"({where})", name=name, reason=errno.errorcode.get(exc.errno, "")) from exc
         return len(checked)
 
     def discard(self, name: str) -> int:
