@@ -279,17 +279,23 @@ class LocalBackend(Backend):
             blob = _hash_bytes(content)
             final = self._blob_file(blob)
             if not self._reuse_blob(final, len(content)):
-                # Small blobs are written in place: a writer killed mid-write leaves a short file
-                # that nothing refers to yet, and the size check above makes the next writer redo it.
-                fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                # Small blobs are written in place by whoever creates the file (O_EXCL): a writer
+                # killed mid-write leaves a short file that nothing refers to yet. A file already
+                # there with the wrong size (that leftover, or another writer still at it) is never
+                # truncated under its writer: it is replaced whole, through tmp/ and a rename.
+                try:
+                    fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    return self._store_stream(io.BytesIO(content))
                 try:
                     view = memoryview(content)
                     while view:
                         view = view[os.write(fd, view):]
                 except OSError as exc:
-                    if disk_full(exc):  # a short blob nobody refers to: give its space back
+                    if disk_full(exc):  # our own short file, if still in place: give its space back
                         try:
-                            os.unlink(final)
+                            if os.stat(final).st_ino == os.fstat(fd).st_ino:
+                                os.unlink(final)
                         except OSError:
                             pass
                     raise
@@ -582,7 +588,13 @@ class LocalBackend(Backend):
             head = None
             if head_id is not None:
                 kept = self._commits.get(head_id)
-                head = kept if kept is not None and kept.repo == key else self._commit_from_row(fetched.get(head_id) or self._commit_row(head_id), key)
+                if kept is not None and kept.repo == key:
+                    head = kept
+                else:
+                    row = fetched.get(head_id) or self._commit_row(head_id)
+                    if row is None:
+                        continue  # its repo was deleted between the two reads
+                    head = self._commit_from_row(row, key)
             result.append(Branch(repo=key, name=branch, head=head))
         return result
 
