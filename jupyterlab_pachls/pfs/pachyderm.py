@@ -652,7 +652,8 @@ class PachydermBackend(Backend):
         """Drop what failed calls left behind while the cluster was gone: open staged commits with their
         staging branches, and unfinished landing commits (which would block their branch). A landing
         commit that did finish (its reply was lost) is a landed commit and is kept."""
-        for key, commit_id, staging in sorted(list(self._orphans), key=str):
+        for orphan in sorted(list(self._orphans), key=str):
+            key, commit_id, staging = orphan
             try:
                 if not commit_id:  # only the staging branch is known
                     try:
@@ -688,8 +689,10 @@ class PachydermBackend(Backend):
                 return  # still gone: try again next time
             except PfsError:
                 pass
-            for orphan in [o for o in list(self._orphans) if o[1] == commit_id or o[2] == staging]:
-                self._orphans.discard(orphan)
+            # this one, and others naming the same commit or staging branch (None names no branch)
+            for done in [o for o in list(self._orphans)
+                         if o == orphan or (commit_id and o[1] == commit_id) or (staging and o[2] == staging)]:
+                self._orphans.discard(done)
 
     def _wait_finished(self, key: str, commit_id: str) -> pfs.CommitInfo:
         info = self._inspect(key, commit_id, wait=pfs.CommitState.FINISHED)
