@@ -131,10 +131,10 @@ async def test_commit_on_a_full_disk(api, jp_root_dir, pachls_store, small_fs, p
         store.close()
 
 
+# no FUSE: its stage of thousands of files would fill this tmpfs by itself (a page per file)
+@pytest.mark.parametrize("presentation", ["no-fuse"], indirect=True)
 async def test_rows_do_not_fit(api, pachls_store, small_fs, presentation):
     """Thousands of files with one content: the blob fits, SQLite's rows do not (SQLITE_FULL)."""
-    if presentation == "fuse":
-        pytest.skip("the FUSE stage of thousands of files would fill this tmpfs by itself (a page per file)")
     assert (await api("POST", "repos", {"name": "data"}))[0] == 201
     status, mount = await api("POST", "mounts", {"repo": "data", "mode": "rw"})
     root = Path(mount["mountpoint"])
@@ -177,11 +177,10 @@ def small_mount_dir(small_fs, pachls_store, monkeypatch) -> Path:
     return mount_dir
 
 
+@pytest.mark.parametrize("presentation", ["no-fuse"], indirect=True)  # a FUSE mount copies nothing
 async def test_mount_on_a_full_disk(small_mount_dir, api, pachls_store, small_fs, presentation):
     """A no-FUSE read-write mount copies the base commit into the mount dir: on a full disk the mount
     fails with the typed error, leaves no mount and no half-built directory, and works once space is freed."""
-    if presentation == "fuse":
-        pytest.skip("a FUSE mount copies nothing at mount time")
     mount_dir = small_mount_dir
     store = LocalBackend(pachls_store)
     try:
