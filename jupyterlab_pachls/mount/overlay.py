@@ -212,13 +212,20 @@ class Overlay:
                 elif self.base_info(path) is not None:
                     self.add_whiteout(path)
 
+            committed = False
+
+            def done() -> None:  # the whiteouts land before the replaced files are dropped
+                nonlocal committed
+                self._db.execute("COMMIT")
+                committed = True
+
             self._db.execute("BEGIN")
             try:
-                stage_into(self.upper, files, after=after)
-                self._db.execute("COMMIT")
+                stage_into(self.upper, files, after=after, done=done)
             except BaseException:
-                self._db.execute("ROLLBACK")
-                self.whiteouts = saved
+                if not committed:
+                    self._db.execute("ROLLBACK")
+                    self.whiteouts = saved
                 raise
 
     def _check_merged(self, path: str, *, writing: bool) -> None:
@@ -429,10 +436,11 @@ class StagedFiles:
         self._fds.clear()
 
 
-def stage_into(root: str | os.PathLike, files: dict[str, bytes | None], *, before=None, after=None) -> None:
+def stage_into(root: str | os.PathLike, files: dict[str, bytes | None], *, after=None, done=None) -> None:
     """Write (bytes) and delete (None) ``files`` (checked repo paths) below the real directory ``root``
-    with ``StagedFiles``: all of them or, on any failure, none. ``before(writer)`` runs once every
-    target is checked and every new file prepared, ``after(path, data)`` for each path put in place."""
+    with ``StagedFiles``: all of them or, on any failure, none. ``after(path, data)`` runs for each path
+    put in place, ``done()`` once all are, before the files they replaced are dropped: a failure there
+    still puts everything back."""
     writer = StagedFiles(root)
     try:
         for path in files:
@@ -440,8 +448,6 @@ def stage_into(root: str | os.PathLike, files: dict[str, bytes | None], *, befor
         for path, data in files.items():
             if data is not None:
                 writer.prepare(path, data)
-        if before is not None:
-            before(writer)
         for path, data in files.items():
             if data is None:
                 writer.remove(path)
@@ -449,6 +455,8 @@ def stage_into(root: str | os.PathLike, files: dict[str, bytes | None], *, befor
                 writer.put(path)
             if after is not None:
                 after(path, data)
+        if done is not None:
+            done()
     except BaseException:
         writer.abort()
         raise

@@ -164,3 +164,35 @@ def test_a_full_disk_stages_nothing_and_the_same_call_works_later(backend, image
         assert (mp / "big" / "0.bin").read_bytes() == big["/big/0.bin"]
     finally:
         manager.close()
+
+
+@pytest.mark.parametrize("presentation", ["fuse"], indirect=True)
+def test_whiteouts_that_cannot_be_saved_put_every_file_back(manager, images, presentation):
+    """The overlay's whiteouts land in SQLite after the files are in place: if that COMMIT fails (a
+    full disk: SQLITE_FULL), the files replaced or deleted by the call are all put back."""
+    import sqlite3
+
+    manager.mount("images", mode="rw")
+    mp = Path(manager.status("images").mountpoint)
+    (mp / "staged.txt").write_bytes(b"staged before")
+    before, pending_before = tree_of(mp), pending(manager)
+    overlay = manager._mounts["images"].overlay
+    real = overlay._db
+
+    class FullOnCommit:  # the store's database as it behaves on a full disk: COMMIT fails
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+
+    overlay._db = FullOnCommit()
+    try:
+        with pytest.raises(Exception):
+            manager.stage_files("images", {"/staged.txt": b"replaced", "/cats/001.png": None,
+                                           "/new.txt": b"new"})
+    finally:
+        overlay._db = real
+    assert tree_of(mp) == before and pending(manager) == pending_before
