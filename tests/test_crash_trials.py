@@ -168,6 +168,40 @@ def test_journal_left_by_an_aborted_commit_is_harmless(tmp_path):
     backend.close()
 
 
+def test_a_staged_commit_finished_but_never_landed_leaves_nothing_behind(tmp_path):
+    """Pachyderm backend: a process that died between finishing the staged commit (on its private
+    branch) and landing it. The next manager finds it did not land, drops its staging branch, and the
+    mount's changes are still pending."""
+    from jupyterlab_pachls.pfs.pachyderm import STAGING_PREFIX
+    from jupyterlab_pachls.pfs.server import make_server
+
+    store = LocalBackend(tmp_path / "store")
+    server, port = make_server(store, "127.0.0.1:0")
+    backend = open_backend({"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{port}"})
+    try:
+        backend.create_repo("data")
+        with MountManager(backend, tmp_path / "pfs", tmp_path / "state", fuse=False) as manager:
+            manager.mount("data", mode="rw")
+            (tmp_path / "pfs/data/a.txt").write_bytes(b"a")
+        opened = backend.start_commit("data", "master", message="m", author="ann")
+        backend.put_files(opened, [("/a.txt", b"a")])
+        # the staged commit finished on its private branch: the landing never started
+        backend._rpc("FinishCommit", backend.pfs.finish_commit, commit=backend._commit_msg("data", opened.id))
+        assert any(b.name.startswith(STAGING_PREFIX) for b in store.list_branches("data"))
+        (tmp_path / "state/stage/data/commit.json").write_text(json.dumps(
+            {"base": None, "message": "m", "author": "ann", "time": 0, "commit": opened.id,
+             "started": opened.started.isoformat() if opened.started else None}))
+        with MountManager(backend, tmp_path / "pfs", tmp_path / "state", fuse=False) as manager:
+            assert [(c.path, c.change) for c in manager.changes("data").changes] == [("/a.txt", "added")]
+            assert not any(b.name.startswith(STAGING_PREFIX) for b in store.list_branches("data"))
+            assert backend.inspect_branch("data", "master").head is None  # nothing landed
+            assert manager.commit("data", "now", "ann").message == "now"
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+        store.close()
+
+
 @pytest.mark.parametrize("via", ["commit", "refresh"])
 @pytest.mark.parametrize("mode", ["fuse", "nofuse"])
 def test_a_renamed_directory_does_not_hide_files_others_added_there(tmp_path, mode, via):

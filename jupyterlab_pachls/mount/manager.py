@@ -389,7 +389,15 @@ class MountManager:
             except NotFound:
                 return True  # aborted already
             if not opened.is_open:
-                return False
+                if opened.id == record.base:
+                    return False
+                # finished but never landed (Pachyderm: a staged commit on its private branch):
+                # aborting it drops what it left behind
+                try:
+                    self.backend.abort_commit(opened)
+                except PfsError:
+                    pass
+                return True
             candidates = [opened]
         else:  # died between writing the journal and opening the commit: find it, if it was opened
             lister = getattr(self.backend, "open_commits", None)
