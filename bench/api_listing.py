@@ -114,7 +114,8 @@ def wait_ready(client_factory, proc: subprocess.Popen, timeout: float = 120) -> 
             if status == 200:
                 return client
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise RuntimeError("jupyter server did not start")
 
 
