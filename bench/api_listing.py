@@ -103,6 +103,25 @@ class Client:
         return elapsed, json.loads(body)
 
 
+def stop_server(proc: subprocess.Popen | None) -> None:
+    """Stop the server as Ctrl-C would; kill it if it does not stop within 30 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def show_server_log(work: Path) -> None:
+    """The end of the server's log on stderr (a benchmark failed)."""
+    log = work / "server.log"
+    if log.exists():
+        sys.stderr.write(log.read_text(errors="replace")[-4000:])
+
+
 def wait_ready(client_factory, proc: subprocess.Popen, timeout: float = 120) -> "Client":
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -185,18 +204,10 @@ def main() -> None:
             assert len(body["items"]) == 400 and body["next"], body.get("next")
             page_ms.append(elapsed)
     except BaseException:
-        log = work / "server.log"
-        if log.exists():
-            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        show_server_log(work)
         raise
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_server(proc)
         if args.keep:
             print(f"kept {work}")
         else:

@@ -35,7 +35,6 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,7 @@ import time
 from pathlib import Path
 
 from _bench import add_json_argument, pct, write_json
-from api_listing import free_port, start_server, wait_ready
+from api_listing import free_port, show_server_log, start_server, stop_server, wait_ready
 
 from jupyterlab_pachls.pfs import LocalBackend
 
@@ -285,18 +284,10 @@ def main() -> None:
             figures.commits += int(out.split()[-1])
             figures.kernel_commits += int(out.split()[-1])
     except BaseException:
-        log = work / "server.log"
-        if log.exists():
-            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        show_server_log(work)
         raise
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_server(proc)
         if args.keep:
             print(f"kept {work}")
         else:

@@ -33,17 +33,14 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 
 from _bench import add_json_argument, pct, settle, write_json
-from api_listing import Client, free_port, start_server, wait_ready
+from api_listing import Client, free_port, show_server_log, start_server, stop_server, wait_ready
 
 from jupyterlab_pachls.pfs import LocalBackend
 
@@ -248,18 +245,10 @@ def main() -> None:
                 f"{k} p50={v['p50']:.2f} p95={v['p95']:.2f}" for k, v in series.items()), flush=True)
         assert backend.fsck().ok
     except BaseException:
-        log = work / "server.log"
-        if log.exists():
-            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        show_server_log(work)
         raise
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_server(proc)
         backend.close()
         shutil.rmtree(work, ignore_errors=True)
 
