@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
-from crashtrial import TrialStats, note_settled, open_commits, our_fuse_mounts, served
+from crashtrial import Trials, TrialStats, note_settled, open_commits, our_fuse_mounts, served
 from serverproc import JupyterServer, alive
 
 from jupyterlab_pachls.demo import demo_files
@@ -132,7 +132,7 @@ def ls_choices(annotations: list[dict]) -> list[tuple]:
                   if not a.get("was_cancelled"))
 
 
-class LabelTrials:
+class LabelTrials(Trials):
     """``label_studio``: None for the server's managed Label Studio, else (url, token) of a team one;
     ``mount_dir`` must then be inside that Label Studio's local-files document root."""
 
@@ -348,17 +348,6 @@ class LabelTrials:
             if alive(pid):
                 self.stats.problem(-1, f"Label Studio {pid} outlived a clean stop")
                 end_process_group(pid)
-
-    def run(self, trials: int) -> TrialStats:
-        try:
-            self.setup()
-            for number in range(1, trials + 1):
-                self.trial(number)
-                if number % 10 == 0:
-                    self.log(f"  {self.figures()}")
-        finally:
-            self.close()
-        return self.stats
 
     def figures(self) -> str:
         return self.stats.figures() + (f" label_studio_orphaned={self.stats_orphans}" if not self.external else "")

@@ -117,7 +117,27 @@ def note_settled(stats: TrialStats, log_text: str) -> None:
     stats.settled_aborted += log_text.count("did not land; its changes are still pending")
 
 
-class MountTrials:
+class Trials:
+    """The loop of a crash-trial run: ``setup``, ``trial(n)`` for each, ``close``; figures every 10."""
+
+    stats: TrialStats
+
+    def figures(self) -> str:
+        return self.stats.figures()
+
+    def run(self, trials: int) -> TrialStats:
+        try:
+            self.setup()
+            for number in range(1, trials + 1):
+                self.trial(number)
+                if number % 10 == 0:
+                    self.log(f"  {self.figures()}")
+        finally:
+            self.close()
+        return self.stats
+
+
+class MountTrials(Trials):
     """N crash trials of one mode (``fuse`` or ``nofuse``) under ``workdir``."""
 
     def __init__(self, workdir: Path, mode: str, *, seed: int = 0, phases: list[str] | None = None,
@@ -311,17 +331,6 @@ class MountTrials:
             unmount(point, lazy=True)
             self.stats.problem(-1, f"FUSE mount {point} left after a clean stop")
             self.stats.corrupt += 1
-
-    def run(self, trials: int) -> TrialStats:
-        try:
-            self.setup()
-            for number in range(1, trials + 1):
-                self.trial(number)
-                if number % 10 == 0:
-                    self.log(f"  {self.stats.figures()}")
-        finally:
-            self.close()
-        return self.stats
 
 
 def run_mount_trials(workdir: Path, mode: str, trials: int, *, seed: int = 0, phases: list[str] | None = None,
