@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyterlab_pachls.handlers import fuse_status
+
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
 EXTENSION = "jupyterlab_pachls"
@@ -18,6 +20,19 @@ def pachls_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     store = tmp_path / "pachls-store"
     monkeypatch.setenv("PACHLS_STORE", str(store))
     return store
+
+
+@pytest.fixture(params=["fuse", "no-fuse"])
+def presentation(request, monkeypatch):
+    """How the server presents mounts (``PACHLS_NO_FUSE``); a test module opts in by using it."""
+    if request.param == "fuse":
+        monkeypatch.delenv("PACHLS_NO_FUSE", raising=False)
+        available, why = fuse_status()
+        if not available:
+            pytest.skip(f"FUSE is not available here: {why}")
+    else:
+        monkeypatch.setenv("PACHLS_NO_FUSE", "1")
+    return request.param
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ Every response is checked against ``openapi.yaml``."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from pathlib import Path
 
 import pytest
 from jupyter_server.auth import IdentityProvider, User
 
-from jupyterlab_pachls.handlers import fuse_status
 from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
 
 USER = "Ann Labeler"
@@ -24,18 +21,6 @@ class NamedUserProvider(IdentityProvider):
 
     def generate_anonymous_user(self, handler):
         return User(username="ann-uid", name=USER, display_name=USER)
-
-
-@pytest.fixture(params=["fuse", "no-fuse"])
-def presentation(request, monkeypatch):
-    if request.param == "fuse":
-        monkeypatch.delenv("PACHLS_NO_FUSE", raising=False)
-        available, why = fuse_status()
-        if not available:
-            pytest.skip(f"FUSE is not available here: {why}")
-    else:
-        monkeypatch.setenv("PACHLS_NO_FUSE", "1")
-    return request.param
 
 
 @pytest.fixture

@@ -32,18 +32,6 @@ SHARED_COMMITS = 20  # per writer, on paths every writer also writes
 DISJOINT_COMMITS = 12  # per writer, on its own paths only
 
 
-@pytest.fixture(params=["fuse", "no-fuse"])
-def presentation(request, monkeypatch):
-    if request.param == "fuse":
-        monkeypatch.delenv("PACHLS_NO_FUSE", raising=False)
-        available, why = fuse_status()
-        if not available:
-            pytest.skip(f"FUSE is not available here: {why}")
-    else:
-        monkeypatch.setenv("PACHLS_NO_FUSE", "1")
-    return request.param
-
-
 @pytest.fixture
 def fetch(jp_fetch):
     return cw.jp_fetch_adapter(jp_fetch)

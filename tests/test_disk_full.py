@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from jupyterlab_pachls.handlers import fuse_status
 from jupyterlab_pachls.pfs import LocalBackend
 
 TMPFS_MB = 12
@@ -37,18 +36,6 @@ def small_fs(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
     yield point
     subprocess.run(["umount", "-l", str(point)], capture_output=True, timeout=30)
-
-
-@pytest.fixture(params=["fuse", "no-fuse"])
-def presentation(request, monkeypatch):
-    if request.param == "fuse":
-        monkeypatch.delenv("PACHLS_NO_FUSE", raising=False)
-        available, why = fuse_status()
-        if not available:
-            pytest.skip(f"FUSE is not available here: {why}")
-    else:
-        monkeypatch.setenv("PACHLS_NO_FUSE", "1")
-    return request.param
 
 
 @pytest.fixture
