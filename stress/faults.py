@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 os.environ["PACHLS_NO_FUSE"] = "1"
 
-from pfs.test_pachyderm_faults import Cluster, StopAt, eventually  # noqa: E402
+from stoppable_cluster import Cluster, StopAt, eventually  # noqa: E402
 
 from jupyterlab_pachls.mount import MountManager  # noqa: E402
 from jupyterlab_pachls.pfs import open_backend  # noqa: E402

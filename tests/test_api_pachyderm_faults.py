@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from jupyterlab_pachls.labeling.labelstudio import free_port
-from pfs.test_pachyderm_faults import Cluster, StopAt
+from stoppable_cluster import Cluster, StopAt
 
 
 @pytest.fixture(autouse=True)

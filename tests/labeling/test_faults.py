@@ -22,7 +22,7 @@ from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.pfs import open_backend
 from jupyterlab_pachls.pfs.errors import Unavailable
 from labeling.test_proxy import ls_copy, wait_running  # noqa: F401  (fixture: this server's own LS)
-from pfs.test_pachyderm_faults import Cluster, StopAt, eventually
+from stoppable_cluster import Cluster, StopAt, eventually
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.pfs import open_backend
 from jupyterlab_pachls.pfs.errors import Unavailable
-from pfs.test_pachyderm_faults import Cluster, StopAt, eventually
+from stoppable_cluster import Cluster, StopAt, eventually
 
 from .conftest import tree_of
 

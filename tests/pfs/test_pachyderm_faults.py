@@ -9,75 +9,11 @@ and the next commit lands.
 
 from __future__ import annotations
 
-import threading
-import time
-
-import grpc
 import pytest
+from stoppable_cluster import Cluster, StopAt, eventually
 
-from jupyterlab_pachls.pfs import LocalBackend, open_backend
+from jupyterlab_pachls.pfs import open_backend
 from jupyterlab_pachls.pfs.errors import Unavailable
-from jupyterlab_pachls.pfs.pachyderm import STAGING_PREFIX
-from jupyterlab_pachls.pfs.server import make_server
-
-
-class StopAt(grpc.ServerInterceptor):
-    """Stop the whole server at the ``n``-th call of ``method`` (``/pfs_v2.API/<Name>``), before or after
-    the served backend handled it, as a process that dies there would (the client sees its call cut)."""
-
-    def __init__(self, method: str | None = None, n: int = 1, *, after: bool = False) -> None:
-        self.method, self.n, self.after = method, n, after
-        self.seen = 0
-        self.server: grpc.Server | None = None
-        self.fired = threading.Event()
-
-    def intercept_service(self, continuation, details):
-        handler = continuation(details)
-        if self.method is None or not details.method.endswith("/" + self.method) or handler is None:
-            return handler
-        self.seen += 1
-        if self.seen != self.n:
-            return handler
-        if handler.unary_unary is not None:
-            inner, kind = handler.unary_unary, "unary_unary"
-        elif handler.stream_unary is not None:
-            inner, kind = handler.stream_unary, "stream_unary"
-        else:
-            return handler
-
-        def dying(request, context):
-            if self.after:
-                inner(request, context)
-            self.fired.set()
-            self.server.stop(grace=None)
-            while context.is_active():
-                time.sleep(0.01)
-            context.abort(grpc.StatusCode.CANCELLED, "server stopped")
-
-        make = getattr(grpc, f"{kind}_rpc_method_handler")
-        return make(dying, request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer)
-
-
-class Cluster:
-    """The served store and a server on a fixed port that can be stopped and started again."""
-
-    def __init__(self, path) -> None:
-        self.served = LocalBackend(path)
-        self.server, self.port = make_server(self.served, "127.0.0.1:0")
-        self.address = f"grpc://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.stop(grace=None).wait()
-
-    def start(self, *interceptors: StopAt) -> None:
-        self.server, _ = make_server(self.served, f"127.0.0.1:{self.port}", interceptors=interceptors)
-        for i in interceptors:
-            i.server = self.server
-
-    def close(self) -> None:
-        self.stop()
-        self.served.close()
 
 
 @pytest.fixture
@@ -92,18 +28,6 @@ def backend(cluster):
     b = open_backend({"kind": "pachyderm", "pachd_address": cluster.address, "connect_timeout": 2.0})
     yield b
     b.close()
-
-
-def eventually(fn, timeout: float = 30.0):
-    """Call ``fn`` until it stops raising Unavailable (the channel reconnects by itself)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return fn()
-        except Unavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_every_call_to_a_stopped_server_is_a_typed_unavailable_naming_the_address(cluster, backend):
