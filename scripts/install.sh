@@ -9,7 +9,8 @@
 #     `labelstudio` extra as well with --labelstudio
 #   - the frontend: jlpm install + jlpm build, linked into the virtualenv
 #   - with --ui-tests: the Galata test dependencies in ui-tests/ (no browser
-#     download: Debian's chromium is used)
+#     download: Debian's chromium is used), and the scratch environment
+#     .venv-compat/ of tests/compat/ (scripts/compat-env.sh)
 #   - with --bench: the `bench` extra as well (matplotlib, for the performance
 #     report's plots)
 #
@@ -27,7 +28,7 @@ for arg in "$@"; do
     --labelstudio) WITH_LABELSTUDIO=1 ;;
     --ui-tests) WITH_UI_TESTS=1 ;;
     --bench) WITH_BENCH=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -169,6 +170,8 @@ if [ "$WITH_UI_TESTS" = 1 ]; then
     log "no /usr/bin/chromium: install Debian's chromium or set PACHLS_CHROMIUM"
     exit 1
   fi
+  # Pachyderm's own JupyterLab extension, apart from .venv, for tests/compat/.
+  "$ROOT/scripts/compat-env.sh"
 fi
 
 log "done"
