@@ -209,13 +209,19 @@ class PachlsHandler(APIHandler):
         return state.mounts
 
     @property
+    def identity(self):
+        """Who this request is (see ``identity.py``): Jupyter's real user, a saved or configured one, git's."""
+        from .identity import resolve_identity
+
+        config = self.state.config
+        return resolve_identity(self.identity_provider, self.current_user, self.state.identities,
+                                configured_name=config.user_name, configured_email=config.user_email,
+                                email_domain=config.user_email_domain)
+
+    @property
     def user_name(self) -> str:
-        user = self.current_user
-        for attr in ("name", "username"):
-            value = getattr(user, attr, None)
-            if isinstance(value, str) and value:
-                return value
-        return str(user) if user else ""
+        """The author of what this request writes into history, ``Name <email>``; 409 when none is known."""
+        return self.identity.author
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a blocking backend call in a worker thread."""
@@ -296,6 +302,27 @@ class PachlsHandler(APIHandler):
 
 
 # -- server ----------------------------------------------------------------------------------
+class IdentityHandler(PachlsHandler):
+    """``GET /pachls/api/identity``: who history is written as; ``PUT`` {name, email}: save it."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        self.send_json((await self.call(lambda: self.identity)).to_json())
+
+    @tornado.web.authenticated
+    @json_errors
+    async def put(self) -> None:
+        from .identity import check_identity, user_key
+
+        body = self.json_body()
+        check_fields(body, ("name", "email"), ())
+        name, email = check_identity(body["name"], body["email"])
+        key = user_key(self.identity_provider, self.current_user)
+        await self.call(self.state.identities.save, key, name, email)
+        self.send_json((await self.call(lambda: self.identity)).to_json())
+
+
 class HealthHandler(PachlsHandler):
     """``GET /pachls/api/health``: backend kind and address, store reachable, FUSE usable."""
 
@@ -768,6 +795,15 @@ def provenance_arg(raw: object) -> list[Provenance]:
     return out
 
 
+def mount_json(status) -> dict:
+    """A mount's status as the API shows it: a base that is no longer in the branch's history (the
+    branch was rolled back below it) is ``diverged``, not a negative ``behind``."""
+    shown = status.to_json()
+    shown["diverged"] = shown.get("behind", 0) < 0
+    shown["behind"] = max(0, shown.get("behind", 0))
+    return shown
+
+
 class MountsHandler(PachlsHandler):
     """``GET /pachls/api/mounts``: every mount; ``POST``: mount a repo."""
 
@@ -780,7 +816,7 @@ class MountsHandler(PachlsHandler):
             "mount_dir": str(mounts.mount_dir),
             "fuse": bool(mounts.use_fuse),
             "fuse_reason": mounts.fuse_reason,
-            "mounts": [m.to_json() for m in sorted(found, key=lambda m: m.name)],
+            "mounts": [mount_json(m) for m in sorted(found, key=lambda m: m.name)],
         })
 
     @tornado.web.authenticated
@@ -814,7 +850,7 @@ class MountsHandler(PachlsHandler):
             name = mount_name_arg(name)
         mounts = self.mounts
         status = await self.call(mounts.mount, repo, branch, commit=commit, mode=mode, name=name)
-        self.send_json(status.to_json(), status=201)
+        self.send_json(mount_json(status), status=201)
 
 
 class MountHandler(PachlsHandler):
@@ -825,7 +861,7 @@ class MountHandler(PachlsHandler):
     async def get(self, name: str) -> None:
         name = mount_name_arg(name)
         status = await self.call(self.mounts.status, name)
-        self.send_json(status.to_json())
+        self.send_json(mount_json(status))
 
     @tornado.web.authenticated
     @json_errors
@@ -845,7 +881,7 @@ class MountRefreshHandler(PachlsHandler):
         name = mount_name_arg(name)
         check_fields(self.json_body())
         status = await self.call(self.mounts.refresh, name)
-        self.send_json(status.to_json())
+        self.send_json(mount_json(status))
 
 
 class MountChangesHandler(PachlsHandler):
@@ -875,7 +911,7 @@ class MountCommitHandler(PachlsHandler):
             return commit, mounts.status(name)
 
         commit, status = await self.call(run)
-        self.send_json({"commit": commit.to_json(), "mount": status.to_json()}, status=201)
+        self.send_json({"commit": commit.to_json(), "mount": mount_json(status)}, status=201)
 
 
 class MountDiscardHandler(PachlsHandler):
@@ -891,7 +927,7 @@ class MountDiscardHandler(PachlsHandler):
             return mounts.status(name)
 
         status = await self.call(run)
-        self.send_json(status.to_json())
+        self.send_json(mount_json(status))
 
 
 class NotFoundHandler(PachlsHandler):
@@ -953,6 +989,7 @@ def route_table() -> list[tuple[str, type[PachlsHandler]]]:
         (rf"{p}/health", HealthHandler),
         (rf"{p}/openapi\.json", OpenApiHandler),
         (rf"{p}/backend", BackendHandler),
+        (rf"{p}/identity", IdentityHandler),
         (rf"{p}/repos", ReposHandler),
         (rf"{p}/repos/{SEG}", RepoHandler),
         (rf"{p}/repos/{SEG}/branches", BranchesHandler),

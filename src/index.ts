@@ -18,11 +18,13 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import { IMountStatus, MountMode } from './api';
+import { IMountStatus, MountMode, setIdentityRequiredHandler } from './api';
 import { showCommitDialog } from './components/CommitDialog';
+import { identityDialog } from './components/IdentityDialog';
 import { IMountActions } from './components/MountsSection';
 import { address, relativeToRoot } from './format';
 import { pachydermIcon } from './icons';
+import { IdentityModel } from './identity';
 import { activateLabeling } from './labeling/plugin';
 import { PachlsModel } from './model';
 import { errorMessage } from './state';
@@ -34,6 +36,7 @@ import {
 import { PachydermSidebar } from './widgets/PachydermSidebar';
 
 export { PachlsModel } from './model';
+export { IdentityModel } from './identity';
 export { PachydermSidebar } from './widgets/PachydermSidebar';
 export { LabelingModel } from './labeling/model';
 export { LabelingCommandIDs } from './labeling/plugin';
@@ -72,6 +75,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const trans = (translator ?? nullTranslator).load('jupyterlab_pachls');
     const { commands, shell } = app;
     const model = new PachlsModel();
+    // Every route that writes history may answer 409 identity_required: ask once, then retry.
+    const identity = new IdentityModel({ ask: identityDialog(trans) });
+    setIdentityRequiredHandler(identity.handleIdentityRequired);
+    void app.restored.then(() => identity.checkOnStart());
     let historyPageSize = 20;
 
     const tracker = new WidgetTracker<MainAreaWidget<HistoryContent>>({
@@ -153,7 +160,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       showHistory: (repo: string, branch: string) => showHistory(repo, branch)
     };
 
-    const sidebar = new PachydermSidebar(model, trans, actions);
+    const sidebar = new PachydermSidebar(model, identity, trans, actions);
     shell.add(sidebar, 'left', { rank: 300 });
     if (restorer) {
       restorer.add(sidebar, sidebar.id);

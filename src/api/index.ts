@@ -11,6 +11,7 @@ import {
   ICommitResult,
   IDiff,
   IHealth,
+  IIdentity,
   IMountRequest,
   IMountsResponse,
   IMountStatus,
@@ -47,6 +48,16 @@ export function query(params: {
 /** Backend kind, address and whether FUSE can be used. */
 export function getHealth(): Promise<IHealth> {
   return requestAPI<IHealth>('health');
+}
+
+/** Who commits are recorded as. */
+export function getIdentity(): Promise<IIdentity> {
+  return requestAPI<IIdentity>('identity', { cache: 'no-store' });
+}
+
+/** Record commits as `name <email>` from now on (saved for this Jupyter user). */
+export function putIdentity(name: string, email: string): Promise<IIdentity> {
+  return requestAPI<IIdentity>('identity', { method: 'PUT', body: { name, email } });
 }
 
 /** The backend configuration in use. */

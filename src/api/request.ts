@@ -56,14 +56,56 @@ export async function requestAPI<T>(
   return data as T;
 }
 
+/** The error code of a route that writes history while no author is known. */
+export const IDENTITY_REQUIRED = 'identity_required';
+
+/**
+ * Called when a route answers 409 `identity_required`: resolves true once a
+ * name and email are saved (the request is then sent once more), false when
+ * the user declined (the 409 is then thrown as it came).
+ */
+export type IdentityRequiredHandler = (error: PachlsApiError) => Promise<boolean>;
+
+let identityRequiredHandler: IdentityRequiredHandler | null = null;
+
+/** Install (or remove, with null) what asks for an identity; the application sets it once. */
+export function setIdentityRequiredHandler(handler: IdentityRequiredHandler | null): void {
+  identityRequiredHandler = handler;
+}
+
 /**
  * As `requestAPI`, also giving the response (for its headers); a 304 Not
  * Modified is not an error (its `data` is undefined).
+ *
+ * A 409 `identity_required` is handed to the identity handler; when it saved
+ * an identity the request is sent once more. The server refuses such a
+ * request before changing anything, so sending it again is safe.
  */
 export async function requestAPIResponse<T>(
   endpoint = '',
   init: Omit<RequestInit, 'body'> & { body?: unknown } = {},
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+): Promise<{ data: T | undefined; response: Response }> {
+  try {
+    return await sendRequest<T>(endpoint, init, settings);
+  } catch (reason) {
+    const handler = identityRequiredHandler;
+    if (
+      !(reason instanceof PachlsApiError) ||
+      reason.error !== IDENTITY_REQUIRED ||
+      handler === null ||
+      !(await handler(reason))
+    ) {
+      throw reason;
+    }
+    return sendRequest<T>(endpoint, init, settings);
+  }
+}
+
+async function sendRequest<T>(
+  endpoint: string,
+  init: Omit<RequestInit, 'body'> & { body?: unknown },
+  settings: ServerConnection.ISettings
 ): Promise<{ data: T | undefined; response: Response }> {
   const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endpoint);
   const { body, ...rest } = init;

@@ -155,3 +155,18 @@ export interface IMountRequest {
   mode?: MountMode;
   name?: string;
 }
+
+/** Where the author of commits comes from (`GET /identity`). */
+export type IdentitySource = 'jupyter' | 'configured' | 'git';
+
+/**
+ * Who commits, rollbacks and label rounds are recorded as. `required` is true
+ * when nothing is known: routes that write history then answer 409
+ * `identity_required`.
+ */
+export interface IIdentity {
+  name: string | null;
+  email: string | null;
+  source: IdentitySource | null;
+  required: boolean;
+}

@@ -2,13 +2,16 @@ import * as React from 'react';
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { BackendRequest, getBackend, IBackendConfig } from '../api';
+import { authorText, IdentityModel, identitySourceText } from '../identity';
 import { PachlsModel } from '../model';
 import { errorMessage } from '../state';
-import { ActionButton, ErrorText, Section } from './common';
+import { ActionButton, ErrorText, Section, useSignalValue } from './common';
 
 export interface IConnectionSectionProps {
   model: PachlsModel;
   trans: TranslationBundle;
+  /** Who commits are recorded as. */
+  identity: IdentityModel;
   /** Loads the backend configuration; defaults to the REST API. */
   loadBackend?: () => Promise<IBackendConfig>;
 }
@@ -90,6 +93,7 @@ export function ConnectionSection(props: IConnectionSectionProps): JSX.Element {
           <ErrorText message={health.backend.error} trans={trans} />
         ) : null}
         <ErrorText message={state.healthError} trans={trans} />
+        <IdentityRow identity={props.identity} trans={trans} />
       </div>
       {editing ? (
         <BackendForm
@@ -100,6 +104,56 @@ export function ConnectionSection(props: IConnectionSectionProps): JSX.Element {
         />
       ) : null}
     </Section>
+  );
+}
+
+/** "Commits by Name <email> (from git config) Change…", or a way to set one. */
+function IdentityRow(props: { identity: IdentityModel; trans: TranslationBundle }): JSX.Element {
+  const { identity, trans } = props;
+  const state = useSignalValue(identity.changed, identity.state);
+  const [error, setError] = React.useState<string | null>(null);
+  const known = state.identity;
+  const change = () => {
+    setError(null);
+    identity.ask(null).catch(reason => setError(errorMessage(reason)));
+  };
+  const source = known?.source ?? null;
+  return (
+    <>
+      <div
+        className="jp-PachlsConnection-row jp-PachlsIdentity"
+        data-source={source ?? ''}
+        data-required={known ? String(known.required) : ''}
+      >
+        {known === null ? (
+          <span className="jp-PachlsIdentity-author" title={state.error ?? ''}>
+            {state.error ? trans.__('Author unknown') : trans.__('Checking who commits…')}
+          </span>
+        ) : known.required ? (
+          <span className="jp-PachlsIdentity-author jp-PachlsWarning">
+            {trans.__('No name and email yet: commits are refused until you set them.')}
+          </span>
+        ) : (
+          <span className="jp-PachlsIdentity-who">
+            {trans.__('Commits by')}{' '}
+            <span className="jp-PachlsIdentity-author" title={identitySourceText(trans, source)}>
+              {authorText(known)}
+            </span>{' '}
+            <span className="jp-PachlsIdentity-source">({identitySourceText(trans, source)})</span>
+          </span>
+        )}
+        {known && source !== 'jupyter' ? (
+          <ActionButton
+            label={trans.__('Change who commits are recorded as')}
+            text={known.required ? trans.__('Set…') : trans.__('Change…')}
+            variant={known.required ? 'accept' : 'default'}
+            onClick={change}
+            className="jp-PachlsIdentity-change"
+          />
+        ) : null}
+      </div>
+      <ErrorText message={error} trans={trans} onDismiss={() => setError(null)} />
+    </>
   );
 }
 

@@ -15,6 +15,8 @@ import {
   seg
 } from '../api';
 import { address, firstLine, shortId } from '../format';
+import { LabelChanges } from '../labeling/components/LabelChanges';
+import { isLabelCommit } from '../labeling/state';
 import { PachlsModel } from '../model';
 import {
   countChanges,
@@ -297,6 +299,8 @@ function CommitRow(props: {
   const [files, setFiles] = React.useState<IDiff | null>(null);
   const [filesError, setFilesError] = React.useState<string | null>(null);
   const [open, setOpen] = React.useState(false);
+  const [labelsOpen, setLabelsOpen] = React.useState(false);
+  const labelCommit = isLabelCommit(commit.metadata);
   const ref = React.useRef<HTMLLIElement>(null);
 
   React.useEffect(() => {
@@ -355,6 +359,17 @@ function CommitRow(props: {
             ? trans._n('%1 file changed', '%1 files changed', changed)
             : trans._n('%1 file', '%1 files', commit.n_files)}
         </button>
+        {labelCommit ? (
+          <button
+            type="button"
+            className="jp-PachlsLink jp-PachlsCommit-labelChanges"
+            aria-expanded={labelsOpen}
+            aria-label={trans.__('Label changes of commit %1', shortId(commit.id))}
+            onClick={() => setLabelsOpen(!labelsOpen)}
+          >
+            {trans.__('label changes')}
+          </button>
+        ) : null}
         {commit.provenance.length > 0 ? (
           <span className="jp-PachlsCommit-provenance">
             {trans.__('made against')}{' '}
@@ -390,6 +405,11 @@ function CommitRow(props: {
           ) : filesError ? null : (
             <div className="jp-PachlsEmpty">{trans.__('Loading…')}</div>
           )}
+        </div>
+      ) : null}
+      {labelsOpen ? (
+        <div className="jp-PachlsCommit-labels">
+          <LabelChanges trans={trans} repo={props.repo} commit={commit.id} parent={commit.parent} />
         </div>
       ) : null}
       <ErrorText message={props.error} trans={trans} onDismiss={props.onDismissError} />

@@ -2,6 +2,7 @@ import * as React from 'react';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { refreshIcon } from '@jupyterlab/ui-components';
 
+import { IdentityModel } from '../identity';
 import { PachlsModel } from '../model';
 import { ActionButton, useSignalValue } from './common';
 import { ConnectionSection } from './ConnectionSection';
@@ -10,6 +11,7 @@ import { RepoTree } from './RepoTree';
 
 export interface IPachydermPanelProps {
   model: PachlsModel;
+  identity: IdentityModel;
   trans: TranslationBundle;
   actions: IMountActions;
 }
@@ -33,7 +35,7 @@ export function PachydermPanel(props: IPachydermPanelProps): JSX.Element {
           className="jp-PachlsPanel-refresh"
         />
       </div>
-      <ConnectionSection model={model} trans={trans} />
+      <ConnectionSection model={model} identity={props.identity} trans={trans} />
       <MountsSection model={model} trans={trans} actions={props.actions} />
       <RepoTree model={model} trans={trans} actions={props.actions} />
     </div>

@@ -83,7 +83,10 @@ export interface IBlameEntry {
   author: string;
   message: string;
   change: 'added' | 'modified' | 'deleted';
+  /** Who created the annotations of the label file. */
   annotators: string[];
+  /** Who changed the label in this commit (older servers: absent). */
+  changed_by?: string[];
   labels: string[];
   data_commit: string | null;
   provenance: unknown[];
@@ -94,6 +97,60 @@ export interface IBlame {
   ref: string;
   path: string;
   entries: IBlameEntry[];
+}
+
+/** One annotation that changed between two label commits (`GET /labels/diff`). */
+export interface ILabelChange {
+  /** The data file. */
+  path: string;
+  annotation: number;
+  change: 'added' | 'modified' | 'deleted';
+  /** Who created the annotation (older servers name one `annotator`). */
+  annotators?: string[];
+  annotator?: string;
+  /** Who changed it between the two commits. */
+  changed_by?: string[];
+  before: string[];
+  after: string[];
+}
+
+export interface ILabelDiff {
+  repo: string;
+  from: string | null;
+  to: string;
+  changes: ILabelChange[];
+}
+
+/** What a resync from `ref` would do (`GET .../resync?ref=`); nothing is touched by it. */
+export interface IResyncPreview {
+  ref: string;
+  /** The commit `ref` resolved to: the confirm names it, so a moved branch is refused. */
+  commit: string;
+  /** Annotations recreated from the label files. */
+  restore: number;
+  /** Annotations already equal to their label file. */
+  unchanged: number;
+  /** Data paths whose current annotations would be replaced. */
+  overwrite: string[];
+  /** Data paths whose current annotations would be deleted. */
+  remove: string[];
+  /** Of those, the ones holding annotations that were never committed (they would be lost). */
+  uncommitted: string[];
+}
+
+export interface IResyncResult {
+  restored: number;
+  removed: number;
+  commit: string;
+}
+
+/** What happens to the Label Studio project when its session is deleted. */
+export type ProjectFate = 'keep' | 'delete';
+
+export interface IDeleteSessionResult {
+  deleted: string;
+  project: 'kept' | 'deleted';
+  project_id: number;
 }
 
 export interface ILoginCredentials {
@@ -142,7 +199,44 @@ export function importNewData(id: string): Promise<ISession> {
   });
 }
 
-/** The managed Label Studio admin's login (only to post it to Label Studio; never kept). */
+/** What a resync from `ref` (a branch or commit of the labels repo) would restore, overwrite and remove. */
+export function previewResync(id: string, ref: string): Promise<IResyncPreview> {
+  return requestAPI<IResyncPreview>(`labeling/sessions/${seg(id)}/resync${query({ ref })}`, {
+    cache: 'no-store'
+  });
+}
+
+/** Load the label files of the previewed commit back into Label Studio (after the user confirmed). */
+export function resyncLabels(id: string, ref: string, commit: string): Promise<IResyncResult> {
+  return requestAPI<IResyncResult>(`labeling/sessions/${seg(id)}/resync`, {
+    method: 'POST',
+    body: { ref, commit, confirm: true }
+  });
+}
+
+/**
+ * Delete a session; its Label Studio project is kept or deleted. Committed
+ * label files are never touched. Pending labels: 409 `pending_labels` unless `force`.
+ */
+export function deleteSession(
+  id: string,
+  options: { project: ProjectFate; force?: boolean }
+): Promise<IDeleteSessionResult> {
+  return requestAPI<IDeleteSessionResult>(
+    `labeling/sessions/${seg(id)}${query({
+      project: options.project,
+      force: options.force ? 'true' : undefined
+    })}`,
+    { method: 'DELETE' }
+  );
+}
+
+/** Annotation-level changes between two label commits (`from` default: parent of `to`). */
+export function diffLabels(repo: string, to: string, from?: string | null): Promise<ILabelDiff> {
+  return requestAPI<ILabelDiff>(`labels/diff${query({ repo, to, from })}`);
+}
+
+/** The current Jupyter user's own Label Studio login (only to post it to Label Studio; never kept). */
 export function getLogin(): Promise<ILoginCredentials> {
   return requestAPI<ILoginCredentials>('labeling/login', { cache: 'no-store' });
 }

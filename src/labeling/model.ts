@@ -5,16 +5,23 @@ import { errorMessage } from '../state';
 import {
   commitLabels,
   createSession,
+  deleteSession,
   getLabeling,
   getPending,
   getSession,
   IDataStatus,
   ILabelingStatus,
   ILabelStudioStatus,
+  IDeleteSessionResult,
   importNewData,
   IPending,
+  IResyncPreview,
+  IResyncResult,
   ISession,
   ISessionRequest,
+  previewResync,
+  ProjectFate,
+  resyncLabels,
   startLabelStudio
 } from './api';
 
@@ -27,6 +34,9 @@ export interface ILabelingApi {
   getPending: typeof getPending;
   commitLabels: typeof commitLabels;
   importNewData: typeof importNewData;
+  previewResync: typeof previewResync;
+  resyncLabels: typeof resyncLabels;
+  deleteSession: typeof deleteSession;
 }
 
 export const labelingRestApi: ILabelingApi = {
@@ -36,7 +46,10 @@ export const labelingRestApi: ILabelingApi = {
   getSession,
   getPending,
   commitLabels,
-  importNewData
+  importNewData,
+  previewResync,
+  resyncLabels,
+  deleteSession
 };
 
 export interface ILabelingState {
@@ -96,6 +109,11 @@ export class LabelingModel {
   /** Emitted after a label commit landed (repo of the labels). */
   get committed(): ISignal<this, ICommit> {
     return this._committed;
+  }
+
+  /** Emitted after a session was deleted (its id): its tab closes. */
+  get sessionDeleted(): ISignal<this, string> {
+    return this._sessionDeleted;
   }
 
   /** Emitted when the new-session form should be shown (palette command). */
@@ -262,6 +280,45 @@ export class LabelingModel {
     return session;
   }
 
+  /** What a resync of the session from `ref` would do; nothing is changed. */
+  previewResync(id: string, ref: string): Promise<IResyncPreview> {
+    return this._api.previewResync(id, ref.trim());
+  }
+
+  /**
+   * Resync the session from the commit a preview showed (the user confirmed
+   * it); refused with 409 `conflict` when `ref` moved since the preview.
+   */
+  async resync(id: string, preview: IResyncPreview): Promise<IResyncResult> {
+    try {
+      return await this._api.resyncLabels(id, preview.ref, preview.commit);
+    } finally {
+      void this.refreshPending(id);
+    }
+  }
+
+  /**
+   * Delete a session (the Label Studio project kept or deleted); 409
+   * `pending_labels` when labels are not committed, unless `force`.
+   */
+  async deleteSession(
+    id: string,
+    options: { project: ProjectFate; force?: boolean }
+  ): Promise<IDeleteSessionResult> {
+    const result = await this._api.deleteSession(id, options);
+    if (this._state.status) {
+      this._set({
+        status: { ...this._state.status, sessions: this.sessions.filter(s => s.id !== id) },
+        data: without(this._state.data, id),
+        pending: without(this._state.pending, id),
+        pendingErrors: without(this._state.pendingErrors, id)
+      });
+    }
+    this._sessionDeleted.emit(id);
+    void this.refresh();
+    return result;
+  }
+
   private async _refresh(): Promise<void> {
     this._set({ loading: true });
     const status = await settle(this._api.getLabeling());
@@ -363,6 +420,7 @@ export class LabelingModel {
   private _changed = new Signal<this, ILabelingState>(this);
   private _committed = new Signal<this, ICommit>(this);
   private _newSessionRequested = new Signal<this, void>(this);
+  private _sessionDeleted = new Signal<this, string>(this);
 }
 
 function without<T>(map: { [key: string]: T }, key: string): { [key: string]: T } {

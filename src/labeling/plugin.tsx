@@ -20,6 +20,8 @@ import { errorMessage } from '../state';
 import { PachydermSidebar } from '../widgets/PachydermSidebar';
 import { getLabelStudioLog, ISession } from './api';
 import { showBlameDialog, showLogDialog } from './components/BlameView';
+import { showDeleteSessionDialog } from './components/DeleteSessionDialog';
+import { showResyncDialog } from './components/ResyncDialog';
 import { showLabelCommitDialog } from './components/LabelCommitDialog';
 import { ILabelingActions, LabelingSection } from './components/LabelingSection';
 import { Message } from '@lumino/messaging';
@@ -33,6 +35,8 @@ export namespace LabelingCommandIDs {
   export const open = 'pachls:open-labeling';
   export const commit = 'pachls:commit-labels';
   export const whoLabeled = 'pachls:who-labeled';
+  export const resync = 'pachls:resync-labels';
+  export const deleteSession = 'pachls:delete-labeling-session';
 }
 
 export interface ILabelingOptions {
@@ -62,6 +66,10 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
   });
 
   model.committed.connect((_, commit) => panel.notifyRepoChanged(commit.repo));
+  model.sessionDeleted.connect((_, id) => {
+    tracker.find(w => w.content.sessionId === id)?.dispose();
+    void panel.refreshMounts();
+  });
 
   const showHistory = (repo: string, branch: string, commit?: string) =>
     void options.showHistory(repo, branch, commit);
@@ -138,7 +146,13 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
       await commands.execute(LabelingCommandIDs.commit, { sessionId: id });
     },
     blame,
-    showLog
+    showLog,
+    resync: async id => {
+      await commands.execute(LabelingCommandIDs.resync, { sessionId: id });
+    },
+    remove: async id => {
+      await commands.execute(LabelingCommandIDs.deleteSession, { sessionId: id });
+    }
   };
 
   const section = new LabelingSectionWidget(model, panel, trans, actions);
@@ -233,7 +247,9 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
           baseUrl,
           title,
           showLog: () => void showLog().catch(reason => showErrorMessage(trans.__('Labeling'), errorMessage(reason))),
-          commit: () => void commands.execute(LabelingCommandIDs.commit, { sessionId: id })
+          commit: () => void commands.execute(LabelingCommandIDs.commit, { sessionId: id }),
+          resync: () => void commands.execute(LabelingCommandIDs.resync, { sessionId: id }),
+          remove: () => void commands.execute(LabelingCommandIDs.deleteSession, { sessionId: id })
         });
         widget.id = labelingWidgetId(id);
         void tracker.add(widget);
@@ -277,6 +293,58 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
       }
       const session = await findSession(id);
       await showLabelCommitDialog({ model, trans, session, showHistory });
+    })
+  });
+
+  commands.addCommand(LabelingCommandIDs.resync, {
+    label: args =>
+      str(args, 'sessionId')
+        ? trans.__('Resync Labels…')
+        : trans.__('Resync Labels of a Labeling Session…'),
+    caption: trans.__(
+      'Preview, then load the label files of a commit back into Label Studio (args: sessionId, ref)'
+    ),
+    describedBy: {
+      args: {
+        type: 'object',
+        properties: {
+          sessionId: { type: 'string' },
+          ref: { type: 'string', description: trans.__('branch or commit of the labels repo') }
+        }
+      }
+    },
+    execute: guarded(async args => {
+      const id =
+        str(args, 'sessionId') ??
+        tracker.currentWidget?.content.sessionId ??
+        (await pickSession(trans.__('Resync the labels of which session?')))?.id;
+      if (!id) {
+        return;
+      }
+      const session = await findSession(id);
+      await showResyncDialog({ model, trans, session, initialRef: str(args, 'ref') });
+    })
+  });
+
+  commands.addCommand(LabelingCommandIDs.deleteSession, {
+    label: args =>
+      str(args, 'sessionId')
+        ? trans.__('Delete Labeling Session…')
+        : trans.__('Delete a Labeling Session…'),
+    caption: trans.__('Delete a session; its Label Studio project kept or deleted (args: sessionId)'),
+    describedBy: {
+      args: { type: 'object', properties: { sessionId: { type: 'string' } } }
+    },
+    execute: guarded(async args => {
+      const id =
+        str(args, 'sessionId') ??
+        tracker.currentWidget?.content.sessionId ??
+        (await pickSession(trans.__('Delete which session?')))?.id;
+      if (!id) {
+        return;
+      }
+      const session = await findSession(id);
+      return showDeleteSessionDialog({ model, trans, session });
     })
   });
 
@@ -325,7 +393,9 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
     for (const command of [
       LabelingCommandIDs.newSession,
       LabelingCommandIDs.open,
-      LabelingCommandIDs.commit
+      LabelingCommandIDs.commit,
+      LabelingCommandIDs.resync,
+      LabelingCommandIDs.deleteSession
     ]) {
       palette.addItem({ command, category });
     }

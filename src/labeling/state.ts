@@ -6,7 +6,16 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { PachlsApiError } from '../api/request';
-import { ILabelStudioStatus, ILoginCredentials, IPending, ISession, ISessionRequest } from './api';
+import {
+  ILabelChange,
+  ILabelStudioStatus,
+  ILoginCredentials,
+  IPending,
+  IResyncPreview,
+  ISession,
+  ISessionRequest,
+  ProjectFate
+} from './api';
 
 /** Where Label Studio is served, below the server's base URL. */
 export const LABEL_STUDIO_PREFIX = 'pachls/labelstudio';
@@ -81,6 +90,141 @@ export function behindText(trans: TranslationBundle, behind: number | null | und
     return '';
   }
   return trans._n('data %1 commit behind', 'data %1 commits behind', behind);
+}
+
+/* ----------------------------------------------------------------------- */
+/* Authorship                                                               */
+/* ----------------------------------------------------------------------- */
+
+/** Who created the annotations of a blame row or label change (old servers name one `annotator`). */
+export function labeledBy(entry: { annotators?: string[]; annotator?: string }): string[] {
+  if (entry.annotators) {
+    return entry.annotators;
+  }
+  return entry.annotator ? [entry.annotator] : [];
+}
+
+/** Who changed the label in that commit. */
+export function changedBy(entry: { changed_by?: string[] }): string[] {
+  return entry.changed_by ?? [];
+}
+
+/** A label change as "cat → bird" ("∅" for no label). */
+export function labelChangeText(change: Pick<ILabelChange, 'before' | 'after'>): string {
+  const side = (values: string[]) => (values.length ? values.join(', ') : '∅');
+  return `${side(change.before)} → ${side(change.after)}`;
+}
+
+/** True for a label commit (its metadata has `pachls.labels`). */
+export function isLabelCommit(metadata: { [key: string]: string } | undefined): boolean {
+  return !!metadata && 'pachls.labels' in metadata;
+}
+
+/* ----------------------------------------------------------------------- */
+/* Resync                                                                   */
+/* ----------------------------------------------------------------------- */
+
+/** The data paths a resync would overwrite or remove, for a ChangeList. */
+export function resyncChanges(
+  preview: IResyncPreview
+): Array<{ path: string; change: 'modified' | 'deleted' }> {
+  return [
+    ...preview.overwrite.map(path => ({ path, change: 'modified' as const })),
+    ...preview.remove.map(path => ({ path, change: 'deleted' as const }))
+  ];
+}
+
+/** One sentence of what a resync would do. */
+export function resyncSummary(trans: TranslationBundle, preview: IResyncPreview): string {
+  const restore = trans._n(
+    'Restores %1 annotation from the label files of %2',
+    'Restores %1 annotations from the label files of %2',
+    preview.restore,
+    `${preview.ref} (${preview.commit.slice(0, 8)})`
+  );
+  const replaced = trans.__(
+    '%1 files overwritten, %2 removed, %3 annotations unchanged.',
+    preview.overwrite.length,
+    preview.remove.length,
+    preview.unchanged
+  );
+  return `${restore}; ${replaced}`;
+}
+
+/** The warning about annotations that were never committed ('' when none would be lost). */
+export function uncommittedWarning(trans: TranslationBundle, preview: IResyncPreview): string {
+  const n = preview.uncommitted.length;
+  if (n === 0) {
+    return '';
+  }
+  return trans._n(
+    '%1 file has annotations that were never committed. A resync replaces them: commit them first to keep them in history.',
+    '%1 files have annotations that were never committed. A resync replaces them: commit them first to keep them in history.',
+    n
+  );
+}
+
+/** The confirm button: "Resync (overwrite 2, remove 1)", "Resync" when nothing is replaced. */
+export function resyncButtonText(trans: TranslationBundle, preview: IResyncPreview): string {
+  if (preview.overwrite.length === 0 && preview.remove.length === 0) {
+    return trans.__('Resync');
+  }
+  return trans.__('Resync (overwrite %1, remove %2)', preview.overwrite.length, preview.remove.length);
+}
+
+/** The preview a 409 `confirmation_required` carries in its details, if any. */
+export function previewOf(reason: unknown): IResyncPreview | null {
+  if (!(reason instanceof PachlsApiError) || reason.error !== 'confirmation_required') {
+    return null;
+  }
+  const d = reason.details as Partial<IResyncPreview>;
+  if (typeof d.commit !== 'string' || !Array.isArray(d.overwrite) || !Array.isArray(d.remove)) {
+    return null;
+  }
+  return {
+    ref: String(d.ref ?? ''),
+    commit: d.commit,
+    restore: Number(d.restore ?? 0),
+    unchanged: Number(d.unchanged ?? 0),
+    overwrite: d.overwrite,
+    remove: d.remove,
+    uncommitted: Array.isArray(d.uncommitted) ? d.uncommitted : []
+  };
+}
+
+/* ----------------------------------------------------------------------- */
+/* Deleting a session                                                       */
+/* ----------------------------------------------------------------------- */
+
+/** How many labels a 409 `pending_labels` says are not committed (null for other errors). */
+export function pendingLabelsOf(reason: unknown): number | null {
+  if (!(reason instanceof PachlsApiError) || reason.error !== 'pending_labels') {
+    return null;
+  }
+  const n = Number(reason.details.pending);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** What deleting a session does, in plain words, for the chosen fate of its project. */
+export function deleteSessionText(
+  trans: TranslationBundle,
+  session: ISession,
+  project: ProjectFate
+): string[] {
+  const labels = `${session.labels_repo}@${session.labels_branch}`;
+  return [
+    trans.__('The session leaves this panel and its labeling tab closes.'),
+    project === 'keep'
+      ? trans.__(
+          'Label Studio project %1 is kept with its tasks and annotations; you can still open it in Label Studio.',
+          session.project_id
+        )
+      : trans.__(
+          'Label Studio project %1 is deleted with its tasks and every annotation in it.',
+          session.project_id
+        ),
+    trans.__('Labels already committed to %1 stay as they are, with their history.', labels)
+  ];
 }
 
 /* ----------------------------------------------------------------------- */

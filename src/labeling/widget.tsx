@@ -1,7 +1,7 @@
 import * as React from 'react';
 import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { ReactWidget, ToolbarButton, UseSignal } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
@@ -304,7 +304,12 @@ export function labelingWidgetId(sessionId: string): string {
 }
 
 export function createLabelingWidget(
-  options: ILabelingContentOptions & { commit: () => void; title: string }
+  options: ILabelingContentOptions & {
+    commit: () => void;
+    resync: () => void;
+    remove: () => void;
+    title: string;
+  }
 ): MainAreaWidget<LabelingContent> {
   const content = new LabelingContent(options);
   const widget = new MainAreaWidget({ content });
@@ -324,5 +329,24 @@ export function createLabelingWidget(
   );
   button.addClass('jp-PachlsLabelingToolbar-commit');
   widget.toolbar.addItem('commit-labels', button);
+  const { trans } = options;
+  widget.toolbar.addItem(
+    'resync-labels',
+    new ToolbarButton({
+      label: trans.__('Resync…'),
+      tooltip: trans.__('Preview, then load the label files of a commit back into Label Studio'),
+      className: 'jp-PachlsLabelingToolbar-resync',
+      onClick: options.resync
+    })
+  );
+  widget.toolbar.addItem(
+    'delete-session',
+    new ToolbarButton({
+      label: trans.__('Delete session…'),
+      tooltip: trans.__('Delete this labeling session (committed labels stay)'),
+      className: 'jp-PachlsLabelingToolbar-delete',
+      onClick: options.remove
+    })
+  );
   return widget;
 }

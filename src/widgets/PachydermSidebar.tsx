@@ -7,6 +7,7 @@ import { Panel, Widget } from '@lumino/widgets';
 import { PachydermPanel } from '../components/PachydermPanel';
 import { IMountActions } from '../components/MountsSection';
 import { pachydermIcon } from '../icons';
+import { IdentityModel } from '../identity';
 import { PachlsModel } from '../model';
 
 /** DOM id of the sidebar; also the key the layout restorer stores. */
@@ -21,6 +22,7 @@ export const PACHYDERM_SIDEBAR_ID = 'jp-pachls-sidebar';
 export class PachydermSidebar extends Panel {
   constructor(
     readonly model: PachlsModel,
+    identity: IdentityModel,
     trans: TranslationBundle,
     actions: IMountActions
   ) {
@@ -33,7 +35,7 @@ export class PachydermSidebar extends Panel {
     this.node.setAttribute('aria-label', trans.__('Pachyderm'));
 
     const main = ReactWidget.create(
-      <PachydermPanel model={model} trans={trans} actions={actions} />
+      <PachydermPanel model={model} identity={identity} trans={trans} actions={actions} />
     );
     main.addClass('jp-PachlsPanel-main');
     this.addWidget(main);

@@ -7,6 +7,7 @@ import { CommitId, ErrorText, TimeAgo } from '../../components/common';
 import { address, firstLine } from '../../format';
 import { errorMessage } from '../../state';
 import { getBlame, IBlame } from '../api';
+import { changedBy, labeledBy } from '../state';
 
 /** Every label commit that changed the label of one data file, newest first. */
 export function BlameView(props: {
@@ -44,7 +45,8 @@ export function BlameView(props: {
               <th>{trans.__('Commit')}</th>
               <th>{trans.__('Time')}</th>
               <th>{trans.__('Author')}</th>
-              <th>{trans.__('Annotators')}</th>
+              <th title={trans.__('Who created the annotations')}>{trans.__('Labeled by')}</th>
+              <th title={trans.__('Who changed the label in this commit')}>{trans.__('Changed by')}</th>
               <th>{trans.__('Labels')}</th>
               <th>{trans.__('Message')}</th>
             </tr>
@@ -70,7 +72,8 @@ export function BlameView(props: {
                   <TimeAgo iso={e.time} />
                 </td>
                 <td className="jp-PachlsBlame-author">{e.author}</td>
-                <td className="jp-PachlsBlame-annotators">{e.annotators.join(', ')}</td>
+                <td className="jp-PachlsBlame-annotators">{labeledBy(e).join(', ')}</td>
+                <td className="jp-PachlsBlame-changedBy">{changedBy(e).join(', ')}</td>
                 <td className="jp-PachlsBlame-labels">
                   {e.change === 'deleted' ? trans.__('(label removed)') : e.labels.join(', ')}
                 </td>

@@ -10,12 +10,14 @@ import { conflictPaths, errorMessage } from '../../state';
 import { IPending, ISession } from '../api';
 import { LabelingModel } from '../model';
 import { commitButtonText, isNothingToCommit, pendingChanges } from '../state';
+import { ResyncForm } from './ResyncDialog';
 
 type Phase =
   | { kind: 'edit' }
   | { kind: 'committing' }
   | { kind: 'done'; commit: ICommit }
-  | { kind: 'conflict'; message: string; paths: string[] };
+  | { kind: 'conflict'; message: string; paths: string[] }
+  | { kind: 'resync'; reason: string };
 
 export interface ILabelCommitFormProps {
   model: LabelingModel;
@@ -95,6 +97,18 @@ export function LabelCommitForm(props: ILabelCommitFormProps): JSX.Element {
     );
   }
 
+  if (phase.kind === 'resync') {
+    return (
+      <ResyncForm
+        model={model}
+        trans={trans}
+        session={session}
+        reason={phase.reason}
+        close={props.close}
+      />
+    );
+  }
+
   if (phase.kind === 'conflict') {
     return (
       <div className="jp-PachlsCommitForm jp-PachlsLabelCommitForm" data-phase="conflict">
@@ -113,6 +127,25 @@ export function LabelCommitForm(props: ILabelCommitFormProps): JSX.Element {
           ))}
         </ul>
         <div className="jp-PachlsDialog-buttons">
+          <button
+            type="button"
+            className="jp-PachlsButton jp-PachlsButton-default jp-PachlsLabelCommitForm-resync"
+            title={trans.__(
+              'See what loading the label files of %1 into Label Studio would replace, then decide',
+              target
+            )}
+            onClick={() =>
+              setPhase({
+                kind: 'resync',
+                reason: trans.__(
+                  'To keep what landed on %1, load its label files into Label Studio (your conflicting annotations are replaced):',
+                  target
+                )
+              })
+            }
+          >
+            {trans.__('Preview a resync from %1…', target)}
+          </button>
           <button
             type="button"
             className="jp-PachlsButton jp-PachlsButton-accept"

@@ -29,6 +29,10 @@ export interface ILabelingActions {
   blame: (session: ISession, path?: string) => Promise<void>;
   /** Show the end of Label Studio's log. */
   showLog: () => Promise<void>;
+  /** Preview, then (on confirm) load committed label files back into Label Studio. */
+  resync: (sessionId: string) => Promise<void>;
+  /** Ask, then delete a session. */
+  remove: (sessionId: string) => Promise<void>;
 }
 
 export interface ILabelingSectionProps {
@@ -213,6 +217,19 @@ function SessionItem(props: {
           label={trans.__('Who labeled a file of %1?', session.title)}
           text={trans.__('Blame…')}
           onClick={() => void run(() => actions.blame(session))}
+        />
+        <ActionButton
+          label={trans.__('Resync the labels of %1 from a label commit', session.title)}
+          text={trans.__('Resync…')}
+          className="jp-PachlsLabelingSession-resync"
+          onClick={() => void run(() => actions.resync(session.id))}
+        />
+        <ActionButton
+          label={trans.__('Delete the labeling session %1', session.title)}
+          text={trans.__('Delete…')}
+          variant="warn"
+          className="jp-PachlsLabelingSession-delete"
+          onClick={() => void run(() => actions.remove(session.id))}
         />
       </div>
     </li>
