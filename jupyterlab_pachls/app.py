@@ -38,6 +38,8 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode, default
 from traitlets.config import Configurable
 
+from .identity import IdentityBook
+
 STORE_ENV = "PACHLS_STORE"
 MOUNT_DIR_ENV = "PACHLS_MOUNT_DIR"
 
@@ -95,6 +97,19 @@ class PachlsConfig(Configurable):
         "", help="API token of label_studio_url (kept server-side, never sent to the browser)."
     ).tag(config=True)
 
+    user_name = Unicode(
+        "", help=("Name written as the author of commits when Jupyter names no real user (plain jupyter lab) "
+                  "and none was saved through PUT /pachls/api/identity; with user_email. Empty: git's user.name.")
+    ).tag(config=True)
+
+    user_email = Unicode("", help="Email that goes with user_name. Empty: git's user.email.").tag(config=True)
+
+    user_email_domain = Unicode(
+        "localhost",
+        help=("Domain of the email given to a real Jupyter user (JupyterHub) who saved none: <username>@<domain>; "
+              "it is their Label Studio login in the managed Label Studio."),
+    ).tag(config=True)
+
     @default("store_dir")
     def _default_store_dir(self) -> str:
         return default_store_dir()
@@ -126,6 +141,7 @@ class PachlsState:
     mounts: Any = None  # a mount.MountManager, when the mount package is available
     mounts_error: str | None = None
     labeling: Any = None  # a labeling.session.LabelingService
+    identities: Any = None  # an identity.IdentityBook: identities saved through PUT /pachls/api/identity
     switch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -254,6 +270,7 @@ class PachlsExtension(ExtensionApp):
         state.mount_dir = resolve_mount_dir(config, root_dir)
         store = os.path.abspath(os.path.expanduser(config.store_dir))
         state.mount_state_dir = os.path.join(os.path.dirname(store), "mounts")
+        state.identities = IdentityBook(os.path.join(os.path.dirname(store), "identities.json"))
         try:
             saved = load_choice(config.backend_file)
         except (OSError, ValueError) as exc:

@@ -115,7 +115,7 @@ async def test_mount_ro_and_rw_then_commit_once(api, data, backend, mount_dir, p
                              {"message": "round 1", "provenance": [f"images@{data}"]})
     assert status == 201, body
     commit = body["commit"]
-    assert commit["message"] == "round 1" and commit["author"] == USER
+    assert commit["message"] == "round 1" and commit["author"] == f"{USER} <ann-uid@localhost>"
     assert [(p["repo"], p["commit"]) for p in commit["provenance"]] == [("images", data)]
     assert body["mount"]["pending"] == 0 and body["mount"]["base"] == commit["id"]
 

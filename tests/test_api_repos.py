@@ -486,7 +486,7 @@ class TestRollback:
         assert status == 200
         [move] = body["moves"]
         assert move["old_head"] == history[-1] and move["new_head"] == history[3]
-        assert move["author"] == "Ann Labeler" and move["reason"] == "rollback"
+        assert move["author"] == "Ann Labeler <ann-uid@localhost>" and move["reason"] == "rollback"
         # Nothing is lost: roll forward again, by id.
         status, body = await api("PUT", "repos/images/branches/master/head",
                                  {"commit": history[-1], "reason": "roll forward"})
