@@ -1,6 +1,8 @@
 /** Pure state logic of the panel and the history view, unit tested. */
 
-import { IChange, ICommit, IFileChange, IRepo, PachlsApiError } from './api';
+import { TranslationBundle } from '@jupyterlab/translation';
+
+import { IChange, ICommit, IFileChange, IMountStatus, IRepo, PachlsApiError } from './api';
 import { repoKey } from './format';
 
 /* ----------------------------------------------------------------------- */
@@ -215,4 +217,17 @@ export function conflictPaths(reason: unknown): string[] | null {
 export function defaultMountName(repo: string, branch: string): string {
   const base = repo.includes('/') ? repo.slice(repo.lastIndexOf('/') + 1) : repo;
   return branch === 'master' ? base : `${base}_${branch}`;
+}
+
+/** "up to date", "N commits behind", or that the branch was rolled back below the mount. */
+export function mountBehindText(
+  trans: TranslationBundle,
+  mount: Pick<IMountStatus, 'behind' | 'diverged'>
+): string {
+  if (mount.diverged) {
+    return trans.__('branch rolled back below this mount: refresh to follow it');
+  }
+  return mount.behind > 0
+    ? trans._n('%1 commit behind', '%1 commits behind', mount.behind)
+    : trans.__('up to date');
 }

@@ -9,12 +9,20 @@ directory is where the server keeps the managed Label Studio
 (``mounts/``). Everything but ``labelstudio/`` is removed at start and at exit,
 so every run begins from the demo data; the Label Studio data dir is kept, so
 only the first run on a machine pays its database migration (a minute or two).
+
+Two people for the authorship tests: `TwoUserTestIdentityProvider` stands in
+for a real identity provider (JupyterHub's, or one a deployment configures).
+Opening `/lab?token=alice-token` (or sending `Authorization: token
+alice-token`) is Alice, `bob-token` is Bob; the browser keeps the login cookie
+as after any login. Without one of these tokens a request gets Jupyter's own
+random anonymous user, as plain `jupyter lab` does.
 """
 
 import atexit
 import os
 import shutil
 
+from jupyter_server.auth.identity import IdentityProvider, User
 from jupyterlab.galata import configure_jupyter_server
 
 from jupyterlab_pachls.demo import generate
@@ -25,6 +33,26 @@ c.ServerApp.ip = "127.0.0.1"  # noqa: F821
 c.ServerApp.port = int(os.environ.get("PACHLS_UI_PORT", "18888"))  # noqa: F821
 c.ServerApp.port_retries = 0  # noqa: F821
 c.ServerApp.allow_root = True  # noqa: F821
+
+
+class TwoUserTestIdentityProvider(IdentityProvider):
+    """Test stand-in for a real identity provider: two people, each known by a token of their own."""
+
+    people = {
+        "alice-token": User(username="alice", name="Alice Example"),
+        "bob-token": User(username="bob", name="Bob Example"),
+    }
+
+    async def get_user(self, handler):
+        person = self.people.get(self.get_token(handler) or "")
+        if person is not None:
+            # a token switches who the browser is, as a fresh login would
+            self.set_login_cookie(handler, person)
+            return person
+        return await super().get_user(handler)
+
+
+c.ServerApp.identity_provider_class = TwoUserTestIdentityProvider  # noqa: F821
 
 _home = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".pachls-store")
 _store = os.path.join(_home, "store")

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { nullTranslator } from '@jupyterlab/translation';
 
 import { ICommit, IRepo, PachlsApiError } from '../api';
 import {
@@ -10,7 +11,8 @@ import {
   filterRepos,
   groupChanges,
   historyReducer,
-  initialHistory
+  initialHistory,
+  mountBehindText
 } from '../state';
 
 function repo(name: string, branches: string[], project = 'default', description = ''): IRepo {
@@ -175,5 +177,18 @@ describe('errors', () => {
     expect(defaultMountName('images', 'master')).toBe('images');
     expect(defaultMountName('images', 'dev')).toBe('images_dev');
     expect(defaultMountName('proj/images', 'dev')).toBe('images_dev');
+  });
+});
+
+describe('mountBehindText', () => {
+  const trans = nullTranslator.load('jupyterlab_pachls');
+
+  it('words a mount behind its branch, up to date, or below a rolled-back branch', () => {
+    expect(mountBehindText(trans, { behind: 0, diverged: false })).toBe('up to date');
+    expect(mountBehindText(trans, { behind: 1 })).toBe('1 commit behind');
+    expect(mountBehindText(trans, { behind: 3, diverged: false })).toBe('3 commits behind');
+    expect(mountBehindText(trans, { behind: 0, diverged: true })).toBe(
+      'branch rolled back below this mount: refresh to follow it'
+    );
   });
 });

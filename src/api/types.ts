@@ -118,6 +118,8 @@ export interface IMountStatus {
   state: MountState;
   message: string;
   behind: number;
+  /** The branch was moved (rolled back) below the mount's base; refresh to follow it. */
+  diverged?: boolean;
   pending: number;
   mountpoint: string;
 }

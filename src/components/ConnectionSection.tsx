@@ -142,7 +142,7 @@ function IdentityRow(props: { identity: IdentityModel; trans: TranslationBundle 
             <span className="jp-PachlsIdentity-source">({identitySourceText(trans, source)})</span>
           </span>
         )}
-        {known && source !== 'jupyter' ? (
+        {known ? (
           <ActionButton
             label={trans.__('Change who commits are recorded as')}
             text={known.required ? trans.__('Set…') : trans.__('Change…')}

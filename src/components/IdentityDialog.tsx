@@ -44,6 +44,8 @@ export function IdentityForm(props: IIdentityFormProps): JSX.Element {
     }
   };
 
+  // Jupyter's login names the person: only the email is theirs to give.
+  const fromJupyter = current?.source === 'jupyter';
   const preview = authorText({ name: name.trim(), email: email.trim() });
   return (
     <form
@@ -70,7 +72,9 @@ export function IdentityForm(props: IIdentityFormProps): JSX.Element {
         <input
           className="jp-PachlsInput jp-PachlsIdentityForm-name"
           value={name}
-          autoFocus
+          autoFocus={!fromJupyter}
+          readOnly={fromJupyter}
+          title={fromJupyter ? trans.__('Your name comes from your Jupyter login.') : undefined}
           disabled={busy}
           aria-invalid={!!errors.name}
           placeholder={trans.__('Ada Lovelace')}
@@ -93,6 +97,7 @@ export function IdentityForm(props: IIdentityFormProps): JSX.Element {
           type="email"
           className="jp-PachlsInput jp-PachlsIdentityForm-email"
           value={email}
+          autoFocus={fromJupyter}
           disabled={busy}
           aria-invalid={!!errors.email}
           placeholder="ada@example.org"

@@ -5,7 +5,7 @@ import { folderIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { IChanges, IMountStatus, mountChanges } from '../api';
 import { address, shortId } from '../format';
 import { PachlsModel } from '../model';
-import { errorMessage } from '../state';
+import { errorMessage, mountBehindText } from '../state';
 import { ActionButton, ChangeList, CommitId, ErrorText, Section } from './common';
 
 /** What the mounts section asks the application to do. */
@@ -157,10 +157,9 @@ function MountCard(props: {
           <span
             className="jp-PachlsMount-behind"
             data-behind={mount.behind}
+            data-diverged={mount.diverged ? 'true' : 'false'}
           >
-            {mount.behind > 0
-              ? trans._n('%1 commit behind', '%1 commits behind', mount.behind)
-              : trans.__('up to date')}
+            {mountBehindText(trans, mount)}
           </span>
         )}
         {!mount.commit ? (

@@ -63,7 +63,10 @@ export interface IPending {
   added: string[];
   modified: string[];
   deleted: string[];
+  /** Who created the annotations. */
   annotators: string[];
+  /** Who made the new or changed ones (older servers: absent). */
+  changed_by?: string[];
   data_commits: string[];
 }
 
@@ -107,7 +110,7 @@ export interface ILabelChange {
   change: 'added' | 'modified' | 'deleted';
   /** Who created the annotation (older servers name one `annotator`). */
   annotators?: string[];
-  annotator?: string;
+  annotator?: string | null;
   /** Who changed it between the two commits. */
   changed_by?: string[];
   before: string[];

@@ -97,7 +97,7 @@ export function behindText(trans: TranslationBundle, behind: number | null | und
 /* ----------------------------------------------------------------------- */
 
 /** Who created the annotations of a blame row or label change (old servers name one `annotator`). */
-export function labeledBy(entry: { annotators?: string[]; annotator?: string }): string[] {
+export function labeledBy(entry: { annotators?: string[]; annotator?: string | null }): string[] {
   if (entry.annotators) {
     return entry.annotators;
   }

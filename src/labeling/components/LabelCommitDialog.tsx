@@ -9,7 +9,7 @@ import { address } from '../../format';
 import { conflictPaths, errorMessage } from '../../state';
 import { IPending, ISession } from '../api';
 import { LabelingModel } from '../model';
-import { commitButtonText, isNothingToCommit, pendingChanges } from '../state';
+import { changedBy, commitButtonText, isNothingToCommit, pendingChanges } from '../state';
 import { ResyncForm } from './ResyncDialog';
 
 type Phase =
@@ -211,7 +211,10 @@ export function LabelCommitForm(props: ILabelCommitFormProps): JSX.Element {
             )
           : trans.__('Label files:')}
         {pending && pending.annotators.length
-          ? ` — ${trans.__('annotators: %1', pending.annotators.join(', '))}`
+          ? ` — ${trans.__('labeled by: %1', pending.annotators.join(', '))}`
+          : ''}
+        {pending && changedBy(pending).length
+          ? ` — ${trans.__('changed by: %1', changedBy(pending).join(', '))}`
           : ''}
       </div>
       <div className="jp-PachlsCommitForm-changes">
