@@ -92,6 +92,9 @@ CREATE INDEX IF NOT EXISTS entries_by_commit ON entries (line, seq);
 CREATE TABLE IF NOT EXISTS staged (
     commit_id TEXT NOT NULL, path TEXT NOT NULL, op INTEGER NOT NULL, blob TEXT,
     size INTEGER NOT NULL, PRIMARY KEY (commit_id, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS annotations (
+    kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (kind, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS branch_moves (
     id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL, branch TEXT NOT NULL,
     old_head TEXT, new_head TEXT NOT NULL, author TEXT NOT NULL, time REAL NOT NULL,
@@ -169,6 +172,7 @@ class LocalBackend(Backend):
         self._chains: dict[int, list[tuple[int, int]]] = {}
         self._commits: dict[str, Commit] = {}
         self._watch: sqlite3.Connection | None = None  # see change_token
+        self._change = threading.Condition()  # notified when this process lands or drops a commit
         self._closed = False
         self._db().executescript(SCHEMA)
 
@@ -242,8 +246,26 @@ class LocalBackend(Backend):
                                               check_same_thread=False)
             return self._watch.execute("PRAGMA data_version").fetchone()[0]
 
+    def _changed(self) -> None:
+        with self._change:
+            self._change.notify_all()
+
+    def wait_for_change(self, token: int, timeout: float) -> int:
+        """Block until the store changes from ``token`` (a ``change_token``) or ``timeout`` passes;
+        return the current token. Commits of this process wake it at once, those of other
+        processes within a poll interval."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.change_token()
+            left = deadline - time.monotonic()
+            if current != token or left <= 0 or self._closed:
+                return current
+            with self._change:
+                self._change.wait(min(left, 0.25))
+
     def close(self) -> None:
         self._closed = True
+        self._changed()
         with self._lock:
             if self._watch is not None:
                 self._watch.close()
@@ -639,8 +661,15 @@ class LocalBackend(Backend):
 
     # -- commits -----------------------------------------------------------------
     def start_commit(self, repo: str, branch: str, *, message: str = "", author: str = "",
-                     provenance: Iterable[Provenance] = (), metadata: dict[str, str] | None = None) -> Commit:
+                     provenance: Iterable[Provenance] = (), metadata: dict[str, str] | None = None,
+                     origin: str = "USER", commit_id: str | None = None) -> Commit:
+        """See ``Backend.start_commit``. ``origin`` is USER or AUTO (pachd's kinds); ``commit_id``
+        (32 hex digits) names the commit instead of a fresh random id."""
         validate_name(branch, "branch")
+        if origin not in ("USER", "AUTO"):
+            raise InvalidArgument(f"commit origin must be USER or AUTO, not {origin!r}")
+        if commit_id is not None and not is_commit_id(commit_id):
+            raise InvalidArgument(f"invalid commit id {commit_id!r}")
         repo_id = self._repo_id(repo)
         if not isinstance(message, str) or not isinstance(author, str):
             raise InvalidArgument("message and author must be strings")
@@ -653,15 +682,17 @@ class LocalBackend(Backend):
                 raise InvalidArgument("provenance items must be Provenance(repo, commit)")
             _, row = self._resolve(item.repo, item.commit)
             resolved.append({"repo": item.repo, "commit": row[0], "branch": item.branch or row[2]})
-        commit_id = uuid.uuid4().hex
+        commit_id = commit_id or uuid.uuid4().hex
         with self._write() as db:
+            if db.execute("SELECT 1 FROM commits WHERE id=?", (commit_id,)).fetchone() is not None:
+                raise AlreadyExists(f"commit {commit_id} already exists", commit=commit_id)
             head = db.execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
             if head is None:
                 db.execute("INSERT INTO branches (repo_id, name, head) VALUES (?,?,NULL)", (repo_id, branch))
             db.execute(
                 "INSERT INTO commits (id, repo_id, branch, parent, message, author, started, origin, provenance, metadata) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (commit_id, repo_id, branch, head[0] if head else None, message, author, time.time(), "USER",
+                (commit_id, repo_id, branch, head[0] if head else None, message, author, time.time(), origin,
                  json.dumps(resolved), json.dumps(metadata, sort_keys=True)),
             )
         return self._commit_from_row(self._commit_row(commit_id), self._repo_key(repo_id))
@@ -738,6 +769,145 @@ class LocalBackend(Backend):
         with self._write() as db:
             db.execute("DELETE FROM staged WHERE commit_id=?", (commit.id,))
             db.execute("DELETE FROM commits WHERE id=? AND finished IS NULL", (commit.id,))
+        self._changed()
+
+    def annotation(self, kind: str, name: str) -> dict | None:
+        """A small JSON record kept beside the data (projects, metadata of repos and branches)."""
+        row = self._db().execute("SELECT value FROM annotations WHERE kind=? AND name=?", (kind, name)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def annotations(self, kind: str) -> dict[str, dict]:
+        return {name: json.loads(value) for name, value in self._db().execute(
+            "SELECT name, value FROM annotations WHERE kind=? ORDER BY name", (kind,))}
+
+    def annotate(self, kind: str, name: str, value: dict | None) -> None:
+        """Store (or with None remove) the record ``kind``/``name``."""
+        with self._write() as db:
+            if value is None:
+                db.execute("DELETE FROM annotations WHERE kind=? AND name=?", (kind, name))
+            else:
+                db.execute("INSERT OR REPLACE INTO annotations VALUES (?,?,?)",
+                           (kind, name, json.dumps(value, sort_keys=True)))
+
+    def set_repo_description(self, repo: str, description: str) -> Repo:
+        if not isinstance(description, str):
+            raise InvalidArgument("description must be a string")
+        repo_id = self._repo_id(repo)
+        with self._write() as db:
+            db.execute("UPDATE repos SET description=? WHERE id=?", (description, repo_id))
+        return self.inspect_repo(repo)
+
+    def read_staged(self, commit: Commit, path: str) -> Iterator[bytes] | None:
+        """The content staged for ``path`` in an open commit, or None if nothing is staged there."""
+        self._open_commit(commit)
+        path = normalize_path(path, allow_root=False)
+        with self._lock:
+            row = self._buffers.get(commit.id, {}).get(path)
+        if row is None:
+            row = self._db().execute("SELECT op, blob, size FROM staged WHERE commit_id=? AND path=?",
+                                     (commit.id, path)).fetchone()
+        if row is None or row[0] != OP_PUT:
+            return None
+        return self._read_blob(self.blob_path(row[1]), 0, None)
+
+    def auto_commit(self, repo: str, branch: str, *, commit_id: str | None = None) -> Commit:
+        """Land an empty commit of origin AUTO on ``branch`` (created if missing), as pachd does for a
+        branch created without a head."""
+        opened = self.start_commit(repo, branch, origin="AUTO", commit_id=commit_id)
+        return self.finish_commit(opened)
+
+    def clear_commit(self, commit: Commit) -> None:
+        """Forget every change staged in an open commit; it stays open."""
+        self._open_commit(commit)
+        with self._lock:
+            self._buffers.pop(commit.id, None)
+        with self._write() as db:
+            db.execute("DELETE FROM staged WHERE commit_id=?", (commit.id,))
+
+    def set_commit_message(self, commit: Commit, message: str) -> None:
+        """Replace the description of an open commit (pachd's FinishCommit with a description)."""
+        if not isinstance(message, str):
+            raise InvalidArgument("message must be a string")
+        self._open_commit(commit)
+        with self._write() as db:
+            db.execute("UPDATE commits SET message=? WHERE id=? AND finished IS NULL", (message, commit.id))
+
+    def set_commit_metadata(self, repo: str, commit_id: str, metadata: dict[str, str]) -> Commit:
+        """Replace a commit's metadata (open or finished): pachd's EditMetadata on a commit."""
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            raise InvalidArgument("commit metadata must map strings to strings")
+        repo_id, row = self._resolve(repo, commit_id)
+        with self._write() as db:
+            db.execute("UPDATE commits SET metadata=? WHERE id=?", (json.dumps(metadata, sort_keys=True), row[0]))
+        self._commits.pop(row[0], None)
+        self._changed()
+        return self.inspect_commit(repo, row[0])
+
+    def children(self, repo: str, commit_id: str) -> list[Commit]:
+        """Commits (open or finished) whose parent is ``commit_id``, oldest first."""
+        repo_id, row = self._resolve(repo, commit_id)
+        key = self._repo_key(repo_id)
+        rows = self._db().execute(
+            f"SELECT {self._COMMIT_COLUMNS} FROM commits WHERE parent=? AND repo_id=? ORDER BY started",
+            (row[0], repo_id)).fetchall()
+        return [self._commit_from_row(r, key) for r in rows]
+
+    def all_commits(self, repo: str | None = None) -> list[Commit]:
+        """Every commit (open or finished) of ``repo`` or of the whole store, newest first."""
+        db = self._db()
+        query = f"SELECT {self._COMMIT_COLUMNS} FROM commits"
+        if repo is None:
+            rows = db.execute(query + " ORDER BY started DESC").fetchall()
+        else:
+            rows = db.execute(query + " WHERE repo_id=? ORDER BY started DESC", (self._repo_id(repo),)).fetchall()
+        keys: dict[int, str] = {}
+        result = []
+        for row in rows:
+            if row[1] not in keys:
+                keys[row[1]] = self._repo_key(row[1])
+            result.append(self._commit_from_row(row, keys[row[1]]))
+        return result
+
+    def drop_finished_commit(self, repo: str, commit_id: str) -> None:
+        """Delete a finished commit that has no children, as pachd's DropCommitSet does: branches
+        pointing at it move to its parent, or to a new empty AUTO commit when it has none."""
+        repo_id, row = self._resolve(repo, commit_id)
+        if row[9] is None:
+            raise Conflict(f"commit {row[0]} is still open; drop it as an open commit", commit=row[0])
+        commit_id, parent, seq, line = row[0], row[3], row[4], row[5]
+        headless: list[str] = []
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM commits WHERE parent=?", (commit_id,)).fetchone() is not None:
+                raise Conflict(f"cannot drop commit {commit_id}: it has children", commit=commit_id)
+            tip = db.execute("SELECT tip_seq FROM lines WHERE id=?", (line,)).fetchone()[0]
+            if tip != seq:
+                raise Conflict(f"cannot drop commit {commit_id}: its line continues", commit=commit_id)
+            db.execute("DELETE FROM entries WHERE line=? AND seq=?", (line, seq))
+            parent_row = db.execute("SELECT line, seq FROM commits WHERE id=?", (parent,)).fetchone() if parent else None
+            if parent_row is not None and parent_row[0] == line:
+                db.execute("UPDATE lines SET tip_seq=? WHERE id=?", (parent_row[1], line))
+            else:  # the commit started its line: the line goes with it
+                if db.execute("SELECT 1 FROM entries WHERE line=? LIMIT 1", (line,)).fetchone() is None:
+                    db.execute("DELETE FROM lines WHERE id=?", (line,))
+            for (name,) in db.execute("SELECT name FROM branches WHERE repo_id=? AND head=?",
+                                      (repo_id, commit_id)).fetchall():
+                if parent is None:
+                    headless.append(name)
+                else:
+                    db.execute("UPDATE branches SET head=? WHERE repo_id=? AND name=?", (parent, repo_id, name))
+            db.execute("DELETE FROM branch_moves WHERE repo_id=? AND (new_head=? OR old_head=?)",
+                       (repo_id, commit_id, commit_id))
+            db.execute("DELETE FROM commits WHERE id=?", (commit_id,))
+            if headless:  # as pachd: the branches keep a head, a new empty AUTO commit
+                db.execute("UPDATE branches SET head=NULL WHERE repo_id=? AND head=?", (repo_id, commit_id))
+        self._commits.pop(commit_id, None)
+        self._chains.pop(line, None)
+        if headless:
+            key = self._repo_key(repo_id)
+            auto = self.auto_commit(key, headless[0])
+            for name in headless[1:]:
+                self.move_branch(key, name, auto.id, reason="dropped commit")
+        self._changed()
 
     def finish_commit(self, commit: Commit, *, expected_parent: str | None = None) -> Commit:
         self._open_commit(commit)
@@ -757,6 +927,7 @@ class LocalBackend(Backend):
                     branch=branch, head=parent, expected=expected_parent,
                 )
             self._land(db, row, parent)
+        self._changed()
         return self.inspect_commit(commit.repo, commit.id)
 
     def _land(self, db: sqlite3.Connection, row: tuple, parent: str | None) -> None:

@@ -1,8 +1,10 @@
-"""A Pachyderm-API (``pfs_v2.API``) gRPC server over any ``Backend``.
+"""A Pachyderm-API gRPC server (``pfs_v2``, ``transaction_v2``, ``metadata``, and the auth /
+admin / version calls clients make first) over the embedded store.
 
 ``make_server(backend)`` returns a started ``grpc.Server`` that ``pachyderm_sdk.Client``
-(and ``PachydermBackend``) can talk to; ``serve`` runs one until interrupted
-(``jupyter pachls serve --port 30650 --store DIR``).
+(and ``PachydermBackend``) can talk to as to pachd 2.12; ``serve`` runs one until interrupted
+(``jupyter pachls serve --port 30650 --store DIR``). ``docs/pachyderm-compat.md`` lists every
+method and each known difference from pachd.
 """
 
 from __future__ import annotations
@@ -13,10 +15,23 @@ from concurrent import futures
 import grpc
 
 from ..backend import Backend
+from .identity import IdentityService
 from .service import PfsService
 
 #: Largest message accepted: the SDK sends file data in 19 MiB messages.
 MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def services(backend: Backend) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
+    """``{"pfs_v2.API": {"Method": handler}, ...}``: every service and method served over ``backend``."""
+    pfs_service = PfsService(backend)
+    served = {"pfs_v2.API": pfs_service.handlers()}
+    served.update(IdentityService(backend).services())
+    return served
+
+
+def generic_handlers(backend: Backend) -> list[grpc.GenericRpcHandler]:
+    return [grpc.method_handlers_generic_handler(name, methods) for name, methods in services(backend).items()]
 
 
 def make_server(backend: Backend, address: str = "127.0.0.1:0", *, max_workers: int = 32,
@@ -31,7 +46,7 @@ def make_server(backend: Backend, address: str = "127.0.0.1:0", *, max_workers: 
             ("grpc.so_reuseport", 0),
         ],
     )
-    server.add_generic_rpc_handlers(PfsService(backend).generic_handlers())
+    server.add_generic_rpc_handlers(generic_handlers(backend))
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
@@ -39,4 +54,4 @@ def make_server(backend: Backend, address: str = "127.0.0.1:0", *, max_workers: 
     return server, port
 
 
-__all__ = ["MAX_MESSAGE", "PfsService", "make_server"]
+__all__ = ["MAX_MESSAGE", "PfsService", "make_server", "services"]

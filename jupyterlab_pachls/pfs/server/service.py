@@ -1,71 +1,115 @@
-"""Pachyderm's ``pfs_v2.API`` (the subset a PFS client needs) served over any ``Backend``.
+"""Pachyderm's ``pfs_v2.API`` served over the embedded store (``LocalBackend``).
 
-Requests are parsed and replies serialized with ``pachyderm_sdk``'s own
-message classes (betterproto), registered as generic gRPC method handlers, so
-``pachyderm_sdk.Client`` (and ``pachctl``) talk to it as to pachd.
+Requests are parsed and replies serialized with ``pachyderm_sdk``'s own message classes
+(betterproto), registered as generic gRPC method handlers, so ``pachyderm_sdk.Client`` (and
+``pachctl``) talk to it as to pachd 2.12. ``docs/pachyderm-compat.md`` lists every method and
+each known difference; the main points:
 
-Where the served ``Backend`` and pachd differ, the server behaves like pachd
-as far as a client can tell:
-
-- An empty project name means the ``default`` project; repo type ``""`` means ``user``.
-- ``StartCommit`` on a branch makes the open commit the branch's head *for
-  clients of this server*: ``InspectBranch``, ``InspectCommit(branch)``,
-  ``ListCommit(to=branch)`` and ``ModifyFile``/``FinishCommit`` by branch see it,
-  and a second ``StartCommit`` on that branch fails with pachd's error
-  ("parent commit ... has not been finished") until it is finished or dropped.
-  The backend itself keeps its own rule (the branch moves when the commit
-  finishes). This view is held in memory: after a restart, commits left open
-  stay open in the store but no longer shadow their branch.
-- ``StartCommit`` with an explicit ``parent`` points the branch at that parent
-  first (recorded as a branch move in the store), as pachd moves the branch to
-  the new commit whose parent it is.
-- ``ModifyFile``: ``delete_file`` of ``/dir/`` (trailing slash) deletes the
-  directory and everything below it, of ``/dir`` only a file of that name
-  (so the SDK's delete-then-add overwrite never wipes a directory); the
-  deletion is resolved when the commit lands, as the store does.
-  ``add_file`` appends, as in pachd (the SDK sends
-  ``delete_file`` first to overwrite). Appending to a file that existed before
-  the commit reads its content from the commit's parent. Bytes of a file being
-  written are spooled to a temporary file, never held whole in memory.
-- Errors carry pachd's status codes: NOT_FOUND, ALREADY_EXISTS,
-  INVALID_ARGUMENT, FAILED_PRECONDITION (a commit in the wrong state),
-  UNIMPLEMENTED for what the served store cannot express (URL sources, commit
-  triggers and branch provenance, changing a description at finish, dropping
-  a finished commit).
-- Branches created without a head have no head (pachd would create an empty
-  ``AUTO`` commit for them).
+- Every call goes through ``calls``: pachd's request validation, ``Commit.branch`` cleared in
+  responses (NilBranch), a debug log line per call, pachd's status codes.
+- An empty project name means ``default``; repo type ``""`` means ``user``.
+- ``StartCommit`` makes the open commit the branch's head *for clients of this server* (pachd
+  moves the branch at once; the store moves it when the commit lands). This view is held in
+  memory: after a restart, commits left open stay open but no longer shadow their branch.
+- ``CreateBranch`` without a head lands an empty commit of origin AUTO, as pachd does, so the
+  first user commit's parent is that commit.
+- Hashes are opaque (``hashing``); ``FileInfo.committed`` is the commit's finishing time.
+- ``ModifyFile``'s ``add_file`` appends, as in pachd (the SDK sends ``delete_file`` first to
+  overwrite); a second append to a path in the same open commit appends to what was staged.
+- What needs pipelines, enterprise, storage file sets, URLs or egress answers UNIMPLEMENTED with
+  the reason (auth: as pachd with auth off, see ``identity``).
 """
 
 from __future__ import annotations
 
+import io
+import tarfile
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import betterproto
 import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
 from pachyderm_sdk.api import pfs
-from pachyderm_sdk.api import version as versionpb
 
-from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parse_ref
-from ..backend import Backend
-from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PfsError
+from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, validate_name
+from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..model import Commit, FileInfo
-from .errors import abort
+from . import calls
+from .calls import Status, Unimplemented
+from .hashing import Hasher
 
 #: Bytes per GetFile message (pachd streams files in chunks well under the SDK's 20 MB limit).
 GET_CHUNK = 1 << 20
-#: Metadata key under which the server reports a commit's file count (pachd has no field for it).
-N_FILES_KEY = "pachls.io/n-files"
 #: Files written through ModifyFile stay in memory up to this size, then spill to disk.
 SPOOL_IN_MEMORY = 1 << 20
-VERSION = versionpb.Version(major=2, minor=12, micro=2, additional="-pachls")
+#: How long a waiting call sleeps between checks that its client is still there.
+WAIT_SLICE = 1.0
+
+SQUASH_WITHOUT_CHILDREN = ("cannot squash a commit that has no children as that would cause data loss, "
+                           "use the drop operation instead")
+
+#: pfs_v2 methods that cannot apply to the embedded store, and why.
+NOT_SERVED = {
+    "ActivateAuth": "the auth service is not activated",
+    "CreateFileSet": "storage file sets are not served: the embedded store keeps no file sets",
+    "GetFileSet": "storage file sets are not served: the embedded store keeps no file sets",
+    "AddFileSet": "storage file sets are not served: the embedded store keeps no file sets",
+    "RenewFileSet": "storage file sets are not served: the embedded store keeps no file sets",
+    "ComposeFileSet": "storage file sets are not served: the embedded store keeps no file sets",
+    "ShardFileSet": "storage file sets are not served: the embedded store keeps no file sets",
+    "CheckStorage": "storage checks are not served: the embedded store has no chunk storage (use Fsck)",
+    "PutCache": "the file set cache is not served: the embedded store keeps no file sets",
+    "GetCache": "the file set cache is not served: the embedded store keeps no file sets",
+    "ClearCache": "the file set cache is not served: the embedded store keeps no file sets",
+    "ListTask": "there are no tasks: the embedded store runs no workers",
+    "Egress": "egress to object storage or SQL is not served by the embedded store",
+    "ForgetCommit": "forgetting a commit's file sets is not served: the embedded store keeps no file sets",
+}
 
 
-class _Unimplemented(Exception):
-    pass
+def _key(project: str, name: str) -> str:
+    return name if project == DEFAULT_PROJECT else f"{project}/{name}"
+
+
+def _split(key: str) -> tuple[str, str]:
+    project, _, name = key.rpartition("/")
+    return (project or DEFAULT_PROJECT), name
+
+
+def _repo_msg(key: str) -> pfs.Repo:
+    project, name = _split(key)
+    return pfs.Repo(name=name, type="user", project=pfs.Project(name=project))
+
+
+def _repo_text(key: str) -> str:
+    project, name = _split(key)
+    return f"{project}/{name}"
+
+
+def _branch_msg(key: str, name: str) -> pfs.Branch:
+    return pfs.Branch(repo=_repo_msg(key), name=name)
+
+
+def _commit_msg(key: str, commit_id: str, branch: str | None = None) -> pfs.Commit:
+    msg = pfs.Commit(repo=_repo_msg(key), id=commit_id)
+    if branch:
+        msg.branch = _branch_msg(key, branch)
+    return msg
+
+
+def _unknown(message: str) -> Status:
+    """pachd answers plain errors (``errors.Errorf``) with UNKNOWN."""
+    return Status(grpc.StatusCode.UNKNOWN, message)
+
+
+def _ts(value) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value, timezone.utc)
 
 
 class _Reader:
@@ -88,125 +132,115 @@ class _Reader:
         return out
 
 
-def _key(project: str, name: str) -> str:
-    return name if project == DEFAULT_PROJECT else f"{project}/{name}"
+class _TarStream(io.RawIOBase):
+    """Collects what ``tarfile`` writes, handed out in GetFile-sized messages."""
 
+    def __init__(self) -> None:
+        self.pending = bytearray()
 
-def _split(key: str) -> tuple[str, str]:
-    project, _, name = key.rpartition("/")
-    return (project or DEFAULT_PROJECT), name
+    def writable(self) -> bool:
+        return True
 
+    def write(self, data) -> int:
+        self.pending += data
+        return len(data)
 
-def _repo_msg(key: str) -> pfs.Repo:
-    project, name = _split(key)
-    return pfs.Repo(name=name, type="user", project=pfs.Project(name=project))
+    def take(self) -> Iterator[BytesValue]:
+        while len(self.pending) >= GET_CHUNK:
+            yield BytesValue(value=bytes(self.pending[:GET_CHUNK]))
+            del self.pending[:GET_CHUNK]
 
-
-def _branch_msg(key: str, name: str) -> pfs.Branch:
-    return pfs.Branch(repo=_repo_msg(key), name=name)
-
-
-def _commit_msg(key: str, commit_id: str, branch: str | None = None) -> pfs.Commit:
-    msg = pfs.Commit(repo=_repo_msg(key), id=commit_id)
-    if branch:
-        msg.branch = _branch_msg(key, branch)
-    return msg
+    def rest(self) -> Iterator[BytesValue]:
+        if self.pending:
+            yield BytesValue(value=bytes(self.pending))
+            self.pending.clear()
 
 
 class PfsService:
-    """The handlers of ``pfs_v2.API`` (and ``versionpb_v2.API``) over ``backend``."""
+    """The handlers of ``pfs_v2.API`` over ``backend`` (a ``LocalBackend``)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend) -> None:
         self.backend = backend
+        self.hasher = Hasher(backend)
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str], str] = {}  # (repo key, branch) -> open commit started here
-        self._projects: set[str] = {DEFAULT_PROJECT}
-        self._touched: dict[str, set[str]] = {}  # open commit id -> paths written through ModifyFile
+        self._written: dict[str, set[str]] = {}  # open commit id -> paths written through ModifyFile
 
-    # -- plumbing ------------------------------------------------------------------------
-    def _call(self, fn, context, *args):
-        try:
-            return fn(context, *args)
-        except PfsError as exc:
-            abort(context, exc)
-        except _Unimplemented as exc:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, str(exc))
-
-    def _stream(self, fn, context, *args):
-        try:
-            yield from fn(context, *args)
-        except PfsError as exc:
-            abort(context, exc)
-        except _Unimplemented as exc:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, str(exc))
-
-    def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
-        def parse(cls):
-            return lambda data: cls().parse(data)
-
-        def unary(fn, req):
-            return grpc.unary_unary_rpc_method_handler(
-                lambda request, context: self._call(fn, context, request),
-                request_deserializer=parse(req), response_serializer=bytes)
-
-        def stream(fn, req):
-            return grpc.unary_stream_rpc_method_handler(
-                lambda request, context: self._stream(fn, context, request),
-                request_deserializer=parse(req), response_serializer=bytes)
-
-        def client_stream(fn, req):
-            return grpc.stream_unary_rpc_method_handler(
-                lambda requests, context: self._call(fn, context, requests),
-                request_deserializer=parse(req), response_serializer=bytes)
-
-        pfs_methods = {
-            "CreateRepo": unary(self.create_repo, pfs.CreateRepoRequest),
-            "InspectRepo": unary(self.inspect_repo, pfs.InspectRepoRequest),
-            "ListRepo": stream(self.list_repo, pfs.ListRepoRequest),
-            "DeleteRepo": unary(self.delete_repo, pfs.DeleteRepoRequest),
-            "CreateProject": unary(self.create_project, pfs.CreateProjectRequest),
-            "InspectProject": unary(self.inspect_project, pfs.InspectProjectRequest),
-            "ListProject": stream(self.list_project, pfs.ListProjectRequest),
-            "DeleteProject": unary(self.delete_project, pfs.DeleteProjectRequest),
-            "CreateBranch": unary(self.create_branch, pfs.CreateBranchRequest),
-            "InspectBranch": unary(self.inspect_branch, pfs.InspectBranchRequest),
-            "ListBranch": stream(self.list_branch, pfs.ListBranchRequest),
-            "DeleteBranch": unary(self.delete_branch, pfs.DeleteBranchRequest),
-            "StartCommit": unary(self.start_commit, pfs.StartCommitRequest),
-            "FinishCommit": unary(self.finish_commit, pfs.FinishCommitRequest),
-            "InspectCommit": unary(self.inspect_commit, pfs.InspectCommitRequest),
-            "ListCommit": stream(self.list_commit, pfs.ListCommitRequest),
-            "DropCommitSet": unary(self.drop_commit_set, pfs.DropCommitSetRequest),
-            "DropCommit": unary(self.drop_commit, pfs.DropCommitRequest),
-            "ModifyFile": client_stream(self.modify_file, pfs.ModifyFileRequest),
-            "GetFile": stream(self.get_file, pfs.GetFileRequest),
-            "InspectFile": unary(self.inspect_file, pfs.InspectFileRequest),
-            "ListFile": stream(self.list_file, pfs.ListFileRequest),
-            "WalkFile": stream(self.walk_file, pfs.WalkFileRequest),
-            "GlobFile": stream(self.glob_file, pfs.GlobFileRequest),
-            "DiffFile": stream(self.diff_file, pfs.DiffFileRequest),
+    # -- registration --------------------------------------------------------------------------
+    def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        """``{"Method": handler}`` for every method of ``pfs_v2.API`` in the SDK's stubs."""
+        r = pfs
+        served = {
+            "CreateRepo": (calls.unary, self.create_repo, r.CreateRepoRequest),
+            "InspectRepo": (calls.unary, self.inspect_repo, r.InspectRepoRequest),
+            "ListRepo": (calls.server_stream, self.list_repo, r.ListRepoRequest),
+            "DeleteRepo": (calls.unary, self.delete_repo, r.DeleteRepoRequest),
+            "DeleteRepos": (calls.unary, self.delete_repos, r.DeleteReposRequest),
+            "ReposSummary": (calls.unary, self.repos_summary, r.ReposSummaryRequest),
+            "CreateProject": (calls.unary, self.create_project, r.CreateProjectRequest),
+            "InspectProject": (calls.unary, self.inspect_project, r.InspectProjectRequest),
+            "InspectProjectV2": (calls.unary, self.inspect_project_v2, r.InspectProjectV2Request),
+            "ListProject": (calls.server_stream, self.list_project, r.ListProjectRequest),
+            "DeleteProject": (calls.unary, self.delete_project, r.DeleteProjectRequest),
+            "CreateBranch": (calls.unary, self.create_branch, r.CreateBranchRequest),
+            "InspectBranch": (calls.unary, self.inspect_branch, r.InspectBranchRequest),
+            "ListBranch": (calls.server_stream, self.list_branch, r.ListBranchRequest),
+            "DeleteBranch": (calls.unary, self.delete_branch, r.DeleteBranchRequest),
+            "WalkBranchProvenance": (calls.server_stream, self.walk_branches, r.WalkBranchProvenanceRequest),
+            "WalkBranchSubvenance": (calls.server_stream, self.walk_branches, r.WalkBranchSubvenanceRequest),
+            "StartCommit": (calls.unary, self.start_commit, r.StartCommitRequest),
+            "FinishCommit": (calls.unary, self.finish_commit, r.FinishCommitRequest),
+            "ClearCommit": (calls.unary, self.clear_commit, r.ClearCommitRequest),
+            "InspectCommit": (calls.unary, self.inspect_commit, r.InspectCommitRequest),
+            "ListCommit": (calls.server_stream, self.list_commit, r.ListCommitRequest),
+            "SubscribeCommit": (calls.server_stream, self.subscribe_commit, r.SubscribeCommitRequest),
+            "SquashCommit": (calls.unary, self.squash_commit, r.SquashCommitRequest),
+            "DropCommit": (calls.unary, self.drop_commit, r.DropCommitRequest),
+            "InspectCommitSet": (calls.server_stream, self.inspect_commit_set, r.InspectCommitSetRequest),
+            "ListCommitSet": (calls.server_stream, self.list_commit_set, r.ListCommitSetRequest),
+            "SquashCommitSet": (calls.unary, self.squash_commit_set, r.SquashCommitSetRequest),
+            "DropCommitSet": (calls.unary, self.drop_commit_set, r.DropCommitSetRequest),
+            "FindCommits": (calls.server_stream, self.find_commits, r.FindCommitsRequest),
+            "WalkCommitProvenance": (calls.server_stream, self.walk_commits, r.WalkCommitProvenanceRequest),
+            "WalkCommitSubvenance": (calls.server_stream, self.walk_commits, r.WalkCommitSubvenanceRequest),
+            "ModifyFile": (calls.client_stream, self.modify_file, r.ModifyFileRequest),
+            "GetFile": (calls.server_stream, self.get_file, r.GetFileRequest),
+            "GetFileTAR": (calls.server_stream, self.get_file_tar, r.GetFileRequest),
+            "InspectFile": (calls.unary, self.inspect_file, r.InspectFileRequest),
+            "ListFile": (calls.server_stream, self.list_file, r.ListFileRequest),
+            "WalkFile": (calls.server_stream, self.walk_file, r.WalkFileRequest),
+            "GlobFile": (calls.server_stream, self.glob_file, r.GlobFileRequest),
+            "DiffFile": (calls.server_stream, self.diff_file, r.DiffFileRequest),
+            "DeleteAll": (calls.unary, self.delete_all, Empty),
+            "Fsck": (calls.server_stream, self.fsck, r.FsckRequest),
         }
-        version_methods = {"GetVersion": unary(lambda context, request: VERSION, Empty)}
-        return [
-            grpc.method_handlers_generic_handler("pfs_v2.API", pfs_methods),
-            grpc.method_handlers_generic_handler("versionpb_v2.API", version_methods),
-        ]
+        result = {}
+        for path, kind in calls.stub_methods(pfs.ApiStub).items():
+            name = path.rsplit("/", 1)[1]
+            if name in served:
+                make, fn, request_cls = served[name]
+                result[name] = make(path, fn, request_cls)
+            else:
+                code = grpc.StatusCode.UNIMPLEMENTED
+                result[name] = calls.refused(path, kind, code, NOT_SERVED.get(name, f"{name} is not served here"))
+        return result
 
-    # -- request parsing -------------------------------------------------------------------
+    # -- request parsing -------------------------------------------------------------------------
     def _repo_key(self, repo: pfs.Repo | None) -> str:
         if repo is None or not repo.name:
             raise InvalidArgument("a repo is required")
         if repo.type not in ("", "user"):
-            raise _Unimplemented(f"repos of type {repo.type!r} are not served here; only user repos")
-        project = (repo.project.name if repo.project else "") or DEFAULT_PROJECT
+            raise Unimplemented(f"repos of type {repo.type!r} are not served here; only user repos "
+                                "(spec and meta repos belong to pipelines)")
+        project = (repo.project.name if calls.has(repo, "project") else "") or DEFAULT_PROJECT
         return _key(project, repo.name)
 
     def _commit_repo(self, commit: pfs.Commit) -> str:
-        if commit.repo and commit.repo.name:
+        if calls.has(commit, "repo") and commit.repo.name:
             return self._repo_key(commit.repo)
-        if commit.branch and commit.branch.repo and commit.branch.repo.name:
+        if calls.has(commit, "branch") and calls.has(commit.branch, "repo") and commit.branch.repo.name:
             return self._repo_key(commit.branch.repo)
-        raise InvalidArgument("cannot resolve commit with no repo")
+        raise _unknown("pick commit tx: cannot pick commit with no repo")
 
     def _branch_ref(self, key: str, branch: str) -> str:
         with self._lock:
@@ -216,12 +250,12 @@ class PfsService:
     def _ref(self, commit: pfs.Commit | None) -> tuple[str, str]:
         """(repo key, backend ref) of a Commit message: an id, a branch, or either with ancestry."""
         if commit is None:
-            raise InvalidArgument("a commit is required")
+            raise _unknown("pick commit tx: cannot pick nil commit")
         key = self._commit_repo(commit)
         text = commit.id
-        branch = commit.branch.name if commit.branch else ""
+        branch = commit.branch.name if calls.has(commit, "branch") else ""
         if not text and not branch:
-            raise InvalidArgument("cannot resolve commit with no ID or branch")
+            raise _unknown("pick commit tx: cannot pick commit with no ID or branch")
         if text:
             name, ancestors = parse_ref(text)
             if not is_commit_id(name):
@@ -231,6 +265,17 @@ class PfsService:
             return key, name + (f"^{ancestors}" if ancestors else "")
         return key, self._branch_ref(key, branch)
 
+    def _commit(self, msg: pfs.Commit | None) -> Commit:
+        return self.backend.inspect_commit(*self._ref(msg))
+
+    def _set(self, msg, name: str) -> bool:
+        """Whether a Commit field names a commit (set, with an id or a branch)."""
+        if not calls.has(msg, name):
+            return False
+        value = getattr(msg, name)
+        return bool(value.id or (calls.has(value, "branch") and value.branch.name))
+
+    # -- replies ---------------------------------------------------------------------------------
     def _commit_info(self, c: Commit) -> pfs.CommitInfo:
         info = pfs.CommitInfo(
             commit=_commit_msg(c.repo, c.id, c.branch),
@@ -238,7 +283,7 @@ class PfsService:
             description=c.message,
             size_bytes_upper_bound=c.size_bytes,
             created_by=c.author,
-            metadata={**c.metadata, N_FILES_KEY: str(c.n_files)},
+            metadata=dict(c.metadata),
             direct_provenance=[_commit_msg(p.repo, p.commit, p.branch) for p in c.provenance],
         )
         if c.parent:
@@ -252,55 +297,81 @@ class PfsService:
             info.details = pfs.CommitInfoDetails(size_bytes=c.size_bytes)
         return info
 
-    def _file_info(self, key: str, info: FileInfo) -> pfs.FileInfo:
-        return pfs.FileInfo(
-            file=pfs.File(commit=_commit_msg(key, info.committed or ""), path=info.path),
+    def _file_info(self, commit: Commit, info: FileInfo) -> pfs.FileInfo:
+        msg = pfs.FileInfo(
+            file=pfs.File(commit=_commit_msg(commit.repo, commit.id, commit.branch), path=info.path),
             file_type=pfs.FileType.DIR if info.is_dir else pfs.FileType.FILE,
             size_bytes=info.size,
-            hash=bytes.fromhex(info.hash) if info.hash else b"",
+            hash=self.hasher.of(commit.repo, commit.id, info),
         )
+        if commit.finished:
+            msg.committed = commit.finished
+        return msg
 
-    def _project_exists(self, project: str) -> bool:
-        if project in self._projects:
-            return True
-        return any(r.project == project for r in self.backend.list_repos())
+    # -- projects ----------------------------------------------------------------------------------
+    def _projects(self) -> dict[str, dict]:
+        """Projects: the ``default`` one, those created, and any that holds repos."""
+        known = self.backend.annotations("project")
+        known.setdefault(DEFAULT_PROJECT, {})
+        for repo in self.backend.list_repos():
+            known.setdefault(repo.project, {})
+        return known
 
-    # -- projects --------------------------------------------------------------------------------
+    def _project_info(self, name: str, record: dict) -> pfs.ProjectInfo:
+        info = pfs.ProjectInfo(project=pfs.Project(name=name), description=record.get("description", ""),
+                               metadata=dict(record.get("metadata", {})))
+        if record.get("created"):
+            info.created_at = _ts(record["created"])
+        return info
+
+    def _project_name(self, project: pfs.Project | None) -> str:
+        return (project.name if project is not None else "") or DEFAULT_PROJECT
+
     def create_project(self, context, request: pfs.CreateProjectRequest):
-        name = request.project.name if request.project else ""
-        from ..address import validate_name
-
+        name = request.project.name if calls.has(request, "project") else ""
         validate_name(name, "project")
-        if self._project_exists(name):
-            if request.update:
-                return Empty()
-            raise AlreadyExists(f"project {name} already exists", project=name)
-        with self._lock:
-            self._projects.add(name)
+        record = self.backend.annotation("project", name)
+        if record is not None or name in self._projects():
+            if not request.update:
+                raise AlreadyExists(f"project {name} already exists", project=name)
+            record = dict(record or {})
+            record["description"] = request.description
+        else:
+            record = {"description": request.description, "created": time.time()}
+        self.backend.annotate("project", name, record)
         return Empty()
 
-    def _project_info(self, name: str) -> pfs.ProjectInfo:
-        return pfs.ProjectInfo(project=pfs.Project(name=name))
+    def _known_project(self, name: str) -> dict:
+        record = self._projects().get(name)
+        if record is None:
+            raise NotFound(f"project {name} not found", project=name)
+        return record
 
     def inspect_project(self, context, request: pfs.InspectProjectRequest):
-        name = (request.project.name if request.project else "") or DEFAULT_PROJECT
-        if not self._project_exists(name):
-            raise NotFound(f"project {name} not found", project=name)
-        return self._project_info(name)
+        name = self._project_name(request.project)
+        return self._project_info(name, self._known_project(name))
+
+    def inspect_project_v2(self, context, request: pfs.InspectProjectV2Request):
+        name = self._project_name(request.project)
+        # pachd adds the project's pipeline defaults; without pipelines there are none
+        return pfs.InspectProjectV2Response(info=self._project_info(name, self._known_project(name)),
+                                            defaults_json="{}")
 
     def list_project(self, context, request):
-        names = set(self._projects) | {r.project for r in self.backend.list_repos()}
-        for name in sorted(names):
-            yield self._project_info(name)
+        for name, record in sorted(self._projects().items()):
+            yield self._project_info(name, record)
 
     def delete_project(self, context, request: pfs.DeleteProjectRequest):
-        name = (request.project.name if request.project else "") or DEFAULT_PROJECT
-        if not self._project_exists(name):
-            raise NotFound(f"project {name} not found", project=name)
-        if any(r.project == name for r in self.backend.list_repos()):
-            raise Conflict(f"project {name} still has repos", project=name)
-        with self._lock:
-            self._projects.discard(name)
+        name = self._project_name(request.project if calls.has(request, "project") else None)
+        validate_name(name, "project")
+        self._known_project(name)
+        repos = [r for r in self.backend.list_repos() if r.project == name]
+        if repos and not request.force:
+            still = "\n".join(f"repo {_repo_text(r.key)} still exists" for r in repos)
+            raise Status(grpc.StatusCode.FAILED_PRECONDITION, f"cannot delete project {name}: {still}")
+        for repo in repos:
+            self._delete_repo(repo.key)
+        self.backend.annotate("project", name, None)
         return Empty()
 
     # -- repos -----------------------------------------------------------------------------------
@@ -309,6 +380,7 @@ class PfsService:
             repo=_repo_msg(repo.key), description=repo.description,
             branches=[_branch_msg(repo.key, b) for b in repo.branches],
             size_bytes_upper_bound=repo.size_bytes, details=pfs.RepoInfoDetails(size_bytes=repo.size_bytes),
+            metadata=dict((self.backend.annotation("repo", repo.key) or {}).get("metadata", {})),
         )
         if repo.created:
             info.created = repo.created
@@ -316,16 +388,16 @@ class PfsService:
 
     def create_repo(self, context, request: pfs.CreateRepoRequest):
         key = self._repo_key(request.repo)
-        project, _ = _split(key)
-        if not self._project_exists(project):
+        project, name = _split(key)
+        validate_name(name, "repo")
+        if project not in self._projects():
             raise NotFound(f"project {project} not found", project=project)
         try:
             self.backend.create_repo(key, description=request.description)
         except AlreadyExists:
             if not request.update:
                 raise
-            if self.backend.inspect_repo(key).description != request.description:
-                raise _Unimplemented("changing a repo's description is not supported by this server")
+            self.backend.set_repo_description(key, request.description)
         return Empty()
 
     def inspect_repo(self, context, request: pfs.InspectRepoRequest):
@@ -336,23 +408,64 @@ class PfsService:
             return
         projects = {p.name or DEFAULT_PROJECT for p in request.projects}
         repos = [r for r in self.backend.list_repos() if not projects or r.project in projects]
-        if request.page and request.page.page_size > 0:
+        if calls.has(request, "page") and request.page.page_size > 0:
             start = request.page.page_index * request.page.page_size
             repos = repos[start:start + request.page.page_size]
         for repo in repos:
             yield self._repo_info(repo)
 
-    def delete_repo(self, context, request: pfs.DeleteRepoRequest):
-        key = self._repo_key(request.repo)
+    def _delete_repo(self, key: str) -> None:
         self.backend.delete_repo(key)
+        self.backend.annotate("repo", key, None)
+        for name in [n for n in self.backend.annotations("branch") if n.startswith(key + "@")]:
+            self.backend.annotate("branch", name, None)
         with self._lock:
             for k in [k for k in self._open if k[0] == key]:
                 self._open.pop(k, None)
+
+    def delete_repo(self, context, request: pfs.DeleteRepoRequest):
+        if not calls.has(request, "repo"):
+            raise Status(grpc.StatusCode.INVALID_ARGUMENT, "no repo specified")
+        key = self._repo_key(request.repo)
+        try:
+            self._delete_repo(key)
+        except NotFound:  # pachd: deleting a repo that is not there succeeds, deleting nothing
+            return pfs.DeleteRepoResponse(deleted=False)
         return pfs.DeleteRepoResponse(deleted=True)
+
+    def delete_repos(self, context, request: pfs.DeleteReposRequest):
+        if request.all:
+            projects = None
+        elif request.projects:
+            projects = {p.name or DEFAULT_PROJECT for p in request.projects}
+        else:
+            return pfs.DeleteReposResponse()
+        deleted = []
+        for repo in self.backend.list_repos():
+            if projects is None or repo.project in projects:
+                self._delete_repo(repo.key)
+                deleted.append(_repo_msg(repo.key))
+        return pfs.DeleteReposResponse(repos=deleted)
+
+    def repos_summary(self, context, request: pfs.ReposSummaryRequest):
+        names = []
+        for picker in request.projects:
+            kind, value = betterproto.which_one_of(picker, "picker")
+            if kind != "name":
+                raise _unknown(f"generate summary: project picker is of an unknown type: {kind or 'nil'}")
+            names.append(value)
+        summaries: dict[str, pfs.ReposSummary] = {}
+        for repo in self.backend.list_repos():
+            summary = summaries.setdefault(repo.project, pfs.ReposSummary(project=pfs.Project(name=repo.project)))
+            summary.user_repo_count += 1
+            summary.size_bytes += repo.size_bytes
+        return pfs.ReposSummaryResponse(summaries=[summaries[n] for n in names if n in summaries])
 
     # -- branches --------------------------------------------------------------------------------
     def _branch_info(self, key: str, name: str, head: Commit | None) -> pfs.BranchInfo:
-        info = pfs.BranchInfo(branch=_branch_msg(key, name))
+        info = pfs.BranchInfo(
+            branch=_branch_msg(key, name),
+            metadata=dict((self.backend.annotation("branch", f"{key}@{name}") or {}).get("metadata", {})))
         with self._lock:
             open_id = self._open.get((key, name))
         if open_id:
@@ -363,34 +476,43 @@ class PfsService:
 
     def _branch_name(self, branch: pfs.Branch | None) -> tuple[str, str]:
         if branch is None or not branch.name:
-            raise InvalidArgument("branch must be specified")
-        return self._repo_key(branch.repo), branch.name
+            raise _unknown("branch must be specified")
+        return self._repo_key(branch.repo if calls.has(branch, "repo") else None), branch.name
 
     def create_branch(self, context, request: pfs.CreateBranchRequest):
+        if not calls.has(request, "branch"):
+            raise _unknown("branch cannot be nil")
+        if not calls.has(request.branch, "repo"):
+            raise _unknown("branch repo cannot be nil")
         key, name = self._branch_name(request.branch)
-        if request.provenance or (request.trigger and request.trigger.branch) or request.branch_propagation_specs:
-            raise _Unimplemented("branch provenance and triggers are not supported by this server")
-        head = None
-        if request.head and (request.head.id or (request.head.branch and request.head.branch.name)):
-            head_key, ref = self._ref(request.head)
-            head = self.backend.inspect_commit(head_key, ref).id
+        validate_name(name, "branch")
+        if request.provenance or (calls.has(request, "trigger") and request.trigger.branch) \
+                or request.branch_propagation_specs:
+            raise Unimplemented("branch provenance and triggers are not served: they exist for pipelines, "
+                                "which the embedded store does not run")
+        head = self._commit(request.head).id if self._set(request, "head") else None
+        self.backend.inspect_repo(key)
         try:
             existing = self.backend.inspect_branch(key, name)
         except NotFound:
             existing = None
-        if existing is None:
-            self.backend.create_branch(key, name, head=head)
-        elif head is not None and (existing.head is None or existing.head.id != head):
-            self.backend.move_branch(key, name, head, reason="CreateBranch")
+        if head is not None:
+            if existing is None:
+                self.backend.create_branch(key, name, head=head)
+            elif existing.head is None or existing.head.id != head:
+                self.backend.move_branch(key, name, head, reason="CreateBranch")
+        elif existing is None or existing.head is None:
+            # pachd gives a branch created without a head an empty, finished commit of origin AUTO
+            self.backend.auto_commit(key, name)
         return Empty()
 
     def inspect_branch(self, context, request: pfs.InspectBranchRequest):
-        key, name = self._branch_name(request.branch)
+        key, name = self._branch_name(request.branch if calls.has(request, "branch") else None)
         branch = self.backend.inspect_branch(key, name)
         return self._branch_info(key, name, branch.head)
 
     def list_branch(self, context, request: pfs.ListBranchRequest):
-        if request.repo and request.repo.name:
+        if calls.has(request, "repo") and request.repo.name:
             branches = self.backend.list_branches(self._repo_key(request.repo))
         else:
             branches = self.backend.list_branches()
@@ -402,142 +524,282 @@ class PfsService:
     def delete_branch(self, context, request: pfs.DeleteBranchRequest):
         key, name = self._branch_name(request.branch)
         self.backend.delete_branch(key, name)
+        self.backend.annotate("branch", f"{key}@{name}", None)
+        with self._lock:
+            self._open.pop((key, name), None)
         return Empty()
 
+    def walk_branches(self, context, request):
+        # Without branch provenance (pipelines), each start branch is its own whole walk.
+        for n, branch in enumerate(request.start):
+            if request.max_branches and n >= request.max_branches:
+                return
+            key, name = self._branch_name(branch)
+            yield self._branch_info(key, name, self.backend.inspect_branch(key, name).head)
+
     # -- commits ---------------------------------------------------------------------------------
-    def start_commit(self, context, request: pfs.StartCommitRequest):
+    def start_commit(self, context, request: pfs.StartCommitRequest, commit_id: str | None = None):
+        if not calls.has(request, "branch"):
+            raise _unknown("branch must be specified")
         key, name = self._branch_name(request.branch)
+        self.backend.inspect_repo(key)
+        validate_name(name, "branch")
         with self._lock:
             open_id = self._open.get((key, name))
         if open_id is not None:
-            context.abort(grpc.StatusCode.UNKNOWN,
-                          f"parent commit {_commit_msg(key, open_id, name)} has not been finished")
+            raise _unknown(f"create commit: parent commit {_repo_text(key)}@{open_id} has not been finished")
         try:
             current = self.backend.inspect_branch(key, name).head
         except NotFound:
             current = False  # no such branch
-        if request.parent and (request.parent.id or (request.parent.branch and request.parent.branch.name)):
-            parent_key, ref = self._ref(request.parent)
-            parent = self.backend.inspect_commit(parent_key, ref)
+        if self._set(request, "parent"):
+            parent = self._commit(request.parent)
             if parent.is_open:
-                context.abort(grpc.StatusCode.UNKNOWN, f"parent commit {parent.id} has not been finished")
+                raise _unknown(f"create commit: parent commit {_repo_text(key)}@{parent.id} has not been finished")
             if current is False:
                 self.backend.create_branch(key, name, head=parent.id)
             elif current is None or current.id != parent.id:
                 self.backend.move_branch(key, name, parent.id, reason="StartCommit parent")
-        opened = self.backend.start_commit(key, name, message=request.description)
+        opened = self.backend.start_commit(key, name, message=request.description, commit_id=commit_id)
         with self._lock:
             self._open[(key, name)] = opened.id
-            self._touched[opened.id] = set()
+            self._written[opened.id] = set()
         return _commit_msg(key, opened.id, name)
 
     def _forget(self, commit_id: str) -> None:
         with self._lock:
             for k in [k for k, v in self._open.items() if v == commit_id]:
                 del self._open[k]
-            self._touched.pop(commit_id, None)
+            self._written.pop(commit_id, None)
 
     def finish_commit(self, context, request: pfs.FinishCommitRequest):
-        key, ref = self._ref(request.commit)
-        commit = self.backend.inspect_commit(key, ref)
+        commit = self._commit(request.commit)
         if not commit.is_open:
-            raise Conflict(f"commit {commit.id} has already been finished", commit=commit.id)
+            raise _unknown(f"commit {_repo_text(commit.repo)}@{commit.id} has already finished")
         if request.error:
-            raise _Unimplemented("finishing a commit with an error is not supported by this server")
-        if request.description and request.description != commit.message:
-            raise _Unimplemented("changing a commit's description at finish is not supported by this server")
+            raise Unimplemented("finishing a commit with an error is not served: failed commits come from "
+                                "pipeline jobs, which the embedded store does not run")
+        if request.description:
+            self.backend.set_commit_message(commit, request.description)
         self.backend.finish_commit(commit)
         self._forget(commit.id)
         return Empty()
 
+    def clear_commit(self, context, request: pfs.ClearCommitRequest):
+        commit = self._commit(request.commit)
+        if not commit.is_open:
+            raise _unknown("cannot clear finished commit")
+        self.backend.clear_commit(commit)
+        with self._lock:
+            self._written[commit.id] = set()
+        return Empty()
+
+    def _wait(self, context, key: str, commit: Commit, state) -> Commit:
+        """pachd's waitForCommit: block until the commit is FINISHING/FINISHED (READY and STARTED
+        need nothing more without provenance)."""
+        if state not in (pfs.CommitState.FINISHING, pfs.CommitState.FINISHED):
+            return commit
+        token = self.backend.change_token()
+        while commit.is_open:
+            if not context.is_active():
+                raise Status(grpc.StatusCode.CANCELLED, "the client went away")
+            token = self.backend.wait_for_change(token, WAIT_SLICE)
+            try:
+                commit = self.backend.inspect_commit(key, commit.id)
+            except NotFound:
+                raise _unknown(f"inspect finishing or finished commit: commit {_repo_text(key)}@{commit.id} "
+                               "was deleted") from None
+        return commit
+
     def inspect_commit(self, context, request: pfs.InspectCommitRequest):
         key, ref = self._ref(request.commit)
-        commit = self.backend.inspect_commit(key, ref)
-        if commit.is_open and request.wait in (pfs.CommitState.FINISHING, pfs.CommitState.FINISHED):
-            while commit.is_open and context.is_active():
-                time.sleep(0.05)
-                commit = self.backend.inspect_commit(key, commit.id)
+        commit = self._wait(context, key, self.backend.inspect_commit(key, ref), request.wait)
         return self._commit_info(commit)
 
-    def _history(self, key: str, ref: str) -> Iterator[Commit]:
-        before = None
-        while True:
-            page = self.backend.list_commits(key, ref, limit=200, before=before)
-            yield from page
-            if len(page) < 200:
-                return
-            before = page[-1].id
+    @staticmethod
+    def _passes(commit: Commit, every: bool, origin) -> bool:
+        if every or not origin:
+            return True
+        return (pfs.OriginKind.AUTO if commit.origin == "AUTO" else pfs.OriginKind.USER) == origin
 
     def list_commit(self, context, request: pfs.ListCommitRequest):
-        key = self._repo_key(request.repo) if request.repo and request.repo.name else None
-        to = request.to if request.to and (request.to.id or (request.to.branch and request.to.branch.name)) else None
-        stop = None
-        if request.from_ and request.from_.id:
-            stop = self.backend.inspect_commit(*self._ref(request.from_)).id
-        if to is not None:
-            key, ref = self._ref(to)
-            commits: Iterator[Commit] = self._history(key, ref)
-        else:
-            if key is None:
-                raise InvalidArgument("a repo is required")
-            seen: dict[str, Commit] = {}
-            with self._lock:
-                open_ids = [v for (k, _b), v in self._open.items() if k == key]
-            for cid in open_ids:
-                try:
-                    seen[cid] = self.backend.inspect_commit(key, cid)
-                except NotFound:
-                    pass
-            for branch in self.backend.list_branches(key):
-                if branch.head is not None:
-                    for c in self._history(key, branch.head.id):
-                        if c.id in seen:
-                            break
-                        seen[c.id] = c
-            commits = iter(sorted(seen.values(), key=lambda c: c.started, reverse=True))
-        selected = []
-        for c in commits:
-            if c.id == stop:
-                break
-            selected.append(c)
-            if request.number and len(selected) >= request.number and not request.reverse:
-                break
+        if not calls.has(request, "repo"):
+            raise _unknown("repo cannot be nil")
+        key = self._repo_key(request.repo) if request.repo.name else None
+        if key is not None:
+            self.backend.inspect_repo(key)
+        to = request.to if self._set(request, "to") else None
+        start = request.from_ if self._set(request, "from_") else None
+        number = request.number or None
+        if start is not None:
+            from_id = self._commit(start).id
+            if to is None:
+                raise _unknown("cannot use `from` commit without `to` commit")
+        if to is None:
+            commits = self.backend.all_commits(key)  # newest first, as pachd orders by commit
+            if request.reverse:
+                commits = commits[::-1]
+            since = request.started_time if calls.has(request, "started_time") else None
+            sent = 0
+            for c in commits:
+                if not self._passes(c, request.all, request.origin_kind):
+                    continue
+                if since is not None and c.started is not None and not (
+                        (not request.reverse and c.started < since) or (request.reverse and c.started > since)):
+                    continue
+                if number is not None and sent >= number:
+                    return
+                sent += 1
+                yield self._commit_info(c)
+            return
         if request.reverse:
-            selected = selected[::-1][: request.number or None]
-        for c in selected:
+            raise _unknown("cannot use 'Reverse' while also using 'From' or 'To'")
+        to_key, ref = self._ref(to)
+        cursor: Commit | None = self.backend.inspect_commit(to_key, ref)
+        sent = 0
+        while cursor is not None and (start is None or cursor.id != from_id):
+            if number is not None and sent >= number:
+                return
+            if self._passes(cursor, request.all, request.origin_kind):
+                sent += 1
+                yield self._commit_info(cursor)
+            cursor = self.backend.inspect_commit(to_key, cursor.parent) if cursor.parent else None
+
+    def subscribe_commit(self, context, request: pfs.SubscribeCommitRequest):
+        """Every commit of the repo (on ``branch``), then each new one as it appears, each once,
+        once it reaches ``state``: pachd's WatchCommitsInRepo. Runs until the client goes away."""
+        if not calls.has(request, "repo"):
+            raise _unknown("repo cannot be nil")
+        key = self._repo_key(request.repo)
+        self.backend.inspect_repo(key)
+        skip = self._commit(request.from_).id if self._set(request, "from_") else None
+        seen: set[str] = set()
+        while context.is_active():
+            token = self.backend.change_token()
+            try:
+                commits = self.backend.all_commits(key)[::-1]
+            except NotFound:
+                return  # the repo was deleted: nothing more will come
+            for c in commits:
+                if c.id in seen or c.id == skip:
+                    continue
+                if request.branch and c.branch != request.branch:
+                    continue
+                if not self._passes(c, request.all, request.origin_kind):
+                    continue
+                c = self._wait(context, key, c, request.state)
+                seen.add(c.id)
+                yield self._commit_info(c)
+            self.backend.wait_for_change(token, WAIT_SLICE)
+
+    def _commit_set(self, commit_id: str) -> list[Commit]:
+        """The commits of a commit set: here each commit is its own set (ids are unique)."""
+        found = []
+        for repo in self.backend.list_repos():
+            try:
+                found.append(self.backend.inspect_commit(repo.key, commit_id))
+            except NotFound:
+                continue
+        return found
+
+    def _commit_set_id(self, request) -> str:
+        commit_id = request.commit_set.id if calls.has(request, "commit_set") else ""
+        if not is_commit_id(commit_id):
+            raise Status(grpc.StatusCode.NOT_FOUND, f"no commits found for commitset {commit_id}")
+        return commit_id
+
+    def inspect_commit_set(self, context, request: pfs.InspectCommitSetRequest):
+        commit_id = self._commit_set_id(request)
+        commits = self._commit_set(commit_id)
+        if not commits:
+            raise Status(grpc.StatusCode.NOT_FOUND, f"no commits found for commitset {commit_id}")
+        for c in commits:
+            if request.wait:
+                c = self._wait(context, c.repo, c, pfs.CommitState.FINISHED)
             yield self._commit_info(c)
 
-    def _drop(self, key: str, commit_id: str) -> None:
-        commit = self.backend.inspect_commit(key, commit_id)
-        if not commit.is_open:
-            raise _Unimplemented("dropping a finished commit is not supported by this server")
-        self.backend.abort_commit(commit)
-        self._forget(commit.id)
+    def list_commit_set(self, context, request: pfs.ListCommitSetRequest):
+        project = request.project.name if calls.has(request, "project") else None
+        for c in self.backend.all_commits():
+            if project and _split(c.repo)[0] != project:
+                continue
+            yield pfs.CommitSetInfo(commit_set=pfs.CommitSet(id=c.id), commits=[self._commit_info(c)])
+
+    def _drop(self, commit: Commit) -> None:
+        if commit.is_open:
+            self.backend.abort_commit(commit)
+            self._forget(commit.id)
+            return
+        if self.backend.children(commit.repo, commit.id):
+            raise _unknown(f"cannot drop a commit that has children: {_repo_text(commit.repo)}@{commit.id}")
+        self.backend.drop_finished_commit(commit.repo, commit.id)
 
     def drop_commit(self, context, request: pfs.DropCommitRequest):
-        key, ref = self._ref(request.commit)
-        self._drop(key, self.backend.inspect_commit(key, ref).id)
+        self._drop(self._commit(request.commit))
         return pfs.DropCommitResponse()
 
     def drop_commit_set(self, context, request: pfs.DropCommitSetRequest):
-        commit_id = request.commit_set.id if request.commit_set else ""
-        if not is_commit_id(commit_id):
-            raise InvalidArgument(f"invalid commit set id {commit_id!r}")
-        for repo in self.backend.list_repos():
-            try:
-                self.backend.inspect_commit(repo.key, commit_id)
-            except NotFound:
-                continue
-            self._drop(repo.key, commit_id)
-            return Empty()
-        raise NotFound(f"commit set {commit_id} not found", commit=commit_id)
+        commits = self._commit_set(self._commit_set_id(request))
+        for c in commits:
+            if not c.is_open and self.backend.children(c.repo, c.id):
+                raise _unknown(f"cannot drop a commit that has children: {_repo_text(c.repo)}@{c.id}")
+        for c in commits:
+            self._drop(c)
+        return Empty()
+
+    def squash_commit_set(self, context, request: pfs.SquashCommitSetRequest):
+        commits = self._commit_set(self._commit_set_id(request))
+        for c in commits:
+            if not self.backend.children(c.repo, c.id):
+                raise _unknown(f"{SQUASH_WITHOUT_CHILDREN}: {_repo_text(c.repo)}@{c.id}")
+        raise Unimplemented("squashing a commit into its children is not served: the embedded store keeps "
+                            "each commit's changes on its own line of history and cannot merge them yet")
+
+    def squash_commit(self, context, request: pfs.SquashCommitRequest):
+        commit = self._commit(request.commit)
+        if not self.backend.children(commit.repo, commit.id):
+            raise _unknown(f"{SQUASH_WITHOUT_CHILDREN}: {_repo_text(commit.repo)}@{commit.id}")
+        raise Unimplemented("squashing a commit into its children is not served: the embedded store keeps "
+                            "each commit's changes on its own line of history and cannot merge them yet")
+
+    def find_commits(self, context, request: pfs.FindCommitsRequest):
+        key, ref = self._ref(request.start)
+        path = normalize_path(request.file_path or "/")
+        commit: Commit | None = self.backend.inspect_commit(key, ref)
+        found = searched = 0
+        last = commit
+        while commit is not None:
+            if commit.is_open:
+                raise Status(grpc.StatusCode.UNAVAILABLE, f"commit {_repo_text(key)}@{commit.id} not finished")
+            last = commit
+            if self._modified(key, commit, path):
+                found += 1
+                yield pfs.FindCommitsResponse(found_commit=_commit_msg(key, commit.id), commits_searched=searched)
+            searched += 1
+            if (request.limit and found == request.limit) or not commit.parent:
+                break
+            commit = self.backend.inspect_commit(key, commit.parent)
+        yield pfs.FindCommitsResponse(last_searched_commit=_commit_msg(key, last.id), commits_searched=searched)
+
+    def _modified(self, key: str, commit: Commit, path: str) -> bool:
+        """Whether the commit wrote or deleted ``path`` (a file, or a directory's entry)."""
+        for change in self.backend.diff(key, commit.parent, commit.id, path):
+            if change.path == path:
+                return True
+        return False
+
+    def walk_commits(self, context, request):
+        # Without commit provenance (pipelines), each start commit is its own whole walk.
+        for n, start in enumerate(request.start):
+            if request.max_commits and n >= request.max_commits:
+                return
+            yield self._commit_info(self._commit(start))
 
     # -- writing files ---------------------------------------------------------------------------
     def modify_file(self, context, requests):
         commit: Commit | None = None
         key = ""
         current: tuple[str, object] | None = None  # (path, spool) of the file being written
-        written_here: set[str] = set()
         deleted_here: set[str] = set()
 
         def flush():
@@ -551,15 +813,14 @@ class PfsService:
                 self.backend.put_files(commit, [(path, spool)])
             finally:
                 spool.close()
-            written_here.add(path)
             with self._lock:
-                self._touched.setdefault(commit.id, set()).add(path)
+                self._written.setdefault(commit.id, set()).add(path)
 
         def need_commit():
             if commit is None:
-                raise InvalidArgument("ModifyFile: set_commit must come first")
+                raise _unknown("ModifyFile: the first message must set the commit")
             if not self.backend.inspect_commit(key, commit.id).is_open:
-                raise Conflict(f"commit {commit.id} has already been finished", commit=commit.id)
+                raise _unknown(f"commit {_repo_text(key)}@{commit.id} has already finished")
 
         try:
             for request in requests:
@@ -574,14 +835,15 @@ class PfsService:
                         need_commit()
                     source, raw = betterproto.which_one_of(body, "source")
                     if source == "url":
-                        raise _Unimplemented("adding files from a URL is not supported by this server")
+                        raise Unimplemented("adding files from a URL is not served: the embedded store "
+                                            "does not fetch from object storage or the web")
                     path = normalize_path(body.path, allow_root=False)
                     if current is None or current[0] != path:
                         flush()
                         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
                         current = (path, spool)
                         if path not in deleted_here:
-                            self._append_base(key, commit, path, written_here, spool)
+                            self._append_base(key, commit, path, spool)
                     if raw:
                         current[1].write(raw)
                 elif kind == "delete_file":
@@ -591,17 +853,18 @@ class PfsService:
                     if body.path.endswith("/") or path == "/" or not self._is_dir_before(key, commit, path):
                         self.backend.delete_file(commit, path)
                     deleted_here.add(path)
-                    written_here.discard(path)
+                    with self._lock:
+                        self._written.get(commit.id, set()).discard(path)
                 elif kind == "copy_file":
                     flush()
                     need_commit()
                     if body.append:
-                        raise _Unimplemented("copy_file with append is not supported by this server")
+                        raise Unimplemented("copy_file with append is not served")
                     self._copy(commit, normalize_path(body.dst), body.src)
                 else:
-                    raise InvalidArgument("ModifyFile: empty request")
+                    raise _unknown("ModifyFile: unrecognized message")
             if commit is None:
-                raise InvalidArgument("ModifyFile: no commit was set")
+                raise _unknown("ModifyFile: no commit was set")
             flush()
         finally:
             if current is not None:
@@ -617,14 +880,15 @@ class PfsService:
         except NotFound:
             return False
 
-    def _append_base(self, key: str, commit: Commit, path: str, written_here: set[str], spool) -> None:
-        """pachd's add_file appends: start from the file's content before this commit, if any."""
+    def _append_base(self, key: str, commit: Commit, path: str, spool) -> None:
+        """pachd's add_file appends: start from what the commit already holds for the path."""
         with self._lock:
-            touched = path in self._touched.get(commit.id, set())
-        if touched or path in written_here:
-            raise _Unimplemented(
-                f"appending to {path}, already written in this open commit, is not supported by this server; "
-                "delete it first to overwrite")
+            written = path in self._written.get(commit.id, set())
+        if written:
+            staged = self.backend.read_staged(commit, path)
+            for chunk in staged or ():
+                spool.write(chunk)
+            return
         if commit.parent is None:
             return
         try:
@@ -650,61 +914,93 @@ class PfsService:
             self.backend.put_files(commit, [(target, _Reader(self.backend.read_file(src_key, ref, item.path)))])
 
     # -- reading files ---------------------------------------------------------------------------
-    def _file(self, file: pfs.File | None) -> tuple[str, str, str]:
+    def _file(self, file: pfs.File | None) -> tuple[Commit, str]:
         if file is None:
-            raise InvalidArgument("a file is required")
-        key, ref = self._ref(file.commit)
-        return key, ref, normalize_path(file.path or "/")
+            raise _unknown("a file is required")
+        commit = self._commit(file.commit if calls.has(file, "commit") else None)
+        return commit, normalize_path(file.path or "/")
+
+    def _not_found(self, commit: Commit, path: str) -> NotFound:
+        return NotFound(f"file {path} not found in repo {_repo_text(commit.repo)} at commit {commit.id}",
+                        path=path)
+
+    def _inspect(self, commit: Commit, path: str) -> FileInfo:
+        try:
+            return self.backend.inspect_file(commit.repo, commit.id, path)
+        except NotFound:
+            raise self._not_found(commit, path) from None
 
     def get_file(self, context, request: pfs.GetFileRequest):
         if request.url:
-            raise _Unimplemented("GetFile to a URL is not supported by this server")
-        key, ref, path = self._file(request.file)
-        info = self.backend.inspect_file(key, ref, path)
+            raise Unimplemented("GetFile to a URL is not served: the embedded store does not write to object storage")
+        commit, path = self._file(request.file)
+        info = self._inspect(commit, path)
         if info.is_dir:
-            raise InvalidArgument(f"{path} is a directory; use GetFileTAR or WalkFile", path=path)
-        for chunk in self.backend.read_file(key, ref, path, offset=max(0, request.offset)):
+            raise _unknown("cannot get directory or non-regular file. Use GetFileTAR instead")
+        for chunk in self.backend.read_file(commit.repo, commit.id, path, offset=max(0, request.offset)):
             for start in range(0, len(chunk), GET_CHUNK):
                 yield BytesValue(value=chunk[start:start + GET_CHUNK])
 
-    def inspect_file(self, context, request: pfs.InspectFileRequest):
-        key, ref, path = self._file(request.file)
-        return self._file_info(key, self.backend.inspect_file(key, ref, path))
+    def get_file_tar(self, context, request: pfs.GetFileRequest):
+        """A tar stream of the path and everything below it; entries are named by their absolute
+        paths, directories end with '/', as pachd writes them."""
+        if request.url:
+            raise Unimplemented("GetFileTAR to a URL is not served: the embedded store does not write to object storage")
+        commit, path = self._file(request.file)
+        top = self._inspect(commit, path)
+        out = _TarStream()
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for info in self._walk(commit, top):
+                entry = tarfile.TarInfo(info.path)
+                if info.is_dir:
+                    entry.type = tarfile.DIRTYPE
+                    tar.addfile(entry)
+                else:
+                    entry.size = info.size
+                    tar.addfile(entry, _Reader(self.backend.read_file(commit.repo, commit.id, info.path)))
+                yield from out.take()
+        yield from out.rest()
 
-    def _dir_entries(self, key: str, ref: str, path: str, after: str | None) -> Iterator[FileInfo]:
+    def inspect_file(self, context, request: pfs.InspectFileRequest):
+        commit, path = self._file(request.file)
+        return self._file_info(commit, self._inspect(commit, path))
+
+    def _dir_entries(self, commit: Commit, path: str, after: str | None) -> Iterator[FileInfo]:
         while True:
-            page = self.backend.list_dir(key, ref, path, limit=1000, after=after)
+            page = self.backend.list_dir(commit.repo, commit.id, path, limit=1000, after=after)
             yield from page.items
             if page.next is None:
                 return
             after = page.next
 
     def list_file(self, context, request: pfs.ListFileRequest):
-        key, ref, path = self._file(request.file)
-        info = self.backend.inspect_file(key, ref, path)
+        commit, path = self._file(request.file)
+        info = self._inspect(commit, path)
         if not info.is_dir:
-            yield self._file_info(key, info)
+            yield self._file_info(commit, info)
             return
-        marker = request.pagination_marker.path if request.pagination_marker and request.pagination_marker.path else None
+        marker = request.pagination_marker.path if calls.has(request, "pagination_marker") \
+            and request.pagination_marker.path else None
         if request.reverse:
-            items = [i for i in self._dir_entries(key, ref, path, None) if marker is None or i.path < marker][::-1]
+            items = [i for i in self._dir_entries(commit, path, None) if marker is None or i.path < marker][::-1]
         else:
-            items = self._dir_entries(key, ref, path, marker)
+            items = self._dir_entries(commit, path, marker)
         for n, item in enumerate(items):
             if request.number and n >= request.number:
                 return
-            yield self._file_info(key, item)
+            yield self._file_info(commit, item)
 
-    def _walk(self, key: str, ref: str, info: FileInfo) -> Iterator[FileInfo]:
+    def _walk(self, commit: Commit, info: FileInfo) -> Iterator[FileInfo]:
         yield info
         if info.is_dir:
-            for child in self._dir_entries(key, ref, info.path, None):
-                yield from self._walk(key, ref, child)
+            for child in self._dir_entries(commit, info.path.rstrip("/") or "/", None):
+                yield from self._walk(commit, child)
 
     def walk_file(self, context, request: pfs.WalkFileRequest):
-        key, ref, path = self._file(request.file)
-        marker = request.pagination_marker.path if request.pagination_marker and request.pagination_marker.path else None
-        items = self._walk(key, ref, self.backend.inspect_file(key, ref, path))
+        commit, path = self._file(request.file)
+        marker = request.pagination_marker.path if calls.has(request, "pagination_marker") \
+            and request.pagination_marker.path else None
+        items = self._walk(commit, self._inspect(commit, path))
         if request.reverse:
             items = iter([i for i in items if marker is None or i.path < marker][::-1])
         elif marker is not None:
@@ -712,32 +1008,91 @@ class PfsService:
         for n, item in enumerate(items):
             if request.number and n >= request.number:
                 return
-            yield self._file_info(key, item)
+            yield self._file_info(commit, item)
 
     def glob_file(self, context, request: pfs.GlobFileRequest):
-        key, ref = self._ref(request.commit)
-        for info in sorted(self.backend.glob(key, ref, request.pattern), key=lambda i: i.path):
-            yield self._file_info(key, info)
+        commit = self._commit(request.commit if calls.has(request, "commit") else None)
+        for info in sorted(self.backend.glob(commit.repo, commit.id, request.pattern), key=lambda i: i.path):
+            yield self._file_info(commit, info)
 
     def diff_file(self, context, request: pfs.DiffFileRequest):
-        key, new_ref, path = self._file(request.new_file)
-        new = self.backend.inspect_commit(key, new_ref)
-        if request.old_file and request.old_file.commit and (
-            request.old_file.commit.id or (request.old_file.commit.branch and request.old_file.commit.branch.name)
-        ):
-            old_key, old_ref, _old_path = self._file(request.old_file)
-            if old_key != key:
-                raise _Unimplemented("diffing commits of two repos is not supported by this server")
-            old = self.backend.inspect_commit(key, old_ref).id
+        """pachd's DiffFile: files *and directories* under ``new_file.path`` in the new commit
+        against those under ``old_file.path`` in the old one (default: the same path in the new
+        commit's parent), paired by path, in path order; a pair is reported when its hashes differ."""
+        new, new_path = self._file(request.new_file if calls.has(request, "new_file") else None)
+        if calls.has(request, "old_file") and self._set(request.old_file, "commit"):
+            old, old_path = self._file(request.old_file)
+            old_path = normalize_path(request.old_file.path or "/")
         else:
-            old = new.parent
-        for change in self.backend.diff(key, old, new.id, path):
+            old = self.backend.inspect_commit(new.repo, new.parent) if new.parent else None
+            old_path = new_path
+        if old is not None and old.repo == new.repo and old_path == new_path and not old.is_open:
+            old_items, new_items = self._changed(old, new, new_path)
+        else:
+            old_items, new_items = self._scope(old, old_path), self._scope(new, new_path)
+        for p in sorted(set(old_items) | set(new_items)):
+            before, after = old_items.get(p), new_items.get(p)
+            if before is not None and after is not None and before.hash == after.hash:
+                continue
             reply = pfs.DiffFileResponse()
-            if change.new is not None:
-                reply.new_file = self._file_info(key, change.new)
-            if change.old is not None:
-                reply.old_file = self._file_info(key, change.old)
+            if after is not None:
+                reply.new_file = after
+            if before is not None:
+                reply.old_file = before
             yield reply
 
+    def _changed(self, old: Commit, new: Commit, path: str) -> tuple[dict, dict]:
+        """Like two ``_scope``s, but only the changed files and their directories (the store knows
+        which files changed; a directory's hash changes exactly when something below it does)."""
+        old_items: dict[str, pfs.FileInfo] = {}
+        new_items: dict[str, pfs.FileInfo] = {}
+        dirs: set[str] = set()
+        scope = "/" if path == "/" else path + "/"
+        for change in self.backend.diff(new.repo, old.id, new.id, path):
+            if change.old is not None:
+                old_items[change.path] = self._file_info(old, change.old)
+            if change.new is not None:
+                new_items[change.path] = self._file_info(new, change.new)
+            node = change.path
+            while node != "/":
+                node = parent_dir(node)
+                if not node.startswith(scope):  # above the diffed path
+                    break
+                dirs.add(node)
+        for directory in dirs:
+            for commit, items in ((old, old_items), (new, new_items)):
+                try:
+                    info = self.backend.inspect_file(commit.repo, commit.id, directory)
+                except NotFound:
+                    continue
+                items[info.path] = self._file_info(commit, info)
+        return old_items, new_items
 
-__all__ = ["PfsService", "GET_CHUNK", "N_FILES_KEY", "VERSION"]
+    def _scope(self, commit: Commit | None, path: str) -> dict[str, pfs.FileInfo]:
+        """Served infos of ``path`` and everything below it in ``commit``, by path."""
+        if commit is None:
+            return {}
+        try:
+            top = self.backend.inspect_file(commit.repo, commit.id, path)
+        except NotFound:
+            return {}
+        return {info.path: self._file_info(commit, info) for info in self._walk(commit, top)}
+
+    # -- maintenance -----------------------------------------------------------------------------
+    def delete_all(self, context, request):
+        for repo in self.backend.list_repos():
+            self._delete_repo(repo.key)
+        for name in self.backend.annotations("project"):
+            self.backend.annotate("project", name, None)
+        return Empty()
+
+    def fsck(self, context, request: pfs.FsckRequest):
+        if request.fix:
+            raise Unimplemented("Fsck with fix is not served: the embedded store's fsck only reports")
+        if calls.has(request, "zombie_target") or request.zombie_all:
+            return  # zombie files are outputs of pipeline jobs; without pipelines there are none
+        for problem in self.backend.fsck().problems:
+            yield pfs.FsckResponse(error=problem)
+
+
+__all__ = ["GET_CHUNK", "NOT_SERVED", "PfsService"]

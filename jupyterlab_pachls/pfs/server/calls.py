@@ -1,0 +1,292 @@
+"""What every call goes through, as in pachd's interceptors.
+
+- Request validation: a request that pachd's ``ValidateAll`` rejects (the ``validate.rules`` of
+  pachd's protos: required messages, required oneofs, non-empty keys) is answered
+  INVALID_ARGUMENT "validate request: ..." (unary calls) or "validate recv: ..." (streams), with
+  the validator's wording, before the handler runs.
+- ``Commit.branch`` is cleared in responses, in exactly the messages pachd's ``NilBranch``
+  walks (``src/pfs/pfs.go``): a Commit, CommitInfo.commit and .parent_commit, File.commit,
+  FileInfo.file, both sides of DiffFileResponse, BranchInfo.head, each commit of a CommitSetInfo,
+  and the commit of a FindCommitsResponse.
+- One debug-level log line per call: method, status code, duration.
+- Typed errors become pachd's status codes (``errors.abort``); ``Unimplemented`` and ``Status``
+  carry an explicit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import betterproto
+import grpc
+from pachyderm_sdk.api import auth, metadata, pfs, transaction
+
+from ..errors import PfsError
+from .errors import abort
+
+log = logging.getLogger("jupyterlab_pachls.pfs.server")
+
+
+class Status(Exception):
+    """Answer the call with this gRPC status code and message (pachd's own code for the case)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Unimplemented(Status):
+    """A method or an option this server does not serve; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(grpc.StatusCode.UNIMPLEMENTED, message)
+
+
+def has(msg: betterproto.Message, name: str) -> bool:
+    """Whether a message field is set (reading an unset one with betterproto would create it)."""
+    raw = msg._Message__raw_get(name)  # noqa: SLF001 - betterproto has no public "is set" for message fields
+    return raw is not betterproto.PLACEHOLDER and raw is not None
+
+
+# -- NilBranch -----------------------------------------------------------------------------------
+def _nil_commit(msg, name: str) -> None:
+    if has(msg, name):
+        getattr(msg, name).branch = None
+
+
+def nil_branch(msg):
+    """Clear Commit.branch where pachd's validation interceptor does; return ``msg``."""
+    if isinstance(msg, pfs.Commit):
+        msg.branch = None
+    elif isinstance(msg, pfs.CommitInfo):
+        _nil_commit(msg, "commit")
+        _nil_commit(msg, "parent_commit")
+    elif isinstance(msg, pfs.File):
+        _nil_commit(msg, "commit")
+    elif isinstance(msg, pfs.FileInfo):
+        if has(msg, "file"):
+            _nil_commit(msg.file, "commit")
+    elif isinstance(msg, pfs.DiffFileResponse):
+        for side in ("old_file", "new_file"):
+            if has(msg, side):
+                nil_branch(getattr(msg, side))
+    elif isinstance(msg, pfs.BranchInfo):
+        _nil_commit(msg, "head")
+    elif isinstance(msg, pfs.CommitSetInfo):
+        for info in msg.commits:
+            nil_branch(info)
+    elif isinstance(msg, pfs.FindCommitsResponse):
+        kind, value = betterproto.which_one_of(msg, "result")
+        if kind:
+            value.branch = None
+    return msg
+
+
+# -- ValidateAll ---------------------------------------------------------------------------------
+#: (request type, field, Go name of the field): message fields pachd's protos mark required.
+_REQUIRED = {
+    pfs.DropCommitSetRequest: [("commit_set", "CommitSet")],
+    pfs.FindCommitsRequest: [("start", "Start")],
+    pfs.DeleteBranchRequest: [("branch", "Branch")],
+    pfs.InspectProjectRequest: [("project", "Project")],
+    pfs.InspectProjectV2Request: [("project", "Project")],
+    pfs.CopyFile: [("src", "Src")],
+    transaction.InspectTransactionRequest: [("transaction", "Transaction")],
+    transaction.DeleteTransactionRequest: [("transaction", "Transaction")],
+    transaction.FinishTransactionRequest: [("transaction", "Transaction")],
+    auth.GetRoleBindingRequest: [("resource", "Resource")],
+    auth.ModifyRoleBindingRequest: [("resource", "Resource")],
+    auth.GetPermissionsRequest: [("resource", "Resource")],
+    auth.GetPermissionsForPrincipalRequest: [("resource", "Resource")],
+    auth.AuthorizeRequest: [("resource", "Resource")],
+    auth.RestoreAuthTokenRequest: [("token", "Token")],
+}
+_GO_NAMES = {metadata.EditReplace: "Edit_Replace", metadata.EditAddKey: "Edit_AddKey",
+             metadata.EditEditKey: "Edit_EditKey", metadata.EditDeleteKey: "Edit_DeleteKey"}
+
+
+def _go_name(msg) -> str:
+    return _GO_NAMES.get(type(msg), type(msg).__name__)
+
+
+def _error(msg, field: str, reason: str, cause: str = "") -> str:
+    return f"invalid {_go_name(msg)}.{field}: {reason}" + (f" | caused by: {cause}" if cause else "")
+
+
+def validate_all(msg) -> str:
+    """pachd's ``ValidateAll`` of ``msg``: "" if valid, else the validator's message."""
+    errors: list[str] = []
+    for name, go in _REQUIRED.get(type(msg), ()):
+        if not has(msg, name):
+            errors.append(_error(msg, go, "value is required"))
+    if isinstance(msg, pfs.ModifyFileRequest):
+        kind, value = betterproto.which_one_of(msg, "body")
+        if kind == "copy_file":
+            cause = validate_all(value)
+            if cause:
+                errors.append(_error(msg, "CopyFile", "embedded message failed validation", cause))
+    elif isinstance(msg, metadata.EditMetadataRequest):
+        for i, edit in enumerate(msg.edits):
+            cause = validate_all(edit)
+            if cause:
+                errors.append(_error(msg, f"Edits[{i}]", "embedded message failed validation", cause))
+    elif isinstance(msg, metadata.Edit):
+        target, _ = betterproto.which_one_of(msg, "target")
+        if not target:
+            errors.append(_error(msg, "Target", "value is required"))
+        op, value = betterproto.which_one_of(msg, "op")
+        if not op:
+            errors.append(_error(msg, "Op", "value is required"))
+        else:
+            cause = validate_all(value)
+            if cause:
+                go = "".join(part.title() for part in op.split("_"))
+                errors.append(_error(msg, go, "embedded message failed validation", cause))
+    elif isinstance(msg, (metadata.EditAddKey, metadata.EditEditKey, metadata.EditDeleteKey)):
+        if len(msg.key) < 1:
+            errors.append(_error(msg, "Key", "value length must be at least 1 runes"))
+    elif isinstance(msg, metadata.EditReplace):
+        for key in msg.replacement:
+            if len(key) < 1:
+                errors.append(f"invalid key for {_go_name(msg)}.Replacement[{key}]: value length must be at least 1 runes")
+    return "; ".join(errors)
+
+
+# -- handlers ------------------------------------------------------------------------------------
+def _answer(context: grpc.ServicerContext, exc: BaseException, outcome: list) -> None:
+    """Abort the call for ``exc`` (raises); record the status code in ``outcome``."""
+    if isinstance(exc, PfsError):
+        from .errors import status_of
+
+        outcome[0] = status_of(exc)
+        abort(context, exc)
+    if isinstance(exc, Status):
+        outcome[0] = exc.code
+        context.abort(exc.code, exc.message)
+    raise exc
+
+
+def _log(path: str, started: float, outcome: list) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        code = outcome[0]
+        log.debug("%s %s %.1fms", path, code.name if code else "UNKNOWN", (time.monotonic() - started) * 1000)
+
+
+def unary(path: str, fn: Callable, request_cls) -> grpc.RpcMethodHandler:
+    def behavior(request, context):
+        started, outcome = time.monotonic(), [None]
+        try:
+            problem = validate_all(request)
+            if problem:
+                raise Status(grpc.StatusCode.INVALID_ARGUMENT, f"validate request: {problem}")
+            reply = nil_branch(fn(context, request))
+            outcome[0] = grpc.StatusCode.OK
+            return reply
+        except (PfsError, Status) as exc:
+            _answer(context, exc, outcome)
+        finally:
+            _log(path, started, outcome)
+
+    return grpc.unary_unary_rpc_method_handler(
+        behavior, request_deserializer=lambda data: request_cls().parse(data), response_serializer=bytes)
+
+
+def server_stream(path: str, fn: Callable, request_cls) -> grpc.RpcMethodHandler:
+    def behavior(request, context):
+        started, outcome = time.monotonic(), [None]
+        try:
+            problem = validate_all(request)
+            if problem:
+                raise Status(grpc.StatusCode.INVALID_ARGUMENT, f"validate recv: {problem}")
+            for reply in fn(context, request):
+                yield nil_branch(reply)
+            outcome[0] = grpc.StatusCode.OK
+        except (PfsError, Status) as exc:
+            _answer(context, exc, outcome)
+        except GeneratorExit:
+            outcome[0] = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            _log(path, started, outcome)
+
+    return grpc.unary_stream_rpc_method_handler(
+        behavior, request_deserializer=lambda data: request_cls().parse(data), response_serializer=bytes)
+
+
+def _validated(requests: Iterator) -> Iterator:
+    for request in requests:
+        problem = validate_all(request)
+        if problem:
+            raise Status(grpc.StatusCode.INVALID_ARGUMENT, f"validate recv: {problem}")
+        yield request
+
+
+def client_stream(path: str, fn: Callable, request_cls) -> grpc.RpcMethodHandler:
+    def behavior(requests, context):
+        started, outcome = time.monotonic(), [None]
+        try:
+            reply = nil_branch(fn(context, _validated(requests)))
+            outcome[0] = grpc.StatusCode.OK
+            return reply
+        except (PfsError, Status) as exc:
+            _answer(context, exc, outcome)
+        finally:
+            _log(path, started, outcome)
+
+    return grpc.stream_unary_rpc_method_handler(
+        behavior, request_deserializer=lambda data: request_cls().parse(data), response_serializer=bytes)
+
+
+def refused(path: str, kind: str, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    """A method answered with one fixed status (a feature that is off or not served here)."""
+    def reply(request, context):
+        started = time.monotonic()
+        try:
+            context.abort(code, message)
+        finally:
+            _log(path, started, [code])
+
+    def reply_stream(request, context):
+        reply(request, context)
+        yield b""  # never reached: makes this a generator, as a streaming handler must be
+
+    raw = {"request_deserializer": None, "response_serializer": None}
+    if kind == "unary_unary":
+        return grpc.unary_unary_rpc_method_handler(reply, **raw)
+    if kind == "unary_stream":
+        return grpc.unary_stream_rpc_method_handler(reply_stream, **raw)
+    if kind == "stream_unary":
+        return grpc.stream_unary_rpc_method_handler(reply, **raw)
+    return grpc.stream_stream_rpc_method_handler(reply_stream, **raw)
+
+
+class _Recorder:
+    """A stand-in channel that records the methods an SDK stub declares."""
+
+    def __init__(self) -> None:
+        self.methods: dict[str, str] = {}
+
+    def _record(self, kind):
+        def make(path, **_kwargs):
+            self.methods[path] = kind
+            return None
+        return make
+
+    def __getattr__(self, kind):
+        if kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            return self._record(kind)
+        raise AttributeError(kind)
+
+
+def stub_methods(stub_cls) -> dict[str, str]:
+    """``{"/service/Method": kind}`` for every method of a ``pachyderm_sdk`` generated ``ApiStub``."""
+    recorder = _Recorder()
+    stub_cls(recorder)
+    return recorder.methods
+
+
+__all__ = ["Status", "Unimplemented", "client_stream", "has", "log", "nil_branch", "refused",
+           "server_stream", "stub_methods", "unary", "validate_all"]
