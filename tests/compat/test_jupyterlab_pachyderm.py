@@ -201,10 +201,15 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(served, tmp_path_factory):
+def compat_jupyter() -> Path:
     if not COMPAT_JUPYTER.exists():
         pytest.fail(f"{COMPAT_JUPYTER} is missing: create the scratch environment with "
-                    f"`scripts/compat-env.sh` (scripts/install.sh runs it)", pytrace=False)
+                    f"`scripts/compat-env.sh` (scripts/install.sh --ui-tests runs it)", pytrace=False)
+    return COMPAT_JUPYTER
+
+
+@pytest.fixture(scope="module")
+def lab(compat_jupyter, served, tmp_path_factory):
     home = tmp_path_factory.mktemp("compat-home")
     root = home / "work"
     root.mkdir()
@@ -227,7 +232,7 @@ def lab(served, tmp_path_factory):
     log = home / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(COMPAT_JUPYTER), "--no-browser", "--allow-root", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            [str(compat_jupyter), "--no-browser", "--allow-root", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
              "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
         )
