@@ -42,8 +42,11 @@ import getpass
 import html
 import io
 import json
+import math
 import os
 import ssl
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -84,6 +87,10 @@ SERVER_TOKEN_ENV = "PACHLS_SERVER_TOKEN"
 DEFAULT_BRANCH = "master"
 PROBE_TIMEOUT = 3.0
 REQUEST_TIMEOUT = 300.0
+#: Seconds one long-poll request of ``subscribe`` waits on the server (then it asks again).
+LONG_POLL = 30
+#: With a ``stop`` event, a long-poll request waits at most this long, so that ``stop`` is seen soon.
+STOP_CHECK = 2
 
 MOUNTS_NEED_SERVER = (
     "mounts need a running Jupyter server with jupyterlab-pachls (start JupyterLab, or connect(url=..., "
@@ -443,6 +450,43 @@ class Client:
         """Recorded head moves (rollbacks) of ``repo@branch``, newest first."""
         raise NotImplementedError
 
+    # following a branch
+    def subscribe(self, address: str, *, after: str | None = None, timeout: float | None = None,
+                  stop: threading.Event | None = None) -> Iterator[Commit]:
+        """Each commit that lands on ``repo@branch``, once, oldest first, as it lands (an iterator).
+
+        Starts from the branch head at the time of the call, or after ``after`` (a commit id,
+        ``repo@<id>`` or ``repo@branch^N``: commits that landed since are yielded at once). Ends when
+        nothing landed for ``timeout`` seconds (None: never) or once ``stop`` (a ``threading.Event``)
+        is set. A rollback is no new commit. ``for commit in pachls.subscribe("labels@master"):
+        retrain(commit)`` runs once per label commit.
+        """
+        raise NotImplementedError
+
+    def wait(self, address: str, *, after: str | None = None, timeout: float | None = None) -> Commit | None:
+        """Block until a commit lands on ``repo@branch`` (after ``after``, else after the head now) and
+        return it (the oldest, if several did); None when ``timeout`` seconds pass first."""
+        commits = self.subscribe(address, after=after, timeout=timeout)
+        try:
+            return next(commits, None)
+        finally:
+            commits.close()
+
+    def _after_id(self, branch_address, after: str | None) -> str | None:
+        """The commit id ``after`` names in the followed repo (None stays None: from the head now)."""
+        if after is None:
+            return None
+        if not isinstance(after, str) or not after:
+            raise InvalidArgument("after must name a commit: an id, repo@<id> or repo@branch^N", after=repr(after))
+        text = after if "@" in after else f"{branch_address.repo_key}@{after}"
+        named = _address(text)
+        if named.repo_key != branch_address.repo_key:
+            raise InvalidArgument(f"after names a commit of {named.repo_key}, not of {branch_address.repo_key}",
+                                  after=after)
+        if named.is_commit and not named.ancestors:
+            return named.ref
+        return self.inspect_commit(text).id
+
     # mounts (server only)
     def mounts(self) -> list[Mount]:
         """Every mount, by name (the ones the panel shows)."""
@@ -677,6 +721,39 @@ class ServerClient(Client):
         body = self.request("GET", f"repos/{_q(a.repo_key)}/branches/{_q(a.ref)}/moves")
         return [move_from_json(m) for m in body["moves"]]
 
+    def subscribe(self, address: str, *, after: str | None = None, timeout: float | None = None,
+                  stop: threading.Event | None = None) -> Iterator[Commit]:
+        a = _branch_address(address)
+        route = f"repos/{_q(a.repo_key)}/branches/{_q(a.ref)}/wait"
+
+        def ask(cursor: str | None, seconds: int) -> tuple[list[Commit], str]:
+            body = self.request("GET", route, query={"after": cursor, "timeout": seconds},
+                                timeout=seconds + REQUEST_TIMEOUT)
+            return [commit_from_json(c) for c in body["commits"]], body["after"]
+
+        # The starting point is fixed now (not at the first next()): a commit landing meanwhile is new.
+        first, cursor = ask(self._after_id(a, after), 0)
+
+        def commits() -> Iterator[Commit]:
+            nonlocal cursor
+            fresh = first
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                if fresh:
+                    yield from fresh
+                    deadline = None if timeout is None else time.monotonic() + timeout
+                if stop is not None and stop.is_set():
+                    return
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                seconds = LONG_POLL if left is None else min(LONG_POLL, math.ceil(left))
+                if stop is not None:
+                    seconds = min(seconds, STOP_CHECK)
+                fresh, cursor = ask(cursor, seconds)
+
+        return commits()
+
     # mounts
     def mounts(self) -> list[Mount]:
         return [mount_from_json(m) for m in self.request("GET", "mounts")["mounts"]]
@@ -892,6 +969,25 @@ class DirectClient(Client):
         a = _branch_address(address)
         self.backend.inspect_branch(a.repo_key, a.ref)
         return self.backend.branch_moves(a.repo_key, a.ref)
+
+    def subscribe(self, address: str, *, after: str | None = None, timeout: float | None = None,
+                  stop: threading.Event | None = None) -> Iterator[Commit]:
+        from .pfs.follow import BranchFollower
+
+        a = _branch_address(address)
+        # The starting point is fixed now (not at the first next()): a commit landing meanwhile is new.
+        follower = BranchFollower(self.backend, a.repo_key, a.ref, self._after_id(a, after))
+
+        def commits() -> Iterator[Commit]:
+            while True:
+                fresh = follower.wait(timeout, stop)
+                if not fresh:
+                    return
+                yield from fresh
+                if stop is not None and stop.is_set():
+                    return
+
+        return commits()
 
     def blame(self, address: str) -> list:
         from .labeling.history import blame

@@ -619,6 +619,38 @@ class CommitsHandler(PachlsHandler):
         })
 
 
+class BranchWaitHandler(PachlsHandler):
+    """``GET /pachls/api/repos/{repo}/branches/{branch}/wait?after=&timeout=``: long poll for the commits
+    that land on the branch after ``after`` (a commit id; empty: from the branch's first commit; absent:
+    from its head now), oldest first, waiting up to ``timeout`` seconds for one. Pass the answer's
+    ``after`` back to continue (see ``pfs/follow.py``)."""
+
+    closed = False
+
+    def on_connection_close(self) -> None:
+        self.closed = True
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self, repo: str, branch: str) -> None:
+        from .pfs.follow import POLL_INTERVAL, BranchFollower
+
+        repo, branch = repo_arg(repo), branch_arg(branch)
+        after = self.query("after")
+        if after and not is_commit_id(after):
+            raise InvalidArgument("'after' must be a commit id (or empty: from the branch's first commit)",
+                                  parameter="after")
+        timeout = self.int_query("timeout", 30, 0, 300)
+        follower = await self.call(BranchFollower, self.backend, repo, branch, after)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            commits = await self.call(follower.poll)
+            if commits or self.closed or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(POLL_INTERVAL)
+        self.send_json({"commits": [c.to_json() for c in commits], "after": follower.cursor})
+
+
 class BranchHeadHandler(PachlsHandler):
     """``PUT /pachls/api/repos/{repo}/branches/{branch}/head``: move the head (rollback)."""
 
@@ -996,6 +1028,7 @@ def route_table() -> list[tuple[str, type[PachlsHandler]]]:
         (rf"{p}/repos/{SEG}/branches/{SEG}", BranchHandler),
         (rf"{p}/repos/{SEG}/branches/{SEG}/commits", CommitsHandler),
         (rf"{p}/repos/{SEG}/branches/{SEG}/head", BranchHeadHandler),
+        (rf"{p}/repos/{SEG}/branches/{SEG}/wait", BranchWaitHandler),
         (rf"{p}/repos/{SEG}/branches/{SEG}/moves", BranchMovesHandler),
         (rf"{p}/repos/{SEG}/commits/{SEG}", CommitHandler),
         (rf"{p}/repos/{SEG}/commits/{SEG}/files", FilesHandler),

@@ -8,6 +8,7 @@
     %%pachls commit labels -m "round 1"
     ...cell that writes files under the mount...
     df = %pachls labels labels@master --data images@master
+    commit = %pachls wait labels@master --timeout 3600
 
 ``%pachls --help`` lists the subcommands, ``%pachls SUBCOMMAND --help`` explains one.
 Table results render as HTML in JupyterLab and as text elsewhere; the value is returned
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="REPO[@REF]",
                    help="only labels made on this data repo (and on REF's commit or an ancestor)")
     p.add_argument("--path", default="/", metavar="/DIR", help="only label files below this path")
+    p = add("wait", "Block until a commit lands on REPO@BRANCH, print it and return it (the oldest new one, "
+                    "if several landed). With --after, commits that landed after COMMIT count too, so "
+                    "`wait labels@master --after {last.id}` in a loop sees every commit once.")
+    p.add_argument("address", metavar="REPO@BRANCH")
+    p.add_argument("--after", metavar="COMMIT", help="a commit id (or BRANCH^N) to wait after (default: the head now)")
+    p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (default: wait as long as it takes)")
     p = add("create-repo", "Create an empty repo.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--description", default="", metavar="TEXT")
@@ -343,6 +350,17 @@ class PachlsMagics(Magics):
 
     def do_labels(self, args):
         return as_result(self.client.labels(args.address, data=args.data, path=args.path))
+
+    def do_wait(self, args):
+        if args.timeout is not None and not args.timeout >= 0:
+            raise UsageError("%pachls wait: --timeout must be a number of seconds, 0 or more")
+        commit = self.client.wait(args.address, after=args.after, timeout=args.timeout)
+        if commit is None:
+            print(f"No new commit on {args.address} within {args.timeout:g} s", file=sys.stderr)
+            return None
+        said = f" by {commit.author}" if commit.author else ""
+        print(f"New commit on {args.address}: {commit.id} ({commit.message!r}{said})")
+        return commit
 
     def do_create_repo(self, args):
         repo = self.client.create_repo(args.name, description=args.description)

@@ -21,7 +21,7 @@ from jupyterlab_pachls.magics import (
 from jupyterlab_pachls.pfs import Commit, Provenance
 
 SUBCOMMANDS = ["repos", "branches", "log", "ls", "mount", "unmount", "mounts", "status", "diff", "commit",
-               "discard", "rollback", "blame", "labels", "create-repo"]
+               "discard", "rollback", "blame", "labels", "create-repo", "wait"]
 
 
 def test_every_subcommand_has_help(capsys):

@@ -594,7 +594,9 @@ class MountManager:
                     return count
                 count += 1
             if len(page) < 100:
-                return -1  # the base is not in the branch's history (the branch was rolled back)
+                # the whole history: a mount made before the branch had commits is behind all of it;
+                # otherwise the base is not in the branch's history (the branch was rolled back)
+                return count if record.base is None else -1
             before = page[-1].id
         return count  # at least this many
 

@@ -110,6 +110,13 @@ class Overlay:
             self._db.executemany("DELETE FROM whiteouts WHERE path=?", [(p,) for p in paths])
             self.whiteouts.difference_update(paths)
 
+    def same_as_base(self, path: str, old, local: str, st: os.stat_result) -> bool:
+        """Whether the local file holds the base commit's bytes of ``path`` (sizes first; then the
+        sha256 of both: the store's own hash may not be one)."""
+        if old.size != st.st_size:
+            return False
+        return self.tree.content_hash(path, old) == self.hashes.get(local, st)
+
     # -- the merged view -----------------------------------------------------------------
     def upper_files(self):
         """(repo path, local path, stat) of every regular file in ``upper/``."""
@@ -130,7 +137,7 @@ class Overlay:
                 in_upper.add(path)
                 old = self.tree.lookup(path)
                 old = None if old is None or old.is_dir else old
-                if old is not None and old.size == st.st_size and old.hash == self.hashes.get(local, st):
+                if old is not None and self.same_as_base(path, old, local, st):
                     continue
                 result[path] = Change(path, "modified" if old else "added", st.st_size,
                                       old.size if old else None, Path(local))
@@ -153,8 +160,7 @@ class Overlay:
                 if path in self.open_for_write:
                     continue
                 old = self.tree.lookup(path)
-                if old is not None and not old.is_dir and old.size == st.st_size \
-                        and old.hash == self.hashes.get(local, st):
+                if old is not None and not old.is_dir and self.same_as_base(path, old, local, st):
                     os.unlink(local)
             self._remove_empty_upper_dirs()
             self.drop_whiteouts([w for w in list(self.whiteouts) if self.tree.lookup(w) is None])

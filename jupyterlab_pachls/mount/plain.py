@@ -12,8 +12,9 @@ root (the usual container without /dev/fuse) copies files into its views instead
 a write through the view then changes the view, never a committed file.
 
 Read-write mounts: ``<mount_dir>/<name>`` is a real directory holding copies of the base commit's
-files. Changes are found by a scan against an index of the base (path -> size, mtime, sha256):
-size and mtime first, the hash only when they differ. Symlinks, hard links (a file with more than
+files. Changes are found by a scan against an index of the base (path -> size, mtime, sha256 of
+the bytes, computed here: the store's own hash may not be one): size and mtime first, the hash only
+when they differ. Symlinks, hard links (a file with more than
 one link may be a file from outside) and special files are never followed nor committed: they are
 reported as ``unsupported`` and a commit refuses while any exist.
 """
@@ -68,10 +69,11 @@ def _materialize(tree: CommitTree, target: str, *, link: bool) -> dict[str, list
                 os.mkdir(local)
                 stack.append(path)
             else:
-                _place(tree.local_path(path, info), local, link=link)
+                source = tree.local_path(path, info)
+                _place(source, local, link=link)
                 if not link:
                     st = os.stat(local)
-                    index[path] = [st.st_size, st.st_mtime_ns, info.hash]
+                    index[path] = [st.st_size, st.st_mtime_ns, tree.content_hash(path, info)]
     return index
 
 
@@ -234,9 +236,10 @@ class DirectoryWorkspace:
                 if change.change == "deleted":
                     self.index.pop(change.path, None)
                     continue
-                info = tree.lookup(change.path)
-                size, mtime_ns, _digest = self.scanned.get(change.path, (change.size, 0, None))
-                self.index[change.path] = [size, mtime_ns, info.hash if info else None]
+                size, mtime_ns, digest = self.scanned.get(change.path, (change.size, 0, None))
+                if digest is None:  # not scanned by this process: the committed bytes say
+                    digest = tree.content_hash(change.path)
+                self.index[change.path] = [size, mtime_ns, digest]
             self.tree = tree
             self._save()
 
@@ -251,11 +254,13 @@ class DirectoryWorkspace:
                     st = os.lstat(local)
                 except OSError:
                     st = None
-                if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == info.size \
-                        and self.hashes.get(local, st) == info.hash:
-                    index[path] = [st.st_size, st.st_mtime_ns, info.hash]
-                else:
-                    index[path] = [info.size, 0, info.hash]
+                committed = info.content_sha256
+                if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == info.size:
+                    committed = tree.content_hash(path, info)
+                    if self.hashes.get(local, st) == committed:
+                        index[path] = [st.st_size, st.st_mtime_ns, committed]
+                        continue
+                index[path] = [info.size, 0, committed]
             self.index = index
             self.tree = tree
             self._save()
@@ -277,7 +282,7 @@ class DirectoryWorkspace:
                     shutil.copyfile(tree.local_path(fc.path, fc.new), tmp)
                     os.replace(tmp, local)
                     st = os.stat(local)
-                    self.index[fc.path] = [st.st_size, st.st_mtime_ns, fc.new.hash]
+                    self.index[fc.path] = [st.st_size, st.st_mtime_ns, tree.content_hash(fc.path, fc.new)]
             self.tree = tree
             self._save()
 

@@ -3,7 +3,11 @@ local file that holds a file's bytes.
 
 For the embedded store the local file is the store's own blob (``local_file`` / ``blob_path``);
 for any other backend the content is fetched once, on first use, into a content-addressed cache
-(``<state_dir>/cache/ab/cdef...``, keyed by the file's sha256) and served from disk afterwards.
+(``<state_dir>/cache/ab/cdef...``, keyed by the sha256 of the bytes, computed here while
+downloading) and served from disk afterwards. A store whose ``FileInfo.hash`` is not a sha256 of
+the bytes (pachd's hash is ``opaque``) has its hashes mapped to the sha256 of what was downloaded
+(``cache/ids/``, per store address), so the file is fetched once, and the stages compare local bytes
+with committed ones by sha256 whatever the store's hash is.
 Nothing here ever walks a whole tree on its own: a directory is listed (page by page) the first
 time somebody looks into it.
 """
@@ -26,41 +30,90 @@ MAX_CACHED_ENTRIES = 2_000_000  # directory entries kept in memory per tree
 
 
 class ContentCache:
-    """Content-addressed files under ``root`` (``ab/cdef...``), written once, verified by hash."""
+    """Files under ``root`` (``ab/cdef...``) named by the sha256 of their bytes, written once, verified
+    while downloading: against the store's hash when it is a sha256, else against the size the store
+    gave (an opaque hash cannot be checked), the sha256 then recorded for that opaque hash."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        (self.root / "ids").mkdir(exist_ok=True)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest[2:]
 
+    def _id_file(self, backend: Backend, info: FileInfo) -> Path:
+        # Opaque hashes are only comparable within one store: scoped by its kind and address.
+        scoped = hashlib.sha256(f"{backend.kind}\0{backend.address}\0{info.hash}".encode()).hexdigest()
+        return self.root / "ids" / scoped[:2] / scoped[2:]
+
+    def known_sha256(self, backend: Backend, info: FileInfo) -> str | None:
+        """The sha256 of ``info``'s bytes if known without reading them (the store says so, or they
+        were downloaded here before), else None."""
+        if info.content_sha256:
+            return info.content_sha256
+        if not info.hash:
+            return None
+        try:
+            digest, size = self._id_file(backend, info).read_text().split()
+        except (OSError, ValueError):
+            return None
+        if int(size) != info.size or not self.path(digest).exists():
+            return None
+        return digest
+
+    def sha256(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> str:
+        """The sha256 of ``info``'s bytes, downloading them into the cache if needed."""
+        known = self.known_sha256(backend, info)
+        if known is not None:
+            return known
+        return self._download(backend, repo, commit, info)[0]
+
     def fetch(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> Path:
-        final = self.path(info.hash)
-        if final.exists():
-            return final
+        known = self.known_sha256(backend, info)
+        if known is not None and self.path(known).exists():
+            return self.path(known)
+        return self._download(backend, repo, commit, info)[1]
+
+    def _download(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, Path]:
+        key = info.hash or f"{repo}@{commit}:{info.path}"
         with self._guard:
-            lock = self._locks.setdefault(info.hash, threading.Lock())
+            lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            if final.exists():
-                return final
-            final.parent.mkdir(exist_ok=True)
+            known = self.known_sha256(backend, info)
+            if known is not None and self.path(known).exists():
+                return known, self.path(known)
             tmp = self.root / "tmp" / uuid.uuid4().hex
             digest = hashlib.sha256()
+            size = 0
             try:
                 with open(tmp, "wb") as out:
                     for chunk in backend.read_file(repo, commit, info.path):
                         digest.update(chunk)
+                        size += len(chunk)
                         out.write(chunk)
-                if digest.hexdigest() != info.hash:
-                    raise Unavailable(f"content of {info.path} does not match its hash", path=info.path)
+                got = digest.hexdigest()
+                if (info.content_sha256 is not None and got != info.content_sha256) or size != info.size:
+                    raise Unavailable(f"content of {info.path} does not match what the store reported "
+                                      f"({size} bytes read, {info.size} expected)", path=info.path)
+                final = self.path(got)
+                final.parent.mkdir(exist_ok=True)
                 os.chmod(tmp, 0o444)
                 os.replace(tmp, final)
             finally:
                 tmp.unlink(missing_ok=True)
-        return final
+            if info.hash and info.content_sha256 is None:
+                self._remember(backend, info, got)
+        return got, final
+
+    def _remember(self, backend: Backend, info: FileInfo, digest: str) -> None:
+        target = self._id_file(backend, info)
+        target.parent.mkdir(exist_ok=True)
+        tmp = self.root / "tmp" / uuid.uuid4().hex
+        tmp.write_text(f"{digest} {info.size}")
+        os.replace(tmp, target)
 
 
 class CommitTree:
@@ -148,3 +201,18 @@ class CommitTree:
         if self._local_file is not None:
             return self._local_file(self.repo, self.commit, path)[0]
         return self.cache.fetch(self.backend, self.repo, self.commit, info)
+
+    def content_hash(self, path: str, info: FileInfo | None = None) -> str | None:
+        """The sha256 of the committed bytes of ``path`` (None if it is not a file), whatever kind of
+        hash the store keeps: read from the store when it is a sha256, else from the content cache
+        (downloading the file once if it was never read here)."""
+        info = info or self.lookup(path)
+        if info is None or info.is_dir:
+            return None
+        if info.content_sha256:
+            return info.content_sha256
+        if self._local_file is not None:
+            from .overlay import file_hash
+
+            return file_hash(self._local_file(self.repo, self.commit, path)[0])
+        return self.cache.sha256(self.backend, self.repo, self.commit, info)

@@ -103,17 +103,39 @@ class BranchMove(_Json):
     reason: str
 
 
+#: ``FileInfo.hash_kind`` of a sha256 (hex) of the file's bytes: anyone can check it against the content.
+SHA256 = "sha256"
+#: ``FileInfo.hash_kind`` of an identity the store chose (pachd hashes its chunk references, not the bytes):
+#: equal values within one store mean equal content, and nothing else can be read from it.
+OPAQUE = "opaque"
+
+
 @dataclass(frozen=True)
 class FileInfo(_Json):
+    """One file or directory of a commit.
+
+    ``hash`` identifies a file's content *within the store that answered*; what it is depends on
+    ``hash_kind``: ``sha256`` (the embedded store: the sha256 hex of the bytes) or ``opaque`` (a
+    Pachyderm cluster, or ``jupyter pachls serve``: pachd's own hash, never a hash of the bytes).
+    Code that needs to compare content with local bytes uses ``content_sha256`` and, when it is None,
+    hashes the bytes itself (the mount cache does so while downloading).
+    """
+
     path: str  # directories end with '/'
     type: str  # "file" or "dir"
     size: int  # bytes; for a directory, the bytes of everything below it
-    hash: str | None = None  # sha256 hex of the content (files only)
+    hash: str | None = None  # the store's identity of the content (files only); see hash_kind
     committed: str | None = None  # id of the commit the info was read from
+    hash_kind: str | None = SHA256  # SHA256 or OPAQUE: what ``hash`` is (meaningless without one)
 
     @property
     def is_dir(self) -> bool:
         return self.type == "dir"
+
+    @property
+    def content_sha256(self) -> str | None:
+        """The sha256 hex of the bytes when the store said so, else None (compute it from the bytes)."""
+        return self.hash if self.hash and self.hash_kind == SHA256 else None
 
 
 @dataclass(frozen=True)

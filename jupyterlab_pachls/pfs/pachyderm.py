@@ -44,10 +44,18 @@ How the embedded store's semantics are kept on pachd, where they differ:
   check of ``move_branch`` is atomic within one process; pachd has no
   conditional branch update, so two processes racing to move the same branch
   can both pass it.
-- **Files** hold pachd's own hash (hex) where the embedded store holds sha256;
-  ``n_files`` comes from the Pachyderm-API server of this package (pachd has no
-  file count and reports 0). Branches created without a head get pachd's empty
-  ``AUTO`` commit, which shows as a commit of origin ``AUTO``.
+- **Files** hold pachd's own hash (hex), with ``hash_kind`` ``opaque``: pachd hashes its
+  chunk references, not the bytes, so nothing here compares it with a hash of content (the
+  mounts hash what they download). ``n_files`` comes from the Pachyderm-API server of this
+  package (pachd has no file count and reports 0).
+- **Branch in replies.** pachd clears ``Commit.branch`` in every reply, so nothing here reads
+  it: our commits record their branch (and their staging branch) in the description, a branch's
+  head is known from the branch asked for, and any other commit has ``branch`` None.
+- **AUTO commits.** ``CreateBranch`` without a head makes an empty, finished ``AUTO`` commit
+  that becomes the branch head; it shows as a commit of origin ``AUTO`` (in histories, as a
+  mount's base, as the parent of the branch's first commit, as a rollback target). A commit on
+  a branch that does not exist yet creates the branch with the landed commit (no AUTO commit,
+  no parent), as the embedded store does.
 """
 
 from __future__ import annotations
@@ -72,7 +80,7 @@ from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
 from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parse_ref, parse_repo, validate_name
 from .backend import DEFAULT_PAGE, Backend, Content, check_page
 from .errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PfsError, Unavailable
-from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
+from .model import OPAQUE, Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
 from .server.errors import from_rpc_error
 
 STAGING_PREFIX = "pachls-open-"
@@ -142,6 +150,24 @@ def _set(msg) -> bool:
 
 def _is_staging(name: str) -> bool:
     return name.startswith(STAGING_PREFIX)
+
+
+def _staging_of(info: pfs.CommitInfo) -> str:
+    """The private branch a commit of ours was staged on (recorded in its description), or ''."""
+    _, meta = _decode(info.description)
+    staging = meta.get("staging") if meta else None
+    return staging if isinstance(staging, str) else ""
+
+
+def _branch_named(ref: str) -> str | None:
+    """The branch a ref names as its head (``master``), or None (a commit id, ``master^2``)."""
+    if not isinstance(ref, str):
+        return None
+    try:
+        name, ancestors = parse_ref(ref)
+    except PfsError:
+        return None
+    return None if ancestors or is_commit_id(name) else name
 
 
 class PachydermBackend(Backend):
@@ -277,10 +303,12 @@ class PachydermBackend(Backend):
         project = (repo.project.name if repo.project else "") or DEFAULT_PROJECT
         return repo.name if project == DEFAULT_PROJECT else f"{project}/{repo.name}"
 
-    def _commit(self, info: pfs.CommitInfo, key: str) -> Commit:
+    def _commit(self, info: pfs.CommitInfo, key: str, branch: str | None = None) -> Commit:
+        """Our Commit of a CommitInfo. pachd clears ``Commit.branch`` in every reply, so the branch is
+        the one our commits record in their description, else ``branch`` (the caller asked for that
+        branch's head), else None."""
         message, meta = _decode(info.description)
         metadata = {k: v for k, v in (info.metadata or {}).items() if not k.startswith("pachls.io/")}
-        branch = info.commit.branch.name if _set(info.commit.branch) else None
         if meta is not None:
             provenance = tuple(Provenance(r, c, b) for r, c, b in meta.get("provenance", []))
             author = meta.get("author", "")
@@ -288,6 +316,7 @@ class PachydermBackend(Backend):
             branch = meta.get("branch") or branch
             started = datetime.fromisoformat(meta["started"]) if meta.get("started") else info.started
         else:
+            # pachd clears the branch of a reply's commit and parent, not of its provenance (None if unset)
             provenance = tuple(
                 Provenance(self._repo_key_of(p.repo), p.id, p.branch.name if _set(p.branch) else None)
                 for p in info.direct_provenance
@@ -318,7 +347,8 @@ class PachydermBackend(Backend):
         if is_dir and not path.endswith("/"):
             path += "/"
         return FileInfo(path=path, type="dir" if is_dir else "file", size=info.size_bytes,
-                        hash=None if is_dir else (info.hash.hex() or None), committed=commit_id)
+                        hash=None if is_dir else (info.hash.hex() or None), committed=commit_id,
+                        hash_kind=None if is_dir else OPAQUE)
 
     # -- resolving refs ------------------------------------------------------------------------
     def _inspect(self, key: str, commit_id: str, wait=None) -> pfs.CommitInfo:
@@ -418,7 +448,7 @@ class PachydermBackend(Backend):
     # -- branches ------------------------------------------------------------------------------
     def _branch(self, key: str, name: str) -> Branch:
         head = self._head(key, name)
-        return Branch(repo=key, name=name, head=self._commit(head, key) if head is not None else None)
+        return Branch(repo=key, name=name, head=self._commit(head, key, name) if head is not None else None)
 
     def create_branch(self, repo: str, branch: str, head: str | None = None) -> Branch:
         validate_name(branch, "branch")
@@ -521,14 +551,18 @@ class PachydermBackend(Backend):
             if not isinstance(item, Provenance):
                 raise InvalidArgument("provenance items must be Provenance(repo, commit)")
             pkey, info = self._resolve(item.repo, item.commit)
-            resolved.append([item.repo, info.commit.id, item.branch or self._commit(info, pkey).branch])
+            resolved.append([item.repo, info.commit.id, item.branch or _branch_named(item.commit)
+                             or self._commit(info, pkey).branch])
         try:
             head = self._head(key, branch)
         except NotFound:
-            self._rpc("CreateBranch", self.pfs.create_branch, branch=self._branch_msg(key, branch))
-            head = self._head(key, branch)
-        meta = {"branch": branch, "author": author, "provenance": resolved, "metadata": metadata}
+            # Left to the landing commit to create: pachd gives a branch made by CreateBranch without
+            # a head an empty AUTO commit, which would become the parent of this first commit.
+            head = None
         staging = STAGING_PREFIX + uuid.uuid4().hex
+        # pachd answers with Commit.branch cleared: the staging branch is known from here on.
+        meta = {"branch": branch, "author": author, "provenance": resolved, "metadata": metadata,
+                "staging": staging}
         kwargs = {"branch": self._branch_msg(key, staging), "description": _encode(message, meta)}
         if head is not None:
             kwargs["parent"] = self._commit_msg(key, head.commit.id)
@@ -546,7 +580,7 @@ class PachydermBackend(Backend):
             raise InvalidArgument("expected a Commit returned by start_commit")
         key = self._key(commit.repo)
         info = self._inspect(key, commit.id)
-        staging = info.commit.branch.name if _set(info.commit.branch) else ""
+        staging = _staging_of(info)
         if not _is_staging(staging):
             if self._is_finished(info):
                 raise Conflict(f"commit {commit.id} is already finished; start a new commit", commit=commit.id)
@@ -675,7 +709,7 @@ class PachydermBackend(Backend):
                     self._orphans.discard((key, commit_id, staging))
                     continue
                 if staging == STAGING_PREFIX:  # not known when the call failed
-                    branch = info.commit.branch.name if _set(info.commit.branch) else ""
+                    branch = _staging_of(info)
                     staging = branch if _is_staging(branch) else None
                     if staging is None:
                         self._orphans.discard((key, commit_id, STAGING_PREFIX))
@@ -706,10 +740,23 @@ class PachydermBackend(Backend):
         key, staged, staging = self._staged(commit)
         message, meta = _decode(staged.description)
         meta = dict(meta or {})
+        meta.pop("staging", None)  # the landed commit is on the branch itself
         target = meta.get("branch") or commit.branch
         meta["started"] = staged.started.isoformat() if staged.started else None
         meta["staged"] = commit.id
         with self._lock(key, target):
+            if expected_parent is not None:
+                # Checked before a landing commit exists too: subscribers of the branch (SubscribeCommit)
+                # would see a landing commit that is then dropped.
+                try:
+                    current = self._head(key, target)
+                except NotFound:
+                    current = None
+                head = current.commit.id if current is not None else None
+                if head != expected_parent:
+                    raise Conflict(
+                        f"branch {target} moved to {head} (expected {expected_parent}); the commit stays open",
+                        branch=target, head=head, expected=expected_parent)
             landing = self._start_landing(key, target, _encode(message, meta))
             try:
                 linfo = self._inspect(key, landing)
@@ -822,7 +869,7 @@ class PachydermBackend(Backend):
 
     def inspect_commit(self, repo: str, ref: str) -> Commit:
         key, info = self._resolve(repo, ref)
-        return self._commit(info, key)
+        return self._commit(info, key, _branch_named(ref))
 
     def list_commits(self, repo: str, ref: str, *, limit: int = 50, before: str | None = None) -> list[Commit]:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
@@ -835,9 +882,10 @@ class PachydermBackend(Backend):
             start = info.commit.id if info is not None else None
         if start is None:
             return []
-        return [self._commit(i, key) for i in self._stream(
+        head_of = _branch_named(ref) if before is None else None  # only the first is the branch's head
+        return [self._commit(i, key, head_of if n == 0 else None) for n, i in enumerate(self._stream(
             "ListCommit", self.pfs.list_commit, repo=self._repo_msg(key), to=self._commit_msg(key, start),
-            number=limit, all=True)]
+            number=limit, all=True))]
 
     # -- files ---------------------------------------------------------------------------------
     def _file(self, key: str, commit_id: str, path: str) -> pfs.File:
