@@ -22,7 +22,7 @@ import atexit
 import os
 import shutil
 
-from jupyter_server.auth.identity import IdentityProvider, User
+from jupyter_server.auth.identity import PasswordIdentityProvider, User
 from jupyterlab.galata import configure_jupyter_server
 
 from jupyterlab_pachls.demo import generate
@@ -35,8 +35,12 @@ c.ServerApp.port_retries = 0  # noqa: F821
 c.ServerApp.allow_root = True  # noqa: F821
 
 
-class TwoUserTestIdentityProvider(IdentityProvider):
-    """Test stand-in for a real identity provider: two people, each known by a token of their own."""
+class TwoUserTestIdentityProvider(PasswordIdentityProvider):
+    """Test stand-in for a real identity provider: two people, each known by a token of their own.
+
+    Built on Jupyter's password provider so that, with galata's empty token and password, requests
+    without a person's token stay open and anonymous, as in the other UI tests.
+    """
 
     people = {
         "alice-token": User(username="alice", name="Alice Example"),
