@@ -16,7 +16,9 @@ import grpc
 
 from ..backend import Backend
 from .identity import IdentityService
+from .metadata_api import MetadataService
 from .service import PfsService
+from .transactions import TransactionService
 
 #: Largest message accepted: the SDK sends file data in 19 MiB messages.
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -25,7 +27,11 @@ MAX_MESSAGE = 64 * 1024 * 1024
 def services(backend: Backend) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
     """``{"pfs_v2.API": {"Method": handler}, ...}``: every service and method served over ``backend``."""
     pfs_service = PfsService(backend)
+    transactions = TransactionService(pfs_service)
+    pfs_service.transactions = transactions
     served = {"pfs_v2.API": pfs_service.handlers()}
+    served.update(transactions.services())
+    served.update(MetadataService(pfs_service).services())
     served.update(IdentityService(backend).services())
     return served
 

@@ -41,6 +41,7 @@ from ..model import Commit, FileInfo
 from . import calls
 from .calls import Status, Unimplemented
 from .hashing import Hasher
+from .transactions import transaction_of
 
 #: Bytes per GetFile message (pachd streams files in chunks well under the SDK's 20 MB limit).
 GET_CHUNK = 1 << 20
@@ -51,6 +52,11 @@ WAIT_SLICE = 1.0
 
 SQUASH_WITHOUT_CHILDREN = ("cannot squash a commit that has no children as that would cause data loss, "
                            "use the drop operation instead")
+
+#: pfs_v2 methods that join a transaction when called with its header, and their request field.
+TRANSACTIONAL = {"CreateRepo": "create_repo", "DeleteRepo": "delete_repo", "StartCommit": "start_commit",
+                 "FinishCommit": "finish_commit", "SquashCommitSet": "squash_commit_set",
+                 "CreateBranch": "create_branch", "DeleteBranch": "delete_branch"}
 
 #: pfs_v2 methods that cannot apply to the embedded store, and why.
 NOT_SERVED = {
@@ -165,6 +171,7 @@ class PfsService:
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str], str] = {}  # (repo key, branch) -> open commit started here
         self._written: dict[str, set[str]] = {}  # open commit id -> paths written through ModifyFile
+        self.transactions = None  # the TransactionService that pfs calls inside a transaction go to
 
     # -- registration --------------------------------------------------------------------------
     def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
@@ -219,11 +226,22 @@ class PfsService:
             name = path.rsplit("/", 1)[1]
             if name in served:
                 make, fn, request_cls = served[name]
+                if name in TRANSACTIONAL:
+                    fn = self._in_transaction(TRANSACTIONAL[name], fn)
                 result[name] = make(path, fn, request_cls)
             else:
                 code = grpc.StatusCode.UNIMPLEMENTED
                 result[name] = calls.refused(path, kind, code, NOT_SERVED.get(name, f"{name} is not served here"))
         return result
+
+    def _in_transaction(self, field: str, fn):
+        """Run ``fn``, or append the request to the transaction the call names in its header."""
+        def call(context, request):
+            txn_id = transaction_of(context)
+            if txn_id and self.transactions is not None:
+                return self.transactions.append(txn_id, field, request)
+            return fn(context, request)
+        return call
 
     # -- request parsing -------------------------------------------------------------------------
     def _repo_key(self, repo: pfs.Repo | None) -> str:
@@ -267,6 +285,17 @@ class PfsService:
 
     def _commit(self, msg: pfs.Commit | None) -> Commit:
         return self.backend.inspect_commit(*self._ref(msg))
+
+    def _history(self, key: str, ref: str) -> list[Commit]:
+        """The commits from ``ref`` back to the first, newest first."""
+        result: list[Commit] = []
+        before = None
+        while True:
+            page = self.backend.list_commits(key, ref, limit=200, before=before)
+            result.extend(page)
+            if len(page) < 200:
+                return result
+            before = page[-1].id
 
     def _set(self, msg, name: str) -> bool:
         """Whether a Commit field names a commit (set, with an id or a branch)."""
