@@ -10,6 +10,7 @@ import {
   isLabelCommit,
   labelChangeText,
   labeledBy,
+  loginToLabelStudio,
   pendingLabelsOf,
   previewOf,
   resyncButtonText,
@@ -226,5 +227,64 @@ describe('LabelingModel: resync and delete', () => {
     expect(model.session('s1')).toBeUndefined();
     expect(deleted).toEqual(['s1']);
     model.dispose();
+  });
+});
+
+describe('logging the tab into Label Studio as the current Jupyter user', () => {
+  type Answer = { status: number; redirected?: boolean; type?: string; json?: unknown };
+
+  function fakeFetch(answers: Answer[]) {
+    const calls: string[] = [];
+    const fetch = async (url: string, init?: RequestInit) => {
+      calls.push(`${init?.method ?? 'GET'} ${url}`);
+      const a = answers.shift() ?? { status: 500 };
+      return {
+        ok: a.status >= 200 && a.status < 300,
+        status: a.status,
+        statusText: '',
+        redirected: a.redirected ?? false,
+        type: a.type ?? 'basic',
+        json: async () => a.json
+      } as unknown as Response;
+    };
+    return { calls, fetch };
+  }
+
+  const bob = { email: 'bob@localhost', password: 'p' };
+
+  it('leaves a browser already logged in as the same user alone', async () => {
+    const { calls, fetch } = fakeFetch([
+      { status: 200, redirected: true },
+      { status: 200, json: { id: 2, email: 'Bob@localhost' } }
+    ]);
+    await loginToLabelStudio('/p', { fetch, cookie: () => 'T', credentials: async () => bob });
+    expect(calls).toEqual(['GET /p/user/login/', 'GET /p/api/current-user/whoami']);
+  });
+
+  it("logs out an earlier user's session, then logs in as the current one", async () => {
+    const { calls, fetch } = fakeFetch([
+      { status: 200, redirected: true },
+      { status: 200, json: { id: 1, email: 'alice@localhost' } },
+      { status: 0, type: 'opaqueredirect' },
+      { status: 200 },
+      { status: 0, type: 'opaqueredirect' }
+    ]);
+    let asked = 0;
+    await loginToLabelStudio('/p', {
+      fetch,
+      cookie: () => 'T',
+      credentials: async () => {
+        asked++;
+        return bob;
+      }
+    });
+    expect(calls).toEqual([
+      'GET /p/user/login/',
+      'GET /p/api/current-user/whoami',
+      'GET /p/logout',
+      'GET /p/user/login/',
+      'POST /p/user/login/'
+    ]);
+    expect(asked).toBe(1);
   });
 });

@@ -358,16 +358,38 @@ export function readCookie(name: string, cookies: string = document.cookie): str
 }
 
 /**
- * Log the browser into the same-origin Label Studio, so its iframe opens
- * without a login page: GET the login page (sets `csrftoken`), then POST the
- * login form with `redirect: 'manual'` (a redirect means success). The
- * credentials are used for this one request and kept nowhere.
+ * Log the browser into the same-origin Label Studio as the current Jupyter
+ * user's own account, so its iframe opens without a login page: GET the login
+ * page (sets `csrftoken`), then POST the login form with `redirect: 'manual'`
+ * (a redirect means success). The credentials are used for this one request
+ * and kept nowhere.
+ *
+ * Label Studio answers the login page of a browser that is already logged in
+ * with a redirect, and would keep that session: when it is someone else's (an
+ * earlier Jupyter user of this browser) it is logged out first.
  */
 export async function loginToLabelStudio(prefix: string, deps: ILoginDeps): Promise<void> {
   const loginUrl = `${prefix}/user/login/`;
-  const page = await deps.fetch(loginUrl, { credentials: 'same-origin', cache: 'no-store' });
+  const loginPage = () => deps.fetch(loginUrl, { credentials: 'same-origin', cache: 'no-store' });
+  let page = await loginPage();
   if (page.status === 503) {
     throw new LabelStudioStartingError();
+  }
+  let known: ILoginCredentials | null = null;
+  if (page.ok && page.redirected) {
+    known = await deps.credentials();
+    if ((await labelStudioUser(prefix, deps)) === known.email.toLowerCase()) {
+      return;
+    }
+    await deps.fetch(`${prefix}/logout`, {
+      credentials: 'same-origin',
+      cache: 'no-store',
+      redirect: 'manual'
+    });
+    page = await loginPage();
+    if (page.status === 503) {
+      throw new LabelStudioStartingError();
+    }
   }
   if (!page.ok) {
     throw new Error(`Label Studio login page: ${page.status} ${page.statusText}`.trim());
@@ -376,7 +398,7 @@ export async function loginToLabelStudio(prefix: string, deps: ILoginDeps): Prom
   if (!csrf) {
     throw new Error('Label Studio did not set its csrftoken cookie.');
   }
-  const { email, password } = await deps.credentials();
+  const { email, password } = known ?? (await deps.credentials());
   const body = new URLSearchParams({
     csrfmiddlewaretoken: csrf,
     email,
@@ -405,6 +427,23 @@ export async function loginToLabelStudio(prefix: string, deps: ILoginDeps): Prom
       ? 'Label Studio refused the login of the managed account.'
       : `Label Studio login: ${response.status} ${response.statusText}`.trim()
   );
+}
+
+/** The email of the Label Studio user this browser is logged in as (lower case), or null. */
+async function labelStudioUser(prefix: string, deps: ILoginDeps): Promise<string | null> {
+  const who = await deps.fetch(`${prefix}/api/current-user/whoami`, {
+    credentials: 'same-origin',
+    cache: 'no-store'
+  });
+  if (!who.ok) {
+    return null;
+  }
+  try {
+    const user = (await who.json()) as { email?: unknown };
+    return typeof user.email === 'string' ? user.email.toLowerCase() : null;
+  } catch {
+    return null;
+  }
 }
 
 /* ----------------------------------------------------------------------- */
