@@ -224,6 +224,7 @@ def lab(compat_jupyter, served, tmp_path_factory):
         "PATH": f"{COMPAT_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         "PACHD_ADDRESS": served.address,
         "PACH_CONFIG": str(home / "pachyderm" / "config.json"),
+        "PFS_MOUNT_DIR": str(home / "pfs"),  # its datum views link there (default /pfs)
         "JUPYTER_CONFIG_DIR": str(home / "jupyter" / "config"),
         "JUPYTER_DATA_DIR": str(home / "jupyter" / "data"),
         "JUPYTER_RUNTIME_DIR": str(home / "jupyter" / "runtime"),
