@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import betterproto
 import grpc
-from pachyderm_sdk.api import metadata, pfs
+from pachyderm_sdk.api import metadata
 
-from ..address import DEFAULT_PROJECT
 from ..errors import PfsError
 from . import calls
 from .calls import Status
@@ -45,65 +44,21 @@ class MetadataService:
         self.pfs = pfs_service
         self.backend = pfs_service.backend
 
-    # -- pickers -----------------------------------------------------------------------------------
-    def _project(self, picker: pfs.ProjectPicker) -> str:
-        name = picker.name or DEFAULT_PROJECT
-        if name not in self.pfs._projects():
-            raise _EditError(f"pick project: project {name!r} not found")
-        return name
-
-    def _repo(self, picker: pfs.RepoPicker) -> str:
-        kind, value = betterproto.which_one_of(picker, "picker")
-        if kind != "name":
-            raise _EditError("pick repo: repo picker is of an unknown type")
-        project = self._project(value.project) if calls.has(value, "project") else DEFAULT_PROJECT
-        key = self.pfs._repo_key(pfs.Repo(name=value.name, type=value.type or "user",
-                                          project=pfs.Project(name=project)))
-        self.backend.inspect_repo(key)
-        return key
-
-    def _branch(self, picker: pfs.BranchPicker) -> tuple[str, str]:
-        kind, value = betterproto.which_one_of(picker, "picker")
-        if kind != "name":
-            raise _EditError("pick branch: branch picker is of an unknown type")
-        key = self._repo(value.repo)
-        self.backend.inspect_branch(key, value.name)
-        return key, value.name
-
-    def _commit(self, picker: pfs.CommitPicker) -> tuple[str, str]:
-        kind, value = betterproto.which_one_of(picker, "picker")
-        if kind == "id":
-            key = self._repo(value.repo)
-            return key, self.backend.inspect_commit(key, value.id).id
-        if kind == "branch_head":
-            key, name = self._branch(value)
-            return key, self.backend.inspect_commit(key, self.pfs._branch_ref(key, name)).id
-        if kind == "ancestor":
-            key, start = self._commit(value.start)
-            return key, self.backend.inspect_commit(key, f"{start}^{value.offset}" if value.offset else start).id
-        if kind == "branch_root":
-            key, name = self._branch(value.branch)
-            history = self.pfs._history(key, self.pfs._branch_ref(key, name))[::-1]
-            if value.offset >= len(history):
-                raise _EditError(f"pick commit: branch {name} has no commit {value.offset} from its root")
-            return key, history[value.offset].id
-        raise _EditError("pick commit: commit picker is of an unknown type")
-
     # -- EditMetadata ------------------------------------------------------------------------------
     def _plan(self, index: int, edit: metadata.Edit):
         """(write, description) of one edit: ``write()`` stores it; nothing is stored here."""
         target, value = betterproto.which_one_of(edit, "target")
         if target == "commit":
-            key, commit_id = self._commit(value)
-            new = _apply(edit, self.backend.inspect_commit(key, commit_id).metadata)
-            return lambda: self.backend.set_commit_metadata(key, commit_id, new)
+            commit = self.pfs.pick_commit(value)
+            new = _apply(edit, commit.metadata)
+            return lambda: self.backend.set_commit_metadata(commit.repo, commit.id, new)
         if target in ("project", "repo", "branch"):
             if target == "project":
-                kind, name = "project", self._project(value)
+                kind, name = "project", self.pfs.pick_project(value)
             elif target == "repo":
-                kind, name = "repo", self._repo(value)
+                kind, name = "repo", self.pfs.pick_repo(value)
             else:
-                key, branch = self._branch(value)
+                key, branch = self.pfs.pick_branch(value)
                 kind, name = "branch", f"{key}@{branch}"
             record = dict(self.backend.annotation(kind, name) or {})
             record["metadata"] = _apply(edit, record.get("metadata", {}))
@@ -121,7 +76,7 @@ class MetadataService:
         for i, edit in enumerate(request.edits):
             try:
                 writes.append(self._plan(i, edit))
-            except (_EditError, PfsError) as exc:
+            except (_EditError, PfsError, Status) as exc:
                 problems.append(f"edit #{i}: {exc}")
         if problems:
             message = "apply edits: " + "\n".join(problems)

@@ -36,7 +36,7 @@ from betterproto.lib.google.protobuf import BytesValue, Empty
 from pachyderm_sdk.api import pfs
 
 from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, validate_name
-from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..model import Commit, FileInfo
 from . import calls
 from .calls import Status, Unimplemented
@@ -285,6 +285,48 @@ class PfsService:
 
     def _commit(self, msg: pfs.Commit | None) -> Commit:
         return self.backend.inspect_commit(*self._ref(msg))
+
+    # -- pickers (pachd's CommitPicker, BranchPicker, RepoPicker, ProjectPicker) ---------------------
+    def pick_project(self, picker: pfs.ProjectPicker) -> str:
+        name = picker.name or DEFAULT_PROJECT
+        if name not in self._projects():
+            raise NotFound(f"pick project: project {name!r} not found", project=name)
+        return name
+
+    def pick_repo(self, picker: pfs.RepoPicker) -> str:
+        kind, value = betterproto.which_one_of(picker, "picker")
+        if kind != "name":
+            raise _unknown("pick repo: repo picker is of an unknown type")
+        project = self.pick_project(value.project) if calls.has(value, "project") else DEFAULT_PROJECT
+        key = self._repo_key(pfs.Repo(name=value.name, type=value.type or "user", project=pfs.Project(name=project)))
+        self.backend.inspect_repo(key)
+        return key
+
+    def pick_branch(self, picker: pfs.BranchPicker) -> tuple[str, str]:
+        kind, value = betterproto.which_one_of(picker, "picker")
+        if kind != "name":
+            raise _unknown("pick branch: branch picker is of an unknown type")
+        key = self.pick_repo(value.repo)
+        self.backend.inspect_branch(key, value.name)
+        return key, value.name
+
+    def pick_commit(self, picker: pfs.CommitPicker) -> Commit:
+        kind, value = betterproto.which_one_of(picker, "picker")
+        if kind == "id":
+            return self.backend.inspect_commit(self.pick_repo(value.repo), value.id)
+        if kind == "branch_head":
+            key, name = self.pick_branch(value)
+            return self.backend.inspect_commit(key, self._branch_ref(key, name))
+        if kind == "ancestor":
+            start = self.pick_commit(value.start)
+            return self.backend.inspect_commit(start.repo, f"{start.id}^{value.offset}" if value.offset else start.id)
+        if kind == "branch_root":
+            key, name = self.pick_branch(value.branch)
+            history = self._history(key, self._branch_ref(key, name))[::-1]
+            if value.offset >= len(history):
+                raise NotFound(f"pick commit: branch {name} has no commit {value.offset} from its root")
+            return history[value.offset]
+        raise _unknown("pick commit: commit picker is of an unknown type")
 
     def _history(self, key: str, ref: str) -> list[Commit]:
         """The commits from ``ref`` back to the first, newest first."""
@@ -560,10 +602,10 @@ class PfsService:
 
     def walk_branches(self, context, request):
         # Without branch provenance (pipelines), each start branch is its own whole walk.
-        for n, branch in enumerate(request.start):
+        for n, picker in enumerate(request.start):
             if request.max_branches and n >= request.max_branches:
                 return
-            key, name = self._branch_name(branch)
+            key, name = self.pick_branch(picker)
             yield self._branch_info(key, name, self.backend.inspect_branch(key, name).head)
 
     # -- commits ---------------------------------------------------------------------------------
@@ -731,6 +773,13 @@ class PfsService:
                 continue
         return found
 
+    def _existing_set(self, request) -> list[Commit]:
+        commit_id = self._commit_set_id(request)
+        commits = self._commit_set(commit_id)
+        if not commits:
+            raise Status(grpc.StatusCode.NOT_FOUND, f"no commits found for commitset {commit_id}")
+        return commits
+
     def _commit_set_id(self, request) -> str:
         commit_id = request.commit_set.id if calls.has(request, "commit_set") else ""
         if not is_commit_id(commit_id):
@@ -738,11 +787,7 @@ class PfsService:
         return commit_id
 
     def inspect_commit_set(self, context, request: pfs.InspectCommitSetRequest):
-        commit_id = self._commit_set_id(request)
-        commits = self._commit_set(commit_id)
-        if not commits:
-            raise Status(grpc.StatusCode.NOT_FOUND, f"no commits found for commitset {commit_id}")
-        for c in commits:
+        for c in self._existing_set(request):
             if request.wait:
                 c = self._wait(context, c.repo, c, pfs.CommitState.FINISHED)
             yield self._commit_info(c)
@@ -768,7 +813,7 @@ class PfsService:
         return pfs.DropCommitResponse()
 
     def drop_commit_set(self, context, request: pfs.DropCommitSetRequest):
-        commits = self._commit_set(self._commit_set_id(request))
+        commits = self._existing_set(request)
         for c in commits:
             if not c.is_open and self.backend.children(c.repo, c.id):
                 raise _unknown(f"cannot drop a commit that has children: {_repo_text(c.repo)}@{c.id}")
@@ -777,7 +822,7 @@ class PfsService:
         return Empty()
 
     def squash_commit_set(self, context, request: pfs.SquashCommitSetRequest):
-        commits = self._commit_set(self._commit_set_id(request))
+        commits = self._existing_set(request)
         for c in commits:
             if not self.backend.children(c.repo, c.id):
                 raise _unknown(f"{SQUASH_WITHOUT_CHILDREN}: {_repo_text(c.repo)}@{c.id}")
@@ -819,10 +864,10 @@ class PfsService:
 
     def walk_commits(self, context, request):
         # Without commit provenance (pipelines), each start commit is its own whole walk.
-        for n, start in enumerate(request.start):
+        for n, picker in enumerate(request.start):
             if request.max_commits and n >= request.max_commits:
                 return
-            yield self._commit_info(self._commit(start))
+            yield self._commit_info(self.pick_commit(picker))
 
     # -- writing files ---------------------------------------------------------------------------
     def modify_file(self, context, requests):
