@@ -868,6 +868,43 @@ class LocalBackend(Backend):
             result.append(self._commit_from_row(row, keys[row[1]]))
         return result
 
+    def squash_commit(self, repo: str, commit_id: str) -> None:
+        """Remove a finished commit from history, keeping what it wrote in its child (pachd's
+        SquashCommitSet): the child's tree is unchanged, its parent becomes the commit's parent, and
+        branches pointing at the commit move to that parent. The commit must have exactly one
+        child, finished and on the same line (a linear history); other shapes raise Conflict."""
+        repo_id, row = self._resolve(repo, commit_id)
+        commit_id, parent, seq, line = row[0], row[3], row[4], row[5]
+        if row[9] is None:
+            raise Conflict(f"commit {commit_id} is still open", commit=commit_id)
+        with self._write() as db:
+            children = db.execute("SELECT id, seq, line, finished FROM commits WHERE parent=?", (commit_id,)).fetchall()
+            if not children:
+                raise Conflict(f"commit {commit_id} has no children", commit=commit_id)
+            if len(children) > 1 or children[0][2] != line or children[0][3] is None:
+                raise Conflict(f"cannot squash commit {commit_id}: only a commit with one finished child "
+                               "on the same line of history can be squashed here", commit=commit_id)
+            child, child_seq = children[0][0], children[0][1]
+            # The child's own rows win; the commit's other rows become the child's.
+            db.execute("DELETE FROM entries WHERE line=? AND seq=? AND (dir, path) IN "
+                       "(SELECT dir, path FROM entries WHERE line=? AND seq=?)", (line, seq, line, child_seq))
+            db.execute("UPDATE entries SET seq=? WHERE line=? AND seq=?", (child_seq, line, seq))
+            db.execute("UPDATE commits SET parent=? WHERE id=?", (parent, child))
+            headless = [name for (name,) in db.execute(
+                "SELECT name FROM branches WHERE repo_id=? AND head=?", (repo_id, commit_id))] if parent is None else []
+            db.execute("UPDATE branches SET head=? WHERE repo_id=? AND head=?", (parent, repo_id, commit_id))
+            db.execute("DELETE FROM branch_moves WHERE repo_id=? AND (new_head=? OR old_head=?)",
+                       (repo_id, commit_id, commit_id))
+            db.execute("DELETE FROM commits WHERE id=?", (commit_id,))
+        self._commits.pop(commit_id, None)
+        self._commits.pop(child, None)
+        if headless:  # as pachd: branches left without a head get a new empty AUTO commit
+            key = self._repo_key(repo_id)
+            auto = self.auto_commit(key, headless[0])
+            for name in headless[1:]:
+                self.move_branch(key, name, auto.id, reason="squashed commit")
+        self._changed()
+
     def drop_finished_commit(self, repo: str, commit_id: str) -> None:
         """Delete a finished commit that has no children, as pachd's DropCommitSet does: branches
         pointing at it move to its parent, or to a new empty AUTO commit when it has none."""

@@ -27,6 +27,9 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -36,7 +39,7 @@ from betterproto.lib.google.protobuf import BytesValue, Empty
 from pachyderm_sdk.api import pfs
 
 from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, validate_name
-from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..model import Commit, FileInfo
 from . import calls
 from .calls import Status, Unimplemented
@@ -47,6 +50,8 @@ from .transactions import transaction_of
 GET_CHUNK = 1 << 20
 #: Files written through ModifyFile stay in memory up to this size, then spill to disk.
 SPOOL_IN_MEMORY = 1 << 20
+#: Seconds without an answer before fetching a URL for ModifyFile gives up.
+URL_TIMEOUT = 60
 #: How long a waiting call sleeps between checks that its client is still there.
 WAIT_SLICE = 1.0
 
@@ -136,6 +141,23 @@ class _Reader:
         else:
             out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
+
+
+def _fetch(url: str, out) -> None:
+    """Copy what an http(s) URL serves into ``out``, as pachd's putFileURL does."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise Unimplemented(f"adding files from {scheme or 'this kind of'} URLs is not served: the embedded store "
+                            "fetches http(s) URLs only, not object storage")
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=URL_TIMEOUT) as response:
+            while chunk := response.read(GET_CHUNK):
+                out.write(chunk)
+    except urllib.error.HTTPError as exc:
+        raise _unknown(f"error retrieving content from {url!r}: {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _unknown(f"Get {url!r}: {reason}") from None
 
 
 class _TarStream(io.RawIOBase):
@@ -821,20 +843,30 @@ class PfsService:
             self._drop(c)
         return Empty()
 
-    def squash_commit_set(self, context, request: pfs.SquashCommitSetRequest):
-        commits = self._existing_set(request)
+    def _squash(self, commits: list[Commit]) -> None:
         for c in commits:
-            if not self.backend.children(c.repo, c.id):
+            children = self.backend.children(c.repo, c.id)
+            if not children:
                 raise _unknown(f"{SQUASH_WITHOUT_CHILDREN}: {_repo_text(c.repo)}@{c.id}")
-        raise Unimplemented("squashing a commit into its children is not served: the embedded store keeps "
-                            "each commit's changes on its own line of history and cannot merge them yet")
+            for child in children:
+                if child.is_open:
+                    raise _unknown(f"cannot squash until child commit {_repo_text(c.repo)}@{child.id} is finished")
+            if len(children) > 1:
+                raise Unimplemented(f"squashing commit {c.id}, which has {len(children)} children, is not served: "
+                                    "the embedded store squashes a commit into its only child")
+        for c in commits:
+            try:
+                self.backend.squash_commit(c.repo, c.id)
+            except Conflict as exc:
+                raise Unimplemented(f"{exc.message}: this shape of history cannot be squashed here") from None
+
+    def squash_commit_set(self, context, request: pfs.SquashCommitSetRequest):
+        self._squash(self._existing_set(request))
+        return Empty()
 
     def squash_commit(self, context, request: pfs.SquashCommitRequest):
-        commit = self._commit(request.commit)
-        if not self.backend.children(commit.repo, commit.id):
-            raise _unknown(f"{SQUASH_WITHOUT_CHILDREN}: {_repo_text(commit.repo)}@{commit.id}")
-        raise Unimplemented("squashing a commit into its children is not served: the embedded store keeps "
-                            "each commit's changes on its own line of history and cannot merge them yet")
+        self._squash([self._commit(request.commit)])
+        return pfs.SquashCommitResponse()
 
     def find_commits(self, context, request: pfs.FindCommitsRequest):
         key, ref = self._ref(request.start)
@@ -908,10 +940,16 @@ class PfsService:
                     if current is None:
                         need_commit()
                     source, raw = betterproto.which_one_of(body, "source")
-                    if source == "url":
-                        raise Unimplemented("adding files from a URL is not served: the embedded store "
-                                            "does not fetch from object storage or the web")
                     path = normalize_path(body.path, allow_root=False)
+                    if source == "url":
+                        flush()
+                        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+                        current = (path, spool)
+                        if path not in deleted_here:
+                            self._append_base(key, commit, path, spool)
+                        _fetch(raw.url, spool)  # pachd appends what the URL serves
+                        flush()
+                        continue
                     if current is None or current[0] != path:
                         flush()
                         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)

@@ -4,6 +4,7 @@ server_project.go, the transaction driver, metadata.go)."""
 
 from __future__ import annotations
 
+import http.server
 import io
 import tarfile
 import threading
@@ -128,6 +129,22 @@ def test_squash_without_children_is_refused_as_in_pachd(client, master, put):
     assert code == grpc.StatusCode.NOT_FOUND
 
 
+def test_squash_keeps_the_files_and_drops_the_commit_from_history(client, master, put):
+    first = put(master, {"/a": b"1", "/b": b"1"})
+    middle = put(master, {"/a": b"2", "/c": b"2"})
+    last = put(master, {"/b": b"3"})
+    client.pfs.squash_commit_set(commit_set=pfs.CommitSet(id=middle.commit.id))
+    code, _ = code_of(lambda: client.pfs.inspect_commit(commit=middle.commit))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert client.pfs.inspect_commit(commit=last.commit).parent_commit.id == first.commit.id
+    assert {p: read(client, last.commit, p) for p in ("/a", "/b", "/c")} == {"/a": b"2", "/b": b"3", "/c": b"2"}
+    changed = [d.new_file.file.path for d in client.pfs.diff_file(new_file=pfs.File(commit=last.commit, path="/"))]
+    assert changed == ["/", "/a", "/b", "/c"]  # the squashed changes now belong to the child
+    assert [r.error for r in client.pfs.fsck()] == []
+    history = [c.commit.id for c in client.pfs.list_commit(repo=master.repo, to=last.commit)]
+    assert history == [last.commit.id, first.commit.id]
+
+
 def test_commit_sets_list_inspect_and_wait(client, master, put):
     done = put(master, {"/a": b"1"})
     sets = {s.commit_set.id: s for s in client.pfs.list_commit_set()}
@@ -199,6 +216,45 @@ def test_get_file_tar_of_a_folder_and_get_file_of_a_folder(client, master, put):
         assert tar.extractfile(members["/cats/sub/2.png"]).read() == b"two"
     code, message = code_of(lambda: client.pfs.get_file(file=pfs.File(commit=info.commit, path="/cats")))
     assert code == grpc.StatusCode.UNKNOWN and "Use GetFileTAR instead" in message
+
+
+def test_add_file_from_an_http_url_appends_what_it_serves(client, master):
+    body = b"served over http\n"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/data.txt":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{web.server_port}"
+        with client.pfs.commit(branch=master) as commit:  # the SDK overwrites: delete_file, then add_file
+            commit.put_file_from_url(path="/data.txt", url=f"{base}/data.txt")
+        assert read(client, commit, "/data.txt") == body
+        appended = client.pfs.start_commit(branch=master)  # add_file alone appends, as in pachd
+        client.pfs.modify_file(iter([
+            pfs.ModifyFileRequest(set_commit=appended),
+            pfs.ModifyFileRequest(add_file=pfs.AddFile(path="/data.txt",
+                                                       url=pfs.AddFileUrlSource(url=f"{base}/data.txt")))]))
+        client.pfs.finish_commit(commit=appended)
+        assert read(client, appended, "/data.txt") == body + body
+        with client.pfs.commit(branch=master) as failing:
+            code, message = code_of(lambda: failing.put_file_from_url(path="/x", url=f"{base}/missing"))
+            assert code == grpc.StatusCode.UNKNOWN and "404" in message
+            code, message = code_of(lambda: failing.put_file_from_url(path="/x", url="s3://bucket/key"))
+            assert code == grpc.StatusCode.UNIMPLEMENTED and "object storage" in message
+    finally:
+        web.shutdown()
 
 
 def test_diff_file_honours_the_old_path(client, master, put):
