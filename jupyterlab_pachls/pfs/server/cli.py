@@ -1,6 +1,6 @@
 """``jupyter pachls serve``: serve a store over Pachyderm's gRPC API.
 
-    jupyter pachls serve [--host 127.0.0.1] [--port 30650] [--store DIR]
+    jupyter pachls serve [--host 127.0.0.1] [--port 30650] [--store DIR] [--log-level DEBUG]
 
 Clients connect as to pachd: ``pachyderm_sdk.Client("localhost", 30650)``,
 ``pachctl config set context ... --pachd-address grpc://localhost:30650``, or
@@ -10,6 +10,7 @@ Clients connect as to pachd: ``pachyderm_sdk.Client("localhost", 30650)``,
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -48,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, default=30650, help="port (default 30650, pachd's; 0 picks a free one)")
     run.add_argument("--store", default=None, help="store directory (default $PACHLS_STORE or ~/.pachls/store)")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="DEBUG logs one line per call: method, status code, duration (default INFO)")
     args = parser.parse_args(argv)
     if args.command == "serve":
+        logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
             serve(args.store or default_store(), args.host, args.port)
         except OSError as exc:

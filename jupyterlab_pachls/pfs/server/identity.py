@@ -7,6 +7,9 @@
 - ``admin_v2.API/InspectCluster``: a cluster id fixed per store, ``warnings_ok``, pachd's warning
   when the client sends no version, and a warning if ``current_project`` does not exist.
   ``RestartPachyderm`` is UNIMPLEMENTED: there is nothing to restart but this process.
+- ``enterprise_v2`` and ``license_v2`` answer as pachd 2.12 does (UNKNOWN "... server is
+  deprecated"); ``identity_v2``, ``pps_v2``, ``pjs``, ``logs``, ``snapshot`` and ``debug``
+  answer UNIMPLEMENTED with the reason (no auth, no pipelines, no pods here).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import uuid
 
 import grpc
 from betterproto.lib.google.protobuf import Empty
-from pachyderm_sdk.api import admin, auth
+from pachyderm_sdk.api import admin, auth, debug, enterprise, identity, license, logs, pjs, pps, snapshot
 from pachyderm_sdk.api import version as versionpb
 
 from ..errors import NotFound
@@ -25,6 +28,23 @@ VERSION = versionpb.Version(major=2, minor=12, micro=2, additional="-pachls")
 NOT_ACTIVATED = "the auth service is not activated"
 NO_CLIENT_VERSION = ("WARNING: The client used to connect to Pachyderm did not send its version, which means "
                      "that it is likely too old.  Please upgrade it.")
+
+
+#: The other services of pachd, with what pachd answers when the feature is off, or why they are not served.
+OFF = [
+    (enterprise.ApiStub, grpc.StatusCode.UNKNOWN, "enterprise server is deprecated"),  # pachd 2.12's own answer
+    (license.ApiStub, grpc.StatusCode.UNKNOWN, "license server is deprecated"),  # pachd 2.12's own answer
+    (identity.ApiStub, grpc.StatusCode.UNIMPLEMENTED,
+     "the identity service is not served: it needs auth, which is not activated here"),
+    (pps.ApiStub, grpc.StatusCode.UNIMPLEMENTED,
+     "pipelines are not served: the embedded store runs no pipelines, jobs or datums"),
+    (pjs.ApiStub, grpc.StatusCode.UNIMPLEMENTED, "the job system is not served: the embedded store runs no jobs"),
+    (logs.ApiStub, grpc.StatusCode.UNIMPLEMENTED,
+     "cluster logs are not served: the embedded store has no pods (run `jupyter pachls serve` with --log-level)"),
+    (snapshot.ApiStub, grpc.StatusCode.UNIMPLEMENTED,
+     "snapshots are not served: copy the store directory while the server is stopped"),
+    (debug.DebugStub, grpc.StatusCode.UNIMPLEMENTED, "debug dumps are not served by the embedded store"),
+]
 
 
 class IdentityService:
@@ -72,7 +92,14 @@ class IdentityService:
         }
         version_methods = {"GetVersion": calls.unary("/versionpb_v2.API/GetVersion",
                                                      lambda context, request: VERSION, Empty)}
-        return {"auth_v2.API": auth_methods, "admin_v2.API": admin_methods, "versionpb_v2.API": version_methods}
+        served = {"auth_v2.API": auth_methods, "admin_v2.API": admin_methods, "versionpb_v2.API": version_methods}
+        for stub, code, message in OFF:
+            methods: dict[str, grpc.RpcMethodHandler] = {}
+            for path, kind in calls.stub_methods(stub).items():
+                methods[path.rsplit("/", 1)[1]] = calls.refused(path, kind, code, message)
+            service = next(iter(calls.stub_methods(stub))).split("/")[1]
+            served[service] = methods
+        return served
 
 
 __all__ = ["IdentityService", "NOT_ACTIVATED", "VERSION"]

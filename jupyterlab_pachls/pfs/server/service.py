@@ -1075,6 +1075,8 @@ class PfsService:
 
     def inspect_file(self, context, request: pfs.InspectFileRequest):
         commit, path = self._file(request.file)
+        if path == "/" and not self.backend.list_dir(commit.repo, commit.id, "/", limit=1).items:
+            raise self._not_found(commit, path)  # pachd: an empty commit has no "/" entry to inspect
         return self._file_info(commit, self._inspect(commit, path))
 
     def _dir_entries(self, commit: Commit, path: str, after: str | None) -> Iterator[FileInfo]:

@@ -9,7 +9,7 @@ import logging
 
 import grpc
 import pytest
-from pachyderm_sdk.api import auth, pfs
+from pachyderm_sdk.api import auth, enterprise, pfs, pps
 from pachyderm_sdk.errors import AuthServiceNotActivated
 
 
@@ -70,6 +70,8 @@ def test_branch_created_without_head_gets_an_empty_auto_commit(client, master, p
     auto = client.pfs.inspect_commit(commit=head)
     assert auto.origin.kind == pfs.OriginKind.AUTO and auto.finished.year > 1970 and not auto.parent_commit.id
     assert list(client.pfs.list_file(file=pfs.File(commit=head, path="/"))) == []
+    code, message = code_of(lambda: client.pfs.inspect_file(file=pfs.File(commit=head, path="/")))
+    assert code == grpc.StatusCode.NOT_FOUND and message.startswith("file / not found")
     first = put(master, {"/x": b"x"})
     assert first.origin.kind == pfs.OriginKind.USER and first.parent_commit.id == head.id
     user_only = list(client.pfs.list_commit(repo=master.repo, origin_kind=pfs.OriginKind.USER))
@@ -106,6 +108,14 @@ def test_each_call_is_logged_at_debug_level(client, master, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "jupyterlab_pachls.pfs.server"]
     assert any(line.startswith("/pfs_v2.API/InspectRepo OK ") and line.endswith("ms") for line in lines)
     assert any(line.startswith("/pfs_v2.API/InspectRepo NOT_FOUND ") for line in lines)
+
+
+def test_other_services_answer_as_pachd_with_the_feature_off(served):
+    with grpc.insecure_channel(f"127.0.0.1:{served[1]}") as channel:
+        assert code_of(lambda: enterprise.ApiStub(channel).get_state()) == (
+            grpc.StatusCode.UNKNOWN, "enterprise server is deprecated")
+        code, message = code_of(lambda: pps.ApiStub(channel).list_pipeline())
+        assert code == grpc.StatusCode.UNIMPLEMENTED and "pipelines" in message
 
 
 def test_identity_calls_answer_as_pachd_without_auth(client, served):
