@@ -42,9 +42,17 @@ def pachls_config() -> dict:
 
 
 @pytest.fixture
-def jp_server_config(pachls_store: Path, pachls_config: dict) -> dict:
-    config: dict = {"ServerApp": {"jpserver_extensions": {EXTENSION: True}}}
-    config.update(pachls_config)
+def pachls_author() -> dict:
+    """The author of what test servers commit (their HOME has no git identity and the token's user is
+    Jupyter's anonymous one); ``{}`` in a test module that checks what happens without one."""
+    return {"user_name": "Test Author", "user_email": "author@example.com"}
+
+
+@pytest.fixture
+def jp_server_config(pachls_store: Path, pachls_config: dict, pachls_author: dict) -> dict:
+    config: dict = {"ServerApp": {"jpserver_extensions": {EXTENSION: True}}, "PachlsConfig": dict(pachls_author)}
+    for section, values in pachls_config.items():
+        config[section] = {**config.get(section, {}), **values}
     return config
 
 

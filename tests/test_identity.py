@@ -26,6 +26,11 @@ from jupyterlab_pachls.pfs import InvalidArgument
 
 
 @pytest.fixture
+def pachls_author():
+    return {}  # these tests choose the identity themselves
+
+
+@pytest.fixture
 def no_git_identity(tmp_path, monkeypatch):
     """git with no user.name / user.email anywhere (an empty global config, no system config)."""
     empty = tmp_path / "gitconfig"

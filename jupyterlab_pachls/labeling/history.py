@@ -8,7 +8,7 @@ from datetime import datetime
 from ..pfs.backend import Backend
 from ..pfs.errors import NotFound
 from ..pfs.model import _Json
-from .labelfile import data_path, decode, label_path, label_values
+from .labelfile import authors, content, data_path, decode, label_path, label_values
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class BlameEntry(_Json):
     author: str
     message: str
     change: str  # added, modified, deleted
-    annotators: tuple[str, ...]
+    annotators: tuple[str, ...]  # who created the annotations the label holds after this commit
+    changed_by: tuple[str, ...]  # who made the annotation changes this commit records
     labels: tuple[str, ...]
     data_commit: str | None
     provenance: tuple = field(default=())
@@ -31,7 +32,8 @@ class AnnotationChange(_Json):
     path: str  # the data file
     annotation: int
     change: str  # added, modified, deleted
-    annotator: str
+    annotator: str  # who created the annotation
+    changed_by: tuple[str, ...]  # who changed it (Label Studio records no one for a deletion)
     before: tuple[str, ...]
     after: tuple[str, ...]
 
@@ -52,11 +54,22 @@ def _document(backend: Backend, repo: str, ref: str, path: str) -> dict | None:
         return None
 
 
+def _annotations(document: dict | None) -> dict:
+    return {a["id"]: a for a in (document or {}).get("annotations", [])}
+
+
+def _changers(before: dict, after: dict) -> set[str]:
+    """Who made the annotations of ``after`` that are new or changed since ``before`` (id -> annotation)."""
+    return {authors(a)[1] for i, a in after.items()
+            if authors(a)[1] and (i not in before or content(before[i]) != content(a))}
+
+
 def blame(backend: Backend, repo: str, ref: str, path: str, *, limit: int = 1000) -> list[BlameEntry]:
     """Every commit in the history of ``ref`` that changed the label of ``path``, newest first.
 
     ``path`` may name the data file (``/cats/001.png``) or its label file (``/cats/001.png.json``).
-    The walk reads one file hash per commit, never a tree.
+    The walk compares the store's hash of the file in each commit and its parent (equal hashes
+    within one store mean equal content); only the commits that changed it are read.
     """
     target = label_path(data_path(path))
     entries: list[BlameEntry] = []
@@ -73,12 +86,14 @@ def blame(backend: Backend, repo: str, ref: str, path: str, *, limit: int = 1000
             if mine == parents:
                 continue
             document = _document(backend, repo, commit.id, target) if mine else None
-            annotations = (document or {}).get("annotations", [])
+            previous = _document(backend, repo, commit.parent, target) if parents else None
+            annotations = _annotations(document)
             entries.append(BlameEntry(
                 commit=commit.id, time=commit.finished, author=commit.author, message=commit.message,
                 change="added" if parents is None else ("deleted" if mine is None else "modified"),
-                annotators=tuple(sorted({a["annotator"] for a in annotations})),
-                labels=tuple(sorted({v for a in annotations for v in label_values(a)})),
+                annotators=tuple(sorted({authors(a)[0] for a in annotations.values() if authors(a)[0]})),
+                changed_by=tuple(sorted(_changers(_annotations(previous), annotations))),
+                labels=tuple(sorted({v for a in annotations.values() for v in label_values(a)})),
                 data_commit=(document or {}).get("data", {}).get("commit"),
                 provenance=commit.provenance,
             ))
@@ -103,7 +118,8 @@ def diff_labels(backend: Backend, repo: str, old_ref: str | None, new_ref: str) 
             kind = "added" if a is None else ("deleted" if b is None else "modified")
             changes.append(AnnotationChange(
                 path=data_path(file_change.path), annotation=annotation_id, change=kind,
-                annotator=(b or a)["annotator"],
+                annotator=authors(b or a)[0],
+                changed_by=tuple(sorted(_changers({annotation_id: a} if a else {}, {annotation_id: b} if b else {}))),
                 before=tuple(label_values(a)) if a else (), after=tuple(label_values(b)) if b else (),
             ))
     return changes

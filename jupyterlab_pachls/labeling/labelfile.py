@@ -16,7 +16,10 @@ from ..pfs.address import normalize_path
 
 SCHEMA = "pachls.label/1"
 SUFFIX = ".json"
+#: Fields kept from Label Studio besides the id, the authors and the result.
 ANNOTATION_FIELDS = ("created_at", "updated_at", "lead_time", "was_cancelled", "ground_truth")
+#: What an annotation says (as opposed to who said it, and when): what makes it "changed".
+CONTENT_FIELDS = ("result", "lead_time", "was_cancelled", "ground_truth")
 
 
 def label_path(data_path: str) -> str:
@@ -30,26 +33,58 @@ def data_path(label_file: str) -> str:
     return path[: -len(SUFFIX)] if path.endswith(SUFFIX) else path
 
 
-def annotator_name(completed_by: Any, users: dict[int, str]) -> str:
-    """Label Studio gives an annotator as a user id or a user object; we record the email."""
-    if isinstance(completed_by, dict):
-        return completed_by.get("email") or users.get(completed_by.get("id"), str(completed_by.get("id")))
-    return users.get(completed_by, str(completed_by))
+def user_email(user: Any, users: dict[int, str]) -> str | None:
+    """Label Studio gives a user as an id or a user object; we record the email."""
+    if user is None:
+        return None
+    if isinstance(user, dict):
+        return user.get("email") or users.get(user.get("id"), str(user.get("id")))
+    return users.get(user, str(user))
 
 
-def canonical_annotation(annotation: dict, users: dict[int, str]) -> dict:
-    doc = {"id": annotation["id"], "annotator": annotator_name(annotation.get("completed_by"), users),
+def authors(annotation: dict) -> tuple[str | None, str | None]:
+    """(who created, who last changed) an annotation of a label file; old files name only ``annotator``."""
+    created = annotation.get("created_by") or annotation.get("annotator")
+    return created, annotation.get("updated_by") or created
+
+
+def content(annotation: dict) -> dict:
+    return {field: annotation.get(field) or None for field in CONTENT_FIELDS}
+
+
+def canonical_annotation(annotation: dict, users: dict[int, str], restored: dict | None = None) -> dict:
+    """The label file's form of a Label Studio annotation.
+
+    ``restored`` is the committed form of the annotation a resync recreated as this one (Label Studio
+    gives it a new id and its own times): unchanged since, it is written back exactly as committed,
+    so a resync of what is committed changes nothing; changed since, it keeps its id, creator and
+    creation time, and names the one who changed it."""
+    created_by = user_email(annotation.get("completed_by"), users)
+    updated_by = user_email(annotation.get("updated_by"), users) or created_by
+    doc = {"id": annotation["id"], "created_by": created_by, "updated_by": updated_by,
            "result": annotation.get("result") or []}
     for field in ANNOTATION_FIELDS:
         if annotation.get(field) is not None:
             doc[field] = annotation[field]
+    if restored is not None:
+        if content(doc) == content(restored):
+            return dict(restored)
+        original_creator, _ = authors(restored)
+        doc.update(id=restored["id"], created_by=original_creator)
+        if restored.get("created_at") is not None:
+            doc["created_at"] = restored["created_at"]
     return doc
 
 
-def label_document(*, repo: str, commit: str, path: str, task: dict, users: dict[int, str]) -> dict:
-    """The label document of one data file from its Label Studio task (with ``annotations``)."""
+def label_document(*, repo: str, commit: str, path: str, task: dict, users: dict[int, str],
+                   restored: dict | None = None) -> dict:
+    """The label document of one data file from its Label Studio task (with ``annotations``).
+
+    ``restored``: Label Studio annotation id -> the committed annotation a resync recreated it from."""
+    restored = restored or {}
     annotations = sorted(
-        (canonical_annotation(a, users) for a in task.get("annotations") or []), key=lambda a: a["id"]
+        (canonical_annotation(a, users, restored.get(str(a["id"]))) for a in task.get("annotations") or []),
+        key=lambda a: a["id"],
     )
     return {
         "schema": SCHEMA,

@@ -4,6 +4,11 @@ Managed mode starts ``label-studio`` on 127.0.0.1 and a free port, with its
 data beside the store, an admin user whose password and token are generated
 once and kept server-side (``credentials.json``, mode 0600, never logged),
 local-file serving rooted at the mount directory, and nothing phoning home.
+The admin account serves the server's own calls only: each Jupyter user who
+labels gets their own Label Studio account (``accounts.json``, 0600: the
+passwords the embedded tab logs in with). Its doors are closed: sign-up needs
+the organization's invite token (only the admin can read it), and every
+password is generated and known to the server alone.
 A first start runs database migrations (~30 s idle, minutes on a busy
 machine), so ``status()`` reports ``starting`` with the elapsed time until
 ``/health`` answers. A watchdog restarts the process if it dies.
@@ -46,6 +51,7 @@ READY_TIMEOUT = 600.0
 RESTART_LIMIT = 5  # restarts within RESTART_WINDOW before giving up
 RESTART_WINDOW = 300.0
 PID_FILE = "label-studio.pid"
+ACCOUNTS_FILE = "accounts.json"
 END_GRACE = 5.0  # seconds a leftover Label Studio gets between SIGTERM and SIGKILL
 
 
@@ -245,6 +251,8 @@ class ManagedLabelStudio:
             "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "",
             "LABEL_STUDIO_COLLECT_ANALYTICS": "false",
             "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
+            # no account without the invite token, which only the admin can read
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         })
         if self.public_url:
             env["LABEL_STUDIO_HOST"] = self.public_url
@@ -407,9 +415,45 @@ class ManagedLabelStudio:
         except FileNotFoundError:
             return ""
         masked = "\n".join(text)
-        for secret in (self.credentials.password, self.credentials.token):
+        for secret in (self.credentials.password, self.credentials.token, *self.account_passwords().values()):
             masked = masked.replace(secret, "********")
         return masked
+
+    # -- the accounts of the people who label --------------------------------------------------
+    @property
+    def accounts_path(self) -> Path:
+        return self.data_dir / ACCOUNTS_FILE
+
+    def account_passwords(self) -> dict[str, str]:
+        """email -> password of the Label Studio accounts made for Jupyter users."""
+        try:
+            saved = json.loads(self.accounts_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return saved if isinstance(saved, dict) else {}
+
+    def save_account_password(self, email: str, password: str) -> None:
+        saved = self.account_passwords()
+        saved[email] = password
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.data_dir / f".{ACCOUNTS_FILE}.{os.getpid()}.{threading.get_ident()}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(saved, out)
+        os.replace(temporary, self.accounts_path)
+
+    def reset_password(self, email: str, password: str) -> None:
+        """Set the password of an existing Label Studio user (one made before, by someone else).
+
+        Label Studio has no API for it: its own ``reset_password`` command, given the password on
+        stdin (never on a command line other local users can read)."""
+        command = self.command()
+        start = command.index("start")
+        done = subprocess.run([*command[:start], "reset_password", "--username", email],
+                              input=password + "\n", env=self.environment(), cwd=self.data_dir,
+                              capture_output=True, text=True, timeout=300, start_new_session=True)
+        if "successfully" not in done.stdout and "the same as current" not in done.stdout:
+            raise Unavailable(f"could not set the Label Studio password of {email} (exit {done.returncode})")
 
 
 class ExternalLabelStudio:

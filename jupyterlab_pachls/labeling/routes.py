@@ -12,7 +12,8 @@ import time
 import tornado.web
 
 from ..handlers import PachlsHandler, check_fields, json_errors, ref_arg, repo_arg, string_field
-from ..pfs.errors import InvalidArgument, Unavailable
+from ..pfs import is_commit_id, normalize_path
+from ..pfs.errors import InvalidArgument, InvalidPath, Unavailable
 from .history import blame, diff_labels
 from .rows import label_rows
 from .session import SessionRequest
@@ -22,6 +23,20 @@ from .templates import TEMPLATES
 #: Seconds a pending poll waits for Label Studio, and an action (create, commit, import, resync).
 POLL_WAIT = 2.0
 ACTION_WAIT = 60.0
+
+
+def repo_absolute_path(handler: PachlsHandler, name: str = "path", *, required: bool = False) -> str:
+    """A path query parameter that must be repo-absolute: ``cats/1.png`` or ``..\\x`` is refused, not
+    silently taken as ``/cats/1.png``."""
+    raw = handler.query(name)
+    if raw is None:
+        if required:
+            raise InvalidArgument(f"query parameter {name!r} is required", parameter=name)
+        return "/"
+    if not raw.startswith("/"):
+        raise InvalidPath(f"{name} {raw[:80]!r} is relative; paths are repo-absolute (start with '/')",
+                          path=raw[:80])
+    return normalize_path(raw)
 
 
 class LabelingHandler(PachlsHandler):
@@ -46,6 +61,12 @@ class LabelingHandler(PachlsHandler):
             if ls.status().state in ("failed", "stopped") or time.monotonic() >= deadline:
                 raise ls.unavailable()
             await asyncio.sleep(0.25)
+
+    def bool_query(self, name: str) -> bool:
+        raw = self.query(name)
+        if raw not in (None, "true", "false", "1", "0"):
+            raise InvalidArgument(f"{name!r} must be true or false", parameter=name)
+        return raw in ("true", "1")
 
     def session_id(self, raw: str) -> str:
         if not raw.isalnum() or len(raw) > 64:
@@ -101,13 +122,16 @@ class SessionsHandler(LabelingHandler):
             template=body.get("template"), classes=classes, xml=body.get("xml"),
         )
         SessionRequest.parse(**arguments)  # bad input is refused before waiting for Label Studio
+        identity = self.identity
         await self.label_studio_ready(ACTION_WAIT)
-        session = await self.call(self.labeling.create_session, **arguments, user=self.user_name)
+        session = await self.call(self.labeling.create_session, **arguments,
+                                  user="" if identity.required else identity.author)
         self.send_json(session.to_json(), status=201)
 
 
 class SessionHandler(LabelingHandler):
-    """``GET /pachls/api/labeling/sessions/{id}``: the session and how far its data is behind."""
+    """``GET /pachls/api/labeling/sessions/{id}``: the session and how far its data is behind;
+    ``DELETE ?project=keep|delete&force=``: forget it (its Label Studio project kept or deleted)."""
 
     @tornado.web.authenticated
     @json_errors
@@ -116,6 +140,18 @@ class SessionHandler(LabelingHandler):
         session = service.get(self.session_id(session_id))
         data = await self.call(service.data_status, session.id)
         self.send_json({**session.to_json(), "data_status": data})
+
+    @tornado.web.authenticated
+    @json_errors
+    async def delete(self, session_id: str) -> None:
+        project = self.query("project") or "keep"
+        if project not in ("keep", "delete"):
+            raise InvalidArgument("'project' must be keep or delete", parameter="project")
+        force = self.bool_query("force")
+        session = self.labeling.get(self.session_id(session_id))
+        await self.label_studio_ready(ACTION_WAIT)
+        deleted = await self.call(self.labeling.delete_session, session.id, project=project, force=force)
+        self.send_json(deleted)
 
 
 class PendingHandler(LabelingHandler):
@@ -140,13 +176,13 @@ class LabelCommitHandler(LabelingHandler):
         check_fields(body, ("message",), ())
         message = string_field(body, "message", required=True, allow_empty=False)
         session = self.labeling.get(self.session_id(session_id))
+        author = self.user_name  # no identity: 409 before anything is read or written
         await self.label_studio_ready(ACTION_WAIT)
         # Label commits into one labels mount run one at a time (see commit_labels); the others wait
         # here, on the event loop, not in a worker thread the rest of the API needs.
         gates = self.state.extra.setdefault("label_commit_gates", {})
         async with gates.setdefault(session.labels_mount, asyncio.Lock()):
-            commit = await self.call(self.labeling.commit_labels, session.id, message=message,
-                                     author=self.user_name)
+            commit = await self.call(self.labeling.commit_labels, session.id, message=message, author=author)
         self.send_json(commit.to_json(), status=201)
 
 
@@ -163,28 +199,48 @@ class ImportHandler(LabelingHandler):
 
 
 class ResyncHandler(LabelingHandler):
-    """``POST .../sessions/{id}/resync`` {ref}: load the annotations of a label commit back into Label Studio."""
+    """``GET .../sessions/{id}/resync?ref=``: what a resync would do (nothing is changed);
+    ``POST`` {ref, commit, confirm}: load the annotations of a label commit back into Label Studio."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self, session_id: str) -> None:
+        ref = ref_arg(self.query("ref"))
+        session = self.labeling.get(self.session_id(session_id))
+        await self.label_studio_ready(ACTION_WAIT)
+        self.send_json(await self.call(self.labeling.resync_preview, session.id, ref))
 
     @tornado.web.authenticated
     @json_errors
     async def post(self, session_id: str) -> None:
         body = self.json_body()
-        check_fields(body, ("ref",), ())
+        check_fields(body, ("ref",), ("commit", "confirm"))
         ref = ref_arg(body.get("ref"))
-        self.labeling.get(self.session_id(session_id))
+        commit = body.get("commit")
+        if commit is not None and (not isinstance(commit, str) or not is_commit_id(commit)):
+            raise InvalidArgument("'commit' must be the commit id the preview answered", field="commit")
+        confirm = body.get("confirm", False)
+        if not isinstance(confirm, bool):
+            raise InvalidArgument("'confirm' must be true or false", field="confirm")
+        session = self.labeling.get(self.session_id(session_id))
+        self.user_name  # resync rewrites what the next label commit records: no identity, 409
         await self.label_studio_ready(ACTION_WAIT)
-        count = await self.call(self.labeling.resync, self.session_id(session_id), ref)
-        self.send_json({"recreated": count})
+        self.send_json(await self.call(self.labeling.resync, session.id, ref, commit=commit, confirm=confirm))
 
 
 class LoginHandler(LabelingHandler):
-    """``GET /pachls/api/labeling/login``: what the embedded tab posts to log in (managed mode)."""
+    """``GET /pachls/api/labeling/login``: what the embedded tab posts to log in (managed mode): the
+    current Jupyter user's own Label Studio account, made on first use; never the admin's."""
 
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
         self.set_header("Cache-Control", "no-store")
-        self.send_json(self.labeling.login())
+        identity = self.identity
+        if identity.required:
+            identity.author  # 409 identity_required: the account is made from it
+        await self.label_studio_ready(ACTION_WAIT)
+        self.send_json(await self.call(self.labeling.login, identity.email, identity.name))
 
 
 class LogHandler(LabelingHandler):
@@ -206,7 +262,7 @@ class BlameHandler(PachlsHandler):
     async def get(self) -> None:
         repo = repo_arg(self.query("repo") or "")
         ref = ref_arg(self.query("ref") or "master")
-        path = self.path_query(required=True)
+        path = repo_absolute_path(self, required=True)
         entries = await self.call(blame, self.backend, repo, ref, path)
         self.send_json({"repo": repo, "ref": ref, "path": path, "entries": [e.to_json() for e in entries]})
 
@@ -234,7 +290,7 @@ class LabelRowsHandler(PachlsHandler):
         ref = ref_arg(self.query("ref") or "master")
         data = self.query("data")
         rows = await self.call(label_rows, self.backend, repo, ref,
-                               data=repo_arg(data) if data else None, path=self.path_query())
+                               data=repo_arg(data) if data else None, path=repo_absolute_path(self))
         self.send_json({"repo": repo, "ref": ref, "rows": rows})
 
 

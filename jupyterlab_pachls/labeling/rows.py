@@ -6,15 +6,16 @@ import json
 
 from ..pfs.backend import Backend
 from ..pfs.errors import NotFound
-from .labelfile import SUFFIX, label_values
+from .labelfile import SUFFIX, authors, label_values
 
 
 def label_rows(backend: Backend, repo: str, ref: str, *, data: str | None = None, path: str = "/") -> list[dict]:
     """Every annotation in the label files of ``repo@ref`` below ``path``.
 
     ``data`` (a repo name) keeps only labels made on that data repo. Each row has the data
-    file, repo and commit, the label commit, the annotation id, annotator, label values,
-    times and the raw Label Studio result.
+    file, repo and commit, the label commit, the annotation id, who created it (``created_by``,
+    also as ``annotator``) and who last changed it (``updated_by``), label values, times and the
+    raw Label Studio result.
     """
     label_commit = backend.inspect_commit(repo, ref)
     rows = []
@@ -29,6 +30,7 @@ def label_rows(backend: Backend, repo: str, ref: str, *, data: str | None = None
         if data is not None and source.get("repo") != data:
             continue
         for annotation in document.get("annotations", []):
+            created_by, updated_by = authors(annotation)
             rows.append({
                 "data_path": source.get("path"),
                 "data_repo": source.get("repo"),
@@ -37,7 +39,9 @@ def label_rows(backend: Backend, repo: str, ref: str, *, data: str | None = None
                 "label_repo": repo,
                 "label_commit": label_commit.id,
                 "annotation": annotation.get("id"),
-                "annotator": annotation.get("annotator"),
+                "annotator": created_by,
+                "created_by": created_by,
+                "updated_by": updated_by,
                 "labels": label_values(annotation),
                 "created_at": annotation.get("created_at"),
                 "updated_at": annotation.get("updated_at"),

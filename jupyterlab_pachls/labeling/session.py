@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import threading
 import time
 import urllib.parse
@@ -28,16 +29,18 @@ from typing import Any, Callable
 
 import httpx
 
-from ..pfs.address import parse_address
+from ..pfs.address import _CONTROL, parse_address
 from ..pfs.backend import Backend
-from ..pfs.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from ..pfs.errors import Conflict, InvalidArgument, InvalidPath, NotFound, Unavailable
 from ..pfs.model import Commit, Provenance, _Json
 from .history import blame, diff_labels
 from ..pfs.globbing import glob_plan
-from .labelfile import SUFFIX, data_path, encode, label_document, label_path
+from .labelfile import SUFFIX, authors, content, data_path, decode, encode, label_document, label_path
 from .templates import TEMPLATES, config_from_request
 
 IMPORT_BATCH = 5000
+#: Versions of each label file a session remembers having committed.
+COMMITTED_KEPT = 20
 #: Seconds a call waits for Label Studio to answer (a restart after a crash takes a few); then 503.
 READY_TIMEOUT = 60.0
 
@@ -59,6 +62,16 @@ class Session(_Json):
     created_by: str
     created: float
     tasks: int = 0
+    #: Label Studio annotation id (str) -> the committed annotation a resync recreated it from.
+    restored: dict = field(default_factory=dict)
+    #: label path -> sha256 of the versions this session committed (the latest few): what a resync
+    #: after a rollback would replace was committed once, and can be found again in history.
+    committed: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        shown = super().to_json()
+        del shown["restored"], shown["committed"]
+        return shown
 
 
 @dataclass(frozen=True)
@@ -66,9 +79,10 @@ class Pending(_Json):
     added: tuple[str, ...]
     modified: tuple[str, ...]
     deleted: tuple[str, ...]
-    annotators: tuple[str, ...]
+    annotators: tuple[str, ...]  # who created the annotations of the changed label files
     data_commits: tuple[str, ...]
     files: dict = field(default_factory=dict, repr=False)  # label path -> bytes (None: delete)
+    changed_by: tuple[str, ...] = ()  # who made the new or changed annotations
 
     @property
     def count(self) -> int:
@@ -77,7 +91,7 @@ class Pending(_Json):
     def to_json(self) -> dict:
         return {"count": self.count, "added": list(self.added), "modified": list(self.modified),
                 "deleted": list(self.deleted), "annotators": list(self.annotators),
-                "data_commits": list(self.data_commits)}
+                "changed_by": list(self.changed_by), "data_commits": list(self.data_commits)}
 
 
 @dataclass(frozen=True)
@@ -101,11 +115,23 @@ class SessionRequest:
         if target.ancestors or target.path not in (None, "/"):
             raise InvalidArgument("the label target must be repo@branch")
         pattern = glob or source.path or "/**"
+        if _CONTROL.search(pattern):
+            raise InvalidPath("the glob contains a control character (NUL, newline, ...)",
+                              path=pattern.encode("unicode_escape").decode()[:80])
         if not pattern.startswith("/"):
-            pattern = "/" + pattern
+            raise InvalidPath(f"the glob {pattern[:80]!r} is relative; paths are repo-absolute (start with '/')",
+                              path=pattern[:80])
         glob_plan(pattern)  # a bad pattern is refused before anything is created
         return cls(source=source, target=target, data_branch=source.ref or "master", pattern=pattern,
                    labels_branch=target.ref or "master", config=config_from_request(template, classes, xml))
+
+
+class ConfirmationRequired(Conflict):
+    code = "confirmation_required"
+
+
+class PendingLabels(Conflict):
+    code = "pending_labels"
 
 
 #: Seconds a label commit waits for another one into the same labels mount.
@@ -126,7 +152,9 @@ class LabelingService:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._path = self.state_dir / "sessions.json"
         self._lock = threading.RLock()
+        self._accounts_lock = threading.Lock()
         self._commit_locks: dict[str, threading.Lock] = {}
+        self._digests: dict[tuple[str, str, str], str] = {}  # (repo, path, store hash) -> sha256
         self._sessions: dict[str, Session] = {}
         if self._path.exists():
             for raw in json.loads(self._path.read_text()):
@@ -320,15 +348,36 @@ class LabelingService:
             params["download_all_tasks"] = "true"
         return self._request("GET", f"/api/projects/{session.project_id}/export", params=params)
 
-    def _committed_hashes(self, session: Session) -> dict[str, str]:
-        hashes: dict[str, str] = {}
+    def _committed_digests(self, session: Session) -> dict[str, str]:
+        """label path -> sha256 of its bytes on the labels branch.
+
+        The store's file hashes are opaque (a real pachd's are not a sha256 of the content), so the
+        content is read; label files are small, and a file is read again only when the store's hash
+        of it changed (equal hashes within one store mean equal content)."""
+        digests: dict[str, str] = {}
         try:
-            for info in self.backend.walk(session.labels_repo, session.labels_branch):
-                if not info.is_dir:
-                    hashes[info.path] = info.hash
+            infos = [i for i in self.backend.walk(session.labels_repo, session.labels_branch) if not i.is_dir]
         except NotFound:
-            pass
-        return hashes
+            return digests
+        for info in infos:
+            key = (session.labels_repo, info.path, info.hash)
+            digest = self._digests.get(key) if info.hash else None
+            if digest is None:
+                try:
+                    raw = self.backend.get_file(session.labels_repo, session.labels_branch, info.path)
+                except NotFound:
+                    continue  # deleted meanwhile
+                digest = hashlib.sha256(raw).hexdigest()
+                if info.hash:
+                    with self._lock:
+                        self._digests[key] = digest
+            digests[info.path] = digest
+        return digests
+
+    def _render(self, session: Session, task: dict, users: dict[int, str]) -> dict:
+        path = task["data"]["pachls_path"]
+        return label_document(repo=session.data_repo, commit=task["data"].get("pachls_commit"), path=path,
+                              task=task, users=users, restored=session.restored)
 
     def pending(self, session_id: str) -> Pending:
         """What a label commit would change now: label files added, modified, deleted.
@@ -338,9 +387,9 @@ class LabelingService:
         """
         session = self.get(session_id)
         users = self._users()
-        committed = self._committed_hashes(session)
+        committed = self._committed_digests(session)
         _, _, in_scope = glob_plan(session.glob)
-        added, modified, annotators, commits, files = [], [], set(), set(), {}
+        added, modified, annotators, changers, commits, files = [], [], set(), set(), set(), {}
         labeled = set()
         for task in self._export(session):
             path = task["data"].get("pachls_path")
@@ -348,19 +397,29 @@ class LabelingService:
                 continue
             target = label_path(path)
             labeled.add(target)
-            document = label_document(repo=session.data_repo, commit=task["data"].get("pachls_commit"),
-                                      path=path, task=task, users=users)
+            document = self._render(session, task, users)
             raw = encode(document)
             if committed.get(target) == hashlib.sha256(raw).hexdigest():
                 continue
             (modified if target in committed else added).append(target)
             files[target] = raw
-            annotators.update(a["annotator"] for a in document["annotations"])
+            annotators.update(authors(a)[0] for a in document["annotations"] if authors(a)[0])
+            before = self._committed_annotations(session, target) if target in committed else {}
+            changers.update(authors(a)[1] for a in document["annotations"]
+                            if authors(a)[1] and content(a) != content(before.get(a["id"], {})))
             commits.add(document["data"]["commit"])
         deleted = [p for p in committed if p not in labeled and p.endswith(SUFFIX) and in_scope(data_path(p))]
         files.update((p, None) for p in deleted)
         return Pending(tuple(sorted(added)), tuple(sorted(modified)), tuple(sorted(deleted)),
-                       tuple(sorted(annotators)), tuple(sorted(commits)), files)
+                       tuple(sorted(annotators)), tuple(sorted(commits)), files, tuple(sorted(changers)))
+
+    def _committed_annotations(self, session: Session, target: str) -> dict:
+        """annotation id -> annotation of the label file on the labels branch (empty if unreadable)."""
+        try:
+            document = decode(self.backend.get_file(session.labels_repo, session.labels_branch, target))
+        except (NotFound, ValueError):
+            return {}
+        return {a.get("id"): a for a in document.get("annotations", [])}
 
     def commit_labels(self, session_id: str, *, message: str, author: str) -> Commit:
         """Write every pending label file into the labels mount and commit them as ONE commit."""
@@ -386,11 +445,12 @@ class LabelingService:
                        "deleted": len(pending.deleted), "session": session.id,
                        "project": session.project_id}
             try:
-                return self.mounts.commit(
+                landed = self.mounts.commit(
                     session.labels_mount, message=message.strip(), author=author,
                     provenance=[Provenance(session.data_repo, c) for c in pending.data_commits] or
                     [Provenance(session.data_repo, session.data_commit)],
                     metadata={"pachls.annotators": ",".join(pending.annotators),
+                              "pachls.changed_by": ",".join(pending.changed_by),
                               "pachls.labels": json.dumps(summary, sort_keys=True)},
                 )
             except Conflict as clash:
@@ -403,6 +463,13 @@ class LabelingService:
                     f"lost. To keep those labels, resync this session from {where}; to replace them with "
                     f"this session's, discard and refresh the labels mount ({session.labels_mount}), then "
                     "commit labels again.", **clash.details) from None
+            with self._lock:
+                for path, raw in pending.files.items():
+                    if raw is not None:
+                        versions = [d for d in session.committed.get(path, []) if d != hashlib.sha256(raw).hexdigest()]
+                        session.committed[path] = (versions + [hashlib.sha256(raw).hexdigest()])[-COMMITTED_KEPT:]
+                self._save()
+            return landed
         finally:
             lock.release()
 
@@ -431,34 +498,199 @@ class LabelingService:
     def diff(self, repo: str, old: str | None, new: str):
         return diff_labels(self.backend, repo, old, new)
 
-    def resync(self, session_id: str, ref: str) -> int:
-        """Replace the project's annotations by those in the label files at ``ref`` (after a rollback).
+    def resync_preview(self, session_id: str, ref: str) -> dict:
+        """What a resync from the label files at ``ref`` would do to the project's annotations.
 
-        Returns how many annotations were recreated. Annotators are recorded in the label files;
-        recreated annotations belong to the Label Studio account doing the resync.
-        """
-        session = self.get(session_id)
-        tasks = {t["data"].get("pachls_path"): t for t in self._export(session, all_tasks=True)}
-        recreated = 0
-        for path, task in tasks.items():
-            for annotation in task.get("annotations") or []:
-                self._request("DELETE", f"/api/annotations/{annotation['id']}/")
-            try:
-                document = json.loads(self.backend.get_file(session.labels_repo, ref, label_path(path)))
-            except NotFound:
+        ``restore``: annotations to recreate from label files; ``unchanged``: data files whose
+        annotations already are what ``ref`` holds; ``overwrite`` / ``remove``: data files whose
+        current annotations would be replaced / deleted; ``uncommitted``: of those, the ones whose
+        annotations differ from the labels branch (never committed: a resync would lose them).
+        An unknown ``ref`` is NotFound, before anything is read from Label Studio."""
+        return self._resync_plan(self.get(session_id), ref)["preview"]
+
+    def _resync_plan(self, session: Session, ref: str) -> dict:
+        commit = self.backend.inspect_commit(session.labels_repo, ref)  # NotFound: nothing touched
+        _, _, in_scope = glob_plan(session.glob)
+        wanted: dict[str, dict] = {}
+        for info in self.backend.walk(session.labels_repo, commit.id):
+            if info.is_dir or not info.path.endswith(SUFFIX) or not in_scope(data_path(info.path)):
                 continue
-            for annotation in document.get("annotations", []):
-                self._request("POST", f"/api/tasks/{task['id']}/annotations/",
-                              json={"result": annotation["result"], "lead_time": annotation.get("lead_time")})
-                recreated += 1
-        return recreated
+            try:
+                wanted[data_path(info.path)] = decode(self.backend.get_file(session.labels_repo, commit.id, info.path))
+            except ValueError:
+                continue  # not a label file
+        users = self._users()
+        committed = self._committed_digests(session)
+        tasks = {t["data"].get("pachls_path"): t for t in self._export(session, all_tasks=True)}
+        restore, unchanged, overwrite, remove, uncommitted, actions = 0, 0, [], [], [], {}
+        for path, task in sorted(tasks.items(), key=lambda item: item[0] or ""):
+            if not path:
+                continue
+            target = wanted.get(path)
+            current = task.get("annotations") or []
+            rendered = self._render(session, task, users) if current else None
+            if rendered is not None and target is not None and \
+                    rendered["annotations"] == target.get("annotations", []):
+                unchanged += 1
+                continue
+            if rendered is None and not (target or {}).get("annotations"):
+                continue
+            if rendered is not None:
+                (overwrite if target is not None else remove).append(path)
+                digest = hashlib.sha256(encode(rendered)).hexdigest()
+                if committed.get(label_path(path)) != digest and \
+                        digest not in session.committed.get(label_path(path), []):
+                    uncommitted.append(path)
+            restore += len((target or {}).get("annotations", []))
+            actions[path] = (task, current, (target or {}).get("annotations", []))
+        preview = {"ref": ref, "commit": commit.id, "restore": restore, "unchanged": unchanged,
+                   "overwrite": overwrite, "remove": remove, "uncommitted": uncommitted}
+        return {"preview": preview, "actions": actions, "users": users}
 
-    def login(self) -> dict:
-        """What the embedded tab needs to log in (managed mode only; never logged)."""
+    def resync(self, session_id: str, ref: str, *, commit: str | None = None, confirm: bool = False) -> dict:
+        """Make the project's annotations those of the label files at ``ref`` (after a rollback, a conflict).
+
+        ``commit`` is the commit the preview resolved ``ref`` to: if ``ref`` moved since, Conflict.
+        Replacing or deleting annotations needs ``confirm``; without it, Conflict
+        ``confirmation_required`` carrying the preview. Each annotation is recreated as its
+        original author (``completed_by``, the Label Studio user of its ``created_by``, made if
+        missing), and the session remembers what it was recreated from, so the next label commit
+        writes it back exactly as committed: a resync of what is committed leaves nothing pending."""
+        with self._lock:
+            session = self.get(session_id)
+            plan = self._resync_plan(session, ref)
+            preview = plan["preview"]
+            if commit is not None and commit != preview["commit"]:
+                raise Conflict(f"{ref!r} is now {preview['commit']}, not the previewed {commit}; preview again",
+                               ref=ref, commit=preview["commit"], previewed=commit)
+            if (preview["overwrite"] or preview["remove"]) and not confirm:
+                raise ConfirmationRequired(
+                    f"resync from {ref!r} would replace the annotations of {len(preview['overwrite'])} and delete "
+                    f"those of {len(preview['remove'])} data file(s), {len(preview['uncommitted'])} of them never "
+                    "committed; confirm to go ahead", **preview)
+            user_ids = {email: uid for uid, email in plan["users"].items()}
+            restored, removed = 0, 0
+            for path, (task, current, annotations) in plan["actions"].items():
+                for annotation in current:
+                    self._request("DELETE", f"/api/annotations/{annotation['id']}/")
+                    session.restored.pop(str(annotation["id"]), None)
+                    removed += 1
+                for annotation in annotations:
+                    body = {"result": annotation.get("result") or [], "lead_time": annotation.get("lead_time"),
+                            "was_cancelled": bool(annotation.get("was_cancelled")),
+                            "ground_truth": bool(annotation.get("ground_truth"))}
+                    creator = authors(annotation)[0]
+                    if creator:
+                        body["completed_by"] = self._user_id(creator, user_ids)
+                    made = self._request("POST", f"/api/tasks/{task['id']}/annotations/", json=body)
+                    session.restored[str(made["id"])] = annotation
+                    restored += 1
+                self._save()  # after each data file: a failure midway keeps what was recreated so far
+            self._follow_labels_branch(session)
+            return {"restored": restored, "removed": removed, "commit": preview["commit"]}
+
+    def _follow_labels_branch(self, session: Session) -> None:
+        """Move the labels mount to the labels branch head (rolled back, or moved by someone else),
+        so the next label commit lands on it. Staged label files are reverted first: they are
+        rendered from Label Studio at every commit, so nothing is lost."""
+        lock = self._commit_locks.setdefault(session.labels_mount, threading.Lock())
+        if not lock.acquire(timeout=COMMIT_WAIT):
+            return  # a label commit is running; it reports a conflict if the mount is behind
+        try:
+            self._unstage_stale(session, Pending((), (), (), (), ()))
+            try:
+                self.mounts.refresh(session.labels_mount)
+            except Conflict:
+                pass  # files other than label files staged there clash: the next commit says which
+        finally:
+            lock.release()
+
+    def _user_id(self, email: str, known: dict[str, int]) -> int:
+        """The Label Studio user of ``email``, made if missing (in the managed one, an account its
+        person can log in to later through the tab; on a team server, a user without a password)."""
+        if email not in known and getattr(self.label_studio, "mode", None) == "managed":
+            with self._accounts_lock:
+                self._account(email, email.split("@")[0], known)
+        if email not in known:
+            local = email.split("@")[0] or "user"
+            made = self._request("POST", "/api/users/", json={
+                "email": email, "username": f"{local}-{uuid.uuid4().hex[:6]}", "first_name": local[:30]})
+            known[email] = made["id"]
+        return known[email]
+
+    def delete_session(self, session_id: str, *, project: str = "keep", force: bool = False) -> dict:
+        """Forget a session; ``project="delete"`` deletes its Label Studio project too (else it is kept).
+
+        Label changes not yet committed refuse (``pending_labels``) unless ``force``. Committed label
+        files are never touched."""
+        if project not in ("keep", "delete"):
+            raise InvalidArgument("'project' must be keep or delete", parameter="project")
+        with self._lock:
+            session = self.get(session_id)
+            if not force:
+                count = self.pending(session_id).count
+                if count:
+                    raise PendingLabels(
+                        f"{count} label file(s) of this session have changes not yet committed; commit labels "
+                        "first, or delete with force=true to drop them", pending=count)
+            if project == "delete":
+                try:
+                    self._request("DELETE", f"/api/projects/{session.project_id}/")
+                except NotFound:
+                    pass  # already gone
+            del self._sessions[session.id]
+            self._save()
+        return {"deleted": session.id, "project": "deleted" if project == "delete" else "kept",
+                "project_id": session.project_id}
+
+    def login(self, email: str, name: str) -> dict:
+        """What the embedded tab logs in with: the Label Studio account of the person ``email``
+        (made on first use), never the admin's. Managed mode only; the password is never logged."""
         if self.label_studio is None or self.label_studio.mode != "managed":
-            raise NotFound("automatic login is only available for the managed Label Studio")
-        creds = self.label_studio.credentials
-        return {"email": creds.email, "password": creds.password}
+            raise NotFound("automatic login is only available for the managed Label Studio; a team server "
+                           "keeps its own users: log in there with your own account")
+        self._ls()
+        with self._accounts_lock:
+            password = self._account(email, name, {e: i for i, e in self._users().items()})
+        return {"email": email, "password": password}
+
+    def _account(self, email: str, name: str, known: dict[str, int]) -> str:
+        """The password of the managed Label Studio's account of ``email``, making the account
+        (through sign-up with the organization's invite token) or setting its password if needed."""
+        label_studio = self.label_studio
+        if email.lower() == label_studio.credentials.email.lower():
+            raise InvalidArgument(f"{email} is the server's own Label Studio account; choose another email")
+        password = label_studio.account_passwords().get(email)
+        if password and email in known:
+            return password
+        password = secrets.token_urlsafe(18)
+        if email in known:
+            label_studio.reset_password(email, password)
+        else:
+            self._sign_up(email, password)
+        label_studio.save_account_password(email, password)
+        made = {e: i for i, e in self._users().items()}
+        if email not in made:
+            raise Unavailable(f"Label Studio did not create the account of {email}")
+        known[email] = made[email]
+        self._request("PATCH", f"/api/users/{made[email]}/", json={"first_name": name[:30]})
+        return password
+
+    def _sign_up(self, email: str, password: str) -> None:
+        """Label Studio's own sign-up form, with the invite token (sign-up without it is closed)."""
+        url, headers = self._ls()
+        token = self._request("GET", "/api/invite")["token"]
+        with httpx.Client(base_url=url, timeout=60) as browser:
+            form = browser.get("/user/signup/", params={"token": token})
+            csrf = browser.cookies.get("csrftoken")
+            if csrf is None:
+                raise Unavailable(f"Label Studio's sign-up page answered {form.status_code} without a CSRF cookie")
+            done = browser.post("/user/signup/", params={"token": token}, headers={"Referer": str(form.url)},
+                                data={"csrfmiddlewaretoken": csrf, "email": email, "password": password})
+        if done.status_code != 302:
+            raise Unavailable(f"Label Studio refused to create the account of {email} ({done.status_code})")
+        # a new invite token: the one used cannot open the door again
+        self._request("POST", "/api/invite/reset-token")
 
     def close(self) -> None:
         if self.label_studio is not None:

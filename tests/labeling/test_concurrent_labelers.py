@@ -103,7 +103,7 @@ def labels_at(backend, ref: str) -> dict[str, list]:
         if info.is_dir:
             continue
         document = json.loads(backend.get_file("labels", ref, info.path))
-        out[info.path] = sorted((a["annotator"], tuple(a["result"][0]["value"]["choices"]))
+        out[info.path] = sorted((a["created_by"], tuple(a["result"][0]["value"]["choices"]))
                                 for a in document["annotations"])
     return out
 

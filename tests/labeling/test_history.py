@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from jupyterlab_pachls.labeling.history import blame, diff_labels
@@ -82,3 +84,57 @@ def test_label_rows_tie_each_annotation_to_data_and_label_commits(labels):
     old = label_rows(backend, "labels", rounds[0].id)
     assert [(r["data_path"], r["labels"]) for r in old] == [("/cats/001.png", ["cat"]), ("/cats/002.png", ["cat"])]
     assert label_rows(backend, "labels", "master", data="other") == []
+
+
+def test_a_label_changed_by_someone_else_names_the_changer(tmp_path):
+    """Ana labels cat; Bo changes her annotation to bird: blame, the diff and rows name both."""
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("labels")
+    users = {1: "ana@example.com", 2: "bo@example.com"}
+
+    def round_file(label, updated_by):
+        task = {"id": 7, "annotations": [{"id": 11, "completed_by": 1, "updated_by": updated_by,
+                                          "result": [{"type": "choices", "value": {"choices": [label]}}]}]}
+        return encode(label_document(repo="images", commit="d" * 32, path="/cats/001.png", task=task, users=users))
+
+    with backend.commit("labels", "master", message="round 1", author="Ana <ana@example.com>") as first:
+        first.put_file("/cats/001.png.json", round_file("cat", 1))
+    with backend.commit("labels", "master", message="round 2", author="Bo <bo@example.com>") as second:
+        second.put_file("/cats/001.png.json", round_file("bird", 2))
+    try:
+        entries = blame(backend, "labels", "master", "/cats/001.png")
+        assert [(e.change, e.labels, e.annotators, e.changed_by) for e in entries] == [
+            ("modified", ("bird",), ("ana@example.com",), ("bo@example.com",)),
+            ("added", ("cat",), ("ana@example.com",), ("ana@example.com",)),
+        ]
+        [change] = diff_labels(backend, "labels", first.finished.id, second.finished.id)
+        assert (change.annotator, change.changed_by, change.before, change.after) == (
+            "ana@example.com", ("bo@example.com",), ("cat",), ("bird",))
+        from jupyterlab_pachls.labeling.rows import label_rows
+
+        [row] = label_rows(backend, "labels", "master")
+        assert (row["created_by"], row["updated_by"], row["annotator"]) == (
+            "ana@example.com", "bo@example.com", "ana@example.com")
+    finally:
+        backend.close()
+
+
+def test_old_label_files_naming_only_the_annotator_are_read(tmp_path):
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("labels")
+    old = {"schema": "pachls.label/1", "data": {"repo": "images", "commit": "d" * 32, "path": "/a.png"},
+           "task": {"id": 1}, "annotations": [{"id": 3, "annotator": "ana@example.com",
+                                               "result": [{"value": {"choices": ["cat"]}}]}]}
+    with backend.commit("labels", "master", message="old", author="ana") as c:
+        c.put_file("/a.png.json", json.dumps(old).encode())
+    try:
+        [entry] = blame(backend, "labels", "master", "/a.png")
+        assert (entry.annotators, entry.changed_by) == (("ana@example.com",), ("ana@example.com",))
+        [change] = diff_labels(backend, "labels", None, c.finished.id)
+        assert (change.annotator, change.changed_by) == ("ana@example.com", ("ana@example.com",))
+        from jupyterlab_pachls.labeling.rows import label_rows
+
+        [row] = label_rows(backend, "labels", "master")
+        assert (row["created_by"], row["updated_by"]) == ("ana@example.com", "ana@example.com")
+    finally:
+        backend.close()

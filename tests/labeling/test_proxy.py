@@ -109,7 +109,8 @@ async def test_task_images_load_through_the_proxy(jp_fetch, api, pachls_state, j
     for header in login_page.headers.get_list("Set-Cookie"):
         cookies.load(header)
     csrf = cookies["csrftoken"].value
-    creds = labeling.login()
+    status, creds = await api("GET", "labeling/login")
+    assert status == 200, creds
     login = await jp_fetch(
         "pachls", "labelstudio", "user", "login/", method="POST", follow_redirects=False, raise_error=False,
         body=urlencode({"csrfmiddlewaretoken": csrf, "email": creds["email"], "password": creds["password"]}),

@@ -110,6 +110,9 @@ async def test_a_labeling_round_never_shows_label_studio_credentials(
     login = await jp_fetch("pachls", "api", "labeling", "login")
     assert login.headers["Cache-Control"] == "no-store"  # the password is handed to the tab, never cached
     assert secrets["token"] not in login.body  # the API token never reaches a browser
+    assert secrets["password"] not in login.body  # the tab gets the user's own account, not the admin's
+    # the user's own password: handed to the tab only, in no log
+    secrets["user password"] = json.loads(login.body)["password"].encode()
 
     # Through the proxy, with Jupyter's token in the query: Label Studio never sees it.
     jupyter_token = jp_serverapp.identity_provider.token
@@ -136,6 +139,7 @@ async def test_a_labeling_round_never_shows_label_studio_credentials(
         for name, secret in secrets.items():
             assert secret not in raw, f"the Label Studio {name} is in the frontend bundle {path}"
     assert jupyter_token and jupyter_token.encode() not in ls_log, "Jupyter's token reached Label Studio's log"
+    assert secrets["user password"] not in ls_log, "a user's Label Studio password is in its log"
 
 
 # -- a hostile task: its pachls_path points outside the labels repo --------------------------------

@@ -114,7 +114,7 @@ def test_a_labeling_round_is_one_commit_with_provenance(world, label_studio):
     assert files == {"/cats/001.png.json", "/cats/002.png.json", "/cats/003.png.json"}
     document = json.loads(backend.get_file("labels", "master", "/cats/002.png.json"))
     assert document["data"] == {"repo": "images", "commit": data_commit.id, "path": "/cats/002.png"}
-    assert [(a["annotator"], a["result"][0]["value"]["choices"]) for a in document["annotations"]] == [
+    assert [(a["created_by"], a["result"][0]["value"]["choices"]) for a in document["annotations"]] == [
         ("bo@example.com", ["dog"])]
     assert service.pending(session.id).count == 0
     assert mounts.status(session.labels_mount).pending == 0
