@@ -9,8 +9,9 @@ trials. Each trial changes annotations through Label Studio's API (new, changed,
 what a label commit would change (``GET .../pending``), POSTs the commit while a killer SIGKILLs the
 server after a random delay, then, with the server dead, checks the store (fsck; the labels branch
 holds the old head or ONE new commit changing exactly the pending label files, each label file
-holding the annotations Label Studio has for its task) and, after a restart, that every annotation
-is either in the labels commit or still pending, and that the labels mount is up on the head.
+holding the annotations Label Studio has for its task, read once the restarted server reports its
+Label Studio running: the managed one ends with the killed server) and, after a restart, that every
+annotation is either in the labels commit or still pending, and that the labels mount is up on the head.
 """
 
 from __future__ import annotations
@@ -143,10 +144,11 @@ class LabelTrials(Trials):
         self.rng = random.Random(seed)
         self.log = log
         self.phases = phases
-        config = {}
+        # label commits need an author; the trials name one rather than depend on the machine's git
+        config = {"PachlsConfig.user_name": "Crash Trials", "PachlsConfig.user_email": "trials@example.com"}
         if label_studio is not None:
-            config = {"PachlsConfig.label_studio_url": label_studio[0],
-                      "PachlsConfig.label_studio_token": label_studio[1]}
+            config.update({"PachlsConfig.label_studio_url": label_studio[0],
+                           "PachlsConfig.label_studio_token": label_studio[1]})
         self.external = label_studio
         self.ls_template = ls_template  # a managed Label Studio data dir to start from (skips its migration)
         self.server = JupyterServer(self.workdir / "root", store=self.workdir / "store", mount_dir=mount_dir,
@@ -257,6 +259,7 @@ class LabelTrials(Trials):
             self.stats_orphans += 1
 
         corrupt = lost = 0
+        landed_files: dict[str, dict] = {}
         previous = self.head
         store = LocalBackend(self.server.store)
         try:
@@ -280,15 +283,9 @@ class LabelTrials(Trials):
                 if changed != expected:
                     corrupt += 1
                     stats.problem(number, f"the label commit changed {changed}, pending was {expected}")
-                tasks = self.ls.tasks(self.session["project_id"])
-                for path, change in changed.items():
-                    if change == "deleted":
-                        continue
-                    document = json.loads(store.get_file("labels", head.id, path))
-                    task = tasks[document["data"]["path"]]
-                    if label_choices(document) != ls_choices(self.ls.annotations(task["id"])):
-                        corrupt += 1
-                        stats.problem(number, f"{path} does not hold Label Studio's annotations")
+                # compared with Label Studio after the restart: the managed one died with the server
+                landed_files = {path: json.loads(store.get_file("labels", head.id, path))
+                                for path, change in changed.items() if change != "deleted"}
                 self.head = head_id
             else:
                 corrupt += 1
@@ -300,7 +297,13 @@ class LabelTrials(Trials):
         self.server.start()
         note_settled(stats, self.server.log_text())
         if not self.external:
-            self._connect_ls()
+            self._connect_ls()  # once the restarted server reports its Label Studio running
+        tasks = self.ls.tasks(self.session["project_id"]) if landed_files else {}
+        for path, document in landed_files.items():
+            task = tasks[document["data"]["path"]]
+            if label_choices(document) != ls_choices(self.ls.annotations(task["id"])):
+                corrupt += 1
+                stats.problem(number, f"{path} does not hold Label Studio's annotations")
         status, after = self.server.api("GET", f"labeling/sessions/{sid}/pending", timeout=600)
         if status != 200:
             corrupt += 1
