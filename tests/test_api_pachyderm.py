@@ -13,6 +13,12 @@ from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checke
 
 
 @pytest.fixture
+def pachls_config() -> dict:
+    """Who writes history here (commits and rollbacks need a name and an email)."""
+    return {"PachlsConfig": {"user_name": "Ann Labeler", "user_email": "ann@example.com"}}
+
+
+@pytest.fixture
 def cluster(tmp_path):
     served = LocalBackend(tmp_path / "served-store")
     server, port = make_server(served, "127.0.0.1:0")

@@ -17,6 +17,12 @@ from jupyterlab_pachls.labeling.labelstudio import free_port
 from stoppable_cluster import Cluster, StopAt
 
 
+@pytest.fixture
+def pachls_config() -> dict:
+    """Who writes history here (commits and rollbacks need a name and an email)."""
+    return {"PachlsConfig": {"user_name": "Ann Labeler", "user_email": "ann@example.com"}}
+
+
 @pytest.fixture(autouse=True)
 def no_fuse(monkeypatch):
     monkeypatch.setenv("PACHLS_NO_FUSE", "1")

@@ -68,7 +68,7 @@ class Commit(_Json):
     provenance: tuple[Provenance, ...] = ()
     origin: str = "USER"  # USER for commits made by people, AUTO for branch-creation commits
     size_bytes: int = 0
-    n_files: int = 0
+    n_files: int = 0  # files in the commit; 0 where the store does not count them (pachd)
     metadata: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -485,3 +485,64 @@ def test_branch_moving_during_the_commit(manager, images, backend, monkeypatch, 
         assert repo_state(backend, "images", landed.id)["/dogs/002.png"] == b"theirs"
         assert repo_state(backend, "images", landed.id)["/cats/001.png"] == b"mine"
         assert (root / "dogs/002.png").read_bytes() == b"theirs"
+
+
+def test_files_of_other_pachyderm_clients_hash_as_pachd_does(manager, backend, backend_spec, presentation):
+    """pachd's FileInfo.hash is not a hash of the bytes: reads are checked, and staged files compared,
+    by the sha256 the mount server computes itself. The files come from a plain pachyderm_sdk client."""
+    if backend_spec["kind"] != "pachyderm":
+        pytest.skip("files written by another Pachyderm client")
+    from pachyderm_sdk import Client
+    from pachyderm_sdk.api import pfs
+
+    client = Client.from_pachd_address(backend_spec["pachd_address"])
+    client.pfs.create_repo(repo=pfs.Repo(name="shared"))
+    with client.pfs.commit(branch=pfs.Branch.from_uri("shared@master")) as c:
+        c.put_file_from_bytes("/a.txt", b"alpha")
+        c.put_file_from_bytes("/d/b.txt", b"beta")
+    info = backend.inspect_file("shared", "master", "/a.txt")
+    assert (info.hash_kind, info.content_sha256) == ("opaque", None)
+    assert info.hash and info.hash != hashlib.sha256(b"alpha").hexdigest()
+
+    manager.mount("shared", mode="ro", name="shared_ro")
+    assert tree_of(manager.mount_dir / "shared_ro") == {"/a.txt": b"alpha", "/d/b.txt": b"beta"}
+    manager.mount("shared", mode="rw", name="shared_rw")
+    root = manager.mount_dir / "shared_rw"
+    (root / "a.txt").write_bytes(b"alpha")  # the committed bytes again: no change
+    (root / "d/b.txt").write_bytes(b"BETA")  # as many bytes, other ones: a change
+    assert [(c.path, c.change) for c in manager.changes("shared_rw").changes] == [("/d/b.txt", "modified")]
+    landed = manager.commit("shared_rw", "one change")
+    assert client.pfs.pfs_file(pfs.File.from_uri(f"shared@{landed.id}:/d/b.txt")).read() == b"BETA"
+    assert manager.changes("shared_rw").changes == ()
+    assert manager.status("shared_ro").behind == 1
+    manager.refresh("shared_ro")
+    assert tree_of(manager.mount_dir / "shared_ro") == {"/a.txt": b"alpha", "/d/b.txt": b"BETA"}
+
+
+def test_branch_created_without_a_head(manager, images, backend):
+    """pachd gives such a branch an empty AUTO commit (the embedded store: no head). A read-write mount of
+    it commits on top of that commit; the mount counts what lands after it."""
+    empty = backend.create_branch("images", "round-1")
+    base = empty.head.id if empty.head else None
+    if empty.head is not None:
+        assert (empty.head.origin, empty.head.parent, empty.head.branch) == ("AUTO", None, "round-1")
+    status = manager.mount("images@round-1", mode="rw")
+    assert (status.base, status.behind, tree_of(manager.mount_dir / status.name)) == (base, 0, {})
+    (manager.mount_dir / status.name / "a.json").write_bytes(b"{}")
+    first = manager.commit(status.name, "first labels")
+    assert (first.parent, first.branch) == (base, "round-1")
+    assert [c.id for c in backend.list_commits("images", "round-1")] == [first.id] + ([base] if base else [])
+    with backend.commit("images", "round-1", message="theirs") as c:
+        c.put_file("/b.json", b"[]")
+    assert manager.status(status.name).behind == 1
+    manager.refresh(status.name)
+    assert tree_of(manager.mount_dir / status.name) == {"/a.json": b"{}", "/b.json": b"[]"}
+
+
+def test_mount_made_before_the_branch_had_commits_counts_all_of_them(manager, images, backend):
+    status = manager.mount("images@later", mode="rw")
+    assert (status.base, status.behind) == (None, 0)
+    for n in range(2):
+        with backend.commit("images", "later") as c:
+            c.put_file(f"/{n}.txt", b"n")
+    assert manager.status(status.name).behind == 2

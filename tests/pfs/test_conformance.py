@@ -21,6 +21,11 @@ from jupyterlab_pachls.pfs import (
 )
 
 
+def counted(backend, n_files: int) -> int:
+    """``Commit.n_files`` as the store reports it: pachd does not count files (0)."""
+    return n_files if backend.kind == "local" else 0
+
+
 def files_at(backend, repo, ref, path="/"):
     """{path: bytes} of every file below ``path``."""
     return {i.path: backend.get_file(repo, ref, i.path) for i in backend.walk(repo, ref, path) if not i.is_dir}
@@ -117,7 +122,7 @@ def test_list_branches_of_every_repo_in_one_call(images, backend):
 def test_commit_is_one_snapshot_with_metadata(images, backend):
     assert images.message == "first" and images.author == "ana"
     assert images.finished is not None and images.parent is None
-    assert (images.n_files, images.size_bytes) == (4, 5 + 5 + 5 + 9)
+    assert (images.n_files, images.size_bytes) == (counted(backend, 4), 5 + 5 + 5 + 9)
     assert files_at(backend, "images", "master") == {
         "/README.md": b"# images\n",
         "/cats/001.png": b"cat-1",
@@ -252,7 +257,7 @@ def test_overwrite_and_delete(images, backend):
     assert files_at(backend, "images", "master") == {"/README.md": b"# images\n", "/cats/001.png": b"cat-1 v2"}
     assert [i.path for i in backend.list_dir("images", "master").items] == ["/README.md", "/cats/"]
     head = backend.inspect_branch("images", "master").head
-    assert (head.n_files, head.size_bytes) == (2, 9 + 8)
+    assert (head.n_files, head.size_bytes) == (counted(backend, 2), 9 + 8)
     # the old commit is untouched
     assert files_at(backend, "images", images.id)["/dogs/001.png"] == b"dog-1"
 
