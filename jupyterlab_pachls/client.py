@@ -293,7 +293,8 @@ def blame_from_json(data: dict):
 
     return _pick(
         BlameEntry, data, time=_dt(data.get("time")),
-        annotators=tuple(data.get("annotators") or ()), labels=tuple(data.get("labels") or ()),
+        annotators=tuple(data.get("annotators") or ()), changed_by=tuple(data.get("changed_by") or ()),
+        labels=tuple(data.get("labels") or ()),
         provenance=tuple(provenance_from_json(p) if isinstance(p, dict) else p
                          for p in data.get("provenance") or ()),
     )
@@ -302,8 +303,8 @@ def blame_from_json(data: dict):
 def annotation_change_from_json(data: dict):
     from .labeling.history import AnnotationChange
 
-    return _pick(AnnotationChange, data, before=tuple(data.get("before") or ()),
-                 after=tuple(data.get("after") or ()))
+    return _pick(AnnotationChange, data, changed_by=tuple(data.get("changed_by") or ()),
+                 before=tuple(data.get("before") or ()), after=tuple(data.get("after") or ()))
 
 
 ERROR_CLASSES: dict[str, type[PfsError]] = {
@@ -539,7 +540,8 @@ class Client:
         """One row per (data file, annotation) in the label files of ``repo@ref`` below ``path``.
 
         Row fields: data_path, data_repo, data_commit, label_path, label_repo, label_commit,
-        annotation, annotator, labels, created_at, updated_at, lead_time, was_cancelled, result.
+        annotation, annotator (who created it, also ``created_by``), updated_by (who last changed it),
+        labels, created_at, updated_at, lead_time, was_cancelled, result.
         ``data="images"`` keeps labels made on that data repo; ``data="images@ref"`` keeps those
         made on the commit ``ref`` names or on one of its ancestors (labels of that version of the
         data or of an earlier one). ``.to_frame()`` gives a DataFrame.
@@ -579,8 +581,8 @@ class Client:
 
 
 LABEL_COLUMNS = ("data_path", "data_repo", "data_commit", "label_path", "label_repo", "label_commit",
-                 "annotation", "annotator", "labels", "created_at", "updated_at", "lead_time",
-                 "was_cancelled", "result")
+                 "annotation", "annotator", "created_by", "updated_by", "labels", "created_at", "updated_at",
+                 "lead_time", "was_cancelled", "result")
 
 
 def _q(segment: str) -> str:

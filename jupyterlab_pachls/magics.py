@@ -193,16 +193,18 @@ def change_rows(changes) -> Table:
 
 def annotation_change_rows(changes) -> Table:
     return Table(({"path": c.path, "annotation": c.annotation, "change": c.change, "annotator": c.annotator,
-                   "before": list(c.before), "after": list(c.after)} for c in changes),
-                 columns=("path", "annotation", "change", "annotator", "before", "after"),
+                   "changed_by": list(c.changed_by), "before": list(c.before), "after": list(c.after)}
+                  for c in changes),
+                 columns=("path", "annotation", "change", "annotator", "changed_by", "before", "after"),
                  title="label changes")
 
 
 def blame_rows(entries) -> Table:
     return Table(({"commit": e.commit, "time": e.time, "author": e.author, "message": e.message,
-                   "change": e.change, "annotators": list(e.annotators), "labels": list(e.labels),
-                   "data_commit": e.data_commit, "provenance": _prov(e.provenance)} for e in entries),
-                 columns=("commit", "time", "author", "message", "change", "annotators", "labels",
+                   "change": e.change, "annotators": list(e.annotators), "changed_by": list(e.changed_by),
+                   "labels": list(e.labels), "data_commit": e.data_commit, "provenance": _prov(e.provenance)}
+                  for e in entries),
+                 columns=("commit", "time", "author", "message", "change", "annotators", "changed_by", "labels",
                           "data_commit", "provenance"), title="label commits")
 
 

@@ -21,10 +21,10 @@ class BlameEntry(_Json):
     message: str
     change: str  # added, modified, deleted
     annotators: tuple[str, ...]  # who created the annotations the label holds after this commit
-    changed_by: tuple[str, ...]  # who made the annotation changes this commit records
     labels: tuple[str, ...]
     data_commit: str | None
     provenance: tuple = field(default=())
+    changed_by: tuple[str, ...] = ()  # who made the annotation changes this commit records
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,9 @@ class AnnotationChange(_Json):
     annotation: int
     change: str  # added, modified, deleted
     annotator: str  # who created the annotation
-    changed_by: tuple[str, ...]  # who changed it (Label Studio records no one for a deletion)
     before: tuple[str, ...]
     after: tuple[str, ...]
+    changed_by: tuple[str, ...] = ()  # who changed it (Label Studio records no one for a deletion)
 
 
 def _hash_at(backend: Backend, repo: str, ref: str | None, path: str) -> str | None:
