@@ -182,11 +182,14 @@ def test_walks_without_provenance_are_the_start_itself(client, master, put):
     assert [b.branch.name for b in branches] == ["master"]
 
 
-def test_subscribe_sees_each_commit_of_a_branch_once(client, master, put):
+def test_subscribe_to_labels_at_master_sees_each_commit_once(client, put):
+    labels = pfs.Repo(name="labels", type="user", project=pfs.Project(name="default"))
+    client.pfs.create_repo(repo=labels)
+    master = pfs.Branch(repo=labels, name="master")
     client.pfs.create_branch(branch=master)
-    other = pfs.Branch(repo=master.repo, name="staging")
+    other = pfs.Branch(repo=labels, name="staging")
     seen: list[str] = []
-    stream = client.pfs.subscribe_commit(repo=master.repo, branch="master", state=pfs.CommitState.FINISHED)
+    stream = client.pfs.subscribe_commit(repo=labels, branch="master", state=pfs.CommitState.FINISHED)
 
     def follow():
         for info in stream:
