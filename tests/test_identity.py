@@ -204,3 +204,27 @@ class TestRealJupyterUsers:
             assert status == 201, body
         authors = [c.author for c in pachls_state.backend.list_commits("images", "master")]
         assert authors == ["Bo <bo@example.com>", "Ana <ana@hub.example>"]
+
+
+class TestRollbackBelowAMount:
+    @pytest.fixture
+    def pachls_author(self):
+        return {"user_name": "Ana Lima", "user_email": "ana@example.com"}
+
+    async def test_a_mount_whose_base_was_rolled_back_is_diverged_not_negative(self, api, pachls_state):
+        backend = pachls_state.backend
+        backend.create_repo("labels")
+        with backend.commit("labels", "master", message="one", author="demo") as first:
+            first.put_file("/a.json", b"1")
+        with backend.commit("labels", "master", message="two", author="demo") as second:
+            second.put_file("/a.json", b"2")
+        status, mount = await api("POST", "mounts", {"repo": "labels", "branch": "master", "mode": "rw"})
+        assert status == 201 and (mount["behind"], mount["diverged"]) == (0, False), mount
+        status, moved = await api("PUT", "repos/labels/branches/master/head", {"commit": first.finished.id})
+        assert status == 200, moved
+        status, shown = await api("GET", f"mounts/{mount['name']}")
+        assert (shown["base"], shown["behind"], shown["diverged"]) == (second.finished.id, 0, True), shown
+        status, listed = await api("GET", "mounts")
+        assert [(m["behind"], m["diverged"]) for m in listed["mounts"]] == [(0, True)]
+        status, refreshed = await api("POST", f"mounts/{mount['name']}/refresh")
+        assert (refreshed["base"], refreshed["behind"], refreshed["diverged"]) == (first.finished.id, 0, False)

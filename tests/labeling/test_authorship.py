@@ -318,3 +318,20 @@ async def test_label_studio_has_no_door_without_the_jupyter_token(api, pachls_st
     finally:
         database.close()
     assert "mallory@example.com" not in emails
+
+
+async def test_a_jupyter_user_whose_label_studio_account_exists_logs_in_to_it(as_user, api, pachls_state):
+    """An account made before (by resync, or by someone with the admin token) gets a password only the
+    server knows, set through Label Studio's own command; the tab logs in to that same account."""
+    await wait_running(api)
+    label_studio = pachls_state.labeling.label_studio
+    admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.credentials.token)
+    made = await asyncio.to_thread(admin.users.create, email="cy@example.com", username="cy-before",
+                                   first_name="Cy")
+    status, login = await as_user("cy")("GET", "labeling/login")
+    assert status == 200, login
+    assert login["email"] == "cy@example.com"
+    as_cy = await asyncio.to_thread(logged_in, label_studio.url, **login)
+    assert as_cy.users.whoami().id == made.id
+    assert json.loads((label_studio.data_dir / "accounts.json").read_text())["cy@example.com"] == login["password"]
+    assert oct((label_studio.data_dir / "accounts.json").stat().st_mode & 0o777) == "0o600"
