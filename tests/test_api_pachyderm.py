@@ -3,10 +3,13 @@ package's Pachyderm-API gRPC server, which the real ``pachyderm_sdk`` client tal
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 
 import pytest
 
+from jupyterlab_pachls.client import ServerClient
 from jupyterlab_pachls.pfs import LocalBackend
 from jupyterlab_pachls.pfs.server import make_server
 from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
@@ -125,3 +128,45 @@ async def test_cluster_going_away_is_503(api, cluster, pachls_state):
     assert set(body) == {"error", "message", "details"}
     status, body = await api("GET", "health")
     assert status == 200 and body["backend"]["connected"] is False and body["backend"]["error"]
+
+
+async def test_wait_for_commits_long_poll(api, cluster, pachls_state, jp_http_port, jp_base_url, jp_auth_header):
+    """GET .../wait answers with the commits that landed after ``after``, at once or when one lands; the
+    Python API's subscribe() over the same route sees each commit once."""
+    history = await make_history(api, cluster, pachls_state)
+    backend = pachls_state.backend
+    route = "repos/images/branches/master/wait"
+    status, body = await api("GET", route, params={"after": history[2], "timeout": 0})
+    assert status == 200 and [c["id"] for c in body["commits"]] == history[3:] and body["after"] == history[4]
+    status, body = await api("GET", route, params={"timeout": 0})  # from the head now: nothing yet
+    assert (status, body) == (200, {"commits": [], "after": history[4]})
+
+    def land(n: int) -> str:
+        with backend.commit("images", "master", message=f"late {n}", author="bo") as c:
+            c.put_file(f"/late/{n}.txt", b"late")
+        return c.finished.id
+
+    waiting = asyncio.ensure_future(api("GET", route, params={"after": history[4], "timeout": 100}))
+    late = await asyncio.to_thread(land, 1)
+    status, body = await waiting
+    assert status == 200 and [c["id"] for c in body["commits"]] == [late]
+    assert body["commits"][0]["branch"] == "master" and body["after"] == late
+
+    assert (await api("GET", route, params={"after": "master^1"}))[0] == 400
+    assert (await api("GET", route, params={"timeout": 301}))[0] == 400
+    assert (await api("GET", "repos/nosuch/branches/master/wait", params={"timeout": 0}))[0] == 404
+
+    token = jp_auth_header["Authorization"].split(" ", 1)[1]
+    client = ServerClient(f"http://127.0.0.1:{jp_http_port}{jp_base_url}", token)
+
+    def follow() -> list[str]:
+        rounds = client.subscribe("images@master", after=history[3], timeout=60)
+        seen = [next(rounds).id, next(rounds).id]  # landed already
+        landing = threading.Thread(target=land, args=(2,))
+        landing.start()
+        seen.append(next(rounds).message)  # long-polled
+        landing.join()
+        rounds.close()
+        return seen
+
+    assert await asyncio.to_thread(follow) == [history[4], late, "late 2"]

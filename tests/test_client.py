@@ -4,6 +4,7 @@ ranking, and the JSON → value type conversions the server client uses."""
 from __future__ import annotations
 
 import io
+import threading
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -300,3 +301,93 @@ def test_load_ext_registers_the_magic():
         assert "pachls" in ip.magics_manager.magics["cell"]
     finally:
         InteractiveShell.clear_instance()
+
+
+# -- following a branch ---------------------------------------------------------------------------
+@pytest.fixture(params=["local", "pachyderm"])
+def direct(request, tmp_path):
+    """A direct client of the embedded store, or of the Pachyderm-API server over real gRPC."""
+    server = served = None
+    if request.param == "local":
+        opened = connect(store=str(tmp_path / "store"))
+    else:
+        from jupyterlab_pachls.pfs.server import make_server
+
+        served = LocalBackend(tmp_path / "served-store")
+        server, port = make_server(served, "127.0.0.1:0")
+        opened = connect(pachd_address=f"grpc://127.0.0.1:{port}")
+    opened.backend.create_repo("labels")
+    yield opened
+    opened.close()
+    if server is not None:
+        server.stop(grace=None).wait()
+        served.close()
+
+
+def label_round(client, n: int) -> Commit:
+    with client.backend.commit("labels", "master", message=f"round {n}", author="ann") as c:
+        c.put_file(f"/round-{n}.json", b"{}")
+    return c.finished
+
+
+def test_subscribe_yields_each_new_commit_once(direct):
+    before = label_round(direct, 0)
+    rounds = direct.subscribe("labels@master", timeout=60)  # from the head now
+    one, two = label_round(direct, 1), label_round(direct, 2)
+    assert [next(rounds).id, next(rounds).id] == [one.id, two.id]
+    direct.rollback("labels@master", before.id)  # a rollback is no new commit
+    three = label_round(direct, 3)
+    assert next(rounds).id == three.id
+    landing = threading.Thread(target=label_round, args=(direct, 4))
+    landing.start()  # the subscriber waits for it
+    four = next(rounds)
+    landing.join()
+    assert (four.message, four.parent, four.branch) == ("round 4", three.id, "master")
+    rounds.close()
+    # from a given commit: what landed on the branch after it comes at once, then nothing more
+    assert [c.message for c in direct.subscribe("labels@master", after=before.id, timeout=0)] == \
+        ["round 3", "round 4"]
+    assert [c.id for c in direct.subscribe("labels@master", after="master^1", timeout=0)] == [four.id]
+    assert list(direct.subscribe("labels@master", timeout=0)) == []
+
+
+def test_wait_and_stop(direct):
+    first = label_round(direct, 1)
+    assert direct.wait("labels@master", timeout=0) is None
+    assert direct.wait("labels@master", after=f"labels@{first.id}", timeout=0) is None
+    second = label_round(direct, 2)
+    assert direct.wait("labels@master", after=first.id, timeout=0).id == second.id
+    stop = threading.Event()
+    stop.set()
+    assert list(direct.subscribe("labels@master", stop=stop)) == []
+    # a branch that does not exist yet: its first commit is new
+    rounds = direct.subscribe("labels@round-2", timeout=60)
+    with direct.backend.commit("labels", "round-2") as c:
+        c.put_file("/a.json", b"{}")
+    assert next(rounds).id == c.finished.id
+    rounds.close()
+
+
+def test_subscribe_refuses_bad_addresses(direct):
+    label_round(direct, 1)
+    head = direct.inspect_commit("labels@master").id
+    with pytest.raises(InvalidArgument, match="must name a branch"):
+        direct.subscribe(f"labels@{head}")
+    with pytest.raises(NotFound):
+        direct.subscribe("nosuch@master")
+    direct.create_repo("images")
+    with pytest.raises(InvalidArgument, match="not of labels"):
+        direct.subscribe("labels@master", after=f"images@{head}")
+    with pytest.raises(NotFound):
+        direct.subscribe("labels@master", after="0123456789abcdef0123456789abcdef")
+
+
+def test_wait_magic(shell, capsys):
+    second_round, first_round = shell.run_line_magic("pachls", "log labels@master")["commit"]
+    assert shell.run_line_magic("pachls", f"wait labels@master --after {second_round} --timeout 0") is None
+    assert capsys.readouterr().err == "No new commit on labels@master within 0 s\n"
+    commit = shell.run_line_magic("pachls", f"wait labels@master --after {first_round} --timeout 5")
+    assert commit.message == "round 2" and commit.parent == first_round
+    assert capsys.readouterr().out == f"New commit on labels@master: {commit.id} ('round 2' by bob)\n"
+    assert shell.run_line_magic("pachls", "wait labels@master --timeout -1") is None
+    assert "--timeout must be a number of seconds" in capsys.readouterr().err

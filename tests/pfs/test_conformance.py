@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import multiprocessing
 import threading
@@ -103,6 +104,43 @@ def test_branches(images, backend):
     backend.delete_branch("images", "dev")
     assert {b.name for b in backend.list_branches("images")} == {"master", "empty"}
     assert backend.inspect_commit("images", images.id).id == images.id  # commits outlive branches
+
+
+def test_branch_created_without_a_head(backend):
+    """The embedded store: no head until the first commit. pachd: an empty, finished AUTO commit, the
+    parent of the branch's first commit. Either way history, diff and rollback agree with it."""
+    backend.create_repo("labels")
+    empty = backend.create_branch("labels", "round-1")
+    auto = empty.head
+    if auto is not None:
+        assert (auto.origin, auto.parent, auto.branch, auto.is_open) == ("AUTO", None, "round-1", False)
+        assert backend.list_dir("labels", auto.id).items == ()
+    with backend.commit("labels", "round-1", message="first") as c:
+        c.put_file("/a.json", b"{}")
+    first = c.finished
+    assert (first.parent, first.branch, first.origin) == (auto.id if auto else None, "round-1", "USER")
+    history = backend.list_commits("labels", "round-1")
+    assert [h.id for h in history] == [first.id] + ([auto.id] if auto else [])
+    assert [(d.path, d.change) for d in backend.diff("labels", first.parent, first.id)] == [("/a.json", "added")]
+    if auto is not None:  # back to the empty commit: a rollback like any other
+        assert backend.move_branch("labels", "round-1", auto.id).head.id == auto.id
+        assert backend.list_dir("labels", "round-1").items == ()
+        assert backend.branch_moves("labels", "round-1")[0].new_head == auto.id
+
+
+def test_commits_know_their_branch(images, backend):
+    """pachd names no branch in the commits it returns; the backend keeps track of it."""
+    opened = backend.start_commit("images", "master", message="second")
+    assert opened.branch == "master"
+    backend.put_file(opened, "/x.txt", b"x")
+    landed = backend.finish_commit(opened)
+    assert landed.branch == "master"
+    assert backend.inspect_commit("images", landed.id).branch == "master"
+    assert backend.inspect_commit("images", "master").branch == "master"
+    assert [(c.id, c.branch) for c in backend.list_commits("images", "master")] == \
+        [(landed.id, "master"), (images.id, "master")]
+    backend.create_branch("images", "dev", head="master")
+    assert backend.inspect_branch("images", "dev").head.id == landed.id
 
 
 def test_list_branches_of_every_repo_in_one_call(images, backend):
@@ -331,6 +369,13 @@ def test_file_info(images, backend):
     info = backend.inspect_file("images", "master", "/cats/001.png")
     assert (info.path, info.type, info.size, info.committed) == ("/cats/001.png", "file", 5, images.id)
     assert info.hash
+    # the hash identifies the content within the store; only a sha256 kind is the bytes' sha256
+    assert info.hash_kind in ("sha256", "opaque")
+    digest = hashlib.sha256(b"cat-1").hexdigest()
+    if info.hash_kind == "sha256":
+        assert info.hash == info.content_sha256 == digest
+    else:
+        assert info.content_sha256 is None and info.hash != digest
     directory = backend.inspect_file("images", "master", "/cats")
     assert (directory.path, directory.type, directory.size) == ("/cats/", "dir", 10)
     with pytest.raises(NotFound):
