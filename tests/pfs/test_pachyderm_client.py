@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import threading
 import time
 
 import grpc
@@ -17,7 +18,7 @@ import pytest
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
-from jupyterlab_pachls.pfs import LocalBackend, NotFound, Unavailable
+from jupyterlab_pachls.pfs import Conflict, LocalBackend, NotFound, Unavailable
 from jupyterlab_pachls.pfs.pachyderm import PachydermBackend
 from jupyterlab_pachls.pfs.server import make_server
 
@@ -273,5 +274,44 @@ def test_backend_reads_commits_made_by_other_clients(client, served):
         assert backend.get_file("images", "master", "/a") == b"a"
         with pytest.raises(NotFound):
             backend.inspect_file("images", "master", "/b")
+    finally:
+        backend.close()
+
+
+def test_plain_sdk_subscriber_sees_each_backend_commit_once(client, served):
+    """A pachyderm_sdk script following labels@master sees every commit PachydermBackend lands there, once,
+    and nothing of its staging (private branches, a landing refused by expected_parent)."""
+    backend = PachydermBackend(pachd_address=f"127.0.0.1:{served[1]}")
+    backend.create_repo("labels")
+    seen: list[str] = []
+    stream = client.pfs.subscribe_commit(repo=pfs.Repo(name="labels"), branch="master",
+                                         state=pfs.CommitState.FINISHED)
+
+    def follow():
+        for info in stream:
+            seen.append(info.commit.id)
+            if len(seen) == 4:
+                return
+
+    follower = threading.Thread(target=follow, daemon=True)  # the stream ends with the server if it fails
+    follower.start()
+    try:
+        landed = []
+        for n in range(2):
+            with backend.commit("labels", "master", message=f"round {n}") as c:
+                c.put_file(f"/{n}.json", b"{}")
+            landed.append(c.finished.id)
+        refused = backend.start_commit("labels", "master")
+        backend.put_file(refused, "/late.json", b"{}")
+        with pytest.raises(Conflict):
+            backend.finish_commit(refused, expected_parent=landed[0])
+        backend.abort_commit(refused)
+        for n in range(2, 4):
+            with backend.commit("labels", "master", message=f"round {n}") as c:
+                c.put_file(f"/{n}.json", b"{}")
+            landed.append(c.finished.id)
+        follower.join(timeout=60)
+        assert not follower.is_alive()
+        assert seen == landed
     finally:
         backend.close()
