@@ -50,6 +50,8 @@ from .transactions import transaction_of
 GET_CHUNK = 1 << 20
 #: Files written through ModifyFile stay in memory up to this size, then spill to disk.
 SPOOL_IN_MEMORY = 1 << 20
+#: Characters that make GetFile's path a glob.
+GLOB_MAGIC = set("*?[")
 #: Seconds without an answer before fetching a URL for ModifyFile gives up.
 URL_TIMEOUT = 60
 #: How long a waiting call sleeps between checks that its client is still there.
@@ -1042,13 +1044,29 @@ class PfsService:
         except NotFound:
             raise self._not_found(commit, path) from None
 
+    def _matched(self, file: pfs.File | None) -> tuple[Commit, list[FileInfo]]:
+        """pachd reads GetFile's path as a glob: the infos it matches (NOT_FOUND if none)."""
+        if file is None:
+            raise _unknown("a file is required")
+        raw = file.path or "/"
+        if not GLOB_MAGIC & set(raw):
+            commit, path = self._file(file)
+            return commit, [self._inspect(commit, path)]
+        commit = self._commit(file.commit if calls.has(file, "commit") else None)
+        matched = sorted(self.backend.glob(commit.repo, commit.id, raw), key=lambda i: i.path)
+        if not matched:
+            raise self._not_found(commit, raw)
+        return commit, matched
+
     def get_file(self, context, request: pfs.GetFileRequest):
         if request.url:
             raise Unimplemented("GetFile to a URL is not served: the embedded store does not write to object storage")
-        commit, path = self._file(request.file)
-        info = self._inspect(commit, path)
-        if info.is_dir:
+        commit, matched = self._matched(request.file if calls.has(request, "file") else None)
+        if any(info.is_dir for info in matched):
             raise _unknown("cannot get directory or non-regular file. Use GetFileTAR instead")
+        if len(matched) > 1:
+            raise _unknown("matched multiple files. Use GetFileTAR instead")
+        path = matched[0].path
         for chunk in self.backend.read_file(commit.repo, commit.id, path, offset=max(0, request.offset)):
             for start in range(0, len(chunk), GET_CHUNK):
                 yield BytesValue(value=chunk[start:start + GET_CHUNK])
@@ -1058,11 +1076,10 @@ class PfsService:
         paths, directories end with '/', as pachd writes them."""
         if request.url:
             raise Unimplemented("GetFileTAR to a URL is not served: the embedded store does not write to object storage")
-        commit, path = self._file(request.file)
-        top = self._inspect(commit, path)
+        commit, matched = self._matched(request.file if calls.has(request, "file") else None)
         out = _TarStream()
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for info in self._walk(commit, top):
+            for info in (item for top in matched for item in self._walk(commit, top)):
                 entry = tarfile.TarInfo(info.path)
                 if info.is_dir:
                     entry.type = tarfile.DIRTYPE

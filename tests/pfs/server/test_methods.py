@@ -260,6 +260,18 @@ def test_add_file_from_an_http_url_appends_what_it_serves(client, master):
         web.shutdown()
 
 
+def test_get_file_paths_are_globs_as_in_pachd(client, master, put):
+    info = put(master, {"/cats/1.png": b"one", "/cats/2.png": b"two", "/cats/notes.txt": b"n"})
+    assert read(client, info.commit, "/cats/1.*") == b"one"
+    code, message = code_of(lambda: read(client, info.commit, "/cats/*.png"))
+    assert code == grpc.StatusCode.UNKNOWN and "matched multiple files" in message
+    data = b"".join(m.value for m in client.pfs.get_file_tar(file=pfs.File(commit=info.commit, path="/cats/*.png")))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getnames() == ["/cats/1.png", "/cats/2.png"]
+    code, _ = code_of(lambda: read(client, info.commit, "/dogs/*"))
+    assert code == grpc.StatusCode.NOT_FOUND
+
+
 def test_diff_file_honours_the_old_path(client, master, put):
     info = put(master, {"/v1/a": b"same", "/v1/b": b"old", "/v2/a": b"same", "/v2/b": b"new"})
     diff = list(client.pfs.diff_file(new_file=pfs.File(commit=info.commit, path="/v2"),
