@@ -173,3 +173,74 @@ def test_an_open_commit_of_a_killed_writer_can_be_aborted(tmp_path):
     with pytest.raises(NotFound):
         backend.inspect_commit("data", commit_id)
     backend.close()
+
+
+def _files(store, ref):
+    return {i.path: store.get_file("data", ref, i.path) for i in store.walk("data", ref) if not i.is_dir}
+
+
+def test_squash_folds_a_commit_into_its_child_and_every_view_stays_whole(store):
+    store.create_repo("data")
+    with store.commit("data", "master") as c:
+        c.put_files([("/a", b"1"), ("/d/b", b"1")])
+    first = c.finished
+    with store.commit("data", "master") as c:
+        c.put_files([("/a", b"2"), ("/d/c", b"2")])
+    middle = c.finished
+    with store.commit("data", "master") as c:
+        c.delete_file("/d/b")
+    last = c.finished
+    before = _files(store, last.id)
+    store.squash_commit("data", middle.id)
+    assert _files(store, last.id) == before == {"/a": b"2", "/d/c": b"2"}
+    assert _files(store, first.id) == {"/a": b"1", "/d/b": b"1"}
+    assert store.inspect_commit("data", last.id).parent == first.id
+    assert {ch.path for ch in store.diff("data", first.id, last.id)} == {"/a", "/d/b", "/d/c"}
+    with pytest.raises(NotFound):
+        store.inspect_commit("data", middle.id)
+    assert store.fsck(verify_content=True).ok
+
+
+def test_dropping_a_head_commit_moves_its_branches_back(store):
+    store.create_repo("data")
+    with store.commit("data", "master") as c:
+        c.put_file("/a", b"1")
+    first = c.finished
+    store.create_branch("data", "copy", head=first.id)
+    with store.commit("data", "copy") as c:  # forks a new line of history off the first commit
+        c.put_file("/b", b"fork")
+    fork = c.finished
+    with store.commit("data", "master") as c:
+        c.put_file("/a", b"2")
+    second = c.finished
+    store.drop_finished_commit("data", fork.id)
+    store.drop_finished_commit("data", second.id)
+    assert store.inspect_branch("data", "copy").head.id == first.id
+    assert store.inspect_branch("data", "master").head.id == first.id
+    assert _files(store, "master") == {"/a": b"1"}
+    with store.commit("data", "master") as c:  # history goes on from what is left
+        c.put_file("/c", b"3")
+    assert _files(store, "master") == {"/a": b"1", "/c": b"3"}
+    assert store.fsck().ok
+    store.drop_finished_commit("data", c.finished.id)
+    store.drop_finished_commit("data", first.id)  # no parent: the branches get an empty AUTO commit
+    head = store.inspect_branch("data", "master").head
+    assert head.origin == "AUTO" and _files(store, "master") == {}
+    assert store.inspect_branch("data", "copy").head.id == head.id
+    assert store.fsck().ok
+
+
+def test_a_waiter_wakes_when_a_commit_lands(store):
+    import threading
+
+    store.create_repo("data")
+    token = store.change_token()
+    woke = []
+    waiter = threading.Thread(target=lambda: woke.append(store.wait_for_change(token, 60)))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()
+    with store.commit("data", "master") as c:
+        c.put_file("/a", b"1")
+    waiter.join(30)
+    assert woke and woke[0] != token
