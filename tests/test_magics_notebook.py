@@ -78,7 +78,9 @@ class Server:
                  "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
                  "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
                  f"--ServerApp.root_dir={self.root}",
-                 "--ServerApp.jpserver_extensions={'jupyterlab_pachls': True}"],
+                 "--ServerApp.jpserver_extensions={'jupyterlab_pachls': True}",
+                 # who writes history (commits and rollbacks need a name and an email)
+                 "--PachlsConfig.user_name=Ann Labeler", "--PachlsConfig.user_email=ann@example.com"],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(self.root),
             )
         deadline = time.monotonic() + 90
@@ -364,6 +366,31 @@ def test_notebook_mount_write_commit_and_read_back(server):
     assert committed.strip().endswith(history["commits"][0]["id"])
     code, body = server.api("DELETE", "mounts/labels")
     assert code == 204, body
+
+
+def test_notebook_waits_for_a_round(server):
+    """%pachls wait through the kernel's server: nothing new yet, then the commit after a given one."""
+    outputs = server.run_notebook([
+        "%load_ext jupyterlab_pachls\n%pachls create-repo rounds\n%pachls mount rounds@master --rw\n"
+        "from jupyterlab_pachls import connect\npachls = connect()\n"
+        "where = pachls.mount_status('rounds').mountpoint",
+        "%%pachls commit rounds -m 'round 1'\nopen(where + '/a.txt', 'w').write('1')",
+        "%pachls wait rounds@master --timeout 0",
+        "%%pachls commit rounds -m 'round 2'\nopen(where + '/b.txt', 'w').write('2')",
+        "first = pachls.log('rounds@master')[-1].id\n"
+        "got = %pachls wait rounds@master --after {first} --timeout 30\n"
+        "print(got.message, got.parent == first)",
+        "%pachls unmount rounds",
+    ], name="wait")
+    for cell in outputs:
+        no_errors(cell)
+    nothing, waited = outputs[2], outputs[4]
+    assert stream(nothing, "stderr") == "No new commit on rounds@master within 0 s\n"
+    code, history = server.api("GET", "repos/rounds/branches/master/commits")
+    assert code == 200 and [c["message"] for c in history["commits"]] == ["round 2", "round 1"]
+    second = history["commits"][0]
+    assert stream(waited, "stdout") == (f"New commit on rounds@master: {second['id']} ('round 2' by "
+                                        f"{second['author']})\nround 2 True\n")
 
 
 def test_notebook_failed_cell_discard_and_pinned_commit(server):
