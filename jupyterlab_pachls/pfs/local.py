@@ -798,17 +798,25 @@ class LocalBackend(Backend):
         return self.inspect_repo(repo)
 
     def read_staged(self, commit: Commit, path: str) -> Iterator[bytes] | None:
-        """The content staged for ``path`` in an open commit, or None if nothing is staged there."""
+        """What an open commit has staged for ``path``: its content if written, nothing (an empty
+        iterator) if deleted (itself or a directory above it), None if the commit did not touch it."""
         self._open_commit(commit)
         path = normalize_path(path, allow_root=False)
         with self._lock:
             row = self._buffers.get(commit.id, {}).get(path)
+        db = self._db()
         if row is None:
-            row = self._db().execute("SELECT op, blob, size FROM staged WHERE commit_id=? AND path=?",
-                                     (commit.id, path)).fetchone()
-        if row is None or row[0] != OP_PUT:
-            return None
-        return self._read_blob(self.blob_path(row[1]), 0, None)
+            row = db.execute("SELECT op, blob, size FROM staged WHERE commit_id=? AND path=?",
+                             (commit.id, path)).fetchone()
+        if row is not None:
+            return self._read_blob(self.blob_path(row[1]), 0, None) if row[0] == OP_PUT else iter(())
+        node = path
+        while node != "/":
+            node = parent_dir(node)
+            if db.execute("SELECT 1 FROM staged WHERE commit_id=? AND path=? AND op=?",
+                          (commit.id, node, OP_DELETE_TREE)).fetchone() is not None:
+                return iter(())
+        return None
 
     def auto_commit(self, repo: str, branch: str, *, commit_id: str | None = None) -> Commit:
         """Land an empty commit of origin AUTO on ``branch`` (created if missing), as pachd does for a

@@ -9,8 +9,9 @@ each known difference; the main points:
   responses (NilBranch), a debug log line per call, pachd's status codes.
 - An empty project name means ``default``; repo type ``""`` means ``user``.
 - ``StartCommit`` makes the open commit the branch's head *for clients of this server* (pachd
-  moves the branch at once; the store moves it when the commit lands). This view is held in
-  memory: after a restart, commits left open stay open but no longer shadow their branch.
+  moves the branch at once; the store moves it when the commit lands). The server rebuilds this
+  view from the store's open commits when it starts, so an open commit stays its branch's head
+  across restarts, as in pachd.
 - ``CreateBranch`` without a head lands an empty commit of origin AUTO, as pachd does, so the
   first user commit's parent is that commit.
 - Hashes are opaque (``hashing``); ``FileInfo.committed`` is the commit's finishing time.
@@ -194,8 +195,13 @@ class PfsService:
         self.hasher = Hasher(backend)
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str], str] = {}  # (repo key, branch) -> open commit started here
-        self._written: dict[str, set[str]] = {}  # open commit id -> paths written through ModifyFile
         self.transactions = None  # the TransactionService that pfs calls inside a transaction go to
+        # Commits left open in the store (by an earlier run of the server) are their branch's head
+        # again, as pachd's open commits stay heads across restarts.
+        for repo in backend.list_repos():
+            for commit in backend.open_commits(repo.key):  # oldest first: the newest wins
+                if commit.branch:
+                    self._open[(repo.key, commit.branch)] = commit.id
 
     # -- registration --------------------------------------------------------------------------
     def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
@@ -658,14 +664,12 @@ class PfsService:
         opened = self.backend.start_commit(key, name, message=request.description, commit_id=commit_id)
         with self._lock:
             self._open[(key, name)] = opened.id
-            self._written[opened.id] = set()
         return _commit_msg(key, opened.id, name)
 
     def _forget(self, commit_id: str) -> None:
         with self._lock:
             for k in [k for k, v in self._open.items() if v == commit_id]:
                 del self._open[k]
-            self._written.pop(commit_id, None)
 
     def finish_commit(self, context, request: pfs.FinishCommitRequest):
         commit = self._commit(request.commit)
@@ -685,8 +689,6 @@ class PfsService:
         if not commit.is_open:
             raise _unknown("cannot clear finished commit")
         self.backend.clear_commit(commit)
-        with self._lock:
-            self._written[commit.id] = set()
         return Empty()
 
     def _wait(self, context, key: str, commit: Commit, state) -> Commit:
@@ -921,8 +923,6 @@ class PfsService:
                 self.backend.put_files(commit, [(path, spool)])
             finally:
                 spool.close()
-            with self._lock:
-                self._written.setdefault(commit.id, set()).add(path)
 
         def need_commit():
             if commit is None:
@@ -967,8 +967,6 @@ class PfsService:
                     if body.path.endswith("/") or path == "/" or not self._is_dir_before(key, commit, path):
                         self.backend.delete_file(commit, path)
                     deleted_here.add(path)
-                    with self._lock:
-                        self._written.get(commit.id, set()).discard(path)
                 elif kind == "copy_file":
                     flush()
                     need_commit()
@@ -996,11 +994,9 @@ class PfsService:
 
     def _append_base(self, key: str, commit: Commit, path: str, spool) -> None:
         """pachd's add_file appends: start from what the commit already holds for the path."""
-        with self._lock:
-            written = path in self._written.get(commit.id, set())
-        if written:
-            staged = self.backend.read_staged(commit, path)
-            for chunk in staged or ():
+        staged = self.backend.read_staged(commit, path)
+        if staged is not None:  # written (or deleted) earlier in this open commit
+            for chunk in staged:
                 spool.write(chunk)
             return
         if commit.parent is None:

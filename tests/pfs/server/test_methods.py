@@ -372,3 +372,25 @@ def test_waiting_inspect_commit_wakes_when_the_commit_lands(client, master):
     client.pfs.finish_commit(commit=opened)
     waiter.join(30)
     assert result and finished(result[0])
+
+
+def test_an_open_commit_stays_the_branch_head_across_a_restart(served, client, master, put):
+    from pachyderm_sdk import Client
+
+    from jupyterlab_pachls.pfs.server import make_server
+
+    store, _port = served
+    put(master, {"/log": b"a"})
+    opened = client.pfs.start_commit(branch=master)
+    client.pfs.put_file_from_bytes(commit=opened, path="/log", data=b"b", append=True)
+    again, port = make_server(store, "127.0.0.1:0")  # a new server process over the same store
+    try:
+        restarted = Client("127.0.0.1", port)
+        assert restarted.pfs.inspect_branch(branch=master).head.id == opened.id
+        code, message = code_of(lambda: restarted.pfs.start_commit(branch=master))
+        assert code == grpc.StatusCode.UNKNOWN and "has not been finished" in message
+        restarted.pfs.put_file_from_bytes(commit=opened, path="/log", data=b"c", append=True)
+        restarted.pfs.finish_commit(commit=opened)
+        assert read(restarted, opened, "/log") == b"abc"
+    finally:
+        again.stop(grace=None).wait()
