@@ -5,10 +5,11 @@ fresh PACHLS_STORE that holds the demo data.
 
 The store sits in ``ui-tests/.pachls-store/store`` (git-ignored). Its parent
 directory is where the server keeps the managed Label Studio
-(``labelstudio/``), the labeling sessions (``labeling/``) and the mount state
-(``mounts/``). Everything but ``labelstudio/`` is removed at start and at exit,
-so every run begins from the demo data; the Label Studio data dir is kept, so
-only the first run on a machine pays its database migration (a minute or two).
+(``labelstudio/``), the labeling sessions (``labeling/``), the mount state
+(``mounts/``) and the saved identities (``identities.json``). Everything but
+``labelstudio/`` is removed at start and at exit, so every run begins from the
+demo data; the Label Studio data dir is kept, so only the first run on a
+machine pays its database migration (a minute or two).
 
 Two people for the authorship tests: `TwoUserTestIdentityProvider` stands in
 for a real identity provider (JupyterHub's, or one a deployment configures).
@@ -65,6 +66,9 @@ _store = os.path.join(_home, "store")
 def _clean() -> None:
     for name in ("store", "labeling", "mounts"):
         shutil.rmtree(os.path.join(_home, name), ignore_errors=True)
+    # names and emails saved through PUT /pachls/api/identity
+    if os.path.exists(os.path.join(_home, "identities.json")):
+        os.remove(os.path.join(_home, "identities.json"))
 
 
 _clean()
