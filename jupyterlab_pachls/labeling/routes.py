@@ -239,7 +239,8 @@ class LoginHandler(LabelingHandler):
         identity = self.identity
         if identity.required:
             identity.author  # 409 identity_required: the account is made from it
-        await self.label_studio_ready(ACTION_WAIT)
+        # the tab asks again while Label Studio starts (it shows the progress), so no long wait here
+        await self.label_studio_ready(POLL_WAIT)
         self.send_json(await self.call(self.labeling.login, identity.email, identity.name))
 
 
