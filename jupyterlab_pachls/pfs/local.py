@@ -472,6 +472,27 @@ class LocalBackend(Backend):
                 return None if row[0] == TOMBSTONE else _Row(*row)
         return None
 
+    def dir_version(self, repo: str, ref: str, path: str) -> str | None:
+        """An id of the state of directory ``path`` at ``ref``: the same id means the same content
+        below it (the commit that last changed something there), None if it is not a directory."""
+        path = normalize_path(path)
+        row, chain = self._finished_view(repo, ref)
+        if row is None:
+            return None
+        directory = "/" if path == "/" else path + "/"
+        parent = parent_dir(directory) if directory != "/" else ""
+        db = self._db()
+        for line, bound in chain:
+            found = db.execute(
+                "SELECT kind, seq FROM entries WHERE line=? AND dir=? AND path=? AND seq<=? ORDER BY seq DESC LIMIT 1",
+                (line, parent, directory, bound)).fetchone()
+            if found is not None:
+                if found[0] != DIR:
+                    return None
+                owner = db.execute("SELECT id FROM commits WHERE line=? AND seq=?", (line, found[1])).fetchone()
+                return owner[0] if owner else None
+        return None
+
     def _dir_rows(self, chain, directory: str, after: str | None) -> Iterator[tuple[str, _Row]]:
         """Live children of ``directory`` after ``after``, in path order, merged across the chain."""
         def line_rows(priority: int, line: int, bound: int):

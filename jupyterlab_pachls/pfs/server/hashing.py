@@ -10,7 +10,8 @@ Here:
   client could compare with its own;
 - a directory's hash is an (unkeyed) BLAKE2b-256 over its direct children's hashes in path
   order, as pachd computes it. It needs the whole subtree, so it is computed on demand and kept
-  per (repo, commit, path): finished commits never change.
+  per directory *version* (the store's id of the commit that last changed something below it):
+  a new commit re-hashes only the directories it changed.
 """
 
 from __future__ import annotations
@@ -45,13 +46,20 @@ class Hasher:
         self._dirs: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _version(self, repo: str, commit_id: str, path: str) -> str | None:
+        versioned = getattr(self.backend, "dir_version", None)
+        return versioned(repo, commit_id, path) if versioned is not None else None
+
     def of(self, repo: str, commit_id: str, info: FileInfo) -> bytes:
         if not info.is_dir:
             return file_hash(info.hash, info.size) if info.hash else b""
         return self._dir(repo, commit_id, info.path.rstrip("/") or "/")
 
     def _dir(self, repo: str, commit_id: str, path: str) -> bytes:
-        key = (repo, commit_id, path)
+        # Keyed by the directory's version when the store knows it: a commit then only hashes the
+        # directories it changed, the others are those of earlier commits.
+        version = self._version(repo, commit_id, path)
+        key = (repo, version or commit_id, path)
         with self._lock:
             cached = self._dirs.get(key)
             if cached is not None:
