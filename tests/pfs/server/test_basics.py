@@ -33,10 +33,17 @@ def test_file_hashes_are_opaque_stable_and_directories_hash_their_children(clien
     children = [files["/a/"].hash, files["/b.txt"].hash, files["/c.txt"].hash]
     assert files["/"].hash == hashlib.blake2b(b"".join(children), digest_size=32).digest()
     assert files["/a/"].hash == hashlib.blake2b(files["/a/x.txt"].hash, digest_size=32).digest()
-    # the same content in a later commit keeps its hash
+    # the same content in a later commit keeps its hash; directories follow their content
     later = put(master, {"/d.txt": b"hello"})
-    again = client.pfs.inspect_file(file=pfs.File(commit=later.commit, path="/d.txt"))
-    assert again.hash == files["/b.txt"].hash
+    after = {fi.file.path: fi for fi in client.pfs.walk_file(file=pfs.File(commit=later.commit, path="/"))}
+    assert after["/d.txt"].hash == files["/b.txt"].hash
+    assert after["/a/"].hash == files["/a/"].hash  # untouched
+    children = [after[p].hash for p in ("/a/", "/b.txt", "/c.txt", "/d.txt")]
+    assert after["/"].hash == hashlib.blake2b(b"".join(children), digest_size=32).digest() != files["/"].hash
+    changed = put(master, {"/a/x.txt": b"changed"})
+    moved = client.pfs.inspect_file(file=pfs.File(commit=changed.commit, path="/a"))
+    inner = client.pfs.inspect_file(file=pfs.File(commit=changed.commit, path="/a/x.txt"))
+    assert moved.hash == hashlib.blake2b(inner.hash, digest_size=32).digest() != files["/a/"].hash
 
 
 def test_commit_branch_is_cleared_in_every_response_pachd_clears(client, master, put):
