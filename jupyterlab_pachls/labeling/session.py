@@ -568,7 +568,7 @@ class LabelingService:
                     f"resync from {ref!r} would replace the annotations of {len(preview['overwrite'])} and delete "
                     f"those of {len(preview['remove'])} data file(s), {len(preview['uncommitted'])} of them never "
                     "committed; confirm to go ahead", **preview)
-            user_ids = {email: uid for uid, email in plan["users"].items()}
+            user_ids = {email.lower(): uid for uid, email in plan["users"].items()}
             restored, removed = 0, 0
             for path, (task, current, annotations) in plan["actions"].items():
                 for annotation in current:
@@ -580,8 +580,11 @@ class LabelingService:
                             "was_cancelled": bool(annotation.get("was_cancelled")),
                             "ground_truth": bool(annotation.get("ground_truth"))}
                     creator = authors(annotation)[0]
-                    if creator:
-                        body["completed_by"] = self._user_id(creator, user_ids)
+                    if creator and "@" in creator:
+                        try:
+                            body["completed_by"] = self._user_id(creator, user_ids)
+                        except InvalidArgument:
+                            pass  # no account for it (Label Studio refused the address); the label file keeps it
                     made = self._request("POST", f"/api/tasks/{task['id']}/annotations/", json=body)
                     session.restored[str(made["id"])] = annotation
                     restored += 1
@@ -607,7 +610,9 @@ class LabelingService:
 
     def _user_id(self, email: str, known: dict[str, int]) -> int:
         """The Label Studio user of ``email``, made if missing (in the managed one, an account its
-        person can log in to later through the tab; on a team server, a user without a password)."""
+        person can log in to later through the tab; on a team server, a user without a password).
+        ``known``: lowercased email -> user id (Label Studio keeps emails lowercased)."""
+        email = email.lower()
         if email not in known and getattr(self.label_studio, "mode", None) == "managed":
             with self._accounts_lock:
                 self._account(email, email.split("@")[0], known)
@@ -651,7 +656,8 @@ class LabelingService:
                            "keeps its own users: log in there with your own account")
         self._ls()
         with self._accounts_lock:
-            password = self._account(email, name, {e: i for i, e in self._users().items()})
+            email = email.lower()  # as Label Studio keeps it
+            password = self._account(email, name, {e.lower(): i for i, e in self._users().items()})
         return {"email": email, "password": password}
 
     def _account(self, email: str, name: str, known: dict[str, int]) -> str:
@@ -669,7 +675,7 @@ class LabelingService:
         else:
             self._sign_up(email, password)
         label_studio.save_account_password(email, password)
-        made = {e: i for i, e in self._users().items()}
+        made = {e.lower(): i for i, e in self._users().items()}
         if email not in made:
             raise Unavailable(f"Label Studio did not create the account of {email}")
         known[email] = made[email]
@@ -687,6 +693,8 @@ class LabelingService:
                 raise Unavailable(f"Label Studio's sign-up page answered {form.status_code} without a CSRF cookie")
             done = browser.post("/user/signup/", params={"token": token}, headers={"Referer": str(form.url)},
                                 data={"csrfmiddlewaretoken": csrf, "email": email, "password": password})
+        if done.status_code == 200:  # the form again, with what is wrong (an address it does not take)
+            raise InvalidArgument(f"Label Studio refused to make an account for {email!r}", email=email)
         if done.status_code != 302:
             raise Unavailable(f"Label Studio refused to create the account of {email} ({done.status_code})")
         # a new invite token: the one used cannot open the door again
