@@ -88,7 +88,8 @@ def test_large_file_round_trip_with_flat_memory(server, tmp_path):
             c.put_file("/big.bin", source)
         up = time.monotonic() - started
         info = backend.inspect_file("big", "master", "/big.bin")
-        assert (info.size, info.hash) == (SIZE, expected)
+        # pachd's hash is opaque (not the bytes' sha256): the content is checked below, on the bytes read back
+        assert info.size == SIZE and info.hash_kind == "opaque" and info.hash != expected
 
         started = time.monotonic()
         got = hashlib.sha256()
