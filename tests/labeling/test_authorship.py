@@ -218,12 +218,34 @@ async def test_no_identity_no_login_no_label_commit(as_user, api, pachls_state, 
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     nobody = as_user(None)  # plain token login: Jupyter's made-up anonymous user
+    await wait_running(api)
+    label_studio = pachls_state.labeling.label_studio
+    backend = pachls_state.backend
+    backend.create_repo("images")
+    with backend.commit("images", "master", message="data", author="demo") as c:
+        c.put_files(demo_files()[:2])
+    status, session = await nobody("POST", "labeling/sessions", {  # writes no history: allowed
+        "data": "images@master", "labels": "labels@master", "template": "image-classification",
+        "classes": CHOICES})
+    assert status == 201 and session["created_by"] == "", session
+    admin = LabelStudio(base_url=label_studio.url, api_key=label_studio.credentials.token)
+    task = next(iter(admin.tasks.list(project=session["project_id"])))
+    admin.annotations.create(id=task.id, result=choice("cat"))
+
     status, body = await nobody("GET", "labeling/login")
     assert (status, body["error"]) == (409, "identity_required"), body
-    status, body = await nobody("POST", "labeling/sessions/abc123/commit", {"message": "m"})
-    assert status in (404, 409), body  # an unknown session is named first; a known one needs an identity
-    status, body = await nobody("POST", "labeling/sessions/abc123/resync", {"ref": "master"})
-    assert status in (404, 409), body
+    status, body = await nobody("POST", f"labeling/sessions/{session['id']}/commit", {"message": "m"})
+    assert (status, body["error"]) == (409, "identity_required"), body
+    status, body = await nobody("POST", f"labeling/sessions/{session['id']}/resync",
+                                {"ref": "master", "confirm": True})
+    assert (status, body["error"]) == (409, "identity_required"), body
+    assert backend.list_commits("labels", "master") == []  # nothing committed
+    assert len(admin.annotations.list(id=task.id)) == 1  # nothing resynced away
+    status, pending = await nobody("GET", f"labeling/sessions/{session['id']}/pending")
+    assert pending["count"] == 1
+    status, body = await nobody("PUT", "identity", {"name": "Noa Name", "email": "noa@example.com"})
+    status, landed = await nobody("POST", f"labeling/sessions/{session['id']}/commit", {"message": "m"})
+    assert status == 201 and landed["author"] == "Noa Name <noa@example.com>", landed
 
 
 async def test_deleting_a_session_keeps_or_deletes_its_project_and_never_loses_labels(as_user, api, pachls_state):
