@@ -842,8 +842,21 @@ class LocalBackend(Backend):
     def auto_commit(self, repo: str, branch: str, *, commit_id: str | None = None) -> Commit:
         """Land an empty commit of origin AUTO on ``branch`` (created if missing), as pachd does for a
         branch created without a head."""
-        opened = self.start_commit(repo, branch, origin="AUTO", commit_id=commit_id)
-        return self.finish_commit(opened)
+        validate_name(branch, "branch")
+        repo_id = self._repo_id(repo)
+        commit_id = commit_id or uuid.uuid4().hex
+        with self._write() as db:  # one transaction: a crash leaves no open AUTO commit behind
+            head = db.execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
+            if head is None:
+                db.execute("INSERT INTO branches (repo_id, name, head) VALUES (?,?,NULL)", (repo_id, branch))
+            db.execute(
+                "INSERT INTO commits (id, repo_id, branch, parent, message, author, started, origin, provenance, metadata) "
+                "VALUES (?,?,?,?,'','',?,'AUTO','[]','{}')",
+                (commit_id, repo_id, branch, head[0] if head else None, time.time()))
+            row = db.execute(f"SELECT {self._COMMIT_COLUMNS} FROM commits WHERE id=?", (commit_id,)).fetchone()
+            self._land(db, row, head[0] if head else None)
+        self._changed()
+        return self.inspect_commit(repo, commit_id)
 
     def clear_commit(self, commit: Commit) -> None:
         """Forget every change staged in an open commit; it stays open."""
