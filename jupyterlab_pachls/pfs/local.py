@@ -818,6 +818,22 @@ class LocalBackend(Backend):
             db.execute("UPDATE repos SET description=? WHERE id=?", (description, repo_id))
         return self.inspect_repo(repo)
 
+    def staged_changes(self, commit: Commit) -> tuple[list[tuple[str, str, int]], list[str], list[str]]:
+        """What an open commit staged so far: (files written as (path, blob, size), files deleted,
+        directories deleted as ``/dir/`` prefixes, ``/`` for everything)."""
+        self._open_commit(commit)
+        self._flush(commit.id)
+        puts, deletes, trees = [], [], []
+        for path, op, blob, size in self._db().execute(
+                "SELECT path, op, blob, size FROM staged WHERE commit_id=? ORDER BY path", (commit.id,)):
+            if op == OP_PUT:
+                puts.append((path, blob, size))
+            elif op == OP_DELETE:
+                deletes.append(path)
+            else:
+                trees.append(path)
+        return puts, deletes, trees
+
     def read_staged(self, commit: Commit, path: str) -> Iterator[bytes] | None:
         """What an open commit has staged for ``path``: its content if written, nothing (an empty
         iterator) if deleted (itself or a directory above it), None if the commit did not touch it."""

@@ -15,6 +15,7 @@ each known difference; the main points:
 - ``CreateBranch`` without a head lands an empty commit of origin AUTO, as pachd does, so the
   first user commit's parent is that commit.
 - Hashes are opaque (``hashing``); ``FileInfo.committed`` is the commit's finishing time.
+- An open commit reads as what it holds so far (``views.OpenView``), as in pachd.
 - ``ModifyFile``'s ``add_file`` appends, as in pachd (the SDK sends ``delete_file`` first to
   overwrite); a second append to a path in the same open commit appends to what was staged.
 - What needs pipelines, enterprise, storage file sets, URLs or egress answers UNIMPLEMENTED with
@@ -46,6 +47,7 @@ from . import calls
 from .calls import Status, Unimplemented
 from .hashing import Hasher
 from .transactions import transaction_of
+from .views import OpenView, StoreView
 
 #: Bytes per GetFile message (pachd streams files in chunks well under the SDK's 20 MB limit).
 GET_CHUNK = 1 << 20
@@ -398,12 +400,13 @@ class PfsService:
             info.details = pfs.CommitInfoDetails(size_bytes=c.size_bytes)
         return info
 
-    def _file_info(self, commit: Commit, info: FileInfo) -> pfs.FileInfo:
+    def _file_info(self, commit: Commit, info: FileInfo, view=None) -> pfs.FileInfo:
+        view = view or self._view(commit)
         msg = pfs.FileInfo(
             file=pfs.File(commit=_commit_msg(commit.repo, commit.id, commit.branch), path=info.path),
             file_type=pfs.FileType.DIR if info.is_dir else pfs.FileType.FILE,
             size_bytes=info.size,
-            hash=self.hasher.of(commit.repo, commit.id, info),
+            hash=view.hash(info),
         )
         if commit.finished:
             msg.committed = commit.finished
@@ -1024,6 +1027,10 @@ class PfsService:
             self.backend.put_files(commit, [(target, _Reader(self.backend.read_file(src_key, ref, item.path)))])
 
     # -- reading files ---------------------------------------------------------------------------
+    def _view(self, commit: Commit):
+        """The commit's files as a reader sees them (an open commit: what it holds so far, as pachd)."""
+        return OpenView(self.backend, commit) if commit.is_open else StoreView(self.backend, self.hasher, commit)
+
     def _file(self, file: pfs.File | None) -> tuple[Commit, str]:
         if file is None:
             raise _unknown("a file is required")
@@ -1034,36 +1041,36 @@ class PfsService:
         return NotFound(f"file {path} not found in repo {_repo_text(commit.repo)} at commit {commit.id}",
                         path=path)
 
-    def _inspect(self, commit: Commit, path: str) -> FileInfo:
+    def _inspect(self, view, path: str) -> FileInfo:
         try:
-            return self.backend.inspect_file(commit.repo, commit.id, path)
+            return view.inspect_file(path)
         except NotFound:
-            raise self._not_found(commit, path) from None
+            raise self._not_found(view.commit, path) from None
 
-    def _matched(self, file: pfs.File | None) -> tuple[Commit, list[FileInfo]]:
-        """pachd reads GetFile's path as a glob: the infos it matches (NOT_FOUND if none)."""
+    def _matched(self, file: pfs.File | None):
+        """pachd reads GetFile's path as a glob: (view, the infos it matches); NOT_FOUND if none."""
         if file is None:
             raise _unknown("a file is required")
         raw = file.path or "/"
         if not GLOB_MAGIC & set(raw):
             commit, path = self._file(file)
-            return commit, [self._inspect(commit, path)]
-        commit = self._commit(file.commit if calls.has(file, "commit") else None)
-        matched = sorted(self.backend.glob(commit.repo, commit.id, raw), key=lambda i: i.path)
+            view = self._view(commit)
+            return view, [self._inspect(view, path)]
+        view = self._view(self._commit(file.commit if calls.has(file, "commit") else None))
+        matched = sorted(view.glob(raw), key=lambda i: i.path)
         if not matched:
-            raise self._not_found(commit, raw)
-        return commit, matched
+            raise self._not_found(view.commit, raw)
+        return view, matched
 
     def get_file(self, context, request: pfs.GetFileRequest):
         if request.url:
             raise Unimplemented("GetFile to a URL is not served: the embedded store does not write to object storage")
-        commit, matched = self._matched(request.file if calls.has(request, "file") else None)
+        view, matched = self._matched(request.file if calls.has(request, "file") else None)
         if any(info.is_dir for info in matched):
             raise _unknown("cannot get directory or non-regular file. Use GetFileTAR instead")
         if len(matched) > 1:
             raise _unknown("matched multiple files. Use GetFileTAR instead")
-        path = matched[0].path
-        for chunk in self.backend.read_file(commit.repo, commit.id, path, offset=max(0, request.offset)):
+        for chunk in view.read_file(matched[0].path, offset=max(0, request.offset)):
             for start in range(0, len(chunk), GET_CHUNK):
                 yield BytesValue(value=chunk[start:start + GET_CHUNK])
 
@@ -1072,29 +1079,30 @@ class PfsService:
         paths, directories end with '/', as pachd writes them."""
         if request.url:
             raise Unimplemented("GetFileTAR to a URL is not served: the embedded store does not write to object storage")
-        commit, matched = self._matched(request.file if calls.has(request, "file") else None)
+        view, matched = self._matched(request.file if calls.has(request, "file") else None)
         out = _TarStream()
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for info in (item for top in matched for item in self._walk(commit, top)):
+            for info in (item for top in matched for item in self._walk(view, top)):
                 entry = tarfile.TarInfo(info.path)
                 if info.is_dir:
                     entry.type = tarfile.DIRTYPE
                     tar.addfile(entry)
                 else:
                     entry.size = info.size
-                    tar.addfile(entry, _Reader(self.backend.read_file(commit.repo, commit.id, info.path)))
+                    tar.addfile(entry, _Reader(view.read_file(info.path)))
                 yield from out.take()
         yield from out.rest()
 
     def inspect_file(self, context, request: pfs.InspectFileRequest):
         commit, path = self._file(request.file)
-        if path == "/" and not self.backend.list_dir(commit.repo, commit.id, "/", limit=1).items:
+        view = self._view(commit)
+        if path == "/" and not view.list_dir("/", limit=1).items:
             raise self._not_found(commit, path)  # pachd: an empty commit has no "/" entry to inspect
-        return self._file_info(commit, self._inspect(commit, path))
+        return self._file_info(commit, self._inspect(view, path), view)
 
-    def _dir_entries(self, commit: Commit, path: str, after: str | None) -> Iterator[FileInfo]:
+    def _dir_entries(self, view, path: str, after: str | None) -> Iterator[FileInfo]:
         while True:
-            page = self.backend.list_dir(commit.repo, commit.id, path, limit=1000, after=after)
+            page = view.list_dir(path, limit=1000, after=after)
             yield from page.items
             if page.next is None:
                 return
@@ -1102,32 +1110,34 @@ class PfsService:
 
     def list_file(self, context, request: pfs.ListFileRequest):
         commit, path = self._file(request.file)
-        info = self._inspect(commit, path)
+        view = self._view(commit)
+        info = self._inspect(view, path)
         if not info.is_dir:
-            yield self._file_info(commit, info)
+            yield self._file_info(commit, info, view)
             return
         marker = request.pagination_marker.path if calls.has(request, "pagination_marker") \
             and request.pagination_marker.path else None
         if request.reverse:
-            items = [i for i in self._dir_entries(commit, path, None) if marker is None or i.path < marker][::-1]
+            items = [i for i in self._dir_entries(view, path, None) if marker is None or i.path < marker][::-1]
         else:
-            items = self._dir_entries(commit, path, marker)
+            items = self._dir_entries(view, path, marker)
         for n, item in enumerate(items):
             if request.number and n >= request.number:
                 return
-            yield self._file_info(commit, item)
+            yield self._file_info(commit, item, view)
 
-    def _walk(self, commit: Commit, info: FileInfo) -> Iterator[FileInfo]:
+    def _walk(self, view, info: FileInfo) -> Iterator[FileInfo]:
         yield info
         if info.is_dir:
-            for child in self._dir_entries(commit, info.path.rstrip("/") or "/", None):
-                yield from self._walk(commit, child)
+            for child in self._dir_entries(view, info.path.rstrip("/") or "/", None):
+                yield from self._walk(view, child)
 
     def walk_file(self, context, request: pfs.WalkFileRequest):
         commit, path = self._file(request.file)
         marker = request.pagination_marker.path if calls.has(request, "pagination_marker") \
             and request.pagination_marker.path else None
-        items = self._walk(commit, self._inspect(commit, path))
+        view = self._view(commit)
+        items = self._walk(view, self._inspect(view, path))
         if request.reverse:
             items = iter([i for i in items if marker is None or i.path < marker][::-1])
         elif marker is not None:
@@ -1135,12 +1145,13 @@ class PfsService:
         for n, item in enumerate(items):
             if request.number and n >= request.number:
                 return
-            yield self._file_info(commit, item)
+            yield self._file_info(commit, item, view)
 
     def glob_file(self, context, request: pfs.GlobFileRequest):
         commit = self._commit(request.commit if calls.has(request, "commit") else None)
-        for info in sorted(self.backend.glob(commit.repo, commit.id, request.pattern), key=lambda i: i.path):
-            yield self._file_info(commit, info)
+        view = self._view(commit)
+        for info in sorted(view.glob(request.pattern), key=lambda i: i.path):
+            yield self._file_info(commit, info, view)
 
     def diff_file(self, context, request: pfs.DiffFileRequest):
         """pachd's DiffFile: files *and directories* under ``new_file.path`` in the new commit
@@ -1153,7 +1164,8 @@ class PfsService:
         else:
             old = self.backend.inspect_commit(new.repo, new.parent) if new.parent else None
             old_path = new_path
-        if old is not None and old.repo == new.repo and old_path == new_path and not old.is_open:
+        if old is not None and old.repo == new.repo and old_path == new_path and not old.is_open \
+                and not new.is_open:
             old_items, new_items = self._changed(old, new, new_path)
         else:
             old_items, new_items = self._scope(old, old_path), self._scope(new, new_path)
@@ -1199,11 +1211,12 @@ class PfsService:
         """Served infos of ``path`` and everything below it in ``commit``, by path."""
         if commit is None:
             return {}
+        view = self._view(commit)
         try:
-            top = self.backend.inspect_file(commit.repo, commit.id, path)
+            top = view.inspect_file(path)
         except NotFound:
             return {}
-        return {info.path: self._file_info(commit, info) for info in self._walk(commit, top)}
+        return {info.path: self._file_info(commit, info, view) for info in self._walk(view, top)}
 
     # -- maintenance -----------------------------------------------------------------------------
     def delete_all(self, context, request):

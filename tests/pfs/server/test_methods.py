@@ -394,3 +394,24 @@ def test_an_open_commit_stays_the_branch_head_across_a_restart(served, client, m
         assert read(restarted, opened, "/log") == b"abc"
     finally:
         again.stop(grace=None).wait()
+
+
+def test_an_open_commit_reads_as_what_it_holds_so_far(client, master, put):
+    put(master, {"/keep.txt": b"k", "/old/1.txt": b"1", "/old/2.txt": b"2", "/log": b"a"})
+    opened = client.pfs.start_commit(branch=master)
+    client.pfs.put_file_from_bytes(commit=opened, path="/new/3.txt", data=b"three")
+    client.pfs.put_file_from_bytes(commit=opened, path="/log", data=b"b", append=True)
+    client.pfs.delete_file(commit=opened, path="/old/")
+    head = pfs.Commit(branch=master, repo=master.repo)  # the open commit is the branch's head
+    walked = [fi.file.path for fi in client.pfs.walk_file(file=pfs.File(commit=head, path="/"))]
+    assert walked == ["/", "/keep.txt", "/log", "/new/", "/new/3.txt"]
+    assert read(client, head, "/new/3.txt") == b"three" and read(client, opened, "/log") == b"ab"
+    info = client.pfs.inspect_file(file=pfs.File(commit=opened, path="/new"))
+    assert info.file_type == pfs.FileType.DIR and info.size_bytes == 5
+    assert info.committed.year == 1970  # unset: the commit has not finished
+    code, _ = code_of(lambda: client.pfs.inspect_file(file=pfs.File(commit=opened, path="/old/1.txt")))
+    assert code == grpc.StatusCode.NOT_FOUND
+    open_hashes = {fi.file.path: fi.hash for fi in client.pfs.walk_file(file=pfs.File(commit=opened, path="/"))}
+    client.pfs.finish_commit(commit=opened)
+    done = {fi.file.path: fi.hash for fi in client.pfs.walk_file(file=pfs.File(commit=opened, path="/"))}
+    assert done == open_hashes  # the same tree, the same hashes, once it lands
