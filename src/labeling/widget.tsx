@@ -6,6 +6,7 @@ import { Message } from '@lumino/messaging';
 import { Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
+import { PachlsApiError } from '../api';
 import { errorMessage } from '../state';
 import { getLogin } from './api';
 import { LabelingModel } from './model';
@@ -136,7 +137,13 @@ export class LabelingContent extends Panel {
         await loginToLabelStudio(prefix, {
           fetch: (url, init) => fetch(url, init),
           cookie: name => readCookie(name),
-          credentials: getLogin
+          credentials: () =>
+            getLogin().catch(reason => {
+              // the server answers 503 while Label Studio (re)starts: keep waiting
+              throw reason instanceof PachlsApiError && reason.status === 503
+                ? new LabelStudioStartingError()
+                : reason;
+            })
         });
         break;
       } catch (reason) {
