@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -116,35 +118,26 @@ def _error(msg, field: str, reason: str, cause: str = "") -> str:
     return f"invalid {_go_name(msg)}.{field}: {reason}" + (f" | caused by: {cause}" if cause else "")
 
 
+@functools.lru_cache(maxsize=None)
+def _field_names(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _go_field(name: str) -> str:
+    return "".join(part.title() for part in name.rstrip("_").split("_"))
+
+
 def validate_all(msg) -> str:
-    """pachd's ``ValidateAll`` of ``msg``: "" if valid, else the validator's message."""
+    """pachd's ``ValidateAll`` of ``msg`` (its rules, then every embedded message's, recursively):
+    "" if valid, else the validator's message."""
     errors: list[str] = []
     for name, go in _REQUIRED.get(type(msg), ()):
         if not has(msg, name):
             errors.append(_error(msg, go, "value is required"))
-    if isinstance(msg, pfs.ModifyFileRequest):
-        kind, value = betterproto.which_one_of(msg, "body")
-        if kind == "copy_file":
-            cause = validate_all(value)
-            if cause:
-                errors.append(_error(msg, "CopyFile", "embedded message failed validation", cause))
-    elif isinstance(msg, metadata.EditMetadataRequest):
-        for i, edit in enumerate(msg.edits):
-            cause = validate_all(edit)
-            if cause:
-                errors.append(_error(msg, f"Edits[{i}]", "embedded message failed validation", cause))
-    elif isinstance(msg, metadata.Edit):
-        target, _ = betterproto.which_one_of(msg, "target")
-        if not target:
-            errors.append(_error(msg, "Target", "value is required"))
-        op, value = betterproto.which_one_of(msg, "op")
-        if not op:
-            errors.append(_error(msg, "Op", "value is required"))
-        else:
-            cause = validate_all(value)
-            if cause:
-                go = "".join(part.title() for part in op.split("_"))
-                errors.append(_error(msg, go, "embedded message failed validation", cause))
+    if isinstance(msg, metadata.Edit):
+        for group, go in (("target", "Target"), ("op", "Op")):
+            if not betterproto.which_one_of(msg, group)[0]:
+                errors.append(_error(msg, go, "value is required"))
     elif isinstance(msg, (metadata.EditAddKey, metadata.EditEditKey, metadata.EditDeleteKey)):
         if len(msg.key) < 1:
             errors.append(_error(msg, "Key", "value length must be at least 1 runes"))
@@ -152,6 +145,19 @@ def validate_all(msg) -> str:
         for key in msg.replacement:
             if len(key) < 1:
                 errors.append(f"invalid key for {_go_name(msg)}.Replacement[{key}]: value length must be at least 1 runes")
+    for name in _field_names(type(msg)):
+        value = msg._Message__raw_get(name)  # noqa: SLF001 - unset message fields stay unset
+        if isinstance(value, betterproto.Message):
+            cause = validate_all(value)
+            if cause:
+                errors.append(_error(msg, _go_field(name), "embedded message failed validation", cause))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, betterproto.Message):
+                    cause = validate_all(item)
+                    if cause:
+                        errors.append(_error(msg, f"{_go_field(name)}[{i}]", "embedded message failed validation",
+                                             cause))
     return "; ".join(errors)
 
 

@@ -9,7 +9,7 @@ import logging
 
 import grpc
 import pytest
-from pachyderm_sdk.api import auth, enterprise, pfs, pps
+from pachyderm_sdk.api import auth, enterprise, pfs, pps, transaction
 from pachyderm_sdk.errors import AuthServiceNotActivated
 
 
@@ -106,6 +106,15 @@ def test_requests_pachd_would_not_validate_are_invalid_arguments(client, master)
                                "validate recv: invalid FindCommitsRequest.Start: value is required")
     code, message = code_of(lambda: client.pfs.delete_branch(branch=None))
     assert message.startswith("validate request: invalid DeleteBranchRequest.Branch")
+    # embedded messages are validated too, as ValidateAll does
+    code, message = code_of(lambda: client.transaction.batch_transaction(requests=[
+        transaction.TransactionRequest(delete_branch=pfs.DeleteBranchRequest(force=True))]))
+    assert (code, message) == (grpc.StatusCode.INVALID_ARGUMENT,
+                               "validate request: invalid BatchTransactionRequest.Requests[0]: embedded message "
+                               "failed validation | caused by: invalid TransactionRequest.DeleteBranch: embedded "
+                               "message failed validation | caused by: invalid DeleteBranchRequest.Branch: value "
+                               "is required")
+    assert [r.repo.name for r in client.pfs.list_repo()] == ["images"]
 
 
 def test_each_call_is_logged_at_debug_level(client, master, caplog):
