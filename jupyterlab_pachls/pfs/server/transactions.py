@@ -7,8 +7,8 @@ appended to that transaction; StartCommit answers at once with the id its commit
 FinishTransaction (or BatchTransaction) runs the requests in order. Transactions are kept in the
 store, so they survive a restart as pachd's do.
 
-Differences (see docs/pachyderm-compat.md): a request is checked when the transaction runs, not
-when it is appended (pachd dry-runs the transaction on every append); a failing request undoes the
+Differences (see docs/pachyderm-compat.md): when a request is appended, only what repos, branches
+and commits it needs is checked (pachd dry-runs the whole transaction); a failing request undoes the
 repos created and the commits started by the requests before it, but not branch moves, finished
 commits or deletions (pachd rolls back one database transaction); each commit keeps its own id
 (pachd gives every commit of a transaction the transaction's id: one commit set), the first
@@ -27,7 +27,7 @@ import grpc
 from betterproto.lib.google.protobuf import Empty
 from pachyderm_sdk.api import pfs, transaction
 
-from ..errors import NotFound, PfsError
+from ..errors import AlreadyExists, NotFound, PfsError
 from . import calls
 from .calls import Status, Unimplemented
 
@@ -90,9 +90,42 @@ class TransactionService:
         return txn_id if index == 0 else uuid.uuid5(uuid.UUID(txn_id), str(index)).hex
 
     # -- appending (pfs calls made inside a transaction) --------------------------------------------
+    def _check(self, info: transaction.TransactionInfo, field: str, request) -> None:
+        """The errors pachd's dry run of the transaction would raise at once for this request, as far
+        as repos, branches and commits go (what earlier requests create or delete included)."""
+        repos = {r.key for r in self.backend.list_repos()}
+        started = set()
+        for earlier in info.requests:
+            kind = _request_kind(earlier)
+            value = getattr(earlier, kind) if kind else None
+            if kind == "create_repo":
+                repos.add(self.pfs._repo_key(value.repo))
+            elif kind == "delete_repo" and calls.has(value, "repo"):
+                repos.discard(self.pfs._repo_key(value.repo))
+            elif kind == "start_commit":
+                started.add(self.commit_id(info.transaction.id, len(started)))
+
+        def need_repo(repo) -> str:
+            key = self.pfs._repo_key(repo)
+            if key not in repos:
+                raise NotFound(f"repo {key} not found", repo=key)
+            return key
+
+        if field == "create_repo":
+            key = self.pfs._repo_key(request.repo if calls.has(request, "repo") else None)
+            if key in repos and not request.update:
+                raise AlreadyExists(f"repo {key} already exists", repo=key)
+        elif field in ("start_commit", "create_branch", "delete_branch") and calls.has(request, "branch"):
+            need_repo(request.branch.repo if calls.has(request.branch, "repo") else None)
+        elif field == "finish_commit" and calls.has(request, "commit") and request.commit.id in started:
+            return
+        elif field == "finish_commit" and calls.has(request, "commit"):
+            self.pfs._commit(request.commit)  # NOT_FOUND for a commit that neither exists nor is started here
+
     def append(self, txn_id: str, field: str, request):
         with self._lock:
             info = self._load(txn_id)
+            self._check(info, field, request)
             response = transaction.TransactionResponse()
             reply = Empty()
             if field == "start_commit":

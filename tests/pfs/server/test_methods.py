@@ -305,6 +305,18 @@ def test_a_transaction_runs_its_requests_when_finished(client, repo):
     assert code == grpc.StatusCode.NOT_FOUND
 
 
+def test_a_request_that_cannot_run_is_refused_when_appended(client, repo):
+    labels = pfs.Repo(name="labels", type="user", project=pfs.Project(name="default"))
+    with client.transaction.transaction() as txn:
+        code, _ = code_of(lambda: client.pfs.create_repo(repo=repo))  # exists already
+        assert code == grpc.StatusCode.ALREADY_EXISTS
+        code, _ = code_of(lambda: client.pfs.start_commit(branch=pfs.Branch(repo=labels, name="master")))
+        assert code == grpc.StatusCode.NOT_FOUND
+        client.pfs.create_repo(repo=labels)
+        client.pfs.start_commit(branch=pfs.Branch(repo=labels, name="master"))  # the repo comes first now
+        assert len(client.transaction.inspect_transaction(transaction=txn).requests) == 2
+
+
 def test_start_commit_in_a_transaction_answers_with_the_commit_it_will_make(client, master):
     with client.transaction.transaction() as txn:
         commit = client.pfs.start_commit(branch=master)
