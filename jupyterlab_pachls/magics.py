@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "`wait labels@master --after {last.id}` in a loop sees every commit once.")
     p.add_argument("address", metavar="REPO@BRANCH")
     p.add_argument("--after", metavar="COMMIT", help="a commit id (or BRANCH^N) to wait after (default: the head now)")
-    p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (default: wait as long as it takes)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="give up after S seconds (default: wait as long as it takes)")
     p = add("create-repo", "Create an empty repo.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--description", default="", metavar="TEXT")

@@ -254,6 +254,10 @@ def fuzz(server: Server, *, cases: int, seed: int | None = 0, log=print, documen
         @hypothesis.given(strategy)
         def run(case):
             result.cases += 1
+            if op.path.endswith("/wait"):  # a long poll: answer at once (a valid timeout stays a valid one)
+                timeout = (case.query or {}).get("timeout")
+                if timeout is None or str(timeout).isdigit() and int(timeout) <= 300:
+                    case.query = {**(case.query or {}), "timeout": 0}
             try:
                 response = case.call(base_url=base_url, headers=server.headers, timeout=60)
             except Exception as exc:  # a dropped connection is a failure too

@@ -300,7 +300,8 @@ async def test_list_files(api, history):
     assert [i["path"] for i in body["items"]] == ["/a.txt", "/dir/"]
     assert body["next"] is None
     assert body["items"][0] == {"path": "/a.txt", "type": "file", "size": 3,
-                                "hash": hashlib.sha256(b"one").hexdigest(), "committed": history[0]}
+                                "hash": hashlib.sha256(b"one").hexdigest(), "committed": history[0],
+                                "hash_kind": "sha256"}
     status, body = await api("GET", "repos/images/commits/master/files", params={"path": "/dir"})
     assert [i["path"] for i in body["items"]] == ["/dir/sub/", "/dir/x.png"]
     assert body["items"][0]["type"] == "dir"

@@ -126,7 +126,11 @@ class FileInfo(_Json):
     size: int  # bytes; for a directory, the bytes of everything below it
     hash: str | None = None  # the store's identity of the content (files only); see hash_kind
     committed: str | None = None  # id of the commit the info was read from
-    hash_kind: str | None = SHA256  # SHA256 or OPAQUE: what ``hash`` is (meaningless without one)
+    hash_kind: str | None = SHA256  # SHA256 or OPAQUE: what ``hash`` is; None without a hash
+
+    def __post_init__(self) -> None:
+        if self.hash is None and self.hash_kind is not None:  # a kind of nothing says nothing
+            object.__setattr__(self, "hash_kind", None)
 
     @property
     def is_dir(self) -> bool:
