@@ -60,6 +60,34 @@ def status_of(error: PfsError) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
+def _repo_text(key: str) -> str:
+    project, _, name = str(key).rpartition("/")
+    return f"{project or 'default'}/{name}"
+
+
+def pachd_message(error: PfsError) -> str:
+    """The message pachd gives for the same missing or existing repo, branch, commit or project
+    (``src/server/pfs/pfs.go``); other errors keep their own."""
+    d, text = error.details, error.message
+    if isinstance(error, NotFound):
+        if {"repo", "commit"} <= set(d) and text.startswith("commit "):
+            return f"commit {_repo_text(d['repo'])}@{d['commit']} not found"
+        if {"repo", "branch"} <= set(d) and text.startswith("branch ") and "has no commits" not in text:
+            return f'branch "{d["branch"]}" not found in repo {_repo_text(d["repo"])}'
+        if set(d) == {"repo"} and text.startswith("repo "):
+            return f"repo {_repo_text(d['repo'])} not found"
+        if set(d) == {"project"} and text.startswith("project "):
+            return f'project "{d["project"]}" not found'
+    if isinstance(error, AlreadyExists):
+        if set(d) == {"repo"}:
+            return f"repo {_repo_text(d['repo'])} already exists"
+        if set(d) == {"project"}:
+            return f"project {d['project']} already exists"
+        if {"repo", "branch"} <= set(d):
+            return f'branch "{d["branch"]}" already exists in repo {_repo_text(d["repo"])}'
+    return text
+
+
 def abort(context: grpc.ServicerContext, error: PfsError) -> None:
     """Abort the current call with the status for ``error`` (raises, as ``context.abort`` does)."""
     try:
@@ -67,7 +95,7 @@ def abort(context: grpc.ServicerContext, error: PfsError) -> None:
     except (TypeError, ValueError):
         details = json.dumps({"code": error.code, "details": {}})
     context.set_trailing_metadata(((DETAILS_KEY, details),))
-    context.abort(status_of(error), error.message)
+    context.abort(status_of(error), pachd_message(error))
 
 
 def from_rpc_error(error: grpc.RpcError, what: str = "") -> PfsError:

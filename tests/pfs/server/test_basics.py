@@ -117,6 +117,20 @@ def test_requests_pachd_would_not_validate_are_invalid_arguments(client, master)
     assert [r.repo.name for r in client.pfs.list_repo()] == ["images"]
 
 
+def test_missing_and_existing_things_are_named_as_pachd_names_them(client, master, put):
+    info = put(master, {"/x": b"x"})
+    assert code_of(lambda: client.pfs.inspect_repo(repo=pfs.Repo(name="missing", type="user"))) == (
+        grpc.StatusCode.NOT_FOUND, "repo default/missing not found")
+    assert code_of(lambda: client.pfs.inspect_branch(branch=pfs.Branch(repo=master.repo, name="nope"))) == (
+        grpc.StatusCode.NOT_FOUND, 'branch "nope" not found in repo default/images')
+    assert code_of(lambda: client.pfs.inspect_commit(commit=pfs.Commit(repo=master.repo, id="0" * 32))) == (
+        grpc.StatusCode.NOT_FOUND, f"commit default/images@{'0' * 32} not found")
+    assert code_of(lambda: client.pfs.create_repo(repo=master.repo)) == (
+        grpc.StatusCode.ALREADY_EXISTS, "repo default/images already exists")
+    assert code_of(lambda: client.pfs.inspect_file(file=pfs.File(commit=info.commit, path="/y"))) == (
+        grpc.StatusCode.NOT_FOUND, f"file /y not found in repo default/images at commit {info.commit.id}")
+
+
 def test_each_call_is_logged_at_debug_level(client, master, caplog):
     with caplog.at_level(logging.DEBUG, logger="jupyterlab_pachls.pfs.server"):
         client.pfs.inspect_repo(repo=master.repo)
