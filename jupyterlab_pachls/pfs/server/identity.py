@@ -21,7 +21,6 @@ from betterproto.lib.google.protobuf import Empty
 from pachyderm_sdk.api import admin, auth, debug, enterprise, identity, license, logs, pjs, pps, snapshot
 from pachyderm_sdk.api import version as versionpb
 
-from ..errors import NotFound
 from . import calls
 
 VERSION = versionpb.Version(major=2, minor=12, micro=2, additional="-pachls")
@@ -65,11 +64,7 @@ class IdentityService:
             info.warnings.append(NO_CLIENT_VERSION)
         project = request.current_project.name if calls.has(request, "current_project") else ""
         if project:
-            try:
-                known = self._project_exists(project)
-            except NotFound:
-                known = False
-            if not known:
+            if not self._project_exists(project):
                 info.warnings.append(f'WARNING: Could not inspect project "{project}": project "{project}" not found')
         return info
 
