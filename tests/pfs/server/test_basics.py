@@ -162,3 +162,6 @@ def test_identity_calls_answer_as_pachd_without_auth(client, served):
     assert cluster.id and cluster.warnings_ok
     # the id stays the same from call to call
     assert client.admin.inspect_cluster().id == cluster.id
+    warned = client.admin.inspect_cluster(current_project=pfs.Project(name="nope")).warnings
+    assert any('Could not inspect project "nope"' in w for w in warned)
+    assert not any("nope" in w for w in client.admin.inspect_cluster(current_project=pfs.Project(name="default")).warnings)
