@@ -147,7 +147,9 @@ class MountTrials(Trials):
         self.workdir = Path(workdir)
         self.rng = random.Random(seed)
         self.log = log
-        self.server = JupyterServer(self.workdir / "root", store=self.workdir / "store", no_fuse=mode == "nofuse")
+        self.server = JupyterServer(self.workdir / "root", store=self.workdir / "store", no_fuse=mode == "nofuse",
+                                    config={"PachlsConfig.user_name": "Crash Trials",  # commits need an author
+                                            "PachlsConfig.user_email": "trials@example.com"})
         self.mountpoint = self.server.mount_dir / MOUNT
         self.stats = TrialStats(mode)
         self.committed: dict[str, bytes] = {}
