@@ -633,7 +633,7 @@ class BranchWaitHandler(PachlsHandler):
     @tornado.web.authenticated
     @json_errors
     async def get(self, repo: str, branch: str) -> None:
-        from .pfs.follow import POLL_INTERVAL, BranchFollower
+        from .pfs.follow import MAX_POLL_INTERVAL, POLL_INTERVAL, BranchFollower
 
         repo, branch = repo_arg(repo), branch_arg(branch)
         after = self.query("after")
@@ -643,11 +643,13 @@ class BranchWaitHandler(PachlsHandler):
         timeout = self.int_query("timeout", 30, 0, 300)
         follower = await self.call(BranchFollower, self.backend, repo, branch, after)
         deadline = asyncio.get_running_loop().time() + timeout
+        interval = POLL_INTERVAL
         while True:
             commits = await self.call(follower.poll)
             if commits or self.closed or asyncio.get_running_loop().time() >= deadline:
                 break
-            await asyncio.sleep(POLL_INTERVAL)
+            await asyncio.sleep(min(interval, max(0.0, deadline - asyncio.get_running_loop().time())))
+            interval = min(interval * 1.5, MAX_POLL_INTERVAL)
         self.send_json({"commits": [c.to_json() for c in commits], "after": follower.cursor})
 
 

@@ -20,8 +20,10 @@ from .backend import Backend
 from .errors import InvalidArgument, NotFound
 from .model import Commit
 
-#: Seconds between two looks at the branch head while waiting.
+#: Seconds between two looks at the branch head while waiting: the first pause, growing while nothing
+#: lands up to the longest (a follower left running for hours asks a cluster little).
 POLL_INTERVAL = 0.25
+MAX_POLL_INTERVAL = 2.0
 #: One look walks back at most this many commits from the head (more landing between two looks, or a
 #: follower started with ``after=""`` on a longer history: the older ones are not reported).
 MAX_PER_LOOK = 1000
@@ -101,11 +103,11 @@ class BranchFollower:
         self._seen_head = head
         return fresh
 
-    def wait(self, timeout: float | None = None, stop: threading.Event | None = None,
-             interval: float = POLL_INTERVAL) -> list[Commit]:
+    def wait(self, timeout: float | None = None, stop: threading.Event | None = None) -> list[Commit]:
         """Look until something lands (returned, oldest first), ``timeout`` seconds pass or ``stop``
         is set (then []). ``timeout`` None waits for as long as it takes."""
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        interval = POLL_INTERVAL
         while True:
             fresh = self.poll()
             if fresh or (stop is not None and stop.is_set()):
@@ -118,6 +120,7 @@ class BranchFollower:
                 stop.wait(pause)
             else:
                 time.sleep(pause)
+            interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 
 
-__all__ = ["BranchFollower", "POLL_INTERVAL"]
+__all__ = ["BranchFollower", "POLL_INTERVAL", "MAX_POLL_INTERVAL"]
