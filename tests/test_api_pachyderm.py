@@ -170,3 +170,17 @@ async def test_wait_for_commits_long_poll(api, cluster, pachls_state, jp_http_po
         return seen
 
     assert await asyncio.to_thread(follow) == [history[4], late, "late 2"]
+
+
+async def test_wait_on_a_branch_without_commits_yet(api, cluster, pachls_state):
+    """Following a branch before its first commit: the cursor is empty, and the first commit is new."""
+    backend = await switch_to(api, cluster[1], pachls_state)
+    backend.create_repo("labels")
+    route = "repos/labels/branches/round-1/wait"
+    status, body = await api("GET", route, params={"timeout": 0})
+    assert (status, body) == (200, {"commits": [], "after": ""})
+    with backend.commit("labels", "round-1", message="first") as c:
+        c.put_file("/a.json", b"{}")
+    status, body = await api("GET", route, params={"after": "", "timeout": 0})
+    assert status == 200 and [x["id"] for x in body["commits"]] == [c.finished.id]
+    assert body["after"] == c.finished.id
