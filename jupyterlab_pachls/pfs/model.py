@@ -59,7 +59,7 @@ class Provenance(_Json):
 class Commit(_Json):
     id: str
     repo: str  # ``repo`` or ``project/repo``
-    branch: str | None
+    branch: str | None  # the branch it was made on; None where the store does not say (pachd: others' commits)
     parent: str | None
     message: str = ""
     author: str = ""
