@@ -18,6 +18,7 @@ from jupyter_server.auth import IdentityProvider, User
 from label_studio_sdk import LabelStudio
 
 from jupyterlab_pachls.demo import demo_files
+from openapi_check import checker
 
 from .test_proxy import ls_copy, wait_running  # noqa: F401
 
@@ -61,7 +62,10 @@ def as_user(jp_fetch):
                 request_timeout=300,
                 headers={"X-Test-User": user} if user else {},
                 body=json.dumps(body) if body is not None else (b"" if method in ("POST", "PUT") else None))
-            return response.code, json.loads(response.body) if response.body else None
+            # every answer as openapi.yaml documents it
+            decoded = checker().check(method, "/" + route, response.code, response.headers.get("Content-Type", ""),
+                                      response.body)
+            return response.code, decoded
         return call
     return person
 
