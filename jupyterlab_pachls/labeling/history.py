@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,11 +39,16 @@ class AnnotationChange(_Json):
     changed_by: tuple[str, ...] = ()  # who changed it (Label Studio records no one for a deletion)
 
 
-def _hash_at(backend: Backend, repo: str, ref: str | None, path: str) -> str | None:
+def _hash_at(backend: Backend, repo: str, ref: str | None, path: str) -> tuple[str, str] | None:
+    """What identifies the file's content at ``ref`` (None: no such file): the store's hash, equal
+    within one store for equal content; a store that gives none has the bytes hashed here."""
     if ref is None:
         return None
     try:
-        return backend.inspect_file(repo, ref, path).hash
+        info = backend.inspect_file(repo, ref, path)
+        if info.hash:
+            return "store", info.hash
+        return "sha256", hashlib.sha256(backend.get_file(repo, ref, path)).hexdigest()
     except NotFound:
         return None
 
