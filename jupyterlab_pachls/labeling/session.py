@@ -351,9 +351,9 @@ class LabelingService:
     def _committed_digests(self, session: Session) -> dict[str, str]:
         """label path -> sha256 of its bytes on the labels branch.
 
-        The store's file hashes are opaque (a real pachd's are not a sha256 of the content), so the
-        content is read; label files are small, and a file is read again only when the store's hash
-        of it changed (equal hashes within one store mean equal content)."""
+        A store's file hash is the bytes' sha256 only when it says so (``content_sha256``; a real
+        pachd's is opaque): otherwise the content is read. Label files are small, and a file is read
+        again only when the store's hash of it changed (equal hashes within one store, equal content)."""
         digests: dict[str, str] = {}
         try:
             infos = [i for i in self.backend.walk(session.labels_repo, session.labels_branch) if not i.is_dir]
@@ -361,7 +361,7 @@ class LabelingService:
             return digests
         for info in infos:
             key = (session.labels_repo, info.path, info.hash)
-            digest = self._digests.get(key) if info.hash else None
+            digest = info.content_sha256 or (self._digests.get(key) if info.hash else None)
             if digest is None:
                 try:
                     raw = self.backend.get_file(session.labels_repo, session.labels_branch, info.path)
