@@ -5,7 +5,9 @@ import { FrameLocator, Locator, Page } from '@playwright/test';
  * Two people on one Jupyter server (the test identity provider of
  * jupyter_server_test_config.py: `alice-token`, `bob-token`) label in the
  * embedded Label Studio, each as their own account; commits, blame and the
- * label changes of the history name each of them. Then the session's resync
+ * label changes of the history name each of them, and when Bob changes Alice's
+ * label they name her as its annotator and him as the one who changed it.
+ * Then the session's resync
  * shows what it would replace (the annotation never committed called out)
  * before anything changes, and deleting the session says what happens to the
  * Label Studio project, stops at labels not committed, and leaves committed
@@ -24,12 +26,13 @@ async function signIn(page: IJupyterLabPageFixture, token: string): Promise<Loca
   await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 60000 });
   await page.waitForFunction(() => typeof (window as any).jupyterapp === 'object');
   await page.evaluate(async () => {
-    await (window as any).jupyterapp.started;
+    const app = (window as any).jupyterapp;
+    await app.started;
+    await app.restored;
+    // activate, not toggle: the restored layout may already show the panel
+    await app.commands.execute('pachls:open-panel');
   });
   const panel = page.locator('#jp-pachls-sidebar');
-  if (!(await panel.isVisible())) {
-    await page.locator('.lm-TabBar-tab[data-id="jp-pachls-sidebar"]').click();
-  }
   await expect(panel).toBeVisible();
   return panel;
 }
@@ -233,6 +236,31 @@ test('two people label as themselves; blame and label changes name each; resync 
   expect(bobRow.changedBy).toMatch(/bob/);
   expect(bobRow.labels).toBe('dog');
 
+  // Bob changes Alice's label: blame keeps her as the annotator and names him as the one who changed it.
+  const frame = labelStudio(page);
+  await frame.getByText(aliceFile, { exact: true }).first().click({ timeout: 60000 });
+  const dog = frame.getByRole('radio', { name: /dog/ }).first();
+  await expect(dog).toBeVisible({ timeout: 30000 });
+  await dog.check();
+  // the editor of an existing annotation: its submit button reads "Update"
+  await frame.locator('button').filter({ hasText: /^Update$/ }).click({ timeout: 30000 });
+  await expect(tab.locator('.jp-PachlsCommitLabels')).toHaveText('Commit labels (1 pending)', {
+    timeout: 30000
+  });
+  const fixCommit = await commitLabels(page, tab, "Bob: Alice's cat is a dog");
+  expect(await labeledFile(page, fixCommit)).toBe(aliceFile);
+  const fixRow = await blameRow(page, item, aliceFile, fixCommit);
+  expect(fixRow.author).toBe('Bob Example <bob@localhost>');
+  expect(fixRow.labeledBy).toMatch(/alice/);
+  expect(fixRow.labeledBy).not.toMatch(/bob/);
+  expect(fixRow.changedBy).toMatch(/bob/);
+  expect(fixRow.changedBy).not.toMatch(/alice/);
+  expect(fixRow.labels).toBe('dog');
+  await page.evaluate(() => {
+    const frame = document.querySelector('.jp-PachlsLabelingWidget:not(.lm-mod-hidden) iframe') as HTMLIFrameElement;
+    frame.src = frame.src;
+  });
+
   await page.evaluate(async () => {
     await (window as any).jupyterapp.commands.execute('pachls:show-history', { repo: 'labels', branch: 'people' });
   });
@@ -244,6 +272,14 @@ test('two people label as themselves; blame and label changes name each; resync 
   await expect(change.locator('.jp-PachlsLabelChange-labels')).toHaveText('∅ → dog');
   await expect(change.locator('.jp-PachlsLabelChange-annotators')).toContainText('bob');
   await expect(change.locator('.jp-PachlsLabelChange-changedBy')).toContainText('bob');
+  const fixCommitRow = history.locator(`.jp-PachlsCommit[data-commit="${fixCommit}"]`);
+  await fixCommitRow.getByRole('button', { name: /^Label changes of commit/ }).click();
+  const fix = fixCommitRow.locator(`.jp-PachlsLabelChange[data-path="${aliceFile}"]`);
+  await expect(fix).toHaveAttribute('data-change', 'modified');
+  await expect(fix.locator('.jp-PachlsLabelChange-labels')).toHaveText('cat → dog');
+  await expect(fix.locator('.jp-PachlsLabelChange-annotators')).toContainText('alice');
+  await expect(fix.locator('.jp-PachlsLabelChange-changedBy')).toContainText('bob');
+  await expect(fix.locator('.jp-PachlsLabelChange-changedBy')).not.toContainText('alice');
 
   // --- Resync: a preview first; the annotation never committed is called out ---------------
   tab = await openTab(page, session);
