@@ -236,10 +236,13 @@ class DirectoryWorkspace:
                 if change.change == "deleted":
                     self.index.pop(change.path, None)
                     continue
+                info = tree.lookup(change.path)
                 size, mtime_ns, digest = self.scanned.get(change.path, (change.size, 0, None))
-                if digest is None:  # not scanned by this process: the committed bytes say
-                    digest = tree.content_hash(change.path)
-                self.index[change.path] = [size, mtime_ns, digest]
+                # what landed, where the store says; else what was scanned and sent (not downloaded back)
+                committed = info.content_sha256 if info is not None else None
+                if committed is None and digest is None and info is not None:
+                    committed = tree.content_hash(change.path, info)
+                self.index[change.path] = [size, mtime_ns, committed or digest]
             self.tree = tree
             self._save()
 
