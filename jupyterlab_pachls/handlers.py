@@ -263,11 +263,16 @@ class PachlsHandler(APIHandler):
         return int(raw)
 
     def path_query(self, name: str = "path", *, required: bool = False, default: str = "/") -> str:
+        """A repo-absolute path query parameter: ``cats/1.png`` or ``..\\x`` is refused, never
+        silently taken as ``/cats/1.png``."""
         raw = self.query(name)
         if raw is None:
             if required:
                 raise InvalidArgument(f"query parameter {name!r} is required", parameter=name)
             return default
+        if not raw.startswith("/"):
+            raise InvalidPath(f"{name} {raw[:80]!r} is relative; paths are repo-absolute (start with '/')",
+                              path=raw[:80])
         return normalize_path(raw)
 
     def send_json(self, payload: Any, status: int = 200) -> None:

@@ -9,6 +9,7 @@ store. A canary directory beside the store proves nothing outside was read or wr
 
 from __future__ import annotations
 
+import json
 import hashlib
 import os
 import socket
@@ -175,6 +176,19 @@ async def test_hostile_paths_on_every_path_route(raw_api, seeded, canary, jp_roo
             assert PASSWD_MARK not in body and CANARY_BYTES not in body
     print(f"hostile_paths_refused={refused}")
     assert snapshot(canary) == before
+
+
+async def test_relative_paths_are_refused_not_made_absolute(raw_api, seeded):
+    """The API's paths are repo-absolute: ``cats/001.png`` or ``..\\..\\x`` is a 400 naming the rule,
+    never read as ``/cats/001.png`` (the ``after`` cursor excepted: it is a path the server returned)."""
+    for value in ("cats/001.png", "..\\..\\x", "%2e%2e/etc"):
+        for method, url in path_routes(value):
+            if "after=" in url:
+                continue
+            response = await raw_api(method, url)
+            assert response.code == 400, f"{method} {url} -> {response.code}"
+            body = json.loads(response.body)
+            assert body["error"] == "invalid_path" and "repo-absolute" in body["message"], body
 
 
 async def test_bad_utf8_and_doubled_parameters(raw_api, seeded):

@@ -12,8 +12,8 @@ import time
 import tornado.web
 
 from ..handlers import PachlsHandler, check_fields, json_errors, ref_arg, repo_arg, string_field
-from ..pfs import is_commit_id, normalize_path
-from ..pfs.errors import InvalidArgument, InvalidPath, Unavailable
+from ..pfs import is_commit_id
+from ..pfs.errors import InvalidArgument, Unavailable
 from .history import blame, diff_labels
 from .rows import label_rows
 from .session import SessionRequest
@@ -23,20 +23,6 @@ from .templates import TEMPLATES
 #: Seconds a pending poll waits for Label Studio, and an action (create, commit, import, resync).
 POLL_WAIT = 2.0
 ACTION_WAIT = 60.0
-
-
-def repo_absolute_path(handler: PachlsHandler, name: str = "path", *, required: bool = False) -> str:
-    """A path query parameter that must be repo-absolute: ``cats/1.png`` or ``..\\x`` is refused, not
-    silently taken as ``/cats/1.png``."""
-    raw = handler.query(name)
-    if raw is None:
-        if required:
-            raise InvalidArgument(f"query parameter {name!r} is required", parameter=name)
-        return "/"
-    if not raw.startswith("/"):
-        raise InvalidPath(f"{name} {raw[:80]!r} is relative; paths are repo-absolute (start with '/')",
-                          path=raw[:80])
-    return normalize_path(raw)
 
 
 class LabelingHandler(PachlsHandler):
@@ -263,7 +249,7 @@ class BlameHandler(PachlsHandler):
     async def get(self) -> None:
         repo = repo_arg(self.query("repo") or "")
         ref = ref_arg(self.query("ref") or "master")
-        path = repo_absolute_path(self, required=True)
+        path = self.path_query(required=True)
         entries = await self.call(blame, self.backend, repo, ref, path)
         self.send_json({"repo": repo, "ref": ref, "path": path, "entries": [e.to_json() for e in entries]})
 
@@ -291,7 +277,7 @@ class LabelRowsHandler(PachlsHandler):
         ref = ref_arg(self.query("ref") or "master")
         data = self.query("data")
         rows = await self.call(label_rows, self.backend, repo, ref,
-                               data=repo_arg(data) if data else None, path=repo_absolute_path(self))
+                               data=repo_arg(data) if data else None, path=self.path_query())
         self.send_json({"repo": repo, "ref": ref, "rows": rows})
 
 
