@@ -308,7 +308,8 @@ test('two people label as themselves; blame and label changes name each; resync 
   });
 
   // Confirmed, the resync does what the preview showed: nothing pending, authors kept.
-  await item.getByRole('button', { name: /^Resync the labels of/ }).click();
+  // this time from the tab's toolbar
+  await tab.locator('.jp-Toolbar').getByText('Resync…').click();
   await expect(preview).toBeVisible({ timeout: 60000 });
   const confirm = resync.locator('.jp-PachlsResyncForm-confirm');
   await expect(confirm).toHaveText('Resync (overwrite 0, remove 1)');
@@ -323,7 +324,8 @@ test('two people label as themselves; blame and label changes name each; resync 
 
   // --- Delete: stops at labels not committed; the user can go on -------------------------------
   await labelNext(page, tab, 'dog', 1);
-  await item.getByRole('button', { name: /^Delete the labeling session/ }).click();
+  // from the tab's toolbar: the tab closes with the session
+  await tab.locator('.jp-Toolbar').getByText('Delete session…').click();
   const remove = page.locator('.jp-PachlsDeleteSessionDialog');
   await expect(remove.locator('.jp-PachlsDeleteSession-what')).toContainText(
     'Labels already committed to labels@people stay as they are'
