@@ -219,6 +219,27 @@ class PachlsHandler(APIHandler):
                                 email_domain=config.user_email_domain)
 
     @property
+    def identity_key(self) -> str:
+        """The Jupyter user this request is: the provider's username, or "" (the server's one person)."""
+        from .identity import user_key
+
+        return user_key(self.identity_provider, self.current_user)
+
+    def check_email_is_own(self, key: str, name: str, email: str) -> None:
+        """Refuse (EmailTaken, or InvalidArgument for a provider's name) an identity that is not this
+        user's to have: another Jupyter user's saved email or Label Studio account, another
+        provider-named user's default address."""
+        from .identity import check_saved_identity
+
+        owners = {self.state.identities.owner_of(email)}
+        labeling = self.state.labeling
+        if labeling is not None:
+            owners.add(labeling.account_owner(email))
+        other = next((owner for owner in owners if owner is not None and owner != key), None)
+        check_saved_identity(self.identity_provider, self.current_user, name, email,
+                             email_domain=self.state.config.user_email_domain, other_owner=other)
+
+    @property
     def user_name(self) -> str:
         """The author of what this request writes into history, ``Name <email>``; 409 when none is known."""
         return self.identity.author
@@ -318,12 +339,13 @@ class IdentityHandler(PachlsHandler):
     @tornado.web.authenticated
     @json_errors
     async def put(self) -> None:
-        from .identity import check_identity, user_key
+        from .identity import check_identity
 
         body = self.json_body()
         check_fields(body, ("name", "email"), ())
         name, email = check_identity(body["name"], body["email"])
-        key = user_key(self.identity_provider, self.current_user)
+        key = self.identity_key
+        await self.call(self.check_email_is_own, key, name, email)
         await self.call(self.state.identities.save, key, name, email)
         self.send_json((await self.call(lambda: self.identity)).to_json())
 

@@ -47,6 +47,10 @@ class IdentityRequired(Conflict):
     code = "identity_required"
 
 
+class EmailTaken(Conflict):
+    """An email another Jupyter user already has: a person only ever gets their own Label Studio account."""
+
+
 @dataclass(frozen=True)
 class Identity:
     name: str | None
@@ -141,6 +145,13 @@ class IdentityBook:
             return entry["name"], entry["email"]
         return None
 
+    def owner_of(self, email: str) -> str | None:
+        """The Jupyter user whose saved identity has ``email`` (compared case-insensitively), or None."""
+        for user, entry in self._load().items():
+            if isinstance(entry, dict) and str(entry.get("email", "")).lower() == email.lower():
+                return user
+        return None
+
     def save(self, user: str, name: str, email: str) -> None:
         with self._lock:
             saved = self._load()
@@ -160,6 +171,30 @@ class IdentityBook:
 def user_key(provider: Any, user: Any) -> str:
     """Whose saved identity applies: the real user's name, or the server's one person."""
     return user.username if provider_names_real_user(provider, user) else SERVER_USER
+
+
+def check_saved_identity(provider: Any, user: Any, name: str, email: str, *, email_domain: str,
+                         other_owner: str | None) -> None:
+    """Refuse what ``PUT identity`` must not save for this Jupyter ``user``.
+
+    - A name the identity provider gives cannot be changed here (it would not be used).
+    - An email is how a person is known in Label Studio and in label files: one another Jupyter
+      user's identity or Label Studio account has (``other_owner``) is refused, and so is an
+      address at ``email_domain`` other than the user's own (``<username>@<email_domain>`` is the
+      default email of each provider-named user, saved or not).
+    """
+    if provider_names_real_user(provider, user):
+        given = getattr(user, "name", None) or user.username
+        if name != given:
+            raise InvalidArgument(
+                f"your name, {given!r}, comes from Jupyter's identity provider and cannot be changed here; "
+                "save only your email (with that name)", field="name", name=given)
+        local, _, domain = email.rpartition("@")
+        if domain.lower() == email_domain.lower() and local.lower() != user.username.lower():
+            raise EmailTaken(f"{email} is the address of the Jupyter user {local!r}, not yours", email=email)
+    if other_owner is not None:
+        raise EmailTaken(f"{email} belongs to another Jupyter user (their identity or their Label Studio "
+                         "account); choose your own email", email=email)
 
 
 def resolve_identity(provider: Any, user: Any, book: IdentityBook, *, configured_name: str = "",

@@ -193,7 +193,11 @@ class TestRealJupyterUsers:
         # the token alone (no user header): Jupyter's made-up anonymous user, never an author
         status, body = await call("GET", "identity")
         assert body["required"] is True and body["source"] is None
+        # the provider names Bo: another name is refused, not silently dropped; his email is saved
         status, body = await call("PUT", "identity", "bo", {"name": "Bo Ray", "email": "bo@example.com"})
+        assert (status, body["error"], body["details"]["field"]) == (400, "invalid_argument", "name"), body
+        assert "identity provider" in body["message"]
+        status, body = await call("PUT", "identity", "bo", {"name": "Bo", "email": "bo@example.com"})
         assert body == {"name": "Bo", "email": "bo@example.com", "source": "jupyter", "required": False}
 
         pachls_state.backend.create_repo("images")
@@ -204,6 +208,24 @@ class TestRealJupyterUsers:
             assert status == 201, body
         authors = [c.author for c in pachls_state.backend.list_commits("images", "master")]
         assert authors == ["Bo <bo@example.com>", "Ana <ana@hub.example>"]
+
+    async def test_no_one_takes_another_jupyter_users_email(self, jp_fetch, no_git_identity):
+        async def put(user, email):
+            response = await jp_fetch("pachls", "api", "identity", method="PUT", headers={"X-Test-User": user},
+                                      raise_error=False, body=json.dumps({"name": user.title(), "email": email}))
+            return response.code, json.loads(response.body)
+
+        assert (await put("bo", "bo@example.com"))[0] == 200
+        # Bo's saved email, in any case, and the default address of a provider-named user (Cy, who
+        # never saved one) are not Ana's to take
+        for email in ("bo@example.com", "BO@Example.COM", "cy@hub.example", "Cy@HUB.example"):
+            status, body = await put("ana", email)
+            assert (status, body["error"]) == (409, "conflict"), (email, body)
+            assert "another Jupyter user" in body["message"] or "not yours" in body["message"]
+        assert (await put("ana", "ana@hub.example"))[0] == 200  # her own default address
+        assert (await put("ana", "ana@example.org"))[0] == 200
+        response = await jp_fetch("pachls", "api", "identity", headers={"X-Test-User": "ana"})
+        assert json.loads(response.body)["email"] == "ana@example.org"
 
 
 class TestRollbackBelowAMount:

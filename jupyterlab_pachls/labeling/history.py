@@ -9,7 +9,7 @@ from datetime import datetime
 from ..pfs.backend import Backend
 from ..pfs.errors import NotFound
 from ..pfs.model import _Json
-from .labelfile import authors, content, data_path, decode, label_path, label_values
+from .labelfile import authors, content, data_path, decode, label_path, label_values, same_labels
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ def blame(backend: Backend, repo: str, ref: str, path: str, *, limit: int = 1000
 
     ``path`` may name the data file (``/cats/001.png``) or its label file (``/cats/001.png.json``).
     The walk compares the store's hash of the file in each commit and its parent (equal hashes
-    within one store mean equal content); only the commits that changed it are read.
+    within one store mean equal content); only the commits that changed it are read, and a commit that
+    rewrote the file with the same annotations (see ``same_labels``) is no change of its label.
     """
     target = label_path(data_path(path))
     entries: list[BlameEntry] = []
@@ -93,6 +94,8 @@ def blame(backend: Backend, repo: str, ref: str, path: str, *, limit: int = 1000
                 continue
             document = _document(backend, repo, commit.id, target) if mine else None
             previous = _document(backend, repo, commit.parent, target) if parents else None
+            if document is not None and previous is not None and same_labels(previous, document):
+                continue  # rewritten with the same annotations (an old file's task id dropped): no label change
             annotations = _annotations(document)
             entries.append(BlameEntry(
                 commit=commit.id, time=commit.finished, author=commit.author, message=commit.message,

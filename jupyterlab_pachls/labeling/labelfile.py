@@ -80,6 +80,9 @@ def label_document(*, repo: str, commit: str, path: str, task: dict, users: dict
                    restored: dict | None = None) -> dict:
     """The label document of one data file from its Label Studio task (with ``annotations``).
 
+    It names no Label Studio task: a task's id is the project's, and one label file is loaded into
+    the projects of many sessions.
+
     ``restored``: Label Studio annotation id -> the committed annotation a resync recreated it from."""
     restored = restored or {}
     annotations = sorted(
@@ -89,9 +92,15 @@ def label_document(*, repo: str, commit: str, path: str, task: dict, users: dict
     return {
         "schema": SCHEMA,
         "data": {"repo": repo, "commit": commit, "path": normalize_path(path, allow_root=False)},
-        "task": {"id": task["id"]},
         "annotations": annotations,
     }
+
+
+def same_labels(old: dict, new: dict) -> bool:
+    """Whether two label documents of one data file say the same: equal annotations (content, authors,
+    times). What else they hold is not a label change: the data commit a session was pinned to, and
+    the Label Studio task id older files carry (it differs per project)."""
+    return old.get("annotations", []) == new.get("annotations", [])
 
 
 def encode(document: dict) -> bytes:

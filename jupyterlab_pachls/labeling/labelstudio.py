@@ -52,6 +52,7 @@ RESTART_LIMIT = 5  # restarts within RESTART_WINDOW before giving up
 RESTART_WINDOW = 300.0
 PID_FILE = "label-studio.pid"
 ACCOUNTS_FILE = "accounts.json"
+OWNERS_FILE = "account-owners.json"
 END_GRACE = 5.0  # seconds a leftover Label Studio gets between SIGTERM and SIGKILL
 
 
@@ -79,12 +80,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: What Label Studio's process (and its commands) create is its owner's alone: its database holds API
+#: tokens and every task, its media folder the uploads.
+LABEL_STUDIO_UMASK = 0o077
+
+
+def owner_only(data_dir: Path) -> None:
+    """Make the data dir 0700 (made so, or tightened when an earlier version made it 0755), and the
+    files directly in it 0600 (the database and its journals, logs, credentials): nobody else on the
+    machine reads Label Studio's tokens, accounts or tasks."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    for entry in data_dir.iterdir():
+        if entry.is_file() and not entry.is_symlink():
+            os.chmod(entry, entry.stat().st_mode & 0o700)
+
+
 def load_credentials(data_dir: Path) -> Credentials:
     """The managed admin's credentials, generated on first use and kept in a 0600 file."""
     path = data_dir / "credentials.json"
+    owner_only(data_dir)
     if path.exists():
         return Credentials(**json.loads(path.read_text()))
-    data_dir.mkdir(parents=True, exist_ok=True)
     creds = Credentials(email=ADMIN_EMAIL, password=secrets.token_urlsafe(18), token=secrets.token_hex(20))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -272,15 +289,16 @@ class ManagedLabelStudio:
                 return  # running, or died and the watchdog is restarting it (two restarts would race)
             self._stopping = False
             self.port = self.port or free_port()
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            owner_only(self.data_dir)
             self.end_leftover()  # a killed server's Label Studio must not share the database with ours
-            log = open(self.log_path, "ab")
+            log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
             try:
                 # The death signal follows the thread that forks: start() runs on threads that live as long
                 # as the server (its event loop, asyncio's worker threads, the watchdog).
                 self._process = subprocess.Popen(
                     self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, cwd=self.data_dir, start_new_session=True,
+                    umask=LABEL_STUDIO_UMASK,
                 )
             finally:
                 log.close()
@@ -424,23 +442,40 @@ class ManagedLabelStudio:
     def accounts_path(self) -> Path:
         return self.data_dir / ACCOUNTS_FILE
 
-    def account_passwords(self) -> dict[str, str]:
-        """email -> password of the Label Studio accounts made for Jupyter users."""
+    @property
+    def owners_path(self) -> Path:
+        return self.data_dir / OWNERS_FILE
+
+    def _read_json(self, path: Path) -> dict:
         try:
-            saved = json.loads(self.accounts_path.read_text())
+            saved = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):
             return {}
         return saved if isinstance(saved, dict) else {}
 
-    def save_account_password(self, email: str, password: str) -> None:
-        saved = self.account_passwords()
-        saved[email] = password
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.data_dir / f".{ACCOUNTS_FILE}.{os.getpid()}.{threading.get_ident()}"
+    def _write_json(self, path: Path, saved: dict) -> None:
+        """Owner-only (0600) and whole: written beside, then renamed over."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = self.data_dir / f".{path.name}.{os.getpid()}.{threading.get_ident()}"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             json.dump(saved, out)
-        os.replace(temporary, self.accounts_path)
+        os.replace(temporary, path)
+
+    def account_passwords(self) -> dict[str, str]:
+        """email -> password of the Label Studio accounts made for Jupyter users."""
+        return self._read_json(self.accounts_path)
+
+    def save_account_password(self, email: str, password: str) -> None:
+        self._write_json(self.accounts_path, {**self.account_passwords(), email: password})
+
+    def account_owners(self) -> dict[str, str]:
+        """Jupyter user (the identity provider's username; "" for a server without named users) ->
+        the email of the one Label Studio account that user logs in to."""
+        return self._read_json(self.owners_path)
+
+    def save_account_owner(self, user: str, email: str) -> None:
+        self._write_json(self.owners_path, {**self.account_owners(), user: email})
 
     def reset_password(self, email: str, password: str) -> None:
         """Set the password of an existing Label Studio user (one made before, by someone else).
@@ -451,7 +486,8 @@ class ManagedLabelStudio:
         start = command.index("start")
         done = subprocess.run([*command[:start], "reset_password", "--username", email],
                               input=password + "\n", env=self.environment(), cwd=self.data_dir,
-                              capture_output=True, text=True, timeout=300, start_new_session=True)
+                              capture_output=True, text=True, timeout=300, start_new_session=True,
+                              umask=LABEL_STUDIO_UMASK)
         if "successfully" not in done.stdout and "the same as current" not in done.stdout:
             raise Unavailable(f"could not set the Label Studio password of {email} (exit {done.returncode})")
 

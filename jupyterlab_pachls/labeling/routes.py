@@ -225,9 +225,12 @@ class LoginHandler(LabelingHandler):
         identity = self.identity
         if identity.required:
             identity.author  # 409 identity_required: the account is made from it
+        key = self.identity_key
+        # an email saved before it was checked (or another user's default address) opens no account
+        self.check_email_is_own(key, identity.name, identity.email)
         # the tab asks again while Label Studio starts (it shows the progress), so no long wait here
         await self.label_studio_ready(POLL_WAIT)
-        self.send_json(await self.call(self.labeling.login, identity.email, identity.name))
+        self.send_json(await self.call(self.labeling.login, key, identity.email, identity.name))
 
 
 class LogHandler(LabelingHandler):

@@ -29,13 +29,14 @@ from typing import Any, Callable
 
 import httpx
 
-from ..pfs.address import _CONTROL, parse_address
+from ..identity import EmailTaken
+from ..pfs.address import normalize_path, parse_address
 from ..pfs.backend import Backend
 from ..pfs.errors import Conflict, InvalidArgument, InvalidPath, NotFound, Unavailable
 from ..pfs.model import Commit, Provenance, _Json
 from .history import blame, diff_labels
 from ..pfs.globbing import glob_plan
-from .labelfile import SUFFIX, authors, content, data_path, decode, encode, label_document, label_path
+from .labelfile import SUFFIX, authors, content, data_path, decode, encode, label_document, label_path, same_labels
 from .templates import TEMPLATES, config_from_request
 
 IMPORT_BATCH = 5000
@@ -67,10 +68,13 @@ class Session(_Json):
     #: label path -> sha256 of the versions this session committed (the latest few): what a resync
     #: after a rollback would replace was committed once, and can be found again in history.
     committed: dict = field(default_factory=dict)
+    #: label paths whose annotations this project held (loaded from the labels branch or committed
+    #: from it): only those can be deleted by deleting their annotations here.
+    held: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         shown = super().to_json()
-        del shown["restored"], shown["committed"]
+        del shown["restored"], shown["committed"], shown["held"]
         return shown
 
 
@@ -115,9 +119,7 @@ class SessionRequest:
         if target.ancestors or target.path not in (None, "/"):
             raise InvalidArgument("the label target must be repo@branch")
         pattern = glob or source.path or "/**"
-        if _CONTROL.search(pattern):
-            raise InvalidPath("the glob contains a control character (NUL, newline, ...)",
-                              path=pattern.encode("unicode_escape").decode()[:80])
+        normalize_path(pattern)  # one rule with paths: no control or text-direction character, no '..'
         if not pattern.startswith("/"):
             raise InvalidPath(f"the glob {pattern[:80]!r} is relative; paths are repo-absolute (start with '/')",
                               path=pattern[:80])
@@ -257,9 +259,10 @@ class LabelingService:
                 data_key=config.data_key, created_by=user, created=time.time(),
             )
             self._allow_serving(session, data_mount)
-            session.tasks = self._import(session, commit.id, data_mount, set())
+            session.tasks = len(self._import(session, commit.id, data_mount, set()))
             self._sessions[session.id] = session
             self._save()
+            self._load_labels(session, None)
             return session
 
     def _ensure_mount(self, repo: str, *, branch: str | None = None, commit: str | None = None,
@@ -293,8 +296,8 @@ class LabelingService:
             "description": "data served from the read-only mount (tasks are imported by jupyterlab-pachls)",
         })
 
-    def _import(self, session: Session, commit: str, mount: str, known: set[str]) -> int:
-        """Create a task for every data file matching the session's glob and not yet imported."""
+    def _import(self, session: Session, commit: str, mount: str, known: set[str]) -> set[str]:
+        """Create a task for every data file matching the session's glob and not yet imported; their paths."""
         extensions = next((t.extensions for t in TEMPLATES.values() if t.data_key == session.data_key), ())
         prefix = self._data_prefix(mount)
         tasks = []
@@ -309,7 +312,49 @@ class LabelingService:
         for start in range(0, len(tasks), IMPORT_BATCH):
             self._request("POST", f"/api/projects/{session.project_id}/import",
                           json=tasks[start:start + IMPORT_BATCH], params={"commit_to_project": "true"})
-        return len(tasks)
+        return {task["pachls_path"] for task in tasks}
+
+    def _load_labels(self, session: Session, paths: set[str] | None) -> int:
+        """Load the label files the labels branch holds for the data files ``paths`` (None: all the
+        project's) into the project as annotations, as their original authors (as a resync does), so a
+        new session or newly imported data starts with nothing pending. Tasks that have annotations
+        are left as they are."""
+        try:
+            head = self.backend.inspect_branch(session.labels_repo, session.labels_branch).head
+        except NotFound:
+            return 0
+        if head is None:
+            return 0
+        plan = self._resync_plan(session, head.id)
+        user_ids = {email.lower(): uid for uid, email in plan["users"].items()}
+        loaded = 0
+        for path, (task, current, annotations) in plan["actions"].items():
+            if current or not annotations or (paths is not None and path not in paths):
+                continue
+            loaded += self._recreate(session, task, annotations, user_ids)
+            self._save()
+        return loaded
+
+    def _recreate(self, session: Session, task: dict, annotations: list[dict], user_ids: dict[str, int]) -> int:
+        """Make ``annotations`` (a label file's) the task's, each as its original author (``completed_by``,
+        the Label Studio user of its ``created_by``, made if missing); the session remembers what each
+        was made from, so the next label commit writes it back exactly as committed."""
+        for annotation in annotations:
+            body = {"result": annotation.get("result") or [], "lead_time": annotation.get("lead_time"),
+                    "was_cancelled": bool(annotation.get("was_cancelled")),
+                    "ground_truth": bool(annotation.get("ground_truth"))}
+            creator = authors(annotation)[0]
+            if creator and "@" in creator:
+                try:
+                    body["completed_by"] = self._user_id(creator, user_ids)
+                except InvalidArgument:
+                    pass  # no account for it (Label Studio refused the address); the label file keeps it
+            made = self._request("POST", f"/api/tasks/{task['id']}/annotations/", json=body)
+            session.restored[str(made["id"])] = annotation
+        held = label_path(task["data"]["pachls_path"])
+        if annotations and held not in session.held:
+            session.held.append(held)
+        return len(annotations)
 
     def data_status(self, session_id: str) -> dict:
         """How far the data branch moved since the session's pinned commit."""
@@ -334,9 +379,11 @@ class LabelingService:
             mount = self._ensure_mount(session.data_repo, commit=head.id, mode="ro",
                                        name=f"{parse_address(session.data_repo).repo}_{head.short_id}")
             self._allow_serving(session, mount)
-            session.tasks += self._import(session, head.id, mount, known)
+            new = self._import(session, head.id, mount, known)
+            session.tasks += len(new)
             session.data_commit, session.data_mount = head.id, mount
             self._save()
+            self._load_labels(session, new)
             return session
 
     # -- pending and commit ----------------------------------------------------------------
@@ -382,8 +429,11 @@ class LabelingService:
     def pending(self, session_id: str) -> Pending:
         """What a label commit would change now: label files added, modified, deleted.
 
-        A committed label file whose data file is in the session's scope but whose task has no
-        annotation any more (all deleted in Label Studio) is deleted.
+        A committed label file is deleted only when its annotations were in this project (loaded
+        from the labels branch, or committed from it) and all were deleted here: one this project
+        never held is not this session's to delete. A label file whose annotations are what is
+        committed is unchanged, whatever else differs (an old file's Label Studio task id, the data
+        commit of a later session): its committed bytes stay.
         """
         session = self.get(session_id)
         users = self._users()
@@ -401,25 +451,30 @@ class LabelingService:
             raw = encode(document)
             if committed.get(target) == hashlib.sha256(raw).hexdigest():
                 continue
+            committed_document = self._committed_document(session, target) if target in committed else None
+            if committed_document is not None and same_labels(committed_document, document):
+                continue
             (modified if target in committed else added).append(target)
             files[target] = raw
             annotators.update(authors(a)[0] for a in document["annotations"] if authors(a)[0])
-            before = self._committed_annotations(session, target) if target in committed else {}
+            before = {a.get("id"): a for a in (committed_document or {}).get("annotations", [])}
             changers.update(authors(a)[1] for a in document["annotations"]
                             if authors(a)[1] and content(a) != content(before.get(a["id"], {})))
             commits.add(document["data"]["commit"])
-        deleted = [p for p in committed if p not in labeled and p.endswith(SUFFIX) and in_scope(data_path(p))]
+        held = set(session.held) | set(session.committed)
+        deleted = [p for p in committed if p not in labeled and p in held and p.endswith(SUFFIX)
+                   and in_scope(data_path(p))]
         files.update((p, None) for p in deleted)
         return Pending(tuple(sorted(added)), tuple(sorted(modified)), tuple(sorted(deleted)),
                        tuple(sorted(annotators)), tuple(sorted(commits)), files, tuple(sorted(changers)))
 
-    def _committed_annotations(self, session: Session, target: str) -> dict:
-        """annotation id -> annotation of the label file on the labels branch (empty if unreadable)."""
+    def _committed_document(self, session: Session, target: str) -> dict | None:
+        """The label file ``target`` on the labels branch (None if missing or unreadable)."""
         try:
             document = decode(self.backend.get_file(session.labels_repo, session.labels_branch, target))
         except (NotFound, ValueError):
-            return {}
-        return {a.get("id"): a for a in document.get("annotations", [])}
+            return None
+        return document if isinstance(document, dict) else None
 
     def commit_labels(self, session_id: str, *, message: str, author: str) -> Commit:
         """Write every pending label file into the labels mount and commit them as ONE commit."""
@@ -552,7 +607,8 @@ class LabelingService:
 
         ``commit`` is the commit the preview resolved ``ref`` to: if ``ref`` moved since, Conflict.
         Replacing or deleting annotations needs ``confirm``; without it, Conflict
-        ``confirmation_required`` carrying the preview. Each annotation is recreated as its
+        ``confirmation_required`` carrying the preview; with it, ``commit`` is required (a ref that
+        moved since the preview must not replace what the preview did not show). Each annotation is recreated as its
         original author (``completed_by``, the Label Studio user of its ``created_by``, made if
         missing), and the session remembers what it was recreated from, so the next label commit
         writes it back exactly as committed: a resync of what is committed leaves nothing pending."""
@@ -568,6 +624,11 @@ class LabelingService:
                     f"resync from {ref!r} would replace the annotations of {len(preview['overwrite'])} and delete "
                     f"those of {len(preview['remove'])} data file(s), {len(preview['uncommitted'])} of them never "
                     "committed; confirm to go ahead", **preview)
+            if commit is None and (preview["overwrite"] or preview["remove"]):
+                raise InvalidArgument(
+                    "'commit' is required when a resync would replace or delete annotations: send the commit "
+                    "id the preview (GET .../resync?ref=) answered, so a ref moved since is refused",
+                    field="commit")
             user_ids = {email.lower(): uid for uid, email in plan["users"].items()}
             restored, removed = 0, 0
             for path, (task, current, annotations) in plan["actions"].items():
@@ -575,19 +636,7 @@ class LabelingService:
                     self._request("DELETE", f"/api/annotations/{annotation['id']}/")
                     session.restored.pop(str(annotation["id"]), None)
                     removed += 1
-                for annotation in annotations:
-                    body = {"result": annotation.get("result") or [], "lead_time": annotation.get("lead_time"),
-                            "was_cancelled": bool(annotation.get("was_cancelled")),
-                            "ground_truth": bool(annotation.get("ground_truth"))}
-                    creator = authors(annotation)[0]
-                    if creator and "@" in creator:
-                        try:
-                            body["completed_by"] = self._user_id(creator, user_ids)
-                        except InvalidArgument:
-                            pass  # no account for it (Label Studio refused the address); the label file keeps it
-                    made = self._request("POST", f"/api/tasks/{task['id']}/annotations/", json=body)
-                    session.restored[str(made["id"])] = annotation
-                    restored += 1
+                restored += self._recreate(session, task, annotations, user_ids)
                 self._save()  # after each data file: a failure midway keeps what was recreated so far
             self._follow_labels_branch(session)
             return {"restored": restored, "removed": removed, "commit": preview["commit"]}
@@ -648,15 +697,33 @@ class LabelingService:
         return {"deleted": session.id, "project": "deleted" if project == "delete" else "kept",
                 "project_id": session.project_id}
 
-    def login(self, email: str, name: str) -> dict:
-        """What the embedded tab logs in with: the Label Studio account of the person ``email``
-        (made on first use), never the admin's. Managed mode only; the password is never logged."""
+    def account_owner(self, email: str) -> str | None:
+        """The Jupyter user whose managed Label Studio account has ``email`` (any case), or None."""
+        if self.label_studio is None or self.label_studio.mode != "managed":
+            return None
+        return next((user for user, owned in self.label_studio.account_owners().items()
+                     if owned.lower() == email.lower()), None)
+
+    def login(self, user: str, email: str, name: str) -> dict:
+        """What the embedded tab logs in with: the Label Studio account of the Jupyter ``user`` (made on
+        first use, from their ``email``), never the admin's and never another user's. Managed mode only;
+        the password is never logged.
+
+        Accounts are kept per Jupyter user: once ``user`` has one, it is theirs whatever email they save
+        later, and an email whose account another Jupyter user holds is refused (EmailTaken)."""
         if self.label_studio is None or self.label_studio.mode != "managed":
             raise NotFound("automatic login is only available for the managed Label Studio; a team server "
                            "keeps its own users: log in there with your own account")
         self._ls()
         with self._accounts_lock:
-            email = email.lower()  # as Label Studio keeps it
+            owned = self.label_studio.account_owners().get(user)
+            email = (owned or email).lower()  # as Label Studio keeps it
+            if owned is None:
+                holder = self.account_owner(email)
+                if holder is not None and holder != user:
+                    raise EmailTaken(f"the Label Studio account of {email} belongs to another Jupyter user; "
+                                     "save your own email (PUT /pachls/api/identity)", email=email)
+                self.label_studio.save_account_owner(user, email)
             password = self._account(email, name, {e.lower(): i for i, e in self._users().items()})
         return {"email": email, "password": password}
 
