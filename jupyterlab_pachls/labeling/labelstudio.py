@@ -220,7 +220,8 @@ class ManagedLabelStudio:
         record = {"pid": process.pid, "start": process_start_time(process.pid),
                   "server": os.getpid(), "server_start": process_start_time(os.getpid())}
         temporary = self.pid_path.with_name(f".{PID_FILE}.{os.getpid()}")
-        temporary.write_text(json.dumps(record))
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(json.dumps(record))
         os.replace(temporary, self.pid_path)
 
     def _read_pid_file(self) -> dict | None:
