@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,11 @@ import pytest
 from jupyterlab_pachls.handlers import fuse_status
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+# Every test (and every server it starts) sees no git identity, whatever this machine's git config
+# holds: authors come from what a test gives, and a missing one shows here as on any machine.
+os.environ["GIT_CONFIG_GLOBAL"] = os.devnull
+os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
 
 EXTENSION = "jupyterlab_pachls"
 

@@ -16,7 +16,8 @@ for a real identity provider (JupyterHub's, or one a deployment configures).
 Opening `/lab?token=alice-token` (or sending `Authorization: token
 alice-token`) is Alice, `bob-token` is Bob; the browser keeps the login cookie
 as after any login. Without one of these tokens a request gets Jupyter's own
-random anonymous user, as plain `jupyter lab` does.
+random anonymous user, as plain `jupyter lab` does; that user writes history as the configured
+"Uma Tester" (the machine's git identity is hidden from the server).
 """
 
 import atexit
@@ -58,6 +59,13 @@ class TwoUserTestIdentityProvider(PasswordIdentityProvider):
 
 
 c.ServerApp.identity_provider_class = TwoUserTestIdentityProvider  # noqa: F821
+
+# Whatever git identity the machine has is hidden, so every run sees the same thing: the anonymous
+# (token-less) user writes history as this configured person, Alice and Bob as themselves.
+os.environ["GIT_CONFIG_GLOBAL"] = os.devnull
+os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+c.PachlsConfig.user_name = "Uma Tester"  # noqa: F821
+c.PachlsConfig.user_email = "uma@example.com"  # noqa: F821
 
 _home = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".pachls-store")
 _store = os.path.join(_home, "store")
