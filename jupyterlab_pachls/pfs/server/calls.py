@@ -181,13 +181,18 @@ def _log(path: str, started: float, outcome: list) -> None:
         log.debug("%s %s %.1fms", path, code.name if code else "UNKNOWN", (time.monotonic() - started) * 1000)
 
 
+def _check(request: betterproto.Message, where: str) -> None:
+    """pachd's ValidateAll on a request: INVALID_ARGUMENT ``<where>: <problem>`` when it fails."""
+    problem = validate_all(request)
+    if problem:
+        raise Status(grpc.StatusCode.INVALID_ARGUMENT, f"{where}: {problem}")
+
+
 def unary(path: str, fn: Callable, request_cls) -> grpc.RpcMethodHandler:
     def behavior(request, context):
         started, outcome = time.monotonic(), [None]
         try:
-            problem = validate_all(request)
-            if problem:
-                raise Status(grpc.StatusCode.INVALID_ARGUMENT, f"validate request: {problem}")
+            _check(request, "validate request")
             reply = nil_branch(fn(context, request))
             outcome[0] = grpc.StatusCode.OK
             return reply
@@ -204,9 +209,7 @@ def server_stream(path: str, fn: Callable, request_cls) -> grpc.RpcMethodHandler
     def behavior(request, context):
         started, outcome = time.monotonic(), [None]
         try:
-            problem = validate_all(request)
-            if problem:
-                raise Status(grpc.StatusCode.INVALID_ARGUMENT, f"validate recv: {problem}")
+            _check(request, "validate recv")
             for reply in fn(context, request):
                 yield nil_branch(reply)
             outcome[0] = grpc.StatusCode.OK
@@ -224,9 +227,7 @@ def server_stream(path: str, fn: Callable, request_cls) -> grpc.RpcMethodHandler
 
 def _validated(requests: Iterator) -> Iterator:
     for request in requests:
-        problem = validate_all(request)
-        if problem:
-            raise Status(grpc.StatusCode.INVALID_ARGUMENT, f"validate recv: {problem}")
+        _check(request, "validate recv")
         yield request
 
 
