@@ -7,7 +7,7 @@ import { IChanges, ICommitResult, mountChanges } from '../api';
 import { address } from '../format';
 import { PachlsModel } from '../model';
 import { conflictPaths, countChanges, errorMessage } from '../state';
-import { ChangeList, Committed, ErrorText } from './common';
+import { ChangeList, CloseButton, Committed, ErrorText } from './common';
 
 type Phase =
   | { kind: 'edit' }
@@ -102,14 +102,7 @@ export function CommitForm(props: ICommitFormProps): JSX.Element {
           ))}
         </ul>
         <div className="jp-PachlsDialog-buttons">
-          <button
-            type="button"
-            className="jp-PachlsButton jp-PachlsButton-accept"
-            onClick={props.close}
-            autoFocus
-          >
-            {trans.__('Close')}
-          </button>
+          <CloseButton close={props.close} trans={trans} />
         </div>
       </div>
     );

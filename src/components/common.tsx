@@ -54,6 +54,23 @@ export function ErrorText(props: {
 }
 
 /** A small text or icon button with an accessible name. */
+/** The one way a dialog's last step is closed (focused, so Enter closes it). */
+export function CloseButton(props: {
+  close: () => void;
+  trans: TranslationBundle;
+}): JSX.Element {
+  return (
+    <button
+      type="button"
+      className="jp-PachlsButton jp-PachlsButton-accept"
+      onClick={props.close}
+      autoFocus
+    >
+      {props.trans.__('Close')}
+    </button>
+  );
+}
+
 export function ActionButton(props: {
   label: string;
   title?: string;
@@ -237,14 +254,7 @@ export function Committed(props: ICommittedProps): JSX.Element {
             {trans.__('Show in history')}
           </button>
         ) : null}
-        <button
-          type="button"
-          className="jp-PachlsButton jp-PachlsButton-accept"
-          onClick={props.close}
-          autoFocus
-        >
-          {trans.__('Close')}
-        </button>
+        <CloseButton close={props.close} trans={trans} />
       </div>
     </div>
   );

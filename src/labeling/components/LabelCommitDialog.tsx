@@ -4,7 +4,12 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 
 import { ICommit } from '../../api';
-import { ChangeList, Committed, ErrorText } from '../../components/common';
+import {
+  ChangeList,
+  CloseButton,
+  Committed,
+  ErrorText
+} from '../../components/common';
 import { address } from '../../format';
 import { conflictPaths, errorMessage } from '../../state';
 import { IPending, ISession } from '../api';
@@ -146,14 +151,7 @@ export function LabelCommitForm(props: ILabelCommitFormProps): JSX.Element {
           >
             {trans.__('Preview a resync from %1…', target)}
           </button>
-          <button
-            type="button"
-            className="jp-PachlsButton jp-PachlsButton-accept"
-            onClick={props.close}
-            autoFocus
-          >
-            {trans.__('Close')}
-          </button>
+          <CloseButton close={props.close} trans={trans} />
         </div>
       </div>
     );

@@ -4,7 +4,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 
 import { PachlsApiError } from '../../api';
-import { ErrorText } from '../../components/common';
+import { CloseButton, ErrorText } from '../../components/common';
 import { address } from '../../format';
 import { errorMessage } from '../../state';
 import { IResyncPreview, IResyncResult, ISession } from '../api';
@@ -107,14 +107,7 @@ export function ResyncForm(props: IResyncFormProps): JSX.Element {
           )}
         </div>
         <div className="jp-PachlsDialog-buttons">
-          <button
-            type="button"
-            className="jp-PachlsButton jp-PachlsButton-accept"
-            onClick={props.close}
-            autoFocus
-          >
-            {trans.__('Close')}
-          </button>
+          <CloseButton close={props.close} trans={trans} />
         </div>
       </div>
     );
