@@ -1,0 +1,48 @@
+"""Replace a small file whole: a reader sees the old content or the new one, never a part.
+
+The new content goes to a temporary file beside the target (same directory, so the rename
+stays on one file system), is flushed, then renamed over the target. With ``fsync`` the file
+and then its directory are synced, so the new content and the rename survive a crash of the
+machine, not only of the process: use it for state the server needs after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, *, mode: int = 0o600, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically, with permissions exactly ``mode`` (umask aside)."""
+    target = Path(path)
+    directory = target.parent
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    if fsync:
+        _fsync_directory(directory)
+
+
+def write_json(path: str | os.PathLike, data: Any, *, mode: int = 0o600, fsync: bool = True) -> None:
+    """Write ``data`` as JSON (indented by one, keys in the caller's order) atomically."""
+    write_bytes(path, json.dumps(data, indent=1).encode(), mode=mode, fsync=fsync)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
