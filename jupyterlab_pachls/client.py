@@ -75,6 +75,7 @@ from .pfs import (
     parse_address,
     parse_repo,
 )
+from .pfs.errors import error_from_code
 from .pfs.model import _Json
 
 __all__ = [
@@ -307,12 +308,6 @@ def annotation_change_from_json(data: dict):
                  before=tuple(data.get("before") or ()), after=tuple(data.get("after") or ()))
 
 
-ERROR_CLASSES: dict[str, type[PfsError]] = {
-    cls.code: cls
-    for cls in (NotFound, AlreadyExists, Conflict, ParseError, InvalidName, InvalidPath, InvalidArgument, Unavailable)
-}
-
-
 def error_from_response(status: int, body: bytes, url: str = "") -> PfsError:
     """The typed error for an HTTP error answer (``{"error", "message", "details"}``)."""
     try:
@@ -324,10 +319,8 @@ def error_from_response(status: int, body: bytes, url: str = "") -> PfsError:
         exc = Unavailable(f"the Jupyter server at {url} refused the request ({status} {said or 'Forbidden'}); "
                           "check its token", status=status)
     elif isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        cls = ERROR_CLASSES.get(payload.get("error"), PfsError)
         details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
-        exc = cls(payload["message"], **details)
-        exc.code = payload.get("error") or exc.code  # type: ignore[misc]
+        exc = error_from_code(payload.get("error"), payload["message"], details)
     else:
         exc = PfsError(f"the Jupyter server at {url} answered HTTP {status}", status=status)
     exc.status = status  # type: ignore[attr-defined]

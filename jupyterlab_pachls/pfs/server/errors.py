@@ -16,48 +16,18 @@ import grpc
 from ..errors import (
     AlreadyExists,
     Conflict,
-    InvalidArgument,
-    InvalidName,
-    InvalidPath,
     NotFound,
-    ParseError,
     PfsError,
     Unavailable,
+    error_class,
+    error_class_for_grpc_status,
 )
 
 DETAILS_KEY = "pachls-error"
 
-_STATUS = {
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    InvalidName: grpc.StatusCode.INVALID_ARGUMENT,
-    InvalidPath: grpc.StatusCode.INVALID_ARGUMENT,
-    ParseError: grpc.StatusCode.INVALID_ARGUMENT,
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    Conflict: grpc.StatusCode.FAILED_PRECONDITION,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
-
-_BY_CODE = {cls.code: cls for cls in (NotFound, AlreadyExists, InvalidName, InvalidPath, ParseError,
-                                      InvalidArgument, Conflict, Unavailable)}
-
-_FROM_STATUS = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
-    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
-    grpc.StatusCode.ABORTED: Conflict,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
-}
-
 
 def status_of(error: PfsError) -> grpc.StatusCode:
-    for cls in type(error).__mro__:
-        if cls in _STATUS:
-            return _STATUS[cls]
-    return grpc.StatusCode.UNKNOWN
+    return grpc.StatusCode[type(error).grpc_status]
 
 
 def _repo_text(key: str) -> str:
@@ -106,7 +76,7 @@ def from_rpc_error(error: grpc.RpcError, what: str = "") -> PfsError:
         if key == DETAILS_KEY:
             try:
                 data = json.loads(value)
-                cls = _BY_CODE.get(data.get("code"))
+                cls = error_class(data.get("code"))
                 if cls is not None:
                     return cls(message, **(data.get("details") or {}))
             except (ValueError, TypeError, AttributeError):
@@ -117,7 +87,7 @@ def from_rpc_error(error: grpc.RpcError, what: str = "") -> PfsError:
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         where = f" during {what}" if what else ""
         return Unavailable(f"the Pachyderm cluster is unavailable{where}: {message}", status=code.name)
-    cls = _FROM_STATUS.get(code)
+    cls = error_class_for_grpc_status(code.name) if code else None
     if cls is None:
         lowered = message.lower()
         if "not found" in lowered:
