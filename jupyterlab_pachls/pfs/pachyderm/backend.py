@@ -77,11 +77,11 @@ from pachyderm_sdk.api.pfs.extension import ApiStub as PfsStub
 from pachyderm_sdk.config import ConfigFile
 from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
 
-from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parse_ref, parse_repo, validate_name
-from .backend import DEFAULT_PAGE, Backend, Content, check_page
-from .errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PfsError, Unavailable
-from .model import OPAQUE, Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
-from .server.errors import from_rpc_error
+from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parse_ref, parse_repo, validate_name
+from ..backend import DEFAULT_PAGE, Backend, Content, check_page
+from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PfsError, Unavailable
+from ..model import OPAQUE, Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
+from ..server.errors import from_rpc_error
 
 STAGING_PREFIX = "pachls-open-"
 META_REPO = "pachls-meta"
