@@ -300,7 +300,7 @@ export class PachlsModel {
   }
 
   private _upsertMount(status: IMountStatus): void {
-    const current = this._state.mounts ?? { mount_dir: '', fuse: false, mounts: [] };
+    const current = this._state.mounts ?? { mount_dir: '', fuse: false, fuse_reason: '', mounts: [] };
     const others = current.mounts.filter(m => m.name !== status.name);
     const mounts = [...others, status].sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0

@@ -18,10 +18,10 @@ import {
   IProvenance,
   IRepo,
   IReposResponse
-} from './types';
+} from './models';
 
 export * from './request';
-export * from './types';
+export * from './models';
 
 /**
  * One path segment: `project/repo` becomes `project%2Frepo`, `master^2`

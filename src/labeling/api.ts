@@ -1,165 +1,48 @@
 /** Labeling routes of the pachls REST API (see jupyterlab_pachls/openapi.yaml). */
-import { ICommit } from '../api/types';
-import { query, requestAPI, seg } from '../api';
+import { Answer, Body, ICommit, query, requestAPI, seg } from '../api';
+import { components } from '../api/types';
 
-export type LabelStudioState = 'stopped' | 'starting' | 'running' | 'failed';
+type Schemas = components['schemas'];
 
 /** The Label Studio the server runs (managed) or talks to (external). */
-export interface ILabelStudioStatus {
-  mode: 'managed' | 'external';
-  state: LabelStudioState;
-  url: string | null;
-  message: string;
-  started_seconds: number | null;
-  restarts: number;
-  log: string | null;
-}
-
-export interface ITemplate {
-  name: string;
-  title: string;
-  data_key: string;
-}
+export type ILabelStudioStatus = Schemas['LabelStudioStatus'];
+export type LabelStudioState = ILabelStudioStatus['state'];
 
 /** A labeling session: a data source pinned to a commit, a label target, a Label Studio project. */
-export interface ISession {
-  id: string;
-  title: string;
-  data_repo: string;
-  data_branch: string;
-  data_commit: string;
-  glob: string;
-  labels_repo: string;
-  labels_branch: string;
-  project_id: number;
-  data_mount: string;
-  labels_mount: string;
-  data_key: string;
-  created_by: string;
-  created: number;
-  tasks: number;
-}
-
-export interface IDataStatus {
-  behind: number;
-  head: string | null;
-  data_commit: string;
-}
-
-export interface ISessionDetail extends ISession {
-  data_status: IDataStatus;
-}
+export type ISession = Schemas['LabelingSession'];
+export type ISessionDetail = Answer<'getLabelingSession'>;
+export type IDataStatus = ISessionDetail['data_status'];
 
 /** `GET /labeling`. */
-export interface ILabelingStatus {
-  label_studio: ILabelStudioStatus | null;
-  templates: ITemplate[];
-  sessions: ISession[];
-}
+export type ILabelingStatus = Answer<'labelingStatus'>;
+export type ITemplate = ILabelingStatus['templates'][number];
 
-/** Label files a commit would add, modify and delete. */
-export interface IPending {
-  count: number;
-  added: string[];
-  modified: string[];
-  deleted: string[];
-  /** Who created the annotations. */
-  annotators: string[];
-  /** Who made the new or changed ones (older servers: absent). */
-  changed_by?: string[];
-  data_commits: string[];
-}
+/** Label files a commit would add, modify and delete, who created and who changed them. */
+export type IPending = Answer<'pendingLabels'>;
 
 /** Body of `POST /labeling/sessions`. */
-export interface ISessionRequest {
-  data: string;
-  labels: string;
-  glob?: string;
-  template?: string;
-  classes?: string[];
-  xml?: string;
-}
+export type ISessionRequest = Body<'createLabelingSession'>;
 
-export interface IBlameEntry {
-  commit: string;
-  time: string | null;
-  author: string;
-  message: string;
-  change: 'added' | 'modified' | 'deleted';
-  /** Who created the annotations of the label file. */
-  annotators: string[];
-  /** Who changed the label in this commit (older servers: absent). */
-  changed_by?: string[];
-  labels: string[];
-  data_commit: string | null;
-  provenance: unknown[];
-}
+/** Every label commit that changed the label of a file, newest first. */
+export type IBlame = Answer<'blameLabel'>;
+export type IBlameEntry = IBlame['entries'][number];
 
-export interface IBlame {
-  repo: string;
-  ref: string;
-  path: string;
-  entries: IBlameEntry[];
-}
+/** Annotation-level changes between two label commits (`GET /labels/diff`). */
+export type ILabelDiff = Answer<'diffLabels'>;
+export type ILabelChange = ILabelDiff['changes'][number];
 
-/** One annotation that changed between two label commits (`GET /labels/diff`). */
-export interface ILabelChange {
-  /** The data file. */
-  path: string;
-  annotation: number;
-  change: 'added' | 'modified' | 'deleted';
-  /** Who created the annotation (older servers name one `annotator`). */
-  annotators?: string[];
-  annotator?: string | null;
-  /** Who changed it between the two commits. */
-  changed_by?: string[];
-  before: string[];
-  after: string[];
-}
-
-export interface ILabelDiff {
-  repo: string;
-  from: string | null;
-  to: string;
-  changes: ILabelChange[];
-}
-
-/** What a resync from `ref` would do (`GET .../resync?ref=`); nothing is touched by it. */
-export interface IResyncPreview {
-  ref: string;
-  /** The commit `ref` resolved to: the confirm names it, so a moved branch is refused. */
-  commit: string;
-  /** Annotations recreated from the label files. */
-  restore: number;
-  /** Annotations already equal to their label file. */
-  unchanged: number;
-  /** Data paths whose current annotations would be replaced. */
-  overwrite: string[];
-  /** Data paths whose current annotations would be deleted. */
-  remove: string[];
-  /** Of those, the ones holding annotations that were never committed (they would be lost). */
-  uncommitted: string[];
-}
-
-export interface IResyncResult {
-  restored: number;
-  removed: number;
-  commit: string;
-}
+/**
+ * What a resync from `ref` would do (`GET .../resync?ref=`); nothing is touched by it.
+ * Its `commit` is what `ref` resolved to: the confirm names it, so a moved branch is refused.
+ */
+export type IResyncPreview = Schemas['ResyncPreview'];
+export type IResyncResult = Answer<'resyncLabels'>;
 
 /** What happens to the Label Studio project when its session is deleted. */
 export type ProjectFate = 'keep' | 'delete';
+export type IDeleteSessionResult = Answer<'deleteLabelingSession'>;
 
-export interface IDeleteSessionResult {
-  deleted: string;
-  project: 'kept' | 'deleted';
-  project_id: number;
-}
-
-export interface ILoginCredentials {
-  email: string;
-  password: string;
-}
+export type ILoginCredentials = Answer<'labelStudioLogin'>;
 
 /** Label Studio's state, the templates and every session. */
 export function getLabeling(): Promise<ILabelingStatus> {

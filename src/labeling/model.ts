@@ -1,6 +1,6 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ICommit } from '../api/types';
+import { ICommit } from '../api';
 import { errorMessage } from '../state';
 import {
   commitLabels,

@@ -104,7 +104,7 @@ export function LabelingSection(props: ILabelingSectionProps): JSX.Element {
               onClick={() => void run(() => labeling.startLabelStudio())}
             />
           ) : null}
-          {ls && (ls.state === 'failed' || ls.restarts > 0) && ls.mode === 'managed' ? (
+          {ls && (ls.state === 'failed' || (ls.restarts ?? 0) > 0) && ls.mode === 'managed' ? (
             <button
               type="button"
               className="jp-PachlsLink jp-PachlsLabelStudio-log"
