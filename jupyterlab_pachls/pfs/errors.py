@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+#: gRPC trailing metadata key carrying an error's ``code`` and ``details`` as JSON: the server
+#: sends it, the client rebuilds the typed error from it (a real pachd sends none).
+GRPC_DETAILS_KEY = "pachls-error"
+
 
 class PfsError(Exception):
     code = "error"

@@ -14,6 +14,7 @@ import json
 import grpc
 
 from ..errors import (
+    GRPC_DETAILS_KEY,
     AlreadyExists,
     Conflict,
     NotFound,
@@ -22,8 +23,6 @@ from ..errors import (
     error_class,
     error_class_for_grpc_status,
 )
-
-DETAILS_KEY = "pachls-error"
 
 
 def status_of(error: PfsError) -> grpc.StatusCode:
@@ -64,7 +63,7 @@ def abort(context: grpc.ServicerContext, error: PfsError) -> None:
         details = json.dumps({"code": error.code, "details": error.details}, default=str)
     except (TypeError, ValueError):
         details = json.dumps({"code": error.code, "details": {}})
-    context.set_trailing_metadata(((DETAILS_KEY, details),))
+    context.set_trailing_metadata(((GRPC_DETAILS_KEY, details),))
     context.abort(status_of(error), pachd_message(error))
 
 
@@ -73,7 +72,7 @@ def from_rpc_error(error: grpc.RpcError, what: str = "") -> PfsError:
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     message = (error.details() if hasattr(error, "details") else None) or str(error)
     for key, value in (error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else ():
-        if key == DETAILS_KEY:
+        if key == GRPC_DETAILS_KEY:
             try:
                 data = json.loads(value)
                 cls = error_class(data.get("code"))
