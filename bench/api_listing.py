@@ -21,14 +21,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
-import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +32,10 @@ from pathlib import Path
 
 from _bench import add_json_argument, write_json
 
-from jupyterlab_pachls.pfs import LocalBackend
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from serverproc import JupyterServer  # noqa: E402  (the one way tests, stress runs and benchmarks start a server)
+
+from jupyterlab_pachls.pfs import LocalBackend  # noqa: E402
 
 
 def build_store(store: Path, repos: int, branches: int, files: int) -> None:
@@ -60,31 +58,6 @@ def build_store(store: Path, repos: int, branches: int, files: int) -> None:
     backend.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(work: Path, store: Path, port: int, token: str) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update({
-        "PACHLS_STORE": str(store),
-        "PACHLS_MOUNT_DIR": str(work / "pfs"),
-        "JUPYTER_DATA_DIR": str(work / "data"),
-        "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
-    })
-    cmd = [
-        sys.executable, "-m", "jupyter_server",
-        "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={work}", "--ServerApp.jpserver_extensions={'jupyterlab_pachls': True}",
-        "--ServerApp.log_level=WARN", "--ServerApp.allow_root=True",
-    ]
-    log = open(work / "server.log", "wb")
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
 class Client:
     def __init__(self, port: int, token: str) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -103,39 +76,15 @@ class Client:
         return elapsed, json.loads(body)
 
 
-def stop_server(proc: subprocess.Popen | None) -> None:
-    """Stop the server as Ctrl-C would; kill it if it does not stop within 30 s."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def start_server(work: Path, store: Path, *, no_fuse: bool = False) -> JupyterServer:
+    """``jupyter server`` with the extension over ``store`` (root ``work``, mounts in ``work/pfs``)."""
+    return JupyterServer(work, store=store, no_fuse=no_fuse).start(timeout=120)
 
 
-def show_server_log(work: Path) -> None:
+def show_server_log(server: JupyterServer | None) -> None:
     """The end of the server's log on stderr (a benchmark failed)."""
-    log = work / "server.log"
-    if log.exists():
-        sys.stderr.write(log.read_text(errors="replace")[-4000:])
-
-
-def wait_ready(client_factory, proc: subprocess.Popen, timeout: float = 120) -> "Client":
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter server exited with {proc.returncode}; see its log above")
-        try:
-            client = client_factory()
-            status, _ = client.get("health")
-            if status == 200:
-                return client
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("jupyter server did not start")
+    if server is not None:
+        sys.stderr.write(server.log_text()[-4000:])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -155,12 +104,11 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="pachls-api-bench-"))
     store = work / "store"
-    proc = None
+    server = None
     try:
         build_store(store, args.repos, args.branches, args.files)
-        port, token = free_port(), secrets.token_hex(16)
-        proc = start_server(work, store, port, token)
-        client = wait_ready(lambda: Client(port, token), proc)
+        server = start_server(work, store)
+        client = Client(server.port, server.token)
 
         # 1. every repo with its branches, in one request
         for _ in range(3):
@@ -204,10 +152,11 @@ def main() -> None:
             assert len(body["items"]) == 400 and body["next"], body.get("next")
             page_ms.append(elapsed)
     except BaseException:
-        show_server_log(work)
+        show_server_log(server)
         raise
     finally:
-        stop_server(proc)
+        if server is not None:
+            server.stop()
         if args.keep:
             print(f"kept {work}")
         else:

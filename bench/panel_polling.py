@@ -33,7 +33,6 @@ import http.client
 import json
 import os
 import random
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ import time
 from pathlib import Path
 
 from _bench import add_json_argument, pct, write_json
-from api_listing import free_port, show_server_log, start_server, stop_server, wait_ready
+from api_listing import show_server_log, start_server
 
 from jupyterlab_pachls.pfs import LocalBackend
 
@@ -261,22 +260,19 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="pachls-poll-bench-"))
     store = work / "store"
-    proc = None
+    server = None
     figures = Figures()
     try:
         build_store(store, args.repos, args.branches, args.writers, args.kernel_writers)
-        port, token = free_port(), secrets.token_hex(16)
-        if not args.fuse:
-            os.environ["PACHLS_NO_FUSE"] = "1"
-        proc = start_server(work, store, port, token)
-        wait_ready(lambda: Conn(port, token), proc).close()
+        server = start_server(work, store, no_fuse=not args.fuse)
+        port, token = server.port, server.token
         args.mount_dir = work / "pfs"
         kernels = [subprocess.Popen([sys.executable, "-c", KERNEL_WRITER, str(store), f"kernel{k}",
                                      str(args.seconds), str(args.commit_pause)], stdout=subprocess.PIPE, text=True)
                    for k in range(args.kernel_writers)]
-        cpu_before = cpu_seconds(proc.pid)
+        cpu_before = cpu_seconds(server.pid)
         wall = asyncio.run(drive(port, token, args, figures))
-        server_cpu = cpu_seconds(proc.pid) - cpu_before
+        server_cpu = cpu_seconds(server.pid) - cpu_before
         for kernel in kernels:
             out, _ = kernel.communicate(timeout=120)
             if kernel.returncode != 0:
@@ -284,10 +280,11 @@ def main() -> None:
             figures.commits += int(out.split()[-1])
             figures.kernel_commits += int(out.split()[-1])
     except BaseException:
-        show_server_log(work)
+        show_server_log(server)
         raise
     finally:
-        stop_server(proc)
+        if server is not None:
+            server.stop()
         if args.keep:
             print(f"kept {work}")
         else:

@@ -31,7 +31,6 @@ import bisect
 import itertools
 import os
 import random
-import secrets
 import shutil
 import statistics
 import tempfile
@@ -40,7 +39,7 @@ import urllib.parse
 from pathlib import Path
 
 from _bench import add_json_argument, pct, settle, write_json
-from api_listing import Client, free_port, show_server_log, start_server, stop_server, wait_ready
+from api_listing import Client, show_server_log, start_server
 
 from jupyterlab_pachls.pfs import LocalBackend
 
@@ -216,7 +215,7 @@ def main() -> None:
     store, plain = work / "store", work / "plain"
     plain.mkdir()
     backend = LocalBackend(store)
-    proc = None
+    server = None
     points = []
     try:
         for i in range(20):  # a few other repos, so the repos listing is not trivial
@@ -231,10 +230,9 @@ def main() -> None:
             store_s, plain_s = grow(backend, plain, have, n)
             have = n
             print(f"grew to {n:,} files: store {store_s:.1f} s, plain directory {plain_s:.1f} s", flush=True)
-            if proc is None:
-                port, token = free_port(), secrets.token_hex(16)
-                proc = start_server(work, store, port, token)
-                client = wait_ready(lambda: Client(port, token), proc)
+            if server is None:
+                server = start_server(work, store)
+                client = Client(server.port, server.token)
             settle()
             for _ in range(3):  # warm up
                 client.timed("repos")
@@ -245,10 +243,11 @@ def main() -> None:
                 f"{k} p50={v['p50']:.2f} p95={v['p95']:.2f}" for k, v in series.items()), flush=True)
         assert backend.fsck().ok
     except BaseException:
-        show_server_log(work)
+        show_server_log(server)
         raise
     finally:
-        stop_server(proc)
+        if server is not None:
+            server.stop()
         backend.close()
         shutil.rmtree(work, ignore_errors=True)
 

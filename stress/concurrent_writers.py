@@ -25,12 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,39 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 import concurrent_writers as cw  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(work: Path, port: int, token: str, fuse: bool) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update({"PACHLS_STORE": str(work / "store"), "PACHLS_MOUNT_DIR": str(work / "root" / "pfs"),
-                "JUPYTER_DATA_DIR": str(work / "data"), "JUPYTER_RUNTIME_DIR": str(work / "runtime")})
-    if fuse:
-        env.pop("PACHLS_NO_FUSE", None)
-    else:
-        env["PACHLS_NO_FUSE"] = "1"
-    (work / "root").mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={work / 'root'}", "--ServerApp.jpserver_extensions={'jupyterlab_pachls': True}",
-           "--ServerApp.log_level=WARN", "--ServerApp.allow_root=True"]
-    log = open(work / "server.log", "wb")
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from serverproc import JupyterServer  # noqa: E402
 
 
 def make_fetch(port: int, token: str):
@@ -99,25 +62,9 @@ def make_fetch(port: int, token: str):
     return fetch, client
 
 
-async def wait_ready(fetch, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter server exited with {proc.returncode}")
-        try:
-            status, _ = await fetch("GET", "pachls/api/health")
-            if status == 200:
-                return
-        except Exception:  # noqa: BLE001  (not up yet)
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("jupyter server did not start")
-
-
-async def trial(port: int, token: str, proc: subprocess.Popen, args, n: int, mode: str, totals: dict) -> None:
+async def trial(port: int, token: str, args, n: int, mode: str, totals: dict) -> None:
     fetch, client = make_fetch(port, token)
     try:
-        await wait_ready(fetch, proc)
         for kind, shared in (("shared", args.shared), ("disjoint", 0)):
             repo = f"{kind}{n}"
             try:
@@ -165,13 +112,12 @@ def main() -> int:
             for n in range(args.trials):
                 here = work / f"{mode}-{n}"
                 here.mkdir()
-                port, token = free_port(), secrets.token_hex(16)
-                proc = start_server(here, port, token, fuse=mode == "fuse")
+                server = JupyterServer(here / "root", store=here / "store", no_fuse=mode != "fuse").start(120)
                 try:
-                    asyncio.run(trial(port, token, proc, args, n, mode, totals))
+                    asyncio.run(trial(server.port, server.token, args, n, mode, totals))
                 finally:
-                    stop_server(proc)
-                log = (here / "server.log").read_text(errors="replace")
+                    server.stop()
+                log = server.log_text()
                 errors = log.count("Traceback")
                 if errors:
                     totals["server_errors"] += errors

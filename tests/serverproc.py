@@ -1,4 +1,5 @@
-"""A REAL ``jupyter server`` subprocess with the extension, for tests that must kill or restart it.
+"""A REAL ``jupyter server`` subprocess with the extension: for tests that must kill or restart it,
+and the one way stress runs (stress/) and benchmarks (bench/) start a server.
 
     from serverproc import JupyterServer          # tests/ is on sys.path for test modules
 
