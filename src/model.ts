@@ -22,6 +22,7 @@ import {
   putBackend,
   refreshMount
 } from './api';
+import { PollingModel, settle } from './pollingModel';
 import { errorMessage } from './state';
 
 /** What the panel shows; replaced (never mutated) on every change. */
@@ -65,17 +66,6 @@ export const restApi: IPachlsApi = {
   putBackend
 };
 
-type Settled<T> =
-  | { status: 'fulfilled'; value: T }
-  | { status: 'rejected'; reason: unknown };
-
-function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
-  return promise.then(
-    value => ({ status: 'fulfilled' as const, value }),
-    reason => ({ status: 'rejected' as const, reason })
-  );
-}
-
 export const initialPanelState: IPanelState = {
   health: null,
   healthError: null,
@@ -92,24 +82,16 @@ export const initialPanelState: IPanelState = {
  *
  * One refresh is three requests in parallel (health, repos with their branches,
  * mounts), never one per repo. Polling runs only while the panel is visible
- * and the browser tab is not hidden; actions refresh what they change. Actions
+ * and the browser tab is not hidden, and backs off while the server does not
+ * answer; actions refresh what they change. Actions
  * throw a `PachlsApiError` for the caller to show where the action was taken.
  */
-export class PachlsModel {
+export class PachlsModel extends PollingModel<IPanelState> {
   constructor(
     options: { api?: IPachlsApi; interval?: number } = {}
   ) {
+    super(initialPanelState, { name: 'pachls:panel', interval: options.interval ?? 10000 });
     this._api = options.api ?? restApi;
-    this._interval = options.interval ?? 10000;
-  }
-
-  get state(): IPanelState {
-    return this._state;
-  }
-
-  /** Emitted whenever `state` changes. */
-  get changed(): ISignal<this, IPanelState> {
-    return this._changed;
   }
 
   /** Emitted after an action changed a repo or branch (history views reload). */
@@ -117,78 +99,25 @@ export class PachlsModel {
     return this._reposChanged;
   }
 
-  /** Polling interval in ms; 0 turns polling off. */
-  get interval(): number {
-    return this._interval;
-  }
-  set interval(value: number) {
-    this._interval = Math.max(0, value);
-    this._schedule();
-  }
-
-  /** Whether the panel is visible (polling runs only then). */
-  get visible(): boolean {
-    return this._visible;
-  }
-  set visible(value: boolean) {
-    if (value === this._visible) {
-      return;
-    }
-    this._visible = value;
-    if (value && Date.now() - this._state.refreshed > 1000) {
-      void this.refresh();
-    }
-    this._schedule();
-  }
-
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._disposed = true;
-    this._clearTimer();
-    Signal.clearData(this);
-  }
-
   /** Mount with that name, if listed. */
   mount(name: string): IMountStatus | undefined {
-    return this._state.mounts?.mounts.find(m => m.name === name);
+    return this.state.mounts?.mounts.find(m => m.name === name);
   }
 
   /** Mounts of `repo@branch`. */
   mountsOf(repo: string, branch: string): IMountStatus[] {
-    return (this._state.mounts?.mounts ?? []).filter(
+    return (this.state.mounts?.mounts ?? []).filter(
       m => m.repo === repo && m.branch === branch && !m.commit
     );
-  }
-
-  /** Reload health, repos and mounts (one request each). */
-  refresh(): Promise<void> {
-    if (this._pending) {
-      this._again = true;
-      return this._pending;
-    }
-    this._pending = this._refresh().finally(() => {
-      this._pending = null;
-      if (this._again && !this._disposed) {
-        this._again = false;
-        void this.refresh();
-      }
-    });
-    return this._pending;
   }
 
   /** Reload the mounts only. */
   async refreshMounts(): Promise<void> {
     try {
       const mounts = await this._api.listMounts();
-      this._set({ mounts, mountsError: null });
+      this.set({ mounts, mountsError: null });
     } catch (reason) {
-      this._set({ mountsError: errorMessage(reason) });
+      this.set({ mountsError: errorMessage(reason) });
     }
   }
 
@@ -208,11 +137,11 @@ export class PachlsModel {
 
   async unmount(name: string, discard = false): Promise<void> {
     await this._api.deleteMount(name, discard);
-    if (this._state.mounts) {
-      this._set({
+    if (this.state.mounts) {
+      this.set({
         mounts: {
-          ...this._state.mounts,
-          mounts: this._state.mounts.mounts.filter(m => m.name !== name)
+          ...this.state.mounts,
+          mounts: this.state.mounts.mounts.filter(m => m.name !== name)
         }
       });
     }
@@ -261,30 +190,31 @@ export class PachlsModel {
     void this.refresh();
   }
 
-  private async _refresh(): Promise<void> {
-    this._set({ loading: true });
+  /** Reload health, repos and mounts (one request each). */
+  protected async load(): Promise<void> {
+    this.set({ loading: true });
     const [health, repos, mounts] = await Promise.all([
       settle(this._api.getHealth()),
       settle(this._api.listRepos()),
       settle(this._api.listMounts())
     ]);
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
     const patch: Partial<IPanelState> = { loading: false, refreshed: Date.now() };
-    if (health.status === 'fulfilled') {
+    if (health.ok) {
       patch.health = health.value;
       patch.healthError = null;
     } else {
       patch.healthError = errorMessage(health.reason);
     }
-    if (repos.status === 'fulfilled') {
+    if (repos.ok) {
       patch.repos = repos.value;
       patch.reposError = null;
     } else {
       patch.reposError = errorMessage(repos.reason);
     }
-    if (mounts.status === 'fulfilled') {
+    if (mounts.ok) {
       patch.mounts = mounts.value;
       patch.mountsError = null;
     } else {
@@ -296,54 +226,27 @@ export class PachlsModel {
         patch.mounts = null;
       }
     }
-    this._set(patch);
+    this.set(patch);
   }
 
   private _upsertMount(status: IMountStatus): void {
-    const current = this._state.mounts ?? { mount_dir: '', fuse: false, fuse_reason: '', mounts: [] };
+    const current = this.state.mounts ?? { mount_dir: '', fuse: false, fuse_reason: '', mounts: [] };
     const others = current.mounts.filter(m => m.name !== status.name);
     const mounts = [...others, status].sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0
     );
-    this._set({ mounts: { ...current, mounts }, mountsError: null });
+    this.set({ mounts: { ...current, mounts }, mountsError: null });
   }
 
-  private _set(patch: Partial<IPanelState>): void {
-    if (this._disposed) {
-      return;
-    }
-    this._state = { ...this._state, ...patch };
-    this._changed.emit(this._state);
+  protected failure(): string | null {
+    return this.state.healthError;
   }
 
-  private _clearTimer(): void {
-    if (this._timer !== null) {
-      clearInterval(this._timer);
-      this._timer = null;
-    }
-  }
-
-  private _schedule(): void {
-    this._clearTimer();
-    if (this._disposed || !this._visible || this._interval <= 0) {
-      return;
-    }
-    this._timer = setInterval(() => {
-      if (typeof document !== 'undefined' && document.hidden) {
-        return;
-      }
-      void this.refresh();
-    }, this._interval);
+  /** Becoming visible reloads unless a refresh just finished. */
+  protected refreshOnShow(): boolean {
+    return Date.now() - this.state.refreshed > 1000;
   }
 
   private _api: IPachlsApi;
-  private _interval: number;
-  private _visible = false;
-  private _disposed = false;
-  private _timer: ReturnType<typeof setInterval> | null = null;
-  private _pending: Promise<void> | null = null;
-  private _again = false;
-  private _state: IPanelState = initialPanelState;
-  private _changed = new Signal<this, IPanelState>(this);
   private _reposChanged = new Signal<this, string>(this);
 }

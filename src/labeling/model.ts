@@ -1,6 +1,7 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ICommit } from '../api';
+import { PollingModel, settle } from '../pollingModel';
 import { errorMessage } from '../state';
 import {
   commitLabels,
@@ -75,35 +76,18 @@ export const initialLabelingState: ILabelingState = {
   loading: false
 };
 
-type Settled<T> = { ok: true; value: T } | { ok: false; reason: unknown };
-
-function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
-  return promise.then(
-    value => ({ ok: true as const, value }),
-    reason => ({ ok: false as const, reason })
-  );
-}
-
 /**
  * State of the Labeling section and the labeling tabs: Label Studio's
  * status, the sessions, how far their data is behind, their pending labels.
  *
- * Polls only while something that shows it is visible (`visible` of the
- * section, `watch` of a tab); faster while Label Studio is starting.
+ * Polls only while the Labeling section is visible or a session is being
+ * created; faster (Label Studio's status only) while Label Studio starts.
  */
-export class LabelingModel {
+export class LabelingModel extends PollingModel<ILabelingState> {
   constructor(options: { api?: ILabelingApi; interval?: number; startingInterval?: number } = {}) {
+    super(initialLabelingState, { name: 'pachls:labeling', interval: options.interval ?? 10000 });
     this._api = options.api ?? labelingRestApi;
-    this._interval = options.interval ?? 10000;
     this._startingInterval = options.startingInterval ?? 2000;
-  }
-
-  get state(): ILabelingState {
-    return this._state;
-  }
-
-  get changed(): ISignal<this, ILabelingState> {
-    return this._changed;
   }
 
   /** Emitted after a label commit landed (repo of the labels). */
@@ -127,80 +111,26 @@ export class LabelingModel {
   }
 
   get labelStudio(): ILabelStudioStatus | null {
-    return this._state.status?.label_studio ?? null;
+    return this.state.status?.label_studio ?? null;
   }
 
   get sessions(): ISession[] {
-    return this._state.status?.sessions ?? [];
+    return this.state.status?.sessions ?? [];
   }
 
   session(id: string): ISession | undefined {
     return this.sessions.find(s => s.id === id);
   }
 
-  /** Polling interval in ms while Label Studio runs; 0 turns polling off. */
-  get interval(): number {
-    return this._interval;
-  }
-  set interval(value: number) {
-    this._interval = Math.max(0, value);
-    this._schedule();
-  }
-
-  /** Whether the Labeling section is visible. */
-  get visible(): boolean {
-    return this._visible;
-  }
-  set visible(value: boolean) {
-    if (value === this._visible) {
-      return;
-    }
-    this._visible = value;
-    if (value) {
-      void this.refresh();
-    }
-    this._schedule();
-  }
-
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._disposed = true;
-    this._clearTimer();
-    Signal.clearData(this);
-  }
-
-  /** Reload status and sessions, then each session's data status and pending labels. */
-  refresh(): Promise<void> {
-    if (this._refreshing) {
-      this._again = true;
-      return this._refreshing;
-    }
-    this._refreshing = this._refresh().finally(() => {
-      this._refreshing = null;
-      this._schedule();
-      if (this._again && !this._disposed) {
-        this._again = false;
-        void this.refresh();
-      }
-    });
-    return this._refreshing;
-  }
-
   /** Reload the status only (cheap; used while Label Studio starts). */
   async refreshStatus(): Promise<ILabelingStatus | null> {
     try {
       const status = await this._api.getLabeling();
-      this._set({ status, error: null });
-      this._schedule();
+      this.set({ status, error: null });
+      this.schedule();
       return status;
     } catch (reason) {
-      this._set({ error: errorMessage(reason) });
+      this.set({ error: errorMessage(reason) });
       return null;
     }
   }
@@ -209,7 +139,7 @@ export class LabelingModel {
   async startLabelStudio(): Promise<ILabelStudioStatus> {
     const ls = await this._api.startLabelStudio();
     this._setLabelStudio(ls);
-    this._schedule();
+    this.schedule();
     return ls;
   }
 
@@ -224,18 +154,18 @@ export class LabelingModel {
       // the create request reports the real problem
     }
     this._creating = true;
-    this._schedule();
+    this.schedule();
     try {
       const session = await this._api.createSession(request);
       const sessions = [session, ...this.sessions.filter(s => s.id !== session.id)];
-      if (this._state.status) {
-        this._set({ status: { ...this._state.status, sessions } });
+      if (this.state.status) {
+        this.set({ status: { ...this.state.status, sessions } });
       }
       void this.refresh();
       return session;
     } finally {
       this._creating = false;
-      this._schedule();
+      this.schedule();
     }
   }
 
@@ -243,13 +173,13 @@ export class LabelingModel {
   async refreshPending(id: string): Promise<IPending | null> {
     try {
       const pending = await this._api.getPending(id);
-      this._set({
-        pending: { ...this._state.pending, [id]: pending },
-        pendingErrors: without(this._state.pendingErrors, id)
+      this.set({
+        pending: { ...this.state.pending, [id]: pending },
+        pendingErrors: without(this.state.pendingErrors, id)
       });
       return pending;
     } catch (reason) {
-      this._set({ pendingErrors: { ...this._state.pendingErrors, [id]: errorMessage(reason) } });
+      this.set({ pendingErrors: { ...this.state.pendingErrors, [id]: errorMessage(reason) } });
       return null;
     }
   }
@@ -268,10 +198,10 @@ export class LabelingModel {
   /** Import the files of the data branch head (pins the session to it). */
   async importNewData(id: string): Promise<ISession> {
     const session = await this._api.importNewData(id);
-    if (this._state.status) {
-      this._set({
+    if (this.state.status) {
+      this.set({
         status: {
-          ...this._state.status,
+          ...this.state.status,
           sessions: this.sessions.map(s => (s.id === id ? session : s))
         }
       });
@@ -306,12 +236,12 @@ export class LabelingModel {
     options: { project: ProjectFate; force?: boolean }
   ): Promise<IDeleteSessionResult> {
     const result = await this._api.deleteSession(id, options);
-    if (this._state.status) {
-      this._set({
-        status: { ...this._state.status, sessions: this.sessions.filter(s => s.id !== id) },
-        data: without(this._state.data, id),
-        pending: without(this._state.pending, id),
-        pendingErrors: without(this._state.pendingErrors, id)
+    if (this.state.status) {
+      this.set({
+        status: { ...this.state.status, sessions: this.sessions.filter(s => s.id !== id) },
+        data: without(this.state.data, id),
+        pending: without(this.state.pending, id),
+        pendingErrors: without(this.state.pendingErrors, id)
       });
     }
     this._sessionDeleted.emit(id);
@@ -319,17 +249,18 @@ export class LabelingModel {
     return result;
   }
 
-  private async _refresh(): Promise<void> {
-    this._set({ loading: true });
+  /** Reload status and sessions, then each session's data status and pending labels. */
+  protected async load(): Promise<void> {
+    this.set({ loading: true });
     const status = await settle(this._api.getLabeling());
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
     if (!status.ok) {
-      this._set({ loading: false, error: errorMessage(status.reason) });
+      this.set({ loading: false, error: errorMessage(status.reason) });
       return;
     }
-    this._set({ status: status.value, error: null });
+    this.set({ status: status.value, error: null });
     const sessions = status.value.sessions;
     const running = status.value.label_studio?.state === 'running';
     const [details, pendings] = await Promise.all([
@@ -340,12 +271,12 @@ export class LabelingModel {
         )
       )
     ]);
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
     const data: { [id: string]: IDataStatus } = {};
-    const pending = { ...this._state.pending };
-    const pendingErrors = { ...this._state.pendingErrors };
+    const pending = { ...this.state.pending };
+    const pendingErrors = { ...this.state.pendingErrors };
     sessions.forEach((s, i) => {
       const detail = details[i];
       if (detail.ok) {
@@ -359,65 +290,43 @@ export class LabelingModel {
         pendingErrors[s.id] = errorMessage(p.reason);
       }
     });
-    this._set({ loading: false, data, pending, pendingErrors });
+    this.set({ loading: false, data, pending, pendingErrors });
   }
 
   private _setLabelStudio(ls: ILabelStudioStatus): void {
-    const status = this._state.status ?? { label_studio: null, templates: [], sessions: [] };
-    this._set({ status: { ...status, label_studio: ls } });
+    const status = this.state.status ?? { label_studio: null, templates: [], sessions: [] };
+    this.set({ status: { ...status, label_studio: ls } });
   }
 
-  private _set(patch: Partial<ILabelingState>): void {
-    if (this._disposed) {
-      return;
-    }
-    this._state = { ...this._state, ...patch };
-    this._changed.emit(this._state);
+  protected failure(): string | null {
+    return this.state.error;
   }
 
-  private _clearTimer(): void {
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
+  /** Polls while shown (or a session is being created): every `interval`, faster while Label Studio starts. */
+  protected pollDelay(): number {
+    if (!(this.visible || this._creating)) {
+      return 0;
+    }
+    return this._starting() ? this._startingInterval : this.interval;
+  }
+
+  /** While Label Studio starts only its status is polled (cheap). */
+  protected async pollOnce(): Promise<void> {
+    if (!this._starting()) {
+      return super.pollOnce();
+    }
+    if ((await this.refreshStatus()) === null) {
+      throw new Error(this.state.error ?? 'no status');
     }
   }
 
-  /** Next poll: soon while Label Studio starts (or a session is being created), else `interval`. */
-  private _schedule(): void {
-    this._clearTimer();
-    if (this._disposed || !(this._visible || this._creating)) {
-      return;
-    }
-    const starting = this.labelStudio?.state === 'starting' || this._creating;
-    const delay = starting ? this._startingInterval : this._interval;
-    if (delay <= 0) {
-      return;
-    }
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      if (typeof document !== 'undefined' && document.hidden) {
-        this._schedule();
-        return;
-      }
-      if (starting) {
-        void this.refreshStatus();
-      } else {
-        void this.refresh();
-      }
-    }, delay);
+  private _starting(): boolean {
+    return this.labelStudio?.state === 'starting' || this._creating;
   }
 
   private _api: ILabelingApi;
-  private _interval: number;
   private _startingInterval: number;
-  private _visible = false;
   private _creating = false;
-  private _disposed = false;
-  private _timer: ReturnType<typeof setTimeout> | null = null;
-  private _refreshing: Promise<void> | null = null;
-  private _again = false;
-  private _state: ILabelingState = initialLabelingState;
-  private _changed = new Signal<this, ILabelingState>(this);
   private _committed = new Signal<this, ICommit>(this);
   private _newSessionRequested = new Signal<this, void>(this);
   private _sessionDeleted = new Signal<this, string>(this);

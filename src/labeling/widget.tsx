@@ -3,6 +3,7 @@ import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget, ToolbarButton, UseSignal } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
+import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
@@ -78,6 +79,15 @@ export class LabelingContent extends Panel {
     this._frame.node.querySelector('iframe')?.setAttribute('title', trans.__('Label Studio'));
     this._frame.hide();
     this.addWidget(this._frame);
+
+    this._pendingPoll = new Poll({
+      auto: false,
+      factory: () => this._pollPending(),
+      frequency: { interval: _options.pendingInterval ?? 3000, backoff: true, max: 60000 },
+      linger: 0,
+      name: 'pachls:labeling-pending',
+      standby: 'when-hidden'
+    });
   }
 
   get sessionId(): string {
@@ -166,7 +176,7 @@ export class LabelingContent extends Panel {
   }
 
   dispose(): void {
-    this._stopPolling();
+    this._pendingPoll.dispose();
     super.dispose();
   }
 
@@ -192,24 +202,22 @@ export class LabelingContent extends Panel {
     super.onBeforeDetach(msg);
   }
 
+  /** Poll the pending labels now and then every `pendingInterval` (a no-op while polling). */
   private _startPolling(): void {
-    if (this._timer !== null) {
-      return;
-    }
-    const interval = this._options.pendingInterval ?? 3000;
-    const tick = () => {
-      if (this._phase.kind === 'ready' && !(typeof document !== 'undefined' && document.hidden)) {
-        void this._options.model.refreshPending(this.sessionId);
-      }
-    };
-    tick();
-    this._timer = setInterval(tick, interval);
+    void this._pendingPoll.start();
   }
 
   private _stopPolling(): void {
-    if (this._timer !== null) {
-      clearInterval(this._timer);
-      this._timer = null;
+    void this._pendingPoll.stop();
+  }
+
+  /** One poll of the pending labels, failing (so the poll backs off) when they cannot be read. */
+  private async _pollPending(): Promise<void> {
+    if (this._phase.kind !== 'ready') {
+      return;
+    }
+    if ((await this._options.model.refreshPending(this.sessionId)) === null) {
+      throw new Error(this._options.model.state.pendingErrors[this.sessionId]);
     }
   }
 
@@ -269,7 +277,7 @@ export class LabelingContent extends Panel {
   private _phaseChanged = new Signal<this, Phase>(this);
   private _status: Widget;
   private _frame: IFrame;
-  private _timer: ReturnType<typeof setInterval> | null = null;
+  private _pendingPoll: Poll;
 }
 
 function delay(ms: number): Promise<void> {

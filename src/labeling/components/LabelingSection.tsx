@@ -252,6 +252,7 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
     if (!busy) {
       return;
     }
+    // A clock, not a poll: it only redraws the elapsed time, it asks the server nothing.
     const timer = setInterval(() => tick(t => t + 1), 1000);
     return () => clearInterval(timer);
   }, [busy]);
