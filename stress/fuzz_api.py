@@ -25,10 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+
+from serverproc import JupyterServer, free_port  # noqa: E402
+
 TOKEN = "fuzz-token-0123456789abcdef"
 SEED_FILES = {
     "/cats/001.png": b"\x89PNG\r\n\x1a\n cat one",
@@ -47,12 +48,6 @@ SEED_FILES = {
     "/dogs/001.png": b"\x89PNG\r\n\x1a\n dog one",
     "/notes.txt": b"hello\n",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -92,7 +87,6 @@ class Server:
 
 def seed_store(store: Path) -> dict:
     """Repos ``images`` (two commits on master, a branch ``dev``) and ``labels`` (one commit)."""
-    sys.path.insert(0, str(ROOT))
     from jupyterlab_pachls.pfs import open_backend
 
     backend = open_backend({"kind": "local", "path": str(store)})
@@ -117,52 +111,21 @@ def seed_store(store: Path) -> dict:
 
 
 @contextlib.contextmanager
-def jupyter_server(workdir: Path, *, fuse: bool = False, label_studio: bool = False,
-                   extra_args: tuple[str, ...] = ()):
+def jupyter_server(workdir: Path, *, fuse: bool = False, label_studio: bool = False):
     """Start a seeded server; yield a :class:`Server`; stop it (and its mounts) on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
-    root, store = workdir / "root", workdir / "pachls" / "store"
-    root.mkdir(exist_ok=True)
+    store = workdir / "pachls" / "store"
     seed = seed_store(store)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "PACHLS_"))}
-    env.update({
-        "JUPYTER_CONFIG_DIR": str(workdir / "config"), "JUPYTER_DATA_DIR": str(workdir / "data"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"), "PACHLS_STORE": str(store),
-        "JUPYTER_PLATFORM_DIRS": "1",
-    })
-    if not fuse:
-        env["PACHLS_NO_FUSE"] = "1"
-    args = [
-        sys.executable, "-m", "jupyter_server", "--no-browser", f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0", "--allow-root", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions={'jupyterlab_pachls': True}",
-        f"--PachlsConfig.backend_file={workdir / 'backend.json'}", "--PachlsConfig.connect_timeout=1",
-        f"--PachlsConfig.label_studio_dir={workdir / 'labelstudio'}",
-    ]
+    config = {"PachlsConfig.backend_file": str(workdir / "backend.json"), "PachlsConfig.connect_timeout": 1,
+              "PachlsConfig.label_studio_dir": str(workdir / "labelstudio")}
     if not label_studio:
         # A team Label Studio that does not answer: labeling routes must say so, typed and documented.
-        args.append(f"--PachlsConfig.label_studio_url=http://127.0.0.1:{free_port()}")
-    args.extend(extra_args)
-    log_path = workdir / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
-                                   start_new_session=True)
-    server = Server(url=f"http://127.0.0.1:{port}", token=TOKEN, root=root, process=process,
-                    log_path=log_path, seed=seed)
+        config["PachlsConfig.label_studio_url"] = f"http://127.0.0.1:{free_port()}"
+    process = JupyterServer(workdir / "root", store=store, no_fuse=not fuse, config=config, token=TOKEN)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"jupyter server exited {process.returncode}:\n{server.log()[-3000:]}")
-            try:
-                if server.request("GET", "health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"jupyter server did not answer:\n{server.log()[-3000:]}")
-            time.sleep(0.3)
+        process.start(timeout=120)
+        server = Server(url=process.url, token=TOKEN, root=process.root, process=process.proc,
+                        log_path=process.log_path, seed=seed)
         status, body = server.request("POST", "mounts", {"repo": "images", "branch": "master", "mode": "rw",
                                                          "name": "imgs"})
         assert status == 201, body
@@ -173,25 +136,12 @@ def jupyter_server(workdir: Path, *, fuse: bool = False, label_studio: bool = Fa
         server.seed["mount"] = "imgs"
         yield server
     finally:
-        stop(process)
+        process.stop()
         # A server killed before it unmounted leaves FUSE mounts behind: release them.
         for line in Path("/proc/mounts").read_text().splitlines():
             point = line.split()[1].encode().decode("unicode_escape")
             if point.startswith(str(workdir)):
                 subprocess.run(["fusermount3", "-u", "-z", point], check=False, capture_output=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(30)
-    except ProcessLookupError:
-        pass
 
 
 # -- fuzzing ---------------------------------------------------------------------------------------
