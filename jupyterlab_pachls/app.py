@@ -1,12 +1,7 @@
 """The Jupyter server extension: configuration, backend lifetime, routes.
 
-Configuration (``jupyter_server_config.py`` or the command line)::
-
-    c.PachlsConfig.store_dir = "/data/pachls"   # embedded store directory
-    c.PachlsConfig.mount_dir = "/pfs"           # where repos are mounted as folders
-
-When ``store_dir`` is not configured, the ``PACHLS_STORE`` environment
-variable is used, and failing that ``<jupyter data dir>/pachls/store``.
+Configuration: :class:`~.config.PachlsConfig` (``c.PachlsConfig.store_dir``,
+``c.PachlsConfig.mount_dir``, ...); the store is found by :func:`~.config.resolve_store`.
 When ``mount_dir`` is not configured, ``PACHLS_MOUNT_DIR`` is used, and failing
 that ``<server root_dir>/pfs`` (so the JupyterLab file browser shows the mounts).
 Mount state (staged changes, the list of mounts) lives beside the store, in
@@ -33,98 +28,10 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Unicode, default
-from traitlets.config import Configurable
 
+from .config import PachlsConfig, resolve_mount_dir, resolve_store
 from .identity import IdentityBook
-
-STORE_ENV = "PACHLS_STORE"
-MOUNT_DIR_ENV = "PACHLS_MOUNT_DIR"
-
-
-def default_store_dir() -> str:
-    """``$PACHLS_STORE`` if set, else ``<jupyter data dir>/pachls/store``."""
-    env = os.environ.get(STORE_ENV, "").strip()
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    return os.path.join(jupyter_data_dir(), "pachls", "store")
-
-
-class PachlsConfig(Configurable):
-    """Settings of jupyterlab-pachls."""
-
-    store_dir = Unicode(
-        help=(
-            "Directory of the embedded versioned store. Defaults to $PACHLS_STORE, "
-            "else <jupyter data dir>/pachls/store. Created if missing."
-        ),
-    ).tag(config=True)
-
-    mount_dir = Unicode(
-        "",
-        help=(
-            "Directory under which repos are mounted as folders (e.g. /pfs, as in Pachyderm "
-            "pipelines). Defaults to $PACHLS_MOUNT_DIR, else <server root_dir>/pfs."
-        ),
-    ).tag(config=True)
-
-    backend_file = Unicode(
-        help=(
-            "JSON file keeping the backend chosen through PUT /pachls/api/backend across "
-            "restarts. Defaults to <jupyter data dir>/pachls/backend.json."
-        ),
-    ).tag(config=True)
-
-    connect_timeout = Float(
-        10.0, help="Seconds a new backend has to answer before PUT /pachls/api/backend gives up."
-    ).tag(config=True)
-
-    label_studio_url = Unicode(
-        "",
-        help=(
-            "URL of a Label Studio server run by the team (with label_studio_token). Empty: the "
-            "server starts and manages its own Label Studio on 127.0.0.1."
-        ),
-    ).tag(config=True)
-
-    label_studio_dir = Unicode(
-        "", help="Data directory of the managed Label Studio. Defaults to <store parent>/labelstudio."
-    ).tag(config=True)
-
-    label_studio_token = Unicode(
-        "", help="API token of label_studio_url (kept server-side, never sent to the browser)."
-    ).tag(config=True)
-
-    user_name = Unicode(
-        "", help=("Name written as the author of commits when Jupyter names no real user (plain jupyter lab) "
-                  "and none was saved through PUT /pachls/api/identity; with user_email. Empty: git's user.name.")
-    ).tag(config=True)
-
-    user_email = Unicode("", help="Email that goes with user_name. Empty: git's user.email.").tag(config=True)
-
-    user_email_domain = Unicode(
-        "localhost",
-        help=("Domain of the email given to a real Jupyter user (JupyterHub) who saved none: <username>@<domain>; "
-              "it is their Label Studio login in the managed Label Studio."),
-    ).tag(config=True)
-
-    @default("store_dir")
-    def _default_store_dir(self) -> str:
-        return default_store_dir()
-
-    @default("backend_file")
-    def _default_backend_file(self) -> str:
-        return os.path.join(jupyter_data_dir(), "pachls", "backend.json")
-
-
-def resolve_mount_dir(config: PachlsConfig, root_dir: str) -> str:
-    """The traitlet if set, else ``$PACHLS_MOUNT_DIR``, else ``<root_dir>/pfs``."""
-    chosen = config.mount_dir.strip() or os.environ.get(MOUNT_DIR_ENV, "").strip()
-    if not chosen:
-        chosen = os.path.join(root_dir, "pfs")
-    return os.path.abspath(os.path.expanduser(chosen))
 
 
 @dataclass
@@ -172,7 +79,7 @@ class PachlsState:
 def backend_spec(config: PachlsConfig, choice: dict[str, Any]) -> dict[str, Any]:
     """The ``pfs.open_backend`` config for a saved choice (the embedded store is always ``store_dir``)."""
     if choice.get("kind", "local") == "local":
-        return {"kind": "local", "path": os.path.abspath(os.path.expanduser(config.store_dir))}
+        return {"kind": "local", "path": resolve_store(config)}
     return dict(choice)
 
 
@@ -268,7 +175,7 @@ class PachlsExtension(ExtensionApp):
         state = PachlsState(config=config)
         root_dir = getattr(self.serverapp, "root_dir", None) or os.getcwd()
         state.mount_dir = resolve_mount_dir(config, root_dir)
-        store = os.path.abspath(os.path.expanduser(config.store_dir))
+        store = resolve_store(config)
         state.mount_state_dir = os.path.join(os.path.dirname(store), "mounts")
         state.identities = IdentityBook(os.path.join(os.path.dirname(store), "identities.json"))
         try:

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 
-
-def default_store() -> str:
-    return os.environ.get("PACHLS_STORE") or os.path.join(os.path.expanduser("~"), ".pachls", "store")
+from ...config import resolve_store
 
 
 def serve(store: str, host: str = "127.0.0.1", port: int = 30650, *, ready=None) -> None:
@@ -48,14 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("serve", help="serve a store over Pachyderm's gRPC API (pfs_v2)")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     run.add_argument("--port", type=int, default=30650, help="port (default 30650, pachd's; 0 picks a free one)")
-    run.add_argument("--store", default=None, help="store directory (default $PACHLS_STORE or ~/.pachls/store)")
+    run.add_argument("--store", default=None, help=("store directory (default: the server extension's, i.e. "
+                          "PachlsConfig.store_dir, else $PACHLS_STORE, else <jupyter data dir>/pachls/store)"))
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      help="DEBUG logs one line per call: method, status code, duration (default INFO)")
     args = parser.parse_args(argv)
     if args.command == "serve":
         logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
-            serve(args.store or default_store(), args.host, args.port)
+            serve(args.store or resolve_store(), args.host, args.port)
         except OSError as exc:
             print(f"pachls: {exc}", file=sys.stderr)
             return 1

@@ -1,0 +1,130 @@
+"""Settings of jupyterlab-pachls and where the store and the mounts are.
+
+Configuration (``jupyter_server_config.py``, ``.json`` or the command line)::
+
+    c.PachlsConfig.store_dir = "/data/pachls"   # embedded store directory
+    c.PachlsConfig.mount_dir = "/pfs"           # where repos are mounted as folders
+
+The store is found the same way by the server extension, ``connect()`` and
+``jupyter pachls serve`` (:func:`resolve_store`): ``PachlsConfig.store_dir`` from
+the Jupyter config files (or the config the server was given), else the
+``PACHLS_STORE`` environment variable, else ``<jupyter data dir>/pachls/store``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_core.application import JupyterApp
+from jupyter_core.paths import jupyter_data_dir
+from traitlets import Float, Unicode, default
+from traitlets.config import Configurable
+
+STORE_ENV = "PACHLS_STORE"
+MOUNT_DIR_ENV = "PACHLS_MOUNT_DIR"
+
+
+def default_store_dir() -> str:
+    """``$PACHLS_STORE`` if set, else ``<jupyter data dir>/pachls/store``."""
+    env = os.environ.get(STORE_ENV, "").strip()
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
+    return os.path.join(jupyter_data_dir(), "pachls", "store")
+
+
+class PachlsConfig(Configurable):
+    """Settings of jupyterlab-pachls."""
+
+    store_dir = Unicode(
+        help=(
+            "Directory of the embedded versioned store. Defaults to $PACHLS_STORE, "
+            "else <jupyter data dir>/pachls/store. Created if missing."
+        ),
+    ).tag(config=True)
+
+    mount_dir = Unicode(
+        "",
+        help=(
+            "Directory under which repos are mounted as folders (e.g. /pfs, as in Pachyderm "
+            "pipelines). Defaults to $PACHLS_MOUNT_DIR, else <server root_dir>/pfs."
+        ),
+    ).tag(config=True)
+
+    backend_file = Unicode(
+        help=(
+            "JSON file keeping the backend chosen through PUT /pachls/api/backend across "
+            "restarts. Defaults to <jupyter data dir>/pachls/backend.json."
+        ),
+    ).tag(config=True)
+
+    connect_timeout = Float(
+        10.0, help="Seconds a new backend has to answer before PUT /pachls/api/backend gives up."
+    ).tag(config=True)
+
+    label_studio_url = Unicode(
+        "",
+        help=(
+            "URL of a Label Studio server run by the team (with label_studio_token). Empty: the "
+            "server starts and manages its own Label Studio on 127.0.0.1."
+        ),
+    ).tag(config=True)
+
+    label_studio_dir = Unicode(
+        "", help="Data directory of the managed Label Studio. Defaults to <store parent>/labelstudio."
+    ).tag(config=True)
+
+    label_studio_token = Unicode(
+        "", help="API token of label_studio_url (kept server-side, never sent to the browser)."
+    ).tag(config=True)
+
+    user_name = Unicode(
+        "", help=("Name written as the author of commits when Jupyter names no real user (plain jupyter lab) "
+                  "and none was saved through PUT /pachls/api/identity; with user_email. Empty: git's user.name.")
+    ).tag(config=True)
+
+    user_email = Unicode("", help="Email that goes with user_name. Empty: git's user.email.").tag(config=True)
+
+    user_email_domain = Unicode(
+        "localhost",
+        help=("Domain of the email given to a real Jupyter user (JupyterHub) who saved none: <username>@<domain>; "
+              "it is their Label Studio login in the managed Label Studio."),
+    ).tag(config=True)
+
+    @default("store_dir")
+    def _default_store_dir(self) -> str:
+        return default_store_dir()
+
+    @default("backend_file")
+    def _default_backend_file(self) -> str:
+        return os.path.join(jupyter_data_dir(), "pachls", "backend.json")
+
+
+class _ServerConfigFiles(JupyterApp):
+    """Reads the config files a Jupyter server reads (``jupyter_config`` and ``jupyter_server_config``,
+    ``.py`` and ``.json``, in every Jupyter config directory), and nothing else."""
+
+    name = "jupyter-server"
+    config_file_name = "jupyter_server_config"
+
+
+def load_config() -> PachlsConfig:
+    """``PachlsConfig`` as the Jupyter config files set it (for code that runs without the server)."""
+    files = _ServerConfigFiles()
+    files.load_config_file()
+    return PachlsConfig(config=files.config)
+
+
+def resolve_store(config: PachlsConfig | None = None) -> str:
+    """The embedded store directory, absolute: ``config.store_dir`` (``config`` defaults to the one the
+    Jupyter config files give), which is ``$PACHLS_STORE`` or ``<jupyter data dir>/pachls/store``
+    when no config sets it."""
+    chosen = (config or load_config()).store_dir
+    return os.path.abspath(os.path.expanduser(chosen))
+
+
+def resolve_mount_dir(config: PachlsConfig, root_dir: str) -> str:
+    """The traitlet if set, else ``$PACHLS_MOUNT_DIR``, else ``<root_dir>/pfs``."""
+    chosen = config.mount_dir.strip() or os.environ.get(MOUNT_DIR_ENV, "").strip()
+    if not chosen:
+        chosen = os.path.join(root_dir, "pfs")
+    return os.path.abspath(os.path.expanduser(chosen))
