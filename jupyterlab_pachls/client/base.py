@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from .pfs import (
+from ..pfs import (
     AlreadyExists,
     Branch,
     BranchMove,
@@ -75,8 +75,8 @@ from .pfs import (
     parse_address,
     parse_repo,
 )
-from .pfs.errors import error_from_code
-from .pfs.model import _Json
+from ..pfs.errors import error_from_code
+from ..pfs.model import _Json
 
 __all__ = [
     "connect", "Client", "ServerClient", "DirectClient", "Mount", "PendingChange", "PendingChanges",
@@ -290,7 +290,7 @@ def changes_from_json(data: dict) -> PendingChanges:
 
 
 def blame_from_json(data: dict):
-    from .labeling.history import BlameEntry
+    from ..labeling.history import BlameEntry
 
     return _pick(
         BlameEntry, data, time=_dt(data.get("time")),
@@ -302,7 +302,7 @@ def blame_from_json(data: dict):
 
 
 def annotation_change_from_json(data: dict):
-    from .labeling.history import AnnotationChange
+    from ..labeling.history import AnnotationChange
 
     return _pick(AnnotationChange, data, changed_by=tuple(data.get("changed_by") or ()),
                  before=tuple(data.get("before") or ()), after=tuple(data.get("after") or ()))
@@ -876,7 +876,7 @@ class DirectClient(Client):
     mode = "direct"
 
     def __init__(self, spec: dict | None = None, *, author: str | None = None) -> None:
-        from .pfs import open_backend
+        from ..pfs import open_backend
 
         self.spec = dict(spec or default_backend_spec())
         self.backend = open_backend(self.spec)
@@ -967,7 +967,7 @@ class DirectClient(Client):
 
     def subscribe(self, address: str, *, after: str | None = None, timeout: float | None = None,
                   stop: threading.Event | None = None) -> Iterator[Commit]:
-        from .pfs.follow import BranchFollower
+        from ..pfs.follow import BranchFollower
 
         a = _branch_address(address)
         # The starting point is fixed now (not at the first next()): a commit landing meanwhile is new.
@@ -985,7 +985,7 @@ class DirectClient(Client):
         return commits()
 
     def blame(self, address: str) -> list:
-        from .labeling.history import blame
+        from ..labeling.history import blame
 
         a = _address(address, path=True)
         if a.path in (None, "/"):
@@ -993,7 +993,7 @@ class DirectClient(Client):
         return blame(self.backend, a.repo_key, a.ref_text, a.path)
 
     def label_diff(self, new: str, old: str | None = None) -> list:
-        from .labeling.history import diff_labels
+        from ..labeling.history import diff_labels
 
         n = _address(new)
         new_commit = self.backend.inspect_commit(n.repo_key, n.ref_text)
@@ -1006,7 +1006,7 @@ class DirectClient(Client):
         return diff_labels(self.backend, n.repo_key, old_id, new_commit.id)
 
     def _label_rows(self, repo: str, ref: str, data: str | None, path: str) -> list[dict]:
-        from .labeling.rows import label_rows
+        from ..labeling.rows import label_rows
 
         return label_rows(self.backend, repo, ref, data=data, path=path)
 
