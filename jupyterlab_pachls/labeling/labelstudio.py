@@ -43,6 +43,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic_write import write_json
 from ..pfs.errors import Unavailable
 from ..pfs.model import _Json
 
@@ -219,10 +220,8 @@ class ManagedLabelStudio:
     def _write_pid_file(self, process: subprocess.Popen) -> None:
         record = {"pid": process.pid, "start": process_start_time(process.pid),
                   "server": os.getpid(), "server_start": process_start_time(os.getpid())}
-        temporary = self.pid_path.with_name(f".{PID_FILE}.{os.getpid()}")
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-            out.write(json.dumps(record))
-        os.replace(temporary, self.pid_path)
+        # Only a crash of this server (not of the machine, which ends the process too) must find it.
+        write_json(self.pid_path, record, fsync=False)
 
     def _read_pid_file(self) -> dict | None:
         try:
@@ -455,13 +454,9 @@ class ManagedLabelStudio:
         return saved if isinstance(saved, dict) else {}
 
     def _write_json(self, path: Path, saved: dict) -> None:
-        """Owner-only (0600) and whole: written beside, then renamed over."""
+        """Owner-only (0600) and whole."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.data_dir / f".{path.name}.{os.getpid()}.{threading.get_ident()}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(saved, out)
-        os.replace(temporary, path)
+        write_json(path, saved)
 
     def account_passwords(self) -> dict[str, str]:
         """email -> password of the Label Studio accounts made for Jupyter users."""

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import httpx
 
+from ..atomic_write import write_json
 from ..identity import EmailTaken
 from ..pfs.address import normalize_path, parse_address
 from ..pfs.backend import Backend
@@ -179,9 +180,7 @@ class LabelingService:
 
     # -- persistence ---------------------------------------------------------------------
     def _save(self) -> None:
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(s) for s in self._sessions.values()], indent=1))
-        os.replace(tmp, self._path)
+        write_json(self._path, [asdict(s) for s in self._sessions.values()])
 
     def list_sessions(self) -> list[Session]:
         return sorted(self._sessions.values(), key=lambda s: s.created, reverse=True)

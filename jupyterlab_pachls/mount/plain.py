@@ -30,6 +30,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from ..atomic_write import write_json
 from ..pfs.address import normalize_path
 from ..pfs.errors import InvalidPath, PfsError, Unavailable
 from .model import Change
@@ -162,9 +163,7 @@ class DirectoryWorkspace:
             self._save()
 
     def _save(self) -> None:
-        tmp = self.index_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.index))
-        os.replace(tmp, self.index_file)
+        write_json(self.index_file, self.index)
 
     # -- the scan ----------------------------------------------------------------------
     def _scan(self):
