@@ -5,7 +5,7 @@ import { BackendRequest, getBackend, IBackendConfig } from '../api';
 import { authorText, IdentityModel, identitySourceText } from '../identity';
 import { PachlsModel } from '../model';
 import { errorMessage } from '../state';
-import { ActionButton, ErrorText, Section, useSignalValue } from './common';
+import { ActionButton, CancelButton, ErrorText, RadioChoice, Section, useSignalValue } from './common';
 
 export interface IConnectionSectionProps {
   model: PachlsModel;
@@ -227,31 +227,17 @@ function BackendForm(props: {
     >
       <fieldset disabled={busy}>
         <legend>{trans.__('Where versioned data lives')}</legend>
-        <label className="jp-PachlsBackendForm-choice">
-          <input
-            type="radio"
-            name="pachls-backend-kind"
-            value="local"
-            checked={kind === 'local'}
-            onChange={() => setKind('local')}
-          />
+        <RadioChoice name="pachls-backend-kind" value="local" selected={kind} select={setKind}>
           {trans.__('Embedded store (this machine)')}
-        </label>
+        </RadioChoice>
         {config ? (
           <div className="jp-PachlsBackendForm-hint" title={config.store_dir}>
             {config.store_dir}
           </div>
         ) : null}
-        <label className="jp-PachlsBackendForm-choice">
-          <input
-            type="radio"
-            name="pachls-backend-kind"
-            value="pachyderm"
-            checked={kind === 'pachyderm'}
-            onChange={() => setKind('pachyderm')}
-          />
+        <RadioChoice name="pachls-backend-kind" value="pachyderm" selected={kind} select={setKind}>
           {trans.__('Pachyderm cluster')}
-        </label>
+        </RadioChoice>
         {kind === 'pachyderm' ? (
           <div className="jp-PachlsBackendForm-cluster">
             <label>
@@ -288,13 +274,7 @@ function BackendForm(props: {
           <button type="submit" className="jp-PachlsButton jp-PachlsButton-accept">
             {busy ? trans.__('Connecting…') : trans.__('Apply')}
           </button>
-          <button
-            type="button"
-            className="jp-PachlsButton jp-PachlsButton-default"
-            onClick={props.onDone}
-          >
-            {trans.__('Cancel')}
-          </button>
+          <CancelButton cancel={props.onDone} trans={trans} />
         </div>
       </fieldset>
       {busy ? <progress className="jp-PachlsProgress" aria-label={trans.__('Connecting')} /> : null}

@@ -1,12 +1,11 @@
 import * as React from 'react';
-import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget } from '@jupyterlab/ui-components';
 
 import { IIdentity } from '../api';
 import { AskIdentity, authorText, IdentityFormErrors, validateIdentity } from '../identity';
 import { errorMessage } from '../state';
-import { ErrorText } from './common';
+import { CancelButton, ErrorText } from './common';
+import { showFormDialog } from './FormDialog';
 
 export interface IIdentityFormProps {
   trans: TranslationBundle;
@@ -121,14 +120,7 @@ export function IdentityForm(props: IIdentityFormProps): JSX.Element {
       ) : null}
       <ErrorText message={serverError} trans={trans} />
       <div className="jp-PachlsDialog-buttons">
-        <button
-          type="button"
-          className="jp-PachlsButton jp-PachlsButton-default"
-          disabled={busy}
-          onClick={() => props.done(null)}
-        >
-          {trans.__('Cancel')}
-        </button>
+        <CancelButton cancel={() => props.done(null)} disabled={busy} trans={trans} />
         <button
           type="submit"
           className="jp-PachlsButton jp-PachlsButton-accept jp-PachlsIdentityForm-save"
@@ -144,14 +136,15 @@ export function IdentityForm(props: IIdentityFormProps): JSX.Element {
 /** The identity dialog; an `AskIdentity` for the identity model. */
 export function identityDialog(trans: TranslationBundle): AskIdentity {
   return options =>
-    new Promise<IIdentity | null>(resolve => {
-      let result: IIdentity | null = null;
-      let dialog: Dialog<unknown> | null = null;
-      const done = (identity: IIdentity | null) => {
-        result = identity;
-        dialog?.reject();
-      };
-      const body = ReactWidget.create(
+    showFormDialog<IIdentity | null>({
+      title:
+        options.current?.required === false
+          ? trans.__('Change who commits are recorded as')
+          : trans.__('Who is committing?'),
+      classes: ['jp-PachlsIdentityDialog'],
+      focusNodeSelector: 'input',
+      dismissed: null,
+      render: done => (
         <IdentityForm
           trans={trans}
           current={options.current}
@@ -159,21 +152,6 @@ export function identityDialog(trans: TranslationBundle): AskIdentity {
           save={options.save}
           done={done}
         />
-      );
-      body.addClass('jp-PachlsIdentityDialog-body');
-      dialog = new Dialog({
-        title: options.current?.required === false
-          ? trans.__('Change who commits are recorded as')
-          : trans.__('Who is committing?'),
-        body,
-        buttons: [],
-        hasClose: true,
-        focusNodeSelector: 'input'
-      });
-      dialog.addClass('jp-PachlsIdentityDialog');
-      void dialog.launch().then(() => {
-        dialog?.dispose();
-        resolve(result);
-      });
+      )
     });
 }

@@ -53,7 +53,6 @@ export function ErrorText(props: {
   );
 }
 
-/** A small text or icon button with an accessible name. */
 /** The one way a dialog's last step is closed (focused, so Enter closes it). */
 export function CloseButton(props: {
   close: () => void;
@@ -71,6 +70,57 @@ export function CloseButton(props: {
   );
 }
 
+/** Cancel, beside a dialog form's submit button. */
+export function CancelButton(props: {
+  cancel: () => void;
+  disabled?: boolean;
+  trans: TranslationBundle;
+}): JSX.Element {
+  return (
+    <button
+      type="button"
+      className="jp-PachlsButton jp-PachlsButton-default"
+      disabled={props.disabled}
+      onClick={props.cancel}
+    >
+      {props.trans.__('Cancel')}
+    </button>
+  );
+}
+
+/** What a dialog is busy with, under an indeterminate progress bar. */
+export function ProgressLine(props: { label: string; text: string }): JSX.Element {
+  return (
+    <div className="jp-PachlsCommitForm-progress" role="status">
+      <progress className="jp-PachlsProgress" aria-label={props.label} />
+      {props.text}
+    </div>
+  );
+}
+
+/** One radio button of a choice, with its label. */
+export function RadioChoice<T extends string>(props: {
+  name: string;
+  value: T;
+  selected: T;
+  select: (value: T) => void;
+  children: React.ReactNode;
+}): JSX.Element {
+  return (
+    <label className="jp-PachlsBackendForm-choice">
+      <input
+        type="radio"
+        name={props.name}
+        value={props.value}
+        checked={props.selected === props.value}
+        onChange={() => props.select(props.value)}
+      />
+      {props.children}
+    </label>
+  );
+}
+
+/** A small text or icon button with an accessible name. */
 export function ActionButton(props: {
   label: string;
   title?: string;

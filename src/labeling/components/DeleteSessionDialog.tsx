@@ -1,9 +1,8 @@
 import * as React from 'react';
-import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget } from '@jupyterlab/ui-components';
 
-import { ErrorText } from '../../components/common';
+import { CancelButton, ErrorText, RadioChoice } from '../../components/common';
+import { showFormDialog } from '../../components/FormDialog';
 import { errorMessage } from '../../state';
 import { IDeleteSessionResult, ISession, ProjectFate } from '../api';
 import { LabelingModel } from '../model';
@@ -59,26 +58,12 @@ export function DeleteSessionForm(props: IDeleteSessionFormProps): JSX.Element {
     >
       <fieldset disabled={busy} className="jp-PachlsDeleteSession-project">
         <legend>{trans.__('Label Studio project %1', session.project_id)}</legend>
-        <label className="jp-PachlsBackendForm-choice">
-          <input
-            type="radio"
-            name="pachls-delete-project"
-            value="keep"
-            checked={project === 'keep'}
-            onChange={() => setProject('keep')}
-          />
+        <RadioChoice name="pachls-delete-project" value="keep" selected={project} select={setProject}>
           {trans.__('Keep the project in Label Studio')}
-        </label>
-        <label className="jp-PachlsBackendForm-choice">
-          <input
-            type="radio"
-            name="pachls-delete-project"
-            value="delete"
-            checked={project === 'delete'}
-            onChange={() => setProject('delete')}
-          />
+        </RadioChoice>
+        <RadioChoice name="pachls-delete-project" value="delete" selected={project} select={setProject}>
           {trans.__('Delete the project and its annotations from Label Studio')}
-        </label>
+        </RadioChoice>
       </fieldset>
       <ul className="jp-PachlsDeleteSession-what" aria-label={trans.__('What happens')}>
         {lines.map(line => (
@@ -96,14 +81,7 @@ export function DeleteSessionForm(props: IDeleteSessionFormProps): JSX.Element {
       ) : null}
       <ErrorText message={error} trans={trans} />
       <div className="jp-PachlsDialog-buttons">
-        <button
-          type="button"
-          className="jp-PachlsButton jp-PachlsButton-default"
-          disabled={busy}
-          onClick={() => props.done(null)}
-        >
-          {trans.__('Cancel')}
-        </button>
+        <CancelButton cancel={() => props.done(null)} disabled={busy} trans={trans} />
         <button
           type="submit"
           className="jp-PachlsButton jp-PachlsButton-warn jp-PachlsDeleteSession-confirm"
@@ -124,26 +102,10 @@ export function DeleteSessionForm(props: IDeleteSessionFormProps): JSX.Element {
 export function showDeleteSessionDialog(
   options: Omit<IDeleteSessionFormProps, 'done'>
 ): Promise<IDeleteSessionResult | null> {
-  const { trans } = options;
-  return new Promise(resolve => {
-    let result: IDeleteSessionResult | null = null;
-    let dialog: Dialog<unknown> | null = null;
-    const done = (answer: IDeleteSessionResult | null) => {
-      result = answer;
-      dialog?.reject();
-    };
-    const body = ReactWidget.create(<DeleteSessionForm {...options} done={done} />);
-    body.addClass('jp-PachlsDeleteSessionDialog-body');
-    dialog = new Dialog({
-      title: trans.__('Delete labeling session %1?', options.session.title),
-      body,
-      buttons: [],
-      hasClose: true
-    });
-    dialog.addClass('jp-PachlsDeleteSessionDialog');
-    void dialog.launch().then(() => {
-      dialog?.dispose();
-      resolve(result);
-    });
+  return showFormDialog<IDeleteSessionResult | null>({
+    title: options.trans.__('Delete labeling session %1?', options.session.title),
+    classes: ['jp-PachlsDeleteSessionDialog'],
+    dismissed: null,
+    render: done => <DeleteSessionForm {...options} done={done} />
   });
 }

@@ -2,7 +2,14 @@ import * as React from 'react';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { addIcon, refreshIcon } from '@jupyterlab/ui-components';
 
-import { ActionButton, CommitId, ErrorText, Section, useSignalValue } from '../../components/common';
+import {
+  ActionButton,
+  CancelButton,
+  CommitId,
+  ErrorText,
+  Section,
+  useSignalValue
+} from '../../components/common';
 import { PachlsModel } from '../../model';
 import { errorMessage } from '../../state';
 import { ISession } from '../api';
@@ -416,14 +423,7 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
       ) : null}
       <ErrorText message={serverError} trans={trans} className="jp-PachlsNewSession-error" />
       <div className="jp-PachlsDialog-buttons">
-        <button
-          type="button"
-          className="jp-PachlsButton jp-PachlsButton-default"
-          disabled={busy}
-          onClick={props.close}
-        >
-          {trans.__('Cancel')}
-        </button>
+        <CancelButton cancel={props.close} disabled={busy} trans={trans} />
         <button
           type="submit"
           className="jp-PachlsButton jp-PachlsButton-accept"

@@ -1,10 +1,9 @@
 import * as React from 'react';
-import { Dialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ReactWidget } from '@jupyterlab/ui-components';
 
 import { PachlsApiError } from '../../api';
-import { CloseButton, ErrorText } from '../../components/common';
+import { CancelButton, CloseButton, ErrorText, ProgressLine } from '../../components/common';
+import { showFormDialog } from '../../components/FormDialog';
 import { address } from '../../format';
 import { errorMessage } from '../../state';
 import { IResyncPreview, IResyncResult, ISession } from '../api';
@@ -192,21 +191,11 @@ export function ResyncForm(props: IResyncFormProps): JSX.Element {
         </div>
       ) : null}
       {phase.kind === 'resyncing' ? (
-        <div className="jp-PachlsCommitForm-progress" role="status">
-          <progress className="jp-PachlsProgress" aria-label={trans.__('Resyncing')} />
-          {trans.__('Loading the label files into Label Studio…')}
-        </div>
+        <ProgressLine label={trans.__('Resyncing')} text={trans.__('Loading the label files into Label Studio…')} />
       ) : null}
       <ErrorText message={error} trans={trans} />
       <div className="jp-PachlsDialog-buttons">
-        <button
-          type="button"
-          className="jp-PachlsButton jp-PachlsButton-default"
-          disabled={phase.kind === 'resyncing'}
-          onClick={props.close}
-        >
-          {trans.__('Cancel')}
-        </button>
+        <CancelButton cancel={props.close} disabled={phase.kind === 'resyncing'} trans={trans} />
         <button
           type="button"
           className={`jp-PachlsButton ${
@@ -269,18 +258,10 @@ function ResyncPaths(props: { preview: IResyncPreview; trans: TranslationBundle 
 
 /** Open the resync dialog of a session; resolves when it is closed. */
 export async function showResyncDialog(options: Omit<IResyncFormProps, 'close'>): Promise<void> {
-  const { trans } = options;
-  let dialog: Dialog<unknown> | null = null;
-  const close = () => dialog?.reject();
-  const body = ReactWidget.create(<ResyncForm {...options} close={close} />);
-  body.addClass('jp-PachlsResyncDialog-body');
-  dialog = new Dialog({
-    title: trans.__('Resync labels of %1', options.session.title),
-    body,
-    buttons: [],
-    hasClose: true
+  await showFormDialog<void>({
+    title: options.trans.__('Resync labels of %1', options.session.title),
+    classes: ['jp-PachlsResyncDialog'],
+    dismissed: undefined,
+    render: done => <ResyncForm {...options} close={() => done()} />
   });
-  dialog.addClass('jp-PachlsResyncDialog');
-  await dialog.launch();
-  dialog.dispose();
 }
