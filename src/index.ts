@@ -9,16 +9,15 @@ import {
   InputDialog,
   MainAreaWidget,
   showDialog,
-  showErrorMessage,
   WidgetTracker
 } from '@jupyterlab/apputils';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
-import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { IMountStatus, MountMode, setIdentityRequiredHandler } from './api';
+import { askRepoBranch, guardedBy, pickOne, str } from './commands';
 import { showCommitDialog } from './components/CommitDialog';
 import { identityDialog } from './components/IdentityDialog';
 import { IMountActions } from './components/MountsSection';
@@ -27,7 +26,6 @@ import { pachydermIcon } from './icons';
 import { IdentityModel } from './identity';
 import { activateLabeling } from './labeling/plugin';
 import { PachlsModel } from './model';
-import { errorMessage } from './state';
 import {
   createHistoryWidget,
   HistoryContent,
@@ -52,11 +50,6 @@ export namespace CommandIDs {
 }
 
 const PLUGIN_ID = 'jupyterlab-pachls:plugin';
-
-function str(args: ReadonlyPartialJSONObject, key: string): string | undefined {
-  const value = args[key];
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
@@ -201,17 +194,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         .catch(reason => console.warn('jupyterlab-pachls: settings not loaded', reason));
     }
 
-    /** Run a palette command; show its failure as a dialog. */
-    const guarded =
-      (fn: (args: ReadonlyPartialJSONObject) => Promise<unknown>) =>
-      async (args: ReadonlyPartialJSONObject) => {
-        try {
-          return await fn(args);
-        } catch (reason) {
-          await showErrorMessage(trans.__('Pachyderm'), errorMessage(reason));
-          return undefined;
-        }
-      };
+    const guarded = guardedBy(trans.__('Pachyderm'));
 
     const pickMount = async (
       label: string,
@@ -219,14 +202,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ): Promise<string | undefined> => {
       await model.refreshMounts();
       const names = (model.state.mounts?.mounts ?? []).filter(filter).map(m => m.name);
-      if (names.length === 0) {
-        throw new Error(model.state.mountsError ?? trans.__('No mount to choose from.'));
-      }
-      if (names.length === 1) {
-        return names[0];
-      }
-      const result = await InputDialog.getItem({ title: label, items: names });
-      return result.button.accept && result.value ? result.value : undefined;
+      return pickOne(label, names, {
+        empty: model.state.mountsError ?? trans.__('No mount to choose from.')
+      });
     };
 
     commands.addCommand(CommandIDs.openPanel, {
@@ -271,16 +249,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const ref = str(args, 'ref');
         let mode = (str(args, 'mode') as MountMode | undefined) ?? undefined;
         if (!repo) {
-          const text = await InputDialog.getText({
-            title: trans.__('Mount repo@branch'),
-            placeholder: 'images@master'
-          });
-          if (!text.button.accept || !text.value) {
+          const asked = await askRepoBranch(trans.__('Mount repo@branch'));
+          if (!asked) {
             return;
           }
-          const [r, b] = text.value.trim().split('@');
-          repo = r;
-          branch = b || 'master';
+          ({ repo, branch } = asked);
           const choice = await InputDialog.getItem({
             title: trans.__('Mode'),
             items: [trans.__('read-only'), trans.__('read-write')]
@@ -388,16 +361,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         let repo = str(args, 'repo');
         let branch = str(args, 'branch') ?? 'master';
         if (!repo) {
-          const text = await InputDialog.getText({
-            title: trans.__('History of repo@branch'),
-            placeholder: 'images@master'
-          });
-          if (!text.button.accept || !text.value) {
+          const asked = await askRepoBranch(trans.__('History of repo@branch'));
+          if (!asked) {
             return;
           }
-          const [r, b] = text.value.trim().split('@');
-          repo = r;
-          branch = b || 'master';
+          ({ repo, branch } = asked);
         }
         const id = historyWidgetId(repo, branch);
         let widget = tracker.find(w => w.id === id);

@@ -14,17 +14,18 @@ import { ReactWidget } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { listMounts } from '../api';
+import { guardedBy, pickOne, str } from '../commands';
 import { relativeToRoot } from '../format';
 import { PachlsModel } from '../model';
 import { errorMessage } from '../state';
 import { PachydermSidebar } from '../widgets/PachydermSidebar';
+import { onVisibilityChange } from '../widgets/visibility';
 import { getLabelStudioLog, ISession } from './api';
 import { showBlameDialog, showLogDialog } from './components/BlameView';
 import { showDeleteSessionDialog } from './components/DeleteSessionDialog';
 import { showResyncDialog } from './components/ResyncDialog';
 import { showLabelCommitDialog } from './components/LabelCommitDialog';
 import { ILabelingActions, LabelingSection } from './components/LabelingSection';
-import { Message } from '@lumino/messaging';
 import { labelingIcon } from './icons';
 import { LabelingModel } from './model';
 import { parseClasses, sessionOfFile } from './state';
@@ -50,10 +51,10 @@ export interface ILabelingOptions {
   showHistory: (repo: string, branch: string, commit?: string) => Promise<void>;
 }
 
-function str(args: ReadonlyPartialJSONObject, key: string): string | undefined {
-  const value = args[key];
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
+/** The `args` of a command on one session. */
+const SESSION_ARGS = {
+  args: { type: 'object', properties: { sessionId: { type: 'string' } } }
+};
 
 /** The Labeling section, the labeling tabs and their commands. */
 export function activateLabeling(options: ILabelingOptions): LabelingModel {
@@ -77,23 +78,13 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
   const pickSession = async (title: string): Promise<ISession | undefined> => {
     await model.refresh();
     const sessions = model.sessions;
-    if (sessions.length === 0) {
-      throw new Error(model.state.error ?? trans.__('There is no labeling session yet.'));
-    }
-    if (sessions.length === 1) {
-      return sessions[0];
-    }
     const current = tracker.currentWidget?.content.sessionId;
     const items = sessions.map(s => `${s.title} (${s.id})`);
-    const result = await InputDialog.getItem({
-      title,
-      items,
+    const picked = await pickOne(title, items, {
+      empty: model.state.error ?? trans.__('There is no labeling session yet.'),
       current: Math.max(0, sessions.findIndex(s => s.id === current))
     });
-    if (!result.button.accept || !result.value) {
-      return undefined;
-    }
-    return sessions[items.indexOf(result.value)];
+    return picked === undefined ? undefined : sessions[items.indexOf(picked)];
   };
 
   const findSession = async (id: string): Promise<ISession> => {
@@ -106,6 +97,18 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
       throw new Error(trans.__('There is no labeling session %1 on this server.', id));
     }
     return session;
+  };
+
+  /** The session a command acts on: its argument, the current tab's, or the one the user picks. */
+  const targetSession = async (
+    args: ReadonlyPartialJSONObject,
+    question: string
+  ): Promise<ISession | undefined> => {
+    const id =
+      str(args, 'sessionId') ??
+      tracker.currentWidget?.content.sessionId ??
+      (await pickSession(question))?.id;
+    return id ? findSession(id) : undefined;
   };
 
   const showLog = async () => {
@@ -166,17 +169,7 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
     });
   }
 
-  /** Run a command; show its failure as a dialog. */
-  const guarded =
-    (fn: (args: ReadonlyPartialJSONObject) => Promise<unknown>) =>
-    async (args: ReadonlyPartialJSONObject) => {
-      try {
-        return await fn(args);
-      } catch (reason) {
-        await showErrorMessage(trans.__('Labeling'), errorMessage(reason));
-        return undefined;
-      }
-    };
+  const guarded = guardedBy(trans.__('Labeling'));
 
   commands.addCommand(LabelingCommandIDs.newSession, {
     label: trans.__('New Labeling Session…'),
@@ -229,9 +222,7 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
         : trans.__('Open a Labeling Session…'),
     caption: trans.__('Label Studio for a session in a tab (args: sessionId)'),
     icon: args => (args.isPalette ? undefined : labelingIcon),
-    describedBy: {
-      args: { type: 'object', properties: { sessionId: { type: 'string' } } }
-    },
+    describedBy: SESSION_ARGS,
     execute: guarded(async args => {
       const id = str(args, 'sessionId') ?? (await pickSession(trans.__('Open which session?')))?.id;
       if (!id) {
@@ -280,18 +271,12 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
         : trans.__('Commit labels');
     },
     caption: trans.__('One label commit of the pending annotations (args: sessionId)'),
-    describedBy: {
-      args: { type: 'object', properties: { sessionId: { type: 'string' } } }
-    },
+    describedBy: SESSION_ARGS,
     execute: guarded(async args => {
-      const id =
-        str(args, 'sessionId') ??
-        tracker.currentWidget?.content.sessionId ??
-        (await pickSession(trans.__('Commit the labels of which session?')))?.id;
-      if (!id) {
+      const session = await targetSession(args, trans.__('Commit the labels of which session?'));
+      if (!session) {
         return;
       }
-      const session = await findSession(id);
       await showLabelCommitDialog({ model, trans, session, showHistory });
     })
   });
@@ -314,14 +299,10 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
       }
     },
     execute: guarded(async args => {
-      const id =
-        str(args, 'sessionId') ??
-        tracker.currentWidget?.content.sessionId ??
-        (await pickSession(trans.__('Resync the labels of which session?')))?.id;
-      if (!id) {
+      const session = await targetSession(args, trans.__('Resync the labels of which session?'));
+      if (!session) {
         return;
       }
-      const session = await findSession(id);
       await showResyncDialog({ model, trans, session, initialRef: str(args, 'ref') });
     })
   });
@@ -332,18 +313,12 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
         ? trans.__('Delete Labeling Session…')
         : trans.__('Delete a Labeling Session…'),
     caption: trans.__('Delete a session; its Label Studio project kept or deleted (args: sessionId)'),
-    describedBy: {
-      args: { type: 'object', properties: { sessionId: { type: 'string' } } }
-    },
+    describedBy: SESSION_ARGS,
     execute: guarded(async args => {
-      const id =
-        str(args, 'sessionId') ??
-        tracker.currentWidget?.content.sessionId ??
-        (await pickSession(trans.__('Delete which session?')))?.id;
-      if (!id) {
+      const session = await targetSession(args, trans.__('Delete which session?'));
+      if (!session) {
         return;
       }
-      const session = await findSession(id);
       return showDeleteSessionDialog({ model, trans, session });
     })
   });
@@ -414,6 +389,7 @@ export class LabelingSectionWidget extends ReactWidget {
   ) {
     super();
     this.addClass('jp-PachlsLabelingSection');
+    onVisibilityChange(this, visible => (model.visible = visible));
   }
 
   protected render(): JSX.Element {
@@ -425,25 +401,5 @@ export class LabelingSectionWidget extends ReactWidget {
         actions={this._actions}
       />
     );
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    this.model.visible = this.isVisible;
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this.model.visible = true;
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.visible = false;
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this.model.visible = false;
-    super.onBeforeDetach(msg);
   }
 }

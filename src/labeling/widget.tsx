@@ -2,13 +2,13 @@ import * as React from 'react';
 import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget, ToolbarButton, UseSignal } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
 import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { PachlsApiError } from '../api';
 import { errorMessage } from '../state';
+import { onVisibilityChange } from '../widgets/visibility';
 import { getLogin } from './api';
 import { LabelingModel } from './model';
 import {
@@ -88,6 +88,10 @@ export class LabelingContent extends Panel {
       name: 'pachls:labeling-pending',
       standby: 'when-hidden'
     });
+    // Pending labels now and then every `pendingInterval` while the tab is seen.
+    onVisibilityChange(this, visible =>
+      visible ? void this._pendingPoll.start() : void this._pendingPoll.stop()
+    );
   }
 
   get sessionId(): string {
@@ -178,37 +182,6 @@ export class LabelingContent extends Panel {
   dispose(): void {
     this._pendingPoll.dispose();
     super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this._startPolling();
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    if (this.isVisible) {
-      this._startPolling();
-    }
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this._stopPolling();
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this._stopPolling();
-    super.onBeforeDetach(msg);
-  }
-
-  /** Poll the pending labels now and then every `pendingInterval` (a no-op while polling). */
-  private _startPolling(): void {
-    void this._pendingPoll.start();
-  }
-
-  private _stopPolling(): void {
-    void this._pendingPoll.stop();
   }
 
   /** One poll of the pending labels, failing (so the poll backs off) when they cannot be read. */

@@ -1,7 +1,6 @@
 import * as React from 'react';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
-import { Message } from '@lumino/messaging';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { PachydermPanel } from '../components/PachydermPanel';
@@ -9,6 +8,7 @@ import { IMountActions } from '../components/MountsSection';
 import { pachydermIcon } from '../icons';
 import { IdentityModel } from '../identity';
 import { PachlsModel } from '../model';
+import { onVisibilityChange } from './visibility';
 
 /** DOM id of the sidebar; also the key the layout restorer stores. */
 export const PACHYDERM_SIDEBAR_ID = 'jp-pachls-sidebar';
@@ -45,6 +45,8 @@ export class PachydermSidebar extends Panel {
     this.labelingArea.addClass('jp-PachlsLabelingArea');
     this.labelingArea.node.dataset.section = 'labeling';
     this.addWidget(this.labelingArea);
+
+    onVisibilityChange(this, visible => (model.visible = visible));
   }
 
   /**
@@ -56,25 +58,5 @@ export class PachydermSidebar extends Panel {
   /** Add a widget to the labeling area. */
   addLabelingWidget(widget: Widget): void {
     this.labelingArea.addWidget(widget);
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    this.model.visible = this.isVisible;
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this.model.visible = true;
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.visible = false;
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this.model.visible = false;
-    super.onBeforeDetach(msg);
   }
 }
