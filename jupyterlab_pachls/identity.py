@@ -21,12 +21,12 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic_write import write_json
 from .pfs.errors import Conflict, InvalidArgument
 
 #: Jupyter's own providers; each answers a token or password login with a made-up anonymous user.
@@ -157,15 +157,7 @@ class IdentityBook:
             saved = self._load()
             saved[user] = {"name": name, "email": email}
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=".identities-", dir=self.path.parent)
-            try:
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "w") as out:
-                    json.dump(saved, out, indent=1, sort_keys=True)
-                os.replace(temporary, self.path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            write_json(self.path, saved)
 
 
 def user_key(provider: Any, user: Any) -> str:
