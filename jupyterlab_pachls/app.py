@@ -24,14 +24,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_server.extension.application import ExtensionApp
 
+from .atomic_write import write_json
 from .config import PachlsConfig, resolve_mount_dir, resolve_store
 from .identity import IdentityBook
+from .listing import ReposListing
+from .mount import MountManager
+from .pfs import Backend, Conflict, InvalidArgument, PfsError, Unavailable
+from .pfs import open_backend as open_spec
+
+if TYPE_CHECKING:
+    from .labeling.session import LabelingService
 
 
 @dataclass
@@ -39,28 +46,89 @@ class PachlsState:
     """What the handlers share: the config, the one backend (or why there is none), the mounts."""
 
     config: PachlsConfig
-    backend: Any = None
+    backend: Backend | None = None
     error: str | None = None
     #: The backend config in use, as ``pfs.open_backend`` takes it (may hold a token: never sent out).
     choice: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
     mount_dir: str = ""
     mount_state_dir: str = ""
-    mounts: Any = None  # a mount.MountManager, when the mount package is available
+    mounts: MountManager | None = None
     mounts_error: str | None = None
-    labeling: Any = None  # a labeling.session.LabelingService
-    identities: Any = None  # an identity.IdentityBook: identities saved through PUT /pachls/api/identity
+    labeling: LabelingService | None = None
+    identities: IdentityBook | None = None  # identities saved through PUT /pachls/api/identity
     switch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The ``GET /pachls/api/repos`` body kept for the current backend (see ``listing.py``).
+    listing: ReposListing | None = None
+    #: One lock per labels mount: label commits into one mount run one at a time (see commit_labels);
+    #: the others wait on the event loop, not in a worker thread the rest of the API needs.
+    label_commit_gates: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def repos_listing(self, backend: Backend) -> ReposListing:
+        """The kept listing of ``backend`` (a new one after a backend switch)."""
+        if self.listing is None or self.listing.backend is not backend:
+            self.listing = ReposListing(backend)
+        return self.listing
+
+    def label_commit_gate(self, labels_mount: str) -> asyncio.Lock:
+        return self.label_commit_gates.setdefault(labels_mount, asyncio.Lock())
+
+    async def switch_backend(self, choice: dict[str, Any]) -> Backend:
+        """Open the backend of ``choice``, check that it answers, save the choice, then put it (and a new
+        mount manager) in place of the current ones. Refused (Conflict) while anything is mounted; the
+        current backend stays when the new one cannot be opened, does not answer or cannot be saved."""
+        async with self.switch_lock:
+            if self.mounts is not None:
+                existing = await asyncio.to_thread(self.mounts.list)
+                if existing:
+                    raise Conflict(
+                        "Unmount every mount before switching the backend.",
+                        mounts=[m.name for m in existing],
+                    )
+            new = await asyncio.to_thread(self._open_checked, choice)
+            timeout = self.config.connect_timeout
+            try:
+                await asyncio.wait_for(asyncio.to_thread(new.list_repos), timeout)
+            except BaseException as exc:
+                await asyncio.to_thread(new.close)
+                if isinstance(exc, PfsError):
+                    raise
+                if isinstance(exc, asyncio.TimeoutError):
+                    raise Unavailable(
+                        f"the {choice['kind']} backend did not answer within {timeout:g} s",
+                        address=choice.get("pachd_address"),
+                    ) from None
+                if isinstance(exc, Exception):
+                    raise Unavailable(f"the {choice['kind']} backend does not answer: {exc}") from exc
+                raise
+            try:
+                await asyncio.to_thread(save_choice, self.config.backend_file, choice)
+            except OSError as exc:
+                await asyncio.to_thread(new.close)
+                raise Unavailable(f"cannot save the backend choice in {self.config.backend_file}: {exc}") from exc
+            old_backend, old_mounts = self.backend, self.mounts
+            self.mounts = None
+            if old_mounts is not None:
+                await asyncio.to_thread(old_mounts.close)  # releases the mount state dir for the new manager
+            self.backend, self.error, self.choice = new, None, choice
+            self.mounts = await asyncio.to_thread(make_mount_manager, self)
+            if old_backend is not None:
+                await asyncio.to_thread(old_backend.close)
+            return new
+
+    def _open_checked(self, choice: dict[str, Any]) -> Backend:
+        """The backend of ``choice``; a failure that is not a typed error is bad input (400)."""
+        try:
+            return open_backend(self.config, choice)
+        except PfsError:
+            raise
+        except Exception as exc:
+            raise InvalidArgument(f"cannot open the {choice['kind']} backend: {exc}", kind=choice["kind"]) from exc
 
     def close(self) -> None:
         labeling, self.labeling = self.labeling, None
         if labeling is not None:
             labeling.close()
-        for item in list(self.extra.values()):
-            close = getattr(item, "close", None)
-            if callable(close):
-                close()
-        self.extra.clear()
+        self.listing = None
         mounts, self.mounts = self.mounts, None
         if mounts is not None:
             try:
@@ -76,17 +144,11 @@ class PachlsState:
             backend.close()
 
 
-def backend_spec(config: PachlsConfig, choice: dict[str, Any]) -> dict[str, Any]:
-    """The ``pfs.open_backend`` config for a saved choice (the embedded store is always ``store_dir``)."""
+def open_backend(config: PachlsConfig, choice: dict[str, Any]) -> Backend:
+    """The backend of a saved choice (the embedded store is always the resolved ``store_dir``)."""
     if choice.get("kind", "local") == "local":
-        return {"kind": "local", "path": resolve_store(config)}
-    return dict(choice)
-
-
-def open_backend(config: PachlsConfig, choice: dict[str, Any] | None = None) -> Any:
-    from .pfs import open_backend as open_spec
-
-    return open_spec(backend_spec(config, choice or {"kind": "local"}))
+        return open_spec({"kind": "local", "path": resolve_store(config)})
+    return open_spec(dict(choice))
 
 
 def load_choice(path: str) -> dict[str, Any] | None:
@@ -103,33 +165,14 @@ def load_choice(path: str) -> dict[str, Any] | None:
 
 def save_choice(path: str, choice: dict[str, Any]) -> None:
     """Write the choice atomically, readable by the owner only (it may hold an auth token)."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".backend-", suffix=".json", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(choice, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_json(path, dict(sorted(choice.items())))
 
 
-def make_mount_manager(state: PachlsState) -> Any:
+def make_mount_manager(state: PachlsState) -> MountManager | None:
     """A MountManager over the current backend, or None (and ``mounts_error``) when it cannot run."""
     if state.backend is None:
         state.mounts_error = "no backend"
-        return None
-    try:
-        from .mount import MountManager
-    except ImportError as exc:
-        state.mounts_error = f"mount support is not available ({exc})"
         return None
     try:
         manager = MountManager(state.backend, state.mount_dir, state.mount_state_dir)
@@ -140,7 +183,7 @@ def make_mount_manager(state: PachlsState) -> Any:
     return manager
 
 
-def make_labeling_service(state: PachlsState, store: str, connection_url: str) -> Any:
+def make_labeling_service(state: PachlsState, store: str, connection_url: str) -> LabelingService:
     """Labeling over the current backend and mounts, with a managed or the configured Label Studio."""
     from urllib.parse import urlsplit
 

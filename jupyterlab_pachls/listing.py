@@ -35,9 +35,13 @@ def branch_json(branch) -> dict:
             "head": commit_json(branch.head) if branch.head is not None else None}
 
 
+def branches_json(branches) -> list[dict]:
+    return sorted((branch_json(b) for b in branches), key=lambda b: b["name"])
+
+
 def repo_json(repo, branches) -> dict:
     item = repo.to_json()
-    item["branches"] = sorted((branch_json(b) for b in branches), key=lambda b: b["name"])
+    item["branches"] = branches_json(branches)
     return item
 
 

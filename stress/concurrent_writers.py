@@ -98,7 +98,7 @@ def main() -> int:
     parser.add_argument("--mode", choices=["fuse", "nofuse", "both"], default="both")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
-    from jupyterlab_pachls.handlers import fuse_status
+    from jupyterlab_pachls.mount import fuse_status
 
     modes = ["fuse", "nofuse"] if args.mode == "both" else [args.mode]
     if "fuse" in modes and not fuse_status()[0]:

@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
-from jupyterlab_pachls.handlers import API_PREFIX, NotFoundHandler, route_table
+from jupyterlab_pachls.handlers import API_PREFIX, route_table
+from jupyterlab_pachls.handlers.system import NotFoundHandler
 from openapi_check import SPEC_FILE, OpenApiChecker, api, openapi, raw_api  # noqa: F401
 from test_auth import implemented_methods
 

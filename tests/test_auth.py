@@ -15,7 +15,9 @@ import pytest
 import tornado.web
 from jupyter_server.utils import url_path_join
 
-from jupyterlab_pachls.handlers import API_PREFIX, NotFoundHandler, PachlsHandler, route_table
+from jupyterlab_pachls.handlers import API_PREFIX, route_table
+from jupyterlab_pachls.handlers.base import PachlsHandler
+from jupyterlab_pachls.handlers.system import NotFoundHandler
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 _AUTHENTICATED_CODE = tornado.web.authenticated(lambda self: None).__code__

@@ -1,7 +1,7 @@
-"""REST routes of labeling: sessions, pending labels, label commits, blame, diff, rows.
+"""Routes of labeling: sessions, pending labels, label commits, blame, diff, rows.
 
-Thin handlers over :class:`~.session.LabelingService` and :mod:`.history`; they
-join the one route table in ``handlers.py``.
+Thin handlers over :class:`~jupyterlab_pachls.labeling.session.LabelingService` and
+:mod:`jupyterlab_pachls.labeling.history`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import time
 
 import tornado.web
 
-from ..handlers import PachlsHandler, check_fields, json_errors, ref_arg, repo_arg, string_field
-from ..pfs import is_commit_id
+from ..labeling.history import blame, diff_labels
+from ..labeling.rows import label_rows
+from ..labeling.session import SessionRequest
+from ..labeling.templates import TEMPLATES
 from ..pfs.errors import InvalidArgument, Unavailable
-from .history import blame, diff_labels
-from .rows import label_rows
-from .session import SessionRequest
-from .templates import TEMPLATES
+from .args import check_fields, commit_id_arg, ref_arg, repo_arg, string_field
+from .base import PachlsHandler, json_errors
 
 
 #: Seconds a pending poll waits for Label Studio, and an action (create, commit, import, resync).
@@ -47,12 +47,6 @@ class LabelingHandler(PachlsHandler):
             if ls.status().state in ("failed", "stopped") or time.monotonic() >= deadline:
                 raise ls.unavailable()
             await asyncio.sleep(0.25)
-
-    def bool_query(self, name: str) -> bool:
-        raw = self.query(name)
-        if raw not in (None, "true", "false", "1", "0"):
-            raise InvalidArgument(f"{name!r} must be true or false", parameter=name)
-        return raw in ("true", "1")
 
     def session_id(self, raw: str) -> str:
         if not raw.isalnum() or len(raw) > 64:
@@ -166,8 +160,7 @@ class LabelCommitHandler(LabelingHandler):
         await self.label_studio_ready(ACTION_WAIT)
         # Label commits into one labels mount run one at a time (see commit_labels); the others wait
         # here, on the event loop, not in a worker thread the rest of the API needs.
-        gates = self.state.extra.setdefault("label_commit_gates", {})
-        async with gates.setdefault(session.labels_mount, asyncio.Lock()):
+        async with self.state.label_commit_gate(session.labels_mount):
             commit = await self.call(self.labeling.commit_labels, session.id, message=message, author=author)
         self.send_json(commit.to_json(), status=201)
 
@@ -202,9 +195,7 @@ class ResyncHandler(LabelingHandler):
         body = self.json_body()
         check_fields(body, ("ref",), ("commit", "confirm"))
         ref = ref_arg(body.get("ref"))
-        commit = body.get("commit")
-        if commit is not None and (not isinstance(commit, str) or not is_commit_id(commit)):
-            raise InvalidArgument("'commit' must be the commit id the preview answered", field="commit")
+        commit = commit_id_arg(body.get("commit"), "commit", "'commit' must be the commit id the preview answered")
         confirm = body.get("confirm", False)
         if not isinstance(confirm, bool):
             raise InvalidArgument("'confirm' must be true or false", field="confirm")
@@ -244,59 +235,52 @@ class LogHandler(LabelingHandler):
         self.send_json({"log": text})
 
 
-class BlameHandler(PachlsHandler):
+class LabelsHandler(PachlsHandler):
+    """Base of the ``/labels/...`` reads: ``repo`` and refs come as query parameters."""
+
+    def repo_query(self) -> str:
+        return repo_arg(self.query("repo") or "")
+
+    def ref_query(self, name: str = "ref") -> str:
+        """A ref query parameter; ``master`` when absent."""
+        return ref_arg(self.query(name) or "master", name)
+
+
+class BlameHandler(LabelsHandler):
     """``GET /pachls/api/labels/blame?repo=&ref=&path=``: every label commit that changed a file's label."""
 
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        repo = repo_arg(self.query("repo") or "")
-        ref = ref_arg(self.query("ref") or "master")
+        repo = self.repo_query()
+        ref = self.ref_query()
         path = self.path_query(required=True)
         entries = await self.call(blame, self.backend, repo, ref, path)
         self.send_json({"repo": repo, "ref": ref, "path": path, "entries": [e.to_json() for e in entries]})
 
 
-class LabelDiffHandler(PachlsHandler):
+class LabelDiffHandler(LabelsHandler):
     """``GET /pachls/api/labels/diff?repo=&from=&to=``: annotation-level changes between two label commits."""
 
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        repo = repo_arg(self.query("repo") or "")
+        repo = self.repo_query()
         old = self.query("from")
-        new = ref_arg(self.query("to") or "master", "to")
+        new = self.ref_query("to")
         changes = await self.call(diff_labels, self.backend, repo, ref_arg(old, "from") if old else None, new)
         self.send_json({"repo": repo, "from": old, "to": new, "changes": [c.to_json() for c in changes]})
 
 
-class LabelRowsHandler(PachlsHandler):
+class LabelRowsHandler(LabelsHandler):
     """``GET /pachls/api/labels/rows?repo=&ref=&data=&path=``: one row per annotation."""
 
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        repo = repo_arg(self.query("repo") or "")
-        ref = ref_arg(self.query("ref") or "master")
+        repo = self.repo_query()
+        ref = self.ref_query()
         data = self.query("data")
         rows = await self.call(label_rows, self.backend, repo, ref,
                                data=repo_arg(data) if data else None, path=self.path_query())
         self.send_json({"repo": repo, "ref": ref, "rows": rows})
-
-
-def labeling_routes(prefix: str, segment: str) -> list[tuple[str, type[PachlsHandler]]]:
-    p, s = prefix, segment
-    return [
-        (rf"{p}/labeling", LabelingStatusHandler),
-        (rf"{p}/labeling/login", LoginHandler),
-        (rf"{p}/labeling/log", LogHandler),
-        (rf"{p}/labeling/sessions", SessionsHandler),
-        (rf"{p}/labeling/sessions/{s}", SessionHandler),
-        (rf"{p}/labeling/sessions/{s}/pending", PendingHandler),
-        (rf"{p}/labeling/sessions/{s}/commit", LabelCommitHandler),
-        (rf"{p}/labeling/sessions/{s}/import", ImportHandler),
-        (rf"{p}/labeling/sessions/{s}/resync", ResyncHandler),
-        (rf"{p}/labels/blame", BlameHandler),
-        (rf"{p}/labels/diff", LabelDiffHandler),
-        (rf"{p}/labels/rows", LabelRowsHandler),
-    ]

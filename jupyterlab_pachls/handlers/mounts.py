@@ -1,0 +1,150 @@
+"""Routes of mounts: list, mount, status, unmount, refresh, staged changes, commit, discard."""
+
+from __future__ import annotations
+
+import tornado.web
+
+from ..pfs import InvalidArgument, is_commit_id, parse_ref
+from .args import branch_arg, check_fields, commit_id_arg, mount_name_arg, provenance_arg, ref_arg, repo_arg, string_field
+from .base import PachlsHandler, json_errors
+
+
+def mount_json(status) -> dict:
+    """A mount's status as the API shows it: a base that is no longer in the branch's history (the
+    branch was rolled back below it) is ``diverged``, not a negative ``behind``."""
+    shown = status.to_json()
+    shown["diverged"] = shown.get("behind", 0) < 0
+    shown["behind"] = max(0, shown.get("behind", 0))
+    return shown
+
+
+class MountsHandler(PachlsHandler):
+    """``GET /pachls/api/mounts``: every mount; ``POST``: mount a repo."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        mounts = self.mounts
+        found = await self.call(mounts.list)
+        self.send_json({
+            "mount_dir": str(mounts.mount_dir),
+            "fuse": bool(mounts.use_fuse),
+            "fuse_reason": mounts.fuse_reason,
+            "mounts": [mount_json(m) for m in sorted(found, key=lambda m: m.name)],
+        })
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self) -> None:
+        body = self.json_body()
+        check_fields(body, ("repo",), ("branch", "commit", "ref", "mode", "name"))
+        repo = repo_arg(string_field(body, "repo", required=True, allow_empty=False))
+        mode = body.get("mode", "ro")
+        if mode not in ("ro", "rw"):
+            raise InvalidArgument("'mode' must be 'ro' or 'rw'", field="mode")
+        branch = body.get("branch")
+        commit = body.get("commit")
+        if "ref" in body:
+            if branch is not None or commit is not None:
+                raise InvalidArgument("give 'ref', or 'branch' and/or 'commit', not both", field="ref")
+            ref = ref_arg(body["ref"], "ref")
+            name_part, ancestors = parse_ref(ref)
+            if ancestors:
+                raise InvalidArgument("mount a branch or a commit id, not branch^N", field="ref")
+            if is_commit_id(name_part):
+                commit = name_part
+            else:
+                branch = name_part
+        if branch is not None:
+            branch = branch_arg(branch)
+        commit = commit_id_arg(commit, "commit")
+        name = body.get("name")
+        if name is not None:
+            name = mount_name_arg(name)
+        mounts = self.mounts
+        status = await self.call(mounts.mount, repo, branch, commit=commit, mode=mode, name=name)
+        self.send_json(mount_json(status), status=201)
+
+
+class MountHandler(PachlsHandler):
+    """``GET /pachls/api/mounts/{name}``: status; ``DELETE``: unmount."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self, name: str) -> None:
+        name = mount_name_arg(name)
+        status = await self.call(self.mounts.status, name)
+        self.send_json(mount_json(status))
+
+    @tornado.web.authenticated
+    @json_errors
+    async def delete(self, name: str) -> None:
+        name = mount_name_arg(name)
+        discard = self.bool_query("discard")
+        await self.call(self.mounts.unmount, name, discard=discard)
+        self.send_empty()
+
+
+class MountActionHandler(PachlsHandler):
+    """``POST /pachls/api/mounts/{name}/<action>`` with no fields: do it, answer the mount's status."""
+
+    def act(self, mounts, name: str):
+        """The action, in a worker thread; returns the mount's status after it."""
+        raise NotImplementedError
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self, name: str) -> None:
+        name = mount_name_arg(name)
+        check_fields(self.json_body())
+        status = await self.call(self.act, self.mounts, name)
+        self.send_json(mount_json(status))
+
+
+class MountRefreshHandler(MountActionHandler):
+    """``POST /pachls/api/mounts/{name}/refresh``: move a branch mount to the branch head."""
+
+    def act(self, mounts, name: str):
+        return mounts.refresh(name)
+
+
+class MountDiscardHandler(MountActionHandler):
+    """``POST /pachls/api/mounts/{name}/discard``: drop the staged changes."""
+
+    def act(self, mounts, name: str):
+        mounts.discard(name)
+        return mounts.status(name)
+
+
+class MountChangesHandler(PachlsHandler):
+    """``GET /pachls/api/mounts/{name}/changes``: the staged changes of a read-write mount."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self, name: str) -> None:
+        name = mount_name_arg(name)
+        changes = await self.call(self.mounts.changes, name)
+        self.send_json(changes.to_json())
+
+
+class MountCommitHandler(PachlsHandler):
+    """``POST /pachls/api/mounts/{name}/commit`` {message, provenance}: one commit of the staged changes."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self, name: str) -> None:
+        name = mount_name_arg(name)
+        body = self.json_body()
+        check_fields(body, ("message",), ("provenance",))
+        message = string_field(body, "message", required=True, allow_empty=False)
+        if not message.strip():
+            raise InvalidArgument("Field 'message' must not be blank.", field="message")
+        provenance = provenance_arg(body.get("provenance"))
+        mounts = self.mounts
+
+        def run():
+            commit = mounts.commit(name, message, author=self.user_name, provenance=provenance)
+            return commit, mounts.status(name)
+
+        commit, status = await self.call(run)
+        self.send_json({"commit": commit.to_json(), "mount": mount_json(status)}, status=201)
