@@ -10,17 +10,15 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from jupyterlab_pachls import connect
-from jupyterlab_pachls.client import (
-    DirectClient,
-    Table,
+from jupyterlab_pachls.client import DirectClient, Table, rank_servers
+from jupyterlab_pachls.client.convert import (
     branch_from_json,
     changes_from_json,
     commit_from_json,
-    error_from_response,
     file_from_json,
-    rank_servers,
     repo_from_json,
 )
+from jupyterlab_pachls.client.http import error_from_response
 from jupyterlab_pachls.labeling.labelfile import encode, label_document
 from jupyterlab_pachls.magics import PachlsMagics
 from jupyterlab_pachls.pfs import (

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import pandas
 import pytest
 
-from jupyterlab_pachls.client import Table, format_cell
+from jupyterlab_pachls.client import Table
+from jupyterlab_pachls.client.tables import format_cell
 from jupyterlab_pachls.magics import (
     PARSER,
     HelpShown,
