@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO, Union
 
-from .errors import NotFound
+from .address import normalize_path
+from .errors import InvalidArgument, NotFound
 from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo
 
 #: Content for ``put_file``: bytes, a readable binary file object, or the path of a local file.
@@ -37,14 +38,58 @@ MAX_PAGE = 10_000
 
 def check_page(path: object, limit: object, after: object) -> str:
     """Validate ``list_dir`` arguments the same way in every backend; return the normalised path."""
-    from .address import normalize_path
-    from .errors import InvalidArgument
-
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidArgument(f"limit must be an integer between 1 and {MAX_PAGE}", limit=limit)
     if after is not None and not isinstance(after, str):
         raise InvalidArgument("after must be a path returned as 'next'")
     return normalize_path(path)
+
+
+def walk_tree(list_dir: Callable[..., FilePage], repo: str, ref: str, path: str = "/", *,
+              max_depth: int | None = None) -> Iterator[FileInfo]:
+    """``Backend.walk`` over any ``list_dir`` (a part of a backend walks with its own), page by page."""
+    stack = [(path, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        after = None
+        children: list[tuple[str, int]] = []
+        while True:
+            page = list_dir(repo, ref, directory, after=after)
+            for info in page.items:
+                yield info
+                if info.is_dir and (max_depth is None or depth + 1 < max_depth):
+                    children.append((info.path, depth + 1))
+            if page.next is None:
+                break
+            after = page.next
+        stack.extend(reversed(children))
+
+
+def check_commit_fields(message: object, author: object, metadata: object) -> dict[str, str]:
+    """Validate ``start_commit``'s message, author and metadata the same way in every backend; return
+    the metadata as a new dict."""
+    if not isinstance(message, str) or not isinstance(author, str):
+        raise InvalidArgument("message and author must be strings")
+    metadata = dict(metadata or {})
+    check_metadata(metadata)
+    return metadata
+
+
+def check_metadata(metadata: dict) -> None:
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise InvalidArgument("commit metadata must map strings to strings")
+
+
+def check_history_limit(limit: object) -> None:
+    """``list_commits``' page size: a positive integer (not a bool)."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidArgument("limit must be a positive integer", limit=limit)
+
+
+def check_range(offset: object, length: object) -> None:
+    """``read_file``'s byte range: non-negative integers (``length`` None: to the end)."""
+    if not isinstance(offset, int) or offset < 0 or (length is not None and (not isinstance(length, int) or length < 0)):
+        raise InvalidArgument("offset and length must be non-negative integers")
 
 
 class Backend(ABC):
@@ -176,21 +221,7 @@ class Backend(ABC):
 
     def walk(self, repo: str, ref: str, path: str = "/", *, max_depth: int | None = None) -> Iterator[FileInfo]:
         """Every file and directory below ``path``: a directory's entries (in path order), then its subdirectories."""
-        stack = [(path, 0)]
-        while stack:
-            directory, depth = stack.pop()
-            after = None
-            children: list[tuple[str, int]] = []
-            while True:
-                page = self.list_dir(repo, ref, directory, after=after)
-                for info in page.items:
-                    yield info
-                    if info.is_dir and (max_depth is None or depth + 1 < max_depth):
-                        children.append((info.path, depth + 1))
-                if page.next is None:
-                    break
-                after = page.next
-            stack.extend(reversed(children))
+        return walk_tree(self.list_dir, repo, ref, path, max_depth=max_depth)
 
     def glob(self, repo: str, ref: str, pattern: str) -> Iterator[FileInfo]:
         """Files and directories matching a Pachyderm glob (``/*``, ``/cats/*.png``, ``/**``)."""

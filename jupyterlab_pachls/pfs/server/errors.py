@@ -1,10 +1,11 @@
-"""Typed ``PfsError`` <-> gRPC status, both ways.
+"""Typed ``PfsError`` -> gRPC status, for the server.
 
 The server aborts a call with the status pachd uses for the same situation
 and, in trailing metadata ``pachls-error``, the error's ``code`` and
 ``details`` as JSON, so a ``PachydermBackend`` talking to this server gets back
-exactly the typed error the served backend raised. Against a real pachd there
-is no such metadata and the status code alone picks the type.
+exactly the typed error the served backend raised (``pfs/pachyderm/errors.py``
+reads it). Against a real pachd there is no such metadata and the status code
+alone picks the type.
 """
 
 from __future__ import annotations
@@ -13,16 +14,7 @@ import json
 
 import grpc
 
-from ..errors import (
-    GRPC_DETAILS_KEY,
-    AlreadyExists,
-    Conflict,
-    NotFound,
-    PfsError,
-    Unavailable,
-    error_class,
-    error_class_for_grpc_status,
-)
+from ..errors import GRPC_DETAILS_KEY, AlreadyExists, NotFound, PfsError
 
 
 def status_of(error: PfsError) -> grpc.StatusCode:
@@ -66,35 +58,3 @@ def abort(context: grpc.ServicerContext, error: PfsError) -> None:
     context.set_trailing_metadata(((GRPC_DETAILS_KEY, details),))
     context.abort(status_of(error), pachd_message(error))
 
-
-def from_rpc_error(error: grpc.RpcError, what: str = "") -> PfsError:
-    """The typed error for a failed call (``what`` names the call, for messages of transport failures)."""
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    message = (error.details() if hasattr(error, "details") else None) or str(error)
-    for key, value in (error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else ():
-        if key == GRPC_DETAILS_KEY:
-            try:
-                data = json.loads(value)
-                cls = error_class(data.get("code"))
-                if cls is not None:
-                    return cls(message, **(data.get("details") or {}))
-            except (ValueError, TypeError, AttributeError):
-                pass
-    if code == grpc.StatusCode.UNIMPLEMENTED and "http2 header with status" in message:
-        return Unavailable(f"the server at this address does not speak Pachyderm's gRPC API: {message}")
-    # CANCELLED without our metadata: the server went away mid-call (a server stopping cancels its calls)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
-        where = f" during {what}" if what else ""
-        return Unavailable(f"the Pachyderm cluster is unavailable{where}: {message}", status=code.name)
-    cls = error_class_for_grpc_status(code.name) if code else None
-    if cls is None:
-        lowered = message.lower()
-        if "not found" in lowered:
-            cls = NotFound
-        elif "already exists" in lowered:
-            cls = AlreadyExists
-        elif "has not been finished" in lowered or "already been finished" in lowered or "finished" in lowered:
-            cls = Conflict
-        else:
-            return PfsError(message, status=code.name if code else "UNKNOWN")
-    return cls(message, status=code.name)

@@ -1,0 +1,72 @@
+"""What failed calls left on the cluster while it was gone, cleaned up once it answers again.
+
+An orphan is ``(repo key, commit id, staging branch)``: an open staged commit with its staging
+branch, a staging branch whose commit id was never read (id ''), a staged commit whose staging
+branch was not read (``STAGING_UNKNOWN``), or an unfinished landing commit (staging None), which
+would block its branch. A landing commit that did finish (its reply was lost) is a landed commit
+and is kept.
+"""
+
+from __future__ import annotations
+
+from pachyderm_sdk.api import pfs
+
+from ..errors import NotFound, PfsError, Unavailable
+from .channel import Channel
+from .messages import STAGING_PREFIX, branch_msg, is_finished, is_set, is_staging, staging_of
+from .refs import Refs
+
+#: In place of a staging branch not known when the call failed (no staging branch is the bare prefix).
+STAGING_UNKNOWN = STAGING_PREFIX
+
+
+class Orphans:
+    def __init__(self, channel: Channel, refs: Refs) -> None:
+        self.channel = channel
+        self.refs = refs
+        self._left: set[tuple[str, str, str | None]] = set()
+
+    def add(self, key: str, commit_id: str, staging: str | None) -> None:
+        self._left.add((key, commit_id, staging))
+
+    def clean(self) -> None:
+        """Drop every orphan the cluster still has; stop at the first sign that it is still gone."""
+        rpc, api = self.channel.rpc, self.channel.pfs
+        for orphan in sorted(list(self._left), key=str):
+            key, commit_id, staging = orphan
+            try:
+                if not commit_id:  # only the staging branch is known
+                    try:
+                        branch = rpc("InspectBranch", api.inspect_branch, branch=branch_msg(key, staging))
+                    except NotFound:
+                        self._left.discard((key, commit_id, staging))
+                        continue
+                    if is_set(branch.head) and branch.head.id:
+                        commit_id = branch.head.id
+                    else:
+                        rpc("DeleteBranch", api.delete_branch, branch=branch_msg(key, staging), force=True)
+                        self._left.discard((key, "", staging))
+                        continue
+                try:
+                    info = self.refs.inspect(key, commit_id)
+                except NotFound:
+                    self._left.discard((key, commit_id, staging))
+                    continue
+                if staging == STAGING_UNKNOWN:
+                    branch = staging_of(info)
+                    staging = branch if is_staging(branch) else None
+                    if staging is None:
+                        self._left.discard((key, commit_id, STAGING_UNKNOWN))
+                        continue
+                if not is_finished(info):
+                    rpc("DropCommitSet", api.drop_commit_set, commit_set=pfs.CommitSet(id=commit_id))
+                if staging:
+                    rpc("DeleteBranch", api.delete_branch, branch=branch_msg(key, staging), force=True)
+            except Unavailable:
+                return  # still gone: try again next time
+            except PfsError:
+                pass
+            # this one, and others naming the same commit or staging branch (None names no branch)
+            for done in [o for o in list(self._left)
+                         if o == orphan or (commit_id and o[1] == commit_id) or (staging and o[2] == staging)]:
+                self._left.discard(done)
