@@ -53,7 +53,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, parse_repo, validate_name
-from .backend import DEFAULT_PAGE, Backend, Content, check_page
+from .backend import (
+    DEFAULT_PAGE,
+    Backend,
+    Content,
+    check_commit_fields,
+    check_history_limit,
+    check_metadata,
+    check_page,
+    check_range,
+)
 from .errors import AlreadyExists, Conflict, InvalidArgument, InvalidPath, NotFound, PfsError, Unavailable
 from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo, from_timestamp
 
@@ -692,11 +701,7 @@ class LocalBackend(Backend):
         if commit_id is not None and not is_commit_id(commit_id):
             raise InvalidArgument(f"invalid commit id {commit_id!r}")
         repo_id = self._repo_id(repo)
-        if not isinstance(message, str) or not isinstance(author, str):
-            raise InvalidArgument("message and author must be strings")
-        metadata = dict(metadata or {})
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-            raise InvalidArgument("commit metadata must map strings to strings")
+        metadata = check_commit_fields(message, author, metadata)
         resolved = []
         for item in provenance:
             if not isinstance(item, Provenance):
@@ -707,16 +712,25 @@ class LocalBackend(Backend):
         with self._write() as db:
             if db.execute("SELECT 1 FROM commits WHERE id=?", (commit_id,)).fetchone() is not None:
                 raise AlreadyExists(f"commit {commit_id} already exists", commit=commit_id)
-            head = db.execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
-            if head is None:
-                db.execute("INSERT INTO branches (repo_id, name, head) VALUES (?,?,NULL)", (repo_id, branch))
-            db.execute(
-                "INSERT INTO commits (id, repo_id, branch, parent, message, author, started, origin, provenance, metadata) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (commit_id, repo_id, branch, head[0] if head else None, message, author, time.time(), origin,
-                 json.dumps(resolved), json.dumps(metadata, sort_keys=True)),
-            )
+            self._insert_commit(db, commit_id, repo_id, branch, message=message, author=author, origin=origin,
+                                provenance=json.dumps(resolved), metadata=json.dumps(metadata, sort_keys=True))
         return self._commit_from_row(self._commit_row(commit_id), self._repo_key(repo_id))
+
+    @staticmethod
+    def _insert_commit(db: sqlite3.Connection, commit_id: str, repo_id: int, branch: str, *, message: str = "",
+                       author: str = "", origin: str = "AUTO", provenance: str = "[]",
+                       metadata: str = "{}") -> str | None:
+        """Insert an open commit on ``branch`` (created if missing), its parent the branch head; return the parent."""
+        head = db.execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
+        if head is None:
+            db.execute("INSERT INTO branches (repo_id, name, head) VALUES (?,?,NULL)", (repo_id, branch))
+        parent = head[0] if head else None
+        db.execute(
+            "INSERT INTO commits (id, repo_id, branch, parent, message, author, started, origin, provenance, metadata) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (commit_id, repo_id, branch, parent, message, author, time.time(), origin, provenance, metadata),
+        )
+        return parent
 
     def open_commits(self, repo: str, branch: str | None = None) -> list[Commit]:
         """Commits of ``repo`` (on ``branch``) that were started and neither finished nor aborted."""
@@ -862,15 +876,9 @@ class LocalBackend(Backend):
         repo_id = self._repo_id(repo)
         commit_id = commit_id or uuid.uuid4().hex
         with self._write() as db:  # one transaction: a crash leaves no open AUTO commit behind
-            head = db.execute("SELECT head FROM branches WHERE repo_id=? AND name=?", (repo_id, branch)).fetchone()
-            if head is None:
-                db.execute("INSERT INTO branches (repo_id, name, head) VALUES (?,?,NULL)", (repo_id, branch))
-            db.execute(
-                "INSERT INTO commits (id, repo_id, branch, parent, message, author, started, origin, provenance, metadata) "
-                "VALUES (?,?,?,?,'','',?,'AUTO','[]','{}')",
-                (commit_id, repo_id, branch, head[0] if head else None, time.time()))
+            parent = self._insert_commit(db, commit_id, repo_id, branch)
             row = db.execute(f"SELECT {self._COMMIT_COLUMNS} FROM commits WHERE id=?", (commit_id,)).fetchone()
-            self._land(db, row, head[0] if head else None)
+            self._land(db, row, parent)
         self._changed()
         return self.inspect_commit(repo, commit_id)
 
@@ -892,8 +900,7 @@ class LocalBackend(Backend):
 
     def set_commit_metadata(self, repo: str, commit_id: str, metadata: dict[str, str]) -> Commit:
         """Replace a commit's metadata (open or finished): pachd's EditMetadata on a commit."""
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-            raise InvalidArgument("commit metadata must map strings to strings")
+        check_metadata(metadata)
         repo_id, row = self._resolve(repo, commit_id)
         with self._write() as db:
             db.execute("UPDATE commits SET metadata=? WHERE id=?", (json.dumps(metadata, sort_keys=True), row[0]))
@@ -1158,8 +1165,7 @@ class LocalBackend(Backend):
         return self._commit_from_row(row, self._repo_key(repo_id))
 
     def list_commits(self, repo: str, ref: str, *, limit: int = 50, before: str | None = None) -> list[Commit]:
-        if not isinstance(limit, int) or limit < 1:
-            raise InvalidArgument("limit must be a positive integer", limit=limit)
+        check_history_limit(limit)
         repo_id, row = self._resolve(repo, ref, allow_empty=True)
         key = self._repo_key(repo_id)
         if before is not None:
@@ -1220,8 +1226,7 @@ class LocalBackend(Backend):
 
     def read_file(self, repo: str, ref: str, path: str, *, offset: int = 0,
                   length: int | None = None) -> Iterator[bytes]:
-        if not isinstance(offset, int) or offset < 0 or (length is not None and (not isinstance(length, int) or length < 0)):
-            raise InvalidArgument("offset and length must be non-negative integers")
+        check_range(offset, length)
         blob_file, _info = self.local_file(repo, ref, path)
         return self._read_blob(blob_file, offset, length)
 
