@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wcmatch import _wcparse, glob as wcglob
+import bracex
+from wcmatch import glob as wcglob
 
 from .address import normalize_path
 from .errors import InvalidArgument, InvalidPath
 
 _FLAGS = wcglob.GLOBSTAR | wcglob.DOTGLOB | wcglob.BRACE
 _MAGIC = set("*?[{")
+#: Patterns one glob may expand to (wcmatch's own default): ``{1..5000}`` or ``{a,b}{a,b}...`` is refused.
+PATTERN_LIMIT = 1000
 
 
 def glob_plan(pattern: object) -> tuple[str, int | None, Callable[[str], bool]]:
@@ -39,11 +42,15 @@ def glob_plan(pattern: object) -> tuple[str, int | None, Callable[[str], bool]]:
     if body.endswith("/") and body != "/":
         body = body[:-1]
 
-    try:  # compiled up front: a brace expansion past wcmatch's limit is refused here, not mid-walk
-        matcher = wcglob.compile(body, flags=_FLAGS)
-    except _wcparse.PatternLimitException as error:
+    # Counted up front with bracex, the brace expander wcmatch uses (same arguments), so a brace
+    # expansion past the limit is refused here, not mid-walk; wcmatch then needs no limit of its own.
+    try:
+        for _ in bracex.iexpand(body, keep_escapes=True, limit=PATTERN_LIMIT, return_empty=True):
+            pass
+    except bracex.ExpansionLimitException as error:
         raise InvalidArgument(f"glob pattern {pattern!r} expands to too many patterns: {error}",
                               pattern=pattern) from None
+    matcher = wcglob.compile(body, flags=_FLAGS, limit=0)
 
     def matches(path: str) -> bool:
         candidate = path[:-1] if path.endswith("/") and path != "/" else path
