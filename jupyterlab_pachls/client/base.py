@@ -49,6 +49,22 @@ def to_branch_address(text: str):
     return address
 
 
+def to_file_address(text: str):
+    """Parse ``repo@ref:/path`` naming a file (a path, not the root)."""
+    address = to_address(text, path=True)
+    if address.path in (None, "/"):
+        raise InvalidArgument(f"{text!r} must name a file: repo@ref:/path", address=text)
+    return address
+
+
+def to_older_address(old: str, new):
+    """Parse ``old``, the earlier side of a comparison with the parsed ``new``: the same repo."""
+    address = to_address(old)
+    if address.repo_key != new.repo_key:
+        raise InvalidArgument(f"compare two commits of one repo, not {address.repo_key} and {new.repo_key}")
+    return address
+
+
 class Client:
     """Operations on versioned repos, mounts and labels. Made by :func:`connect`.
 

@@ -12,7 +12,15 @@ from typing import BinaryIO, Iterator
 
 from ..config import load_config, resolve_store
 from ..pfs import Branch, BranchMove, Commit, FileChange, FilePage, InvalidArgument, Repo, parse_repo
-from .base import MOUNTS_NEED_SERVER, ChunkReader, Client, to_address, to_branch_address
+from .base import (
+    MOUNTS_NEED_SERVER,
+    ChunkReader,
+    Client,
+    to_address,
+    to_branch_address,
+    to_file_address,
+    to_older_address,
+)
 
 
 def default_backend_spec() -> dict:
@@ -95,9 +103,7 @@ class DirectClient(Client):
         return self.backend.list_dir(a.repo_key, a.ref_text, a.path or "/", limit=limit, after=after)
 
     def open(self, address: str) -> BinaryIO:
-        a = to_address(address, path=True)
-        if a.path in (None, "/"):
-            raise InvalidArgument(f"{address!r} must name a file: repo@ref:/path", address=address)
+        a = to_file_address(address)
         info = self.backend.inspect_file(a.repo_key, a.ref_text, a.path)
         if info.is_dir:
             raise InvalidArgument(f"{a.path} is a directory; list it with ls()", path=a.path)
@@ -108,9 +114,7 @@ class DirectClient(Client):
         n = to_address(new)
         new_commit = self.backend.inspect_commit(n.repo_key, n.ref_text)
         if old is not None:
-            o = to_address(old)
-            if o.repo_key != n.repo_key:
-                raise InvalidArgument(f"compare two commits of one repo, not {o.repo_key} and {n.repo_key}")
+            o = to_older_address(old, n)
             old_id = self.backend.inspect_commit(o.repo_key, o.ref_text).id
         else:
             old_id = new_commit.parent
@@ -149,9 +153,7 @@ class DirectClient(Client):
     def blame(self, address: str) -> list:
         from ..labeling.history import blame
 
-        a = to_address(address, path=True)
-        if a.path in (None, "/"):
-            raise InvalidArgument(f"{address!r} must name a file: repo@ref:/path", address=address)
+        a = to_file_address(address)
         return blame(self.backend, a.repo_key, a.ref_text, a.path)
 
     def label_diff(self, new: str, old: str | None = None) -> list:
@@ -161,9 +163,7 @@ class DirectClient(Client):
         new_commit = self.backend.inspect_commit(n.repo_key, n.ref_text)
         old_id = new_commit.parent
         if old is not None:
-            o = to_address(old)
-            if o.repo_key != n.repo_key:
-                raise InvalidArgument(f"compare two commits of one repo, not {o.repo_key} and {n.repo_key}")
+            o = to_older_address(old, n)
             old_id = self.backend.inspect_commit(o.repo_key, o.ref_text).id
         return diff_labels(self.backend, n.repo_key, old_id, new_commit.id)
 

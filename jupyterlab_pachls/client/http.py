@@ -19,14 +19,20 @@ from ..pfs import (
     Commit,
     FileChange,
     FilePage,
-    InvalidArgument,
     PfsError,
     Repo,
     Unavailable,
     parse_repo,
 )
 from ..pfs.errors import error_from_code
-from .base import ChunkReader, Client, to_address, to_branch_address
+from .base import (
+    ChunkReader,
+    Client,
+    to_address,
+    to_branch_address,
+    to_file_address,
+    to_older_address,
+)
 from .convert import (
     annotation_change_from_json,
     blame_from_json,
@@ -194,9 +200,7 @@ class ServerClient(Client):
         return FilePage(items=tuple(file_from_json(i) for i in page["items"]), next=page.get("next"))
 
     def open(self, address: str) -> BinaryIO:
-        a = to_address(address, path=True)
-        if a.path in (None, "/"):
-            raise InvalidArgument(f"{address!r} must name a file: repo@ref:/path", address=address)
+        a = to_file_address(address)
         return self.request("GET", f"repos/{_q(a.repo_key)}/commits/{_q(a.ref_text)}/file",
                             query={"path": a.path}, stream=True)
 
@@ -204,9 +208,7 @@ class ServerClient(Client):
         n = to_address(new)
         query = {"to": n.ref_text, "path": path}
         if old is not None:
-            o = to_address(old)
-            if o.repo_key != n.repo_key:
-                raise InvalidArgument(f"compare two commits of one repo, not {o.repo_key} and {n.repo_key}")
+            o = to_older_address(old, n)
             query["from"] = o.ref_text
         body = self.request("GET", f"repos/{_q(n.repo_key)}/diff", query=query)
         return [change_from_json(c) for c in body["changes"]]
@@ -295,9 +297,7 @@ class ServerClient(Client):
 
     # labels
     def blame(self, address: str) -> list:
-        a = to_address(address, path=True)
-        if a.path in (None, "/"):
-            raise InvalidArgument(f"{address!r} must name a file: repo@ref:/path", address=address)
+        a = to_file_address(address)
         body = self.request("GET", "labels/blame", query={"repo": a.repo_key, "ref": a.ref_text, "path": a.path})
         return [blame_from_json(e) for e in body["entries"]]
 
@@ -305,9 +305,7 @@ class ServerClient(Client):
         n = to_address(new)
         query = {"repo": n.repo_key, "to": n.ref_text}
         if old is not None:
-            o = to_address(old)
-            if o.repo_key != n.repo_key:
-                raise InvalidArgument(f"compare two commits of one repo, not {o.repo_key} and {n.repo_key}")
+            o = to_older_address(old, n)
             query["from"] = o.ref_text
         else:
             query["from"] = self.inspect_commit(new).parent
