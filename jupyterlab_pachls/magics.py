@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from .client import Client, Table, connect
-from .pfs import PfsError
+from .pfs import PfsError, Unavailable
 
 
 class UsageError(Exception):
@@ -254,8 +254,9 @@ class PachlsMagics(Magics):
         except UsageError as exc:
             self._say_error(str(exc))
         except PfsError as exc:
-            if getattr(exc, "code", "") == "unavailable" and getattr(self._client, "mode", "") == "server":
-                self._client = None  # the server may be gone: look again next time
+            if isinstance(exc, Unavailable) and self._client is not None and self._client.mode == "server":
+                self._client.close()  # the server may be gone: look again next time
+                self._client = None
             self._say_error(f"pachls: {first_line(exc.message)}")
         return None
 
