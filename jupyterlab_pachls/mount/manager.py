@@ -9,21 +9,17 @@ Files kept under ``state_dir``::
     mounts.json          the mount table: name, repo, branch, commit, mode, base, presentation
     stage/<name>/        a read-write mount's staged changes (FUSE: upper/ + whiteouts.sqlite;
                          no-FUSE: index.json, the changes being the files in the mount itself)
-    stage/<name>/commit.json   the commit in progress (see below); gone when none is
+    stage/<name>/commit.json   the commit in progress (see ``journal``); gone when none is
     cache/               file contents fetched from a backend without local blob files
 
 The table and the stages are on disk, so a new manager on the same ``state_dir`` (after a restart
 or a crash) brings every mount back with its pending changes. On start, FUSE mount points of ours
 under ``mount_dir`` that no live process serves any more are unmounted (lazily).
 
-A commit writes ``commit.json`` (the base, the message, the author, then the opened commit's id)
-before it opens the commit and removes it only once the mount's stage and base follow the landed
-commit. A manager that finds one (the previous process died mid-commit) settles it before showing
-the mount: if the commit landed on the branch, the stage is moved onto it (what landed is no longer
-pending; nothing else changes); if not, the open commit is aborted and the stage is left as it was.
-Once ``finish_commit`` returns, the journal names the landed commit and the table's base is it; if
-the stage cannot follow right then (the backend gone), the commit is still returned and the mount is
-in error until ``refresh`` (or the next start) moves the stage onto the landed commit.
+A commit keeps a journal (``journal.CommitJournal``) that a new manager settles before showing the
+mount. Once ``finish_commit`` returns, the commit has landed: if the stage cannot follow it right
+then (the backend gone), the commit is still returned and the mount is in error until ``refresh``
+(or the next start) moves the stage onto the landed commit.
 """
 
 from __future__ import annotations
@@ -38,25 +34,26 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
+from ..atomic_write import write_json
 from ..pfs.address import is_commit_id, normalize_path, parse_address
 from ..pfs.backend import Backend
 from ..pfs.errors import AlreadyExists, Conflict, InvalidArgument, InvalidName, NotFound, PfsError, Unavailable
 from ..pfs.model import Commit, Provenance
-from .model import COMMITTING, ERROR, FUSE, MOUNTED, MOUNTING, NO_FUSE, RO, RW, Change, Changes, MountStatus
-from .overlay import stage_into
+from .journal import CommitJournal, branch_head
+from .model import (BEHIND_LIMIT, COMMITTING, ERROR, FUSE, MOUNTED, MOUNTING, NO_FUSE, RO, RW, Change, Changes,
+                    MountRecord, MountStatus)
+from .overlay import Overlay, stage_into
 from .plain import VIEWS, DirectoryWorkspace, LinkView
 from .tree import CommitTree, ContentCache
 
 log = logging.getLogger(__name__)
 MOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_BRANCH = "master"
-BEHIND_LIMIT = 1000
 CAS_RETRIES = 20
-JOURNAL = "commit.json"
 
 
 @contextmanager
@@ -79,21 +76,8 @@ def validate_mount_name(name: object) -> str:
     return name
 
 
-@dataclass
-class _Record:
-    """One row of the persistent mount table."""
-
-    name: str
-    repo: str
-    branch: str | None
-    commit: str | None  # fixed commit (commit mounts), else None
-    mode: str
-    base: str | None
-    presentation: str
-
-
 class _Mount:
-    def __init__(self, record: _Record) -> None:
+    def __init__(self, record: MountRecord) -> None:
         self.record = record
         self.state = MOUNTING
         self.message = ""
@@ -157,25 +141,20 @@ class MountManager:
     def _table(self) -> Path:
         return self.state_dir / "mounts.json"
 
-    def _load(self) -> list[_Record]:
+    def _load(self) -> list[MountRecord]:
         try:
             rows = json.loads(self._table.read_text())
         except FileNotFoundError:
             return []
-        return [_Record(**row) for row in rows]
+        return [MountRecord(**row) for row in rows]
 
     def _save(self) -> None:
-        # One save at a time, snapshot included: concurrent saves would share the temporary file
-        # (FileNotFoundError) or replace a newer table with an older one.
+        # One save at a time, snapshot included: concurrent saves could replace a newer table
+        # with an older one.
         with self._table_lock:
             with self._lock:
                 rows = [asdict(m.record) for m in self._mounts.values()]
-            tmp = self._table.with_suffix(".tmp")
-            with open(tmp, "w") as out:
-                json.dump(rows, out, indent=1)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self._table)
+            write_json(self._table, rows)
 
     # -- stale mounts ------------------------------------------------------------------------
     def clean_stale(self) -> list[str]:
@@ -251,8 +230,8 @@ class MountManager:
             else:
                 name = short if branch == DEFAULT_BRANCH else f"{short}_{branch}"
         name = validate_mount_name(name)
-        record = _Record(name=name, repo=repo_key, branch=branch, commit=commit if mode == RO else None,
-                         mode=mode, base=base, presentation=FUSE if self.use_fuse else NO_FUSE)
+        record = MountRecord(name=name, repo=repo_key, branch=branch, commit=commit if mode == RO else None,
+                             mode=mode, base=base, presentation=FUSE if self.use_fuse else NO_FUSE)
         with self._lock:
             if name in self._mounts:
                 raise AlreadyExists(f"a mount named {name!r} exists", name=name)
@@ -280,8 +259,11 @@ class MountManager:
     def _reusable(target: Path) -> bool:
         return target.is_dir() and not target.is_symlink() and not any(target.iterdir())
 
-    def _tree(self, record: _Record, base: str | None) -> CommitTree:
+    def _tree(self, record: MountRecord, base: str | None) -> CommitTree:
         return CommitTree(self.backend, record.repo, base, self.cache)
+
+    def _journal(self, record: MountRecord) -> CommitJournal:
+        return CommitJournal(self.backend, self.cache, record, self.state_dir / "stage" / record.name)
 
     def _present(self, mount: _Mount) -> None:
         """Make the mount visible under ``mount_dir`` (FUSE, or the no-FUSE views)."""
@@ -292,12 +274,15 @@ class MountManager:
         stage_dir = self.state_dir / "stage" / record.name
         if record.presentation == FUSE and not self.use_fuse:
             record.presentation = NO_FUSE  # a FUSE stage is carried over below
-        if record.mode == RW and (stage_dir / JOURNAL).exists():
-            self._settle_commit(mount, stage_dir, target)
+        journal = self._journal(record)
+        if record.mode == RW and journal.exists():
+            tree = journal.settle(target)
+            if tree is not None:
+                mount.tree = tree
+                self._save()
+            journal.drop()
         mount.follow = None
         if record.presentation == FUSE:
-            from .overlay import Overlay
-
             if target.is_symlink():
                 target.unlink()
             target.mkdir(exist_ok=True)
@@ -332,129 +317,9 @@ class MountManager:
                 mount.workspace.open()
         mount.state, mount.message = MOUNTED, ""
 
-    # -- the commit journal ------------------------------------------------------------------
-    @staticmethod
-    def _write_journal(stage_dir: Path, note: dict) -> None:
-        tmp = stage_dir / (JOURNAL + ".tmp")
-        with open(tmp, "w") as out:
-            json.dump(note, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, stage_dir / JOURNAL)
-
-    @staticmethod
-    def _drop_journal(stage_dir: Path) -> None:
-        try:
-            os.unlink(stage_dir / JOURNAL)
-        except FileNotFoundError:
-            pass
-
-    def _find_landed(self, record: _Record, note: dict) -> Commit | None:
-        """The journal's commit if it is on the branch after the mount's base, else None."""
-        try:
-            head = self._head(record)
-        except NotFound:
-            return None
-        if head is None or head == record.base:
-            return None
-        before = None
-        for _ in range(BEHIND_LIMIT // 100):
-            page = self.backend.list_commits(record.repo, head, limit=100, before=before)
-            for commit in page:
-                if commit.id == record.base:
-                    return None
-                if commit.id == note.get("commit") or (
-                        note.get("started") and commit.message == note.get("message")
-                        and commit.author == note.get("author")
-                        and commit.started is not None and commit.started.isoformat() == note["started"]):
-                    return commit  # the id, or (message, author, start) where landing makes a new id
-            if len(page) < 100:
-                return None
-            before = page[-1].id
-        return None
-
-    def _landed_anyway(self, record: _Record, note: dict) -> Commit | None:
-        """The journal's commit if it is on the branch after all; None if not, or if nobody can tell."""
-        try:
-            return self._find_landed(record, note)
-        except PfsError:
-            return None
-
-    def _abort_journal_commit(self, record: _Record, note: dict) -> bool:
-        """Abort the journal's commit if it is still open (its process is gone). False when it had
-        finished: it is the mount's base already (the process died just after recording it)."""
-        if note.get("commit"):
-            try:
-                opened = self.backend.inspect_commit(record.repo, note["commit"])
-            except NotFound:
-                return True  # aborted already
-            if not opened.is_open:
-                if opened.id == record.base:
-                    return False
-                # finished but never landed (Pachyderm: a staged commit on its private branch):
-                # aborting it drops what it left behind
-                try:
-                    self.backend.abort_commit(opened)
-                except PfsError:
-                    pass
-                return True
-            candidates = [opened]
-        else:  # died between writing the journal and opening the commit: find it, if it was opened
-            lister = getattr(self.backend, "open_commits", None)
-            candidates = [c for c in (lister(record.repo, record.branch) if lister else [])
-                          if c.message == note.get("message") and c.author == note.get("author")
-                          and c.started is not None and c.started.timestamp() >= note.get("time", 0) - 1]
-        for commit in candidates:
-            try:
-                self.backend.abort_commit(commit)
-            except PfsError:
-                log.warning("could not abort the open commit %s of mount %s", commit.id, record.name)
-        return True
-
-    def _settle_commit(self, mount: _Mount, stage_dir: Path, target: Path) -> None:
-        """A previous process died during a commit of this mount, or a commit landed and the mount could
-        not follow it (see the module doc)."""
-        from .overlay import Overlay
-
-        record = mount.record
-        note = json.loads((stage_dir / JOURNAL).read_text())
-        if note.get("landed"):  # it landed, and the journal says so
-            landed_id, parent = note["landed"], note.get("parent")
-        else:
-            found = self._find_landed(record, note)
-            landed_id, parent = (found.id, found.parent) if found is not None else (None, None)
-            note.update(base=record.base, landed=landed_id, parent=parent)
-        if landed_id is None:
-            if self._abort_journal_commit(record, note):
-                log.warning("mount %s: the commit in progress when the server stopped did not land; "
-                            "its changes are still pending", record.name)
-        else:
-            old_tree = self._tree(record, note.get("base"))
-            if (stage_dir / "upper").is_dir():
-                overlay = Overlay(stage_dir, old_tree)
-                try:
-                    tree = self._catch_up(record, overlay, note)
-                finally:
-                    overlay.close()
-            elif (stage_dir / "index.json").exists() and target.is_dir() and not target.is_symlink():
-                workspace = DirectoryWorkspace(target, stage_dir, old_tree)
-                workspace.open()
-                tree = self._catch_up(record, workspace, note)
-            else:
-                tree = self._tree(record, landed_id)
-            moved = record.base != landed_id
-            record.base = landed_id
-            mount.tree = tree
-            self._save()
-            log.warning("mount %s: commit %s landed %s; the mount now follows it", record.name, landed_id,
-                        "before the server stopped" if moved else "but the mount had not caught up with it")
-        self._drop_journal(stage_dir)
-
     def _carry_over_fuse_stage(self, mount: _Mount, stage_dir: Path, target: Path) -> None:
         """A read-write mount staged under FUSE, now shown without it: build the directory from the
         base commit, then apply the staged files and deletions to it. Nothing staged is lost."""
-        from .overlay import Overlay
-
         overlay = Overlay(stage_dir, mount.tree)
         try:
             staged = overlay.changes()
@@ -573,17 +438,8 @@ class MountManager:
             mode=record.mode, presentation=record.presentation, state=mount.state, message=message,
             behind=behind, pending=pending, mountpoint=str(self.mount_dir / record.name))
 
-    def _head(self, record: _Record) -> str | None:
-        try:
-            head = self.backend.inspect_branch(record.repo, record.branch).head
-        except NotFound:
-            if record.base is not None:
-                raise
-            return None  # not created yet
-        return head.id if head else None
-
-    def _behind(self, record: _Record) -> int:
-        head = self._head(record)
+    def _behind(self, record: MountRecord) -> int:
+        head = branch_head(self.backend, record)
         if head is None or head == record.base:
             return 0
         count, before = 0, None
@@ -636,7 +492,7 @@ class MountManager:
         if mount.state == ERROR or mount.stage is None and mount.record.mode == RW:
             raise Unavailable(f"mount {mount.record.name} is in error: {mount.message}", name=mount.record.name)
 
-    def _conflicts(self, record: _Record, head: str | None, paths: set[str]) -> None:
+    def _conflicts(self, record: MountRecord, head: str | None, paths: set[str]) -> None:
         """Raise Conflict if commits between the base and ``head`` touched any of ``paths``."""
         if head == record.base or head is None:
             return
@@ -680,20 +536,20 @@ class MountManager:
         if not changes:
             raise InvalidArgument(f"nothing to commit in mount {record.name}", name=record.name)
         paths = {c.path for c in changes}
-        head = self._head(record)
+        head = branch_head(self.backend, record)
         self._conflicts(record, head, paths)
-        stage_dir = self.state_dir / "stage" / record.name
+        journal = self._journal(record)
         note = {"base": record.base, "message": message, "author": author, "time": time.time()}
-        self._write_journal(stage_dir, note)
+        journal.write(note)
         try:
             opened = self.backend.start_commit(record.repo, record.branch, message=message, author=author,
                                                provenance=provenance, metadata=metadata)
         except BaseException:
-            self._drop_journal(stage_dir)
+            journal.drop()
             raise
         note.update(commit=opened.id, started=opened.started.isoformat() if opened.started else None)
         try:
-            self._write_journal(stage_dir, note)
+            journal.write(note)
             puts = [(c.path, c.source) for c in changes if c.change != "deleted"]
             if puts:
                 self.backend.put_files(opened, puts)
@@ -705,7 +561,7 @@ class MountManager:
                     landed = self.backend.finish_commit(opened, expected_parent=head)
                     break
                 except Conflict:
-                    newer = self._head(record)
+                    newer = branch_head(self.backend, record)
                     if newer == head:
                         raise
                     self._conflicts(record, newer, paths)
@@ -714,14 +570,14 @@ class MountManager:
                 raise Conflict(f"{record.repo}@{record.branch} kept moving; gave up after {CAS_RETRIES} tries")
         except BaseException as failure:
             # The backend unreachable mid-finish may have landed the commit all the same (a lost reply).
-            landed = self._landed_anyway(record, note) if isinstance(failure, Unavailable) else None
+            landed = journal.landed_anyway(note) if isinstance(failure, Unavailable) else None
             if landed is None:
                 try:
                     self.backend.abort_commit(opened)
                 except PfsError:
                     pass
                 else:
-                    self._drop_journal(stage_dir)
+                    journal.drop()
                 raise
             log.warning("mount %s: commit %s landed although the call reported: %s", record.name, landed.id,
                         getattr(failure, "message", failure))
@@ -732,7 +588,7 @@ class MountManager:
         old_base = record.base
         note.update(landed=landed.id, parent=landed.parent)
         try:
-            self._write_journal(stage_dir, note)
+            journal.write(note)
         except OSError:  # the journal still names the opened commit: the next start finds it landed
             log.exception("mount %s: commit %s landed but its journal could not be updated", record.name, landed.id)
         record.base = landed.id
@@ -761,33 +617,20 @@ class MountManager:
                              f"({getattr(exc, 'message', exc)}); refresh the mount to show it")
             return landed
         try:
-            self._drop_journal(stage_dir)
+            journal.drop()
         except OSError:
             log.exception("mount %s: the journal of commit %s could not be removed", record.name, landed.id)
         return landed
 
-    def _catch_up(self, record: _Record, stage, note: dict) -> CommitTree:
-        """Move a stage made against ``note["base"]`` onto the landed commit ``note["landed"]``: what
-        landed is no longer pending, everything else stays pending. Safe to run again after a failure."""
-        tree = self._tree(record, note["landed"])
-        if isinstance(stage, DirectoryWorkspace):
-            stage.reindex(tree)
-            parent = note.get("parent")
-            if parent is not None and parent != note.get("base"):  # landed on top of other commits
-                stage.apply(tree, self.backend.diff(record.repo, note.get("base"), parent))
-        else:
-            stage.rebase(tree)
-        return tree
-
     def _repair_follow(self, mount: _Mount) -> None:
         """Finish what a commit that landed could not: the live stage follows the landed commit."""
         record, note = mount.record, mount.follow
-        stage_dir = self.state_dir / "stage" / record.name
+        journal = self._journal(record)
         with mount.stage.lock:
-            mount.tree = self._catch_up(record, mount.stage, note)
+            mount.tree = journal.catch_up(mount.stage, note)
         mount.follow = None
         mount.state, mount.message = MOUNTED, ""
-        self._drop_journal(stage_dir)
+        journal.drop()
         log.info("mount %s now follows its commit %s", record.name, note["landed"])
 
     def stage_files(self, name: str, files: dict[str, bytes | None]) -> int:
@@ -868,7 +711,7 @@ class MountManager:
                 except Exception as exc:
                     mount.state, mount.message = ERROR, str(getattr(exc, "message", exc))
                     raise
-            head = self._head(record)
+            head = branch_head(self.backend, record)
             if head == record.base:
                 return self.status(name)
             tree = self._tree(record, head)

@@ -9,6 +9,7 @@ from typing import Any
 MOUNTING, MOUNTED, COMMITTING, ERROR, UNMOUNTED = "mounting", "mounted", "committing", "error", "unmounted"
 RO, RW = "ro", "rw"
 FUSE, NO_FUSE = "fuse", "no-fuse"
+BEHIND_LIMIT = 1000  # how far back the history is read to count (or find) commits
 
 
 class _Json:
@@ -58,6 +59,19 @@ class Changes(_Json):
         out = super().to_json()
         out["counts"] = {k: len(getattr(self, k)) for k in ("added", "modified", "deleted")}
         return out
+
+
+@dataclass
+class MountRecord:
+    """One row of the persistent mount table."""
+
+    name: str
+    repo: str
+    branch: str | None
+    commit: str | None  # fixed commit (commit mounts), else None
+    mode: str
+    base: str | None
+    presentation: str
 
 
 @dataclass(frozen=True)
