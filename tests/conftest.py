@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyterlab_pachls.handlers import fuse_status
+from jupyterlab_pachls.mount import fuse_status
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import concurrent_writers as cw
-from jupyterlab_pachls.handlers import fuse_status
+from jupyterlab_pachls.mount import fuse_status
 from jupyterlab_pachls.listing import ReposListing
 
 WRITERS = 4

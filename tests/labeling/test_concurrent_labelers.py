@@ -35,7 +35,7 @@ def world(request, tmp_path, label_studio, ls_document_root, monkeypatch):
     if request.param == "no-fuse":
         monkeypatch.setenv("PACHLS_NO_FUSE", "1")
     else:
-        from jupyterlab_pachls.handlers import fuse_status
+        from jupyterlab_pachls.mount import fuse_status
 
         available, why = fuse_status()
         if not available:
