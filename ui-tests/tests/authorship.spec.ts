@@ -1,6 +1,8 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import { FrameLocator, Locator, Page } from '@playwright/test';
 
+import { api, commitInDialog, LS_START } from './helpers';
+
 /**
  * Two people on one Jupyter server (the test identity provider of
  * jupyter_server_test_config.py: `alice-token`, `bob-token`) label in the
@@ -15,7 +17,6 @@ import { FrameLocator, Locator, Page } from '@playwright/test';
  */
 test.use({ autoGoto: false, viewport: { width: 1440, height: 900 } });
 
-const LS_START = 5 * 60 * 1000;
 const LABELS = 'labels@people';
 
 /** Open JupyterLab as the person a token names (the login cookie then keeps them). */
@@ -35,26 +36,6 @@ async function signIn(page: IJupyterLabPageFixture, token: string): Promise<Loca
   const panel = page.locator('#jp-pachls-sidebar');
   await expect(panel).toBeVisible();
   return panel;
-}
-
-async function api(
-  page: IJupyterLabPageFixture,
-  method: string,
-  path: string,
-  body?: unknown
-): Promise<{ status: number; body: any }> {
-  return page.evaluate(
-    async ([m, p, b]) => {
-      const r = await fetch(`/pachls/api/${p}`, {
-        method: m as string,
-        headers: b === undefined ? {} : { 'Content-Type': 'application/json' },
-        body: b === undefined ? undefined : JSON.stringify(b)
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    [method, path, body] as [string, string, unknown]
-  );
 }
 
 async function openTab(page: IJupyterLabPageFixture, session: string): Promise<Locator> {
@@ -97,15 +78,7 @@ async function labelNext(page: IJupyterLabPageFixture, tab: Locator, choice: str
 
 async function commitLabels(page: IJupyterLabPageFixture, tab: Locator, message: string): Promise<string> {
   await tab.locator('.jp-PachlsCommitLabels').click();
-  const dialog = page.locator('.jp-PachlsLabelCommitDialog');
-  await dialog.getByLabel('Message (required)').fill(message);
-  await dialog.locator('.jp-PachlsCommitForm-submit').click();
-  const id = dialog.locator('.jp-PachlsCommitForm-newId');
-  await expect(id).toHaveText(/^[0-9a-f]{32}$/, { timeout: 60000 });
-  const commit = (await id.textContent()) as string;
-  await dialog.getByRole('button', { name: 'Close' }).click();
-  await expect(dialog).toHaveCount(0);
-  return commit;
+  return commitInDialog(page.locator('.jp-PachlsLabelCommitDialog'), message, { timeout: 60000 });
 }
 
 /** The data file a label commit labeled. */

@@ -1,6 +1,7 @@
-import * as path from 'path';
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import { Locator } from '@playwright/test';
+
+import { commitInDialog, openPanel, shot } from './helpers';
 
 /**
  * The whole flow a newcomer goes through, in the panel alone: create a repo,
@@ -11,28 +12,6 @@ import { Locator } from '@playwright/test';
  * ones the README shows are written to docs/ as well.
  */
 test.use({ autoGoto: false });
-
-const DOCS = path.resolve(__dirname, '..', '..', 'docs');
-
-async function shot(
-  target: IJupyterLabPageFixture | Locator,
-  name: string,
-  info: { outputPath: (name: string) => string }
-): Promise<void> {
-  await target.screenshot({ path: info.outputPath(name) });
-  if (process.env.PACHLS_DOCS_SCREENSHOTS === '1') {
-    await target.screenshot({ path: path.join(DOCS, name) });
-  }
-}
-
-async function openPanel(page: IJupyterLabPageFixture): Promise<Locator> {
-  const panel = page.locator('#jp-pachls-sidebar');
-  if (!(await panel.isVisible())) {
-    await page.sidebar.openTab('jp-pachls-sidebar');
-  }
-  await expect(panel).toBeVisible();
-  return panel;
-}
 
 /** Root-relative path of a mount's folder, from the server's answer. */
 async function mountPath(page: IJupyterLabPageFixture, name: string): Promise<string> {
@@ -72,22 +51,7 @@ async function commitWith(
   await mount.getByRole('button', { name: /^Commit the pending changes/ }).click();
   const dialog = page.locator('.jp-PachlsCommitDialog');
   await expect(dialog).toBeVisible();
-  return commitInDialog(page, dialog, message);
-}
-
-async function commitInDialog(
-  page: IJupyterLabPageFixture,
-  dialog: Locator,
-  message: string
-): Promise<string> {
-  await dialog.getByLabel('Message (required)').fill(message);
-  await dialog.locator('.jp-PachlsCommitForm-submit').click();
-  const id = dialog.locator('.jp-PachlsCommitForm-newId');
-  await expect(id).toHaveText(/^[0-9a-f]{32}$/);
-  const commitId = (await id.textContent()) as string;
-  await dialog.getByRole('button', { name: 'Close' }).click();
-  await expect(dialog).toHaveCount(0);
-  return commitId;
+  return commitInDialog(dialog, message);
 }
 
 test('create, mount read-write, commit, history, diff and roll back from the panel', async ({
@@ -148,7 +112,7 @@ test('create, mount read-write, commit, history, diff and roll back from the pan
   await dialog.locator('.jp-PachlsCommitForm-submit').click();
   await expect(dialog.locator('.jp-PachlsFieldError')).toHaveText('A commit message is required.');
   await shot(page, 'commit-dialog-light.png', testInfo);
-  const first = await commitInDialog(page, dialog, 'Add hello');
+  const first = await commitInDialog(dialog, 'Add hello');
   await expect(mount.locator('.jp-PachlsMount-pending')).toHaveText('0 pending');
 
   // Open the mount's folder in the file browser.

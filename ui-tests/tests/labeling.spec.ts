@@ -1,6 +1,6 @@
-import * as path from 'path';
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
-import { Locator } from '@playwright/test';
+import { expect, test } from '@jupyterlab/galata';
+
+import { LS_START, openPanel, shot } from './helpers';
 
 /**
  * Labeling end to end, in real Chromium against the real managed Label
@@ -14,29 +14,6 @@ import { Locator } from '@playwright/test';
  * and the test waits for it generously.
  */
 test.use({ autoGoto: false, viewport: { width: 1440, height: 900 } });
-
-const DOCS = path.resolve(__dirname, '..', '..', 'docs');
-const LS_START = 5 * 60 * 1000;
-
-async function shot(
-  target: IJupyterLabPageFixture | Locator,
-  name: string,
-  info: { outputPath: (name: string) => string }
-): Promise<void> {
-  await target.screenshot({ path: info.outputPath(name) });
-  if (process.env.PACHLS_DOCS_SCREENSHOTS === '1') {
-    await target.screenshot({ path: path.join(DOCS, name) });
-  }
-}
-
-async function openPanel(page: IJupyterLabPageFixture): Promise<Locator> {
-  const panel = page.locator('#jp-pachls-sidebar');
-  if (!(await panel.isVisible())) {
-    await page.sidebar.openTab('jp-pachls-sidebar');
-  }
-  await expect(panel).toBeVisible();
-  return panel;
-}
 
 test('label an image in the embedded Label Studio and commit the labels as one commit', async ({
   page,
