@@ -110,7 +110,7 @@ export function ConnectionSection(props: IConnectionSectionProps): JSX.Element {
 /** "Commits by Name <email> (from git config) Change…", or a way to set one. */
 function IdentityRow(props: { identity: IdentityModel; trans: TranslationBundle }): JSX.Element {
   const { identity, trans } = props;
-  const state = useSignalValue(identity.changed, identity.state);
+  const state = useSignalValue(identity.changed, () => identity.state);
   const [error, setError] = React.useState<string | null>(null);
   const known = state.identity;
   const change = () => {

@@ -22,7 +22,7 @@ export interface IPachydermPanelProps {
  */
 export function PachydermPanel(props: IPachydermPanelProps): JSX.Element {
   const { model, trans } = props;
-  const state = useSignalValue(model.changed, model.state);
+  const state = useSignalValue(model.changed, () => model.state);
   return (
     <div className="jp-PachlsPanel-body" data-loading={state.loading ? 'true' : 'false'}>
       <div className="jp-PachlsPanel-header">

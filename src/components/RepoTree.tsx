@@ -11,7 +11,7 @@ import { IBranch, IMountRequest, IMountStatus, IRepo } from '../api';
 import { address, firstLine } from '../format';
 import { PachlsModel } from '../model';
 import { errorMessage, filterRepos } from '../state';
-import { ActionButton, ErrorText, Section, TimeAgo } from './common';
+import { ActionButton, CancelButton, ErrorText, Section, TimeAgo } from './common';
 
 /** Repos rendered at once; more on demand (the filter narrows the rest). */
 export const REPO_PAGE = 100;
@@ -364,9 +364,7 @@ function CreateRepoForm(props: {
         <button type="submit" className="jp-PachlsButton jp-PachlsButton-accept" disabled={busy}>
           {busy ? trans.__('Creating…') : trans.__('Create')}
         </button>
-        <button type="button" className="jp-PachlsButton jp-PachlsButton-default" onClick={props.onDone}>
-          {trans.__('Cancel')}
-        </button>
+        <CancelButton cancel={props.onDone} trans={trans} />
       </div>
       <ErrorText message={error} trans={trans} />
     </form>

@@ -6,20 +6,22 @@ import { ISignal } from '@lumino/signaling';
 import { ICommit } from '../api';
 import { formatAbsoluteTime, formatRelativeTime, shortId } from '../format';
 
-/** Re-render on every emission of `signal`, returning the latest value. */
-export function useSignalValue<S, T>(
-  signal: ISignal<S, T>,
-  initial: T
-): T {
-  const [value, setValue] = React.useState<T>(initial);
-  React.useEffect(() => {
-    const slot = (_: S, next: T) => setValue(next);
-    signal.connect(slot);
-    return () => {
-      signal.disconnect(slot);
-    };
-  }, [signal]);
-  return value;
+/**
+ * The current value of a model, re-read on every emission of its `signal`.
+ * React's external-store hook also catches an emission between the first
+ * render and the subscription.
+ */
+export function useSignalValue<S, T>(signal: ISignal<S, unknown>, current: () => T): T {
+  const subscribe = React.useCallback(
+    (onChange: () => void) => {
+      signal.connect(onChange);
+      return () => {
+        signal.disconnect(onChange);
+      };
+    },
+    [signal]
+  );
+  return React.useSyncExternalStore(subscribe, current);
 }
 
 /** An error text shown where the action was taken. */

@@ -52,7 +52,7 @@ export interface ILabelingSectionProps {
 /** The Labeling section of the Pachyderm sidebar. */
 export function LabelingSection(props: ILabelingSectionProps): JSX.Element {
   const { labeling, trans, actions } = props;
-  const state = useSignalValue(labeling.changed, labeling.state);
+  const state = useSignalValue(labeling.changed, () => labeling.state);
   const [showForm, setShowForm] = React.useState(false);
   const [error, setError] = React.useState<string | null>(null);
   React.useEffect(() => {
@@ -245,8 +245,8 @@ function SessionItem(props: {
 
 function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): JSX.Element {
   const { labeling, panel, trans, actions } = props;
-  const panelState = useSignalValue(panel.changed, panel.state);
-  const labelingState = useSignalValue(labeling.changed, labeling.state);
+  const panelState = useSignalValue(panel.changed, () => panel.state);
+  const labelingState = useSignalValue(labeling.changed, () => labeling.state);
   const [form, setForm] = React.useState<ISessionForm>(initialSessionForm);
   const [errors, setErrors] = React.useState<SessionFormErrors>({});
   const [touched, setTouched] = React.useState(false);
@@ -313,6 +313,28 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
         {errors[name]}
       </div>
     ) : null;
+  /** A labelled text input of the form, with its error under it. */
+  const textField = (
+    name: 'data' | 'glob' | 'labels' | 'classes',
+    label: string,
+    input: { placeholder?: string; list?: string } = {}
+  ) => (
+    <>
+      <label className="jp-PachlsForm-label">
+        {label}
+        <input
+          className="jp-PachlsInput"
+          list={input.list}
+          value={form[name]}
+          placeholder={input.placeholder}
+          disabled={busy}
+          aria-invalid={!!errors[name]}
+          onChange={e => update({ [name]: e.target.value })}
+        />
+      </label>
+      {field(name)}
+    </>
+  );
 
   return (
     <form
@@ -324,47 +346,17 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
         void submit();
       }}
     >
-      <label className="jp-PachlsForm-label">
-        {trans.__('Data (repo@branch)')}
-        <input
-          className="jp-PachlsInput"
-          list="jp-pachls-labeling-sources"
-          value={form.data}
-          placeholder="images@master"
-          disabled={busy}
-          aria-invalid={!!errors.data}
-          onChange={e => update({ data: e.target.value })}
-        />
-      </label>
+      {textField('data', trans.__('Data (repo@branch)'), {
+        placeholder: 'images@master',
+        list: 'jp-pachls-labeling-sources'
+      })}
       <datalist id="jp-pachls-labeling-sources">
         {sources.map(s => (
           <option key={s} value={s} />
         ))}
       </datalist>
-      {field('data')}
-      <label className="jp-PachlsForm-label">
-        {trans.__('Path glob (optional)')}
-        <input
-          className="jp-PachlsInput"
-          value={form.glob}
-          placeholder="/cats/*.png"
-          disabled={busy}
-          aria-invalid={!!errors.glob}
-          onChange={e => update({ glob: e.target.value })}
-        />
-      </label>
-      {field('glob')}
-      <label className="jp-PachlsForm-label">
-        {trans.__('Labels to (repo@branch, created if missing)')}
-        <input
-          className="jp-PachlsInput"
-          value={form.labels}
-          disabled={busy}
-          aria-invalid={!!errors.labels}
-          onChange={e => update({ labels: e.target.value })}
-        />
-      </label>
-      {field('labels')}
+      {textField('glob', trans.__('Path glob (optional)'), { placeholder: '/cats/*.png' })}
+      {textField('labels', trans.__('Labels to (repo@branch, created if missing)'))}
       <label className="jp-PachlsForm-label">
         {trans.__('Labeling config')}
         <select
@@ -398,20 +390,7 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
           {field('xml')}
         </>
       ) : (
-        <>
-          <label className="jp-PachlsForm-label">
-            {trans.__('Classes (comma-separated)')}
-            <input
-              className="jp-PachlsInput"
-              value={form.classes}
-              placeholder="cat, dog"
-              disabled={busy}
-              aria-invalid={!!errors.classes}
-              onChange={e => update({ classes: e.target.value })}
-            />
-          </label>
-          {field('classes')}
-        </>
+        textField('classes', trans.__('Classes (comma-separated)'), { placeholder: 'cat, dog' })
       )}
       {busy ? (
         <div className="jp-PachlsNewSession-progress" role="status">
