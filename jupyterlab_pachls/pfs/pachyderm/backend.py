@@ -26,6 +26,7 @@ class PachydermBackend(Backend):
     def __init__(self, pachd_address: str | None = None, auth_token: str | None = None,
                  config_path: str | os.PathLike | None = None, *, connect_timeout: float = 5.0) -> None:
         self.channel = Channel(pachd_address, auth_token, config_path, connect_timeout=connect_timeout)
+        self.pfs = self.channel.pfs
         self.refs = Refs(self.channel)
         self.locks = BranchLocks()
         self.commits = StagedCommits(self.channel, self.refs, self.locks)
@@ -39,6 +40,16 @@ class PachydermBackend(Backend):
     def close(self) -> None:
         self.channel.close()
 
+    # -- calls to pachd; a crash test makes one by hand between two steps of a commit:
+    # ``backend._rpc("FinishCommit", backend.pfs.finish_commit, commit=backend._commit_msg(repo, id))``
+    _commit_msg = staticmethod(commit_msg)
+
+    def _rpc(self, what: str, fn, **kwargs):
+        return self.channel.rpc(what, fn, **kwargs)
+
+    def _stream(self, what: str, fn, **kwargs) -> Iterator:
+        return self.channel.stream(what, fn, **kwargs)
+
     # -- repos ---------------------------------------------------------------------------------
     def create_repo(self, repo: str, description: str = "") -> Repo:
         key = repo_key(repo)
@@ -47,25 +58,25 @@ class PachydermBackend(Backend):
         project = parse_repo(key).project
         if project != DEFAULT_PROJECT:
             try:
-                self.channel.rpc("CreateProject", self.channel.pfs.create_project, project=pfs.Project(name=project))
+                self._rpc("CreateProject", self.pfs.create_project, project=pfs.Project(name=project))
             except AlreadyExists:
                 pass
-        self.channel.rpc("CreateRepo", self.channel.pfs.create_repo, repo=repo_msg(key), description=description)
+        self._rpc("CreateRepo", self.pfs.create_repo, repo=repo_msg(key), description=description)
         return self.inspect_repo(key)
 
     def inspect_repo(self, repo: str) -> Repo:
         key = repo_key(repo)
-        return to_repo(self.channel.rpc("InspectRepo", self.channel.pfs.inspect_repo, repo=repo_msg(key)))
+        return to_repo(self._rpc("InspectRepo", self.pfs.inspect_repo, repo=repo_msg(key)))
 
     def list_repos(self) -> list[Repo]:
-        repos = [to_repo(i) for i in self.channel.stream("ListRepo", self.channel.pfs.list_repo, type="user")]
+        repos = [to_repo(i) for i in self._stream("ListRepo", self.pfs.list_repo, type="user")]
         repos = [r for r in repos if not (r.project == DEFAULT_PROJECT and r.name == META_REPO)]
         return sorted(repos, key=lambda r: (r.project, r.name))
 
     def delete_repo(self, repo: str) -> None:
         key = repo_key(repo)
         self.inspect_repo(key)
-        self.channel.rpc("DeleteRepo", self.channel.pfs.delete_repo, repo=repo_msg(key), force=True)
+        self._rpc("DeleteRepo", self.pfs.delete_repo, repo=repo_msg(key), force=True)
         self.moves.forget(key)
 
     # -- branches ------------------------------------------------------------------------------
@@ -77,7 +88,7 @@ class PachydermBackend(Backend):
         validate_name(branch, "branch")
         key = self.inspect_repo(repo).key
         try:
-            self.channel.rpc("InspectBranch", self.channel.pfs.inspect_branch, branch=branch_msg(key, branch))
+            self._rpc("InspectBranch", self.pfs.inspect_branch, branch=branch_msg(key, branch))
         except NotFound:
             pass
         else:
@@ -87,8 +98,8 @@ class PachydermBackend(Backend):
             _, info = self.refs.resolve(key, head)
             if not is_finished(info):
                 raise Conflict(f"commit {info.commit.id} is still open; a branch can only point at a finished commit")
-            kwargs["head"] = commit_msg(key, info.commit.id)
-        self.channel.rpc("CreateBranch", self.channel.pfs.create_branch, **kwargs)
+            kwargs["head"] = self._commit_msg(key, info.commit.id)
+        self._rpc("CreateBranch", self.pfs.create_branch, **kwargs)
         return self.inspect_branch(key, branch)
 
     def inspect_branch(self, repo: str, branch: str) -> Branch:
@@ -99,7 +110,7 @@ class PachydermBackend(Backend):
         keys = [self.inspect_repo(repo).key] if repo is not None else [r.key for r in self.list_repos()]
         result = []
         for key in keys:
-            infos = list(self.channel.stream("ListBranch", self.channel.pfs.list_branch, repo=repo_msg(key)))
+            infos = list(self._stream("ListBranch", self.pfs.list_branch, repo=repo_msg(key)))
             for info in sorted(infos, key=lambda i: i.branch.name):
                 if not is_staging(info.branch.name):
                     result.append(self._branch(key, info.branch.name))
@@ -107,8 +118,7 @@ class PachydermBackend(Backend):
 
     def delete_branch(self, repo: str, branch: str) -> None:
         found = self.inspect_branch(repo, branch)
-        self.channel.rpc("DeleteBranch", self.channel.pfs.delete_branch, branch=branch_msg(found.repo, branch),
-                         force=True)
+        self._rpc("DeleteBranch", self.pfs.delete_branch, branch=branch_msg(found.repo, branch), force=True)
 
     def move_branch(self, repo: str, branch: str, to: str, *, expected_head: str | None = None,
                     author: str = "", reason: str = "rollback") -> Branch:
@@ -122,8 +132,8 @@ class PachydermBackend(Backend):
             if expected_head is not None and old != expected_head:
                 raise Conflict(f"branch {branch} moved: its head is {old}, not {expected_head}",
                                branch=branch, head=old, expected=expected_head)
-            self.channel.rpc("CreateBranch", self.channel.pfs.create_branch, branch=branch_msg(key, branch),
-                             head=commit_msg(key, target.commit.id))
+            self._rpc("CreateBranch", self.pfs.create_branch, branch=branch_msg(key, branch),
+                      head=self._commit_msg(key, target.commit.id))
         self.moves.record(key, branch, old, target.commit.id, str(author), str(reason))
         return self.inspect_branch(key, branch)
 
