@@ -121,7 +121,7 @@ class ServerClient(Client):
         url = self.url + "pachls/api/" + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        headers = {}
+        headers: dict[str, str] = {}
         content = None
         if body is not None:
             content = json.dumps(body).encode()
@@ -132,7 +132,7 @@ class ServerClient(Client):
                                            timeout=timeout or self.timeout)
         try:
             response = self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise self._unreachable(exc) from None
         try:  # read() ends by closing the response, giving its connection back to the pool
             if response.status_code >= 400:
@@ -140,7 +140,7 @@ class ServerClient(Client):
             if stream:
                 return io.BufferedReader(ChunkReader(self._body(response), name=url, close=response.close))
             raw = response.read()
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             response.close()
             raise self._unreachable(exc) from None
         return json.loads(raw) if raw else None
@@ -148,7 +148,7 @@ class ServerClient(Client):
     def _body(self, response: httpx.Response) -> Iterator[bytes]:
         try:
             yield from response.iter_bytes()
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: Exception) -> Unavailable:
