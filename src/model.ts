@@ -22,7 +22,7 @@ import {
   putBackend,
   refreshMount
 } from './api';
-import { PollingModel, settle } from './pollingModel';
+import { PollingModel, settle } from './polling';
 import { errorMessage } from './state';
 
 /** What the panel shows; replaced (never mutated) on every change. */

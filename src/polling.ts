@@ -157,3 +157,34 @@ export abstract class PollingModel<S extends object> {
   private _again = false;
   private _changed = new Signal<this, S>(this);
 }
+
+/**
+ * Run `step` every `interval` ms until it resolves true (the first run after
+ * one interval); rejects with what `step` throws, and stops then.
+ */
+export function pollUntil(
+  name: string,
+  interval: number,
+  step: () => Promise<boolean>
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const poll: Poll = new Poll({
+      auto: false,
+      factory: async () => {
+        try {
+          if (await step()) {
+            poll.dispose();
+            resolve();
+          }
+        } catch (reason) {
+          poll.dispose();
+          reject(reason);
+        }
+      },
+      frequency: { interval, backoff: false, max: interval },
+      name,
+      standby: 'never'
+    });
+    void poll.schedule({ interval, phase: 'started' });
+  });
+}

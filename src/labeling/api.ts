@@ -1,6 +1,6 @@
 /** Labeling routes of the pachls REST API (see jupyterlab_pachls/openapi.yaml). */
 import { Answer, Body, ICommit, query, requestAPI, seg } from '../api';
-import { components } from '../api/types';
+import { components, operations } from '../api/types';
 
 type Schemas = components['schemas'];
 
@@ -39,7 +39,9 @@ export type IResyncPreview = Schemas['ResyncPreview'];
 export type IResyncResult = Answer<'resyncLabels'>;
 
 /** What happens to the Label Studio project when its session is deleted. */
-export type ProjectFate = 'keep' | 'delete';
+export type ProjectFate = NonNullable<
+  NonNullable<operations['deleteLabelingSession']['parameters']['query']>['project']
+>;
 export type IDeleteSessionResult = Answer<'deleteLabelingSession'>;
 
 export type ILoginCredentials = Answer<'labelStudioLogin'>;
@@ -128,8 +130,8 @@ export function getLogin(): Promise<ILoginCredentials> {
 }
 
 /** The end of Label Studio's log. */
-export function getLabelStudioLog(): Promise<{ log: string }> {
-  return requestAPI<{ log: string }>('labeling/log');
+export function getLabelStudioLog(): Promise<Answer<'labelStudioLog'>> {
+  return requestAPI<Answer<'labelStudioLog'>>('labeling/log');
 }
 
 /** Every label commit that changed the label of `path`, newest first. */

@@ -1,7 +1,7 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ICommit } from '../api';
-import { PollingModel, settle } from '../pollingModel';
+import { PollingModel, settle } from '../polling';
 import { errorMessage } from '../state';
 import {
   commitLabels,

@@ -7,6 +7,7 @@ import { Signal } from '@lumino/signaling';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { PachlsApiError } from '../api';
+import { pollUntil } from '../polling';
 import { errorMessage } from '../state';
 import { onVisibilityChange } from '../widgets/visibility';
 import { getLogin } from './api';
@@ -21,6 +22,9 @@ import {
   readCookie
 } from './state';
 import { labelingIcon } from './icons';
+
+/** The pause between looks while Label Studio starts (ms). */
+const WAIT_INTERVAL = 1500;
 
 /** What the tab shows instead of Label Studio while it cannot show it. */
 type Phase =
@@ -113,17 +117,18 @@ export class LabelingContent extends Panel {
       this._setPhase({ kind: 'error', message: errorMessage(reason) });
       return;
     }
-    while (!this.isDisposed) {
-      const ls = model.labelStudio;
-      if (ls?.state === 'running') {
-        break;
-      }
-      if (ls?.state === 'failed') {
-        this._setPhase({ kind: 'error', message: labelStudioText(this._options.trans, ls) });
-        return;
-      }
-      await delay(1500);
-      await model.refreshStatus();
+    // Label Studio's status every 1.5 s until it runs or failed.
+    const settled = () => this.isDisposed || ['running', 'failed'].includes(model.labelStudio?.state ?? '');
+    if (!settled()) {
+      await pollUntil('pachls:labeling-start', WAIT_INTERVAL, async () => {
+        await model.refreshStatus();
+        return settled();
+      });
+    }
+    const started = model.labelStudio;
+    if (started?.state === 'failed') {
+      this._setPhase({ kind: 'error', message: labelStudioText(this._options.trans, started) });
+      return;
     }
     if (!model.session(this.sessionId)) {
       await model.refresh();
@@ -146,7 +151,9 @@ export class LabelingContent extends Panel {
     }
     this._setPhase({ kind: 'login' });
     const prefix = labelStudioPrefix(this._options.baseUrl);
-    for (let attempt = 0; ; attempt++) {
+    let retries = 0;
+    /** One login; false when Label Studio is (re)starting, so it is tried again. */
+    const logIn = async (): Promise<boolean> => {
       try {
         await loginToLabelStudio(prefix, {
           fetch: (url, init) => fetch(url, init),
@@ -159,17 +166,25 @@ export class LabelingContent extends Panel {
                 : reason;
             })
         });
-        break;
+        return true;
       } catch (reason) {
-        if (reason instanceof LabelStudioStartingError && attempt < 200 && !this.isDisposed) {
+        if (reason instanceof LabelStudioStartingError && retries++ < 200 && !this.isDisposed) {
           this._setPhase({ kind: 'starting' });
-          await delay(1500);
-          await model.refreshStatus();
-          continue;
+          return false;
         }
-        this._setPhase({ kind: 'error', message: errorMessage(reason) });
-        return;
+        throw reason;
       }
+    };
+    try {
+      if (!(await logIn())) {
+        await pollUntil('pachls:labeling-login', WAIT_INTERVAL, async () => {
+          await model.refreshStatus();
+          return logIn();
+        });
+      }
+    } catch (reason) {
+      this._setPhase({ kind: 'error', message: errorMessage(reason) });
+      return;
     }
     this._frame.url = projectUrl(this._options.baseUrl, session.project_id);
     this._frame.show();
@@ -251,10 +266,6 @@ export class LabelingContent extends Panel {
   private _status: Widget;
   private _frame: IFrame;
   private _pendingPoll: Poll;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise(resolve => setTimeout(resolve, ms));
 }
 
 /** The Commit labels (N pending) button of the tab's toolbar. */

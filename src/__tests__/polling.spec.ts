@@ -1,0 +1,79 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+import { PachlsApiError } from '../api';
+import { IPachlsApi, PachlsModel } from '../model';
+import { pollUntil } from '../polling';
+
+const down = () => Promise.reject(new PachlsApiError(0, { error: 'network_error', message: 'down', details: {} }));
+
+function countingApi(healthy: () => boolean) {
+  const calls: string[] = [];
+  const api = {
+    getHealth: async () => {
+      calls.push('health');
+      if (!healthy()) {
+        return down();
+      }
+      return {
+        backend: { kind: 'local', address: '/store', connected: true, error: null },
+        store_dir: '/store',
+        fuse: { available: false }
+      };
+    },
+    listRepos: async () => (healthy() ? { backend: { kind: 'local', address: '/store' }, repos: [] } : down()),
+    listMounts: async () => (healthy() ? { mount_dir: '/pfs', fuse: false, fuse_reason: '', mounts: [] } : down())
+  } as unknown as IPachlsApi;
+  return { api, calls };
+}
+
+describe('polling', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
+
+  it('backs off while the server does not answer, and keeps the interval once it does', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5); // the backoff's jitter, made steady
+    let healthy = false;
+    const { api, calls } = countingApi(() => healthy);
+    const model = new PachlsModel({ api, interval: 1000 });
+    model.visible = true;
+    await vi.advanceTimersByTimeAsync(30000);
+    const whileDown = calls.length;
+    expect(whileDown).toBeLessThan(15); // every second would be 31
+    expect(model.state.healthError).toBe('down');
+    healthy = true;
+    await vi.advanceTimersByTimeAsync(60000); // the longest backoff, then healthy polls
+    calls.length = 0;
+    await vi.advanceTimersByTimeAsync(10000);
+    expect(calls.length).toBe(10);
+    model.dispose();
+  });
+
+  it('pollUntil runs its step every interval until it says done', async () => {
+    let runs = 0;
+    const done = pollUntil('test', 1500, async () => ++runs === 3);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(runs).toBe(0);
+    await vi.advanceTimersByTimeAsync(4000);
+    await done;
+    expect(runs).toBe(3);
+    await vi.advanceTimersByTimeAsync(10000);
+    expect(runs).toBe(3);
+  });
+
+  it('pollUntil stops at the first failure of its step', async () => {
+    let runs = 0;
+    const failed = pollUntil('test', 100, async () => {
+      runs++;
+      throw new Error('no');
+    });
+    const seen = failed.catch(reason => (reason as Error).message);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await seen).toBe('no');
+    expect(runs).toBe(1);
+  });
+});
