@@ -23,6 +23,7 @@ reads regular files that live in the staging area.
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import os
 import shutil
@@ -33,15 +34,26 @@ import time
 from collections import OrderedDict
 from ctypes.util import find_library
 
-if "FUSE_LIBRARY_PATH" not in os.environ and "FUSE_LIBRARY_NAME" not in os.environ and find_library("fuse3"):
-    os.environ["FUSE_LIBRARY_NAME"] = "fuse3"  # libfuse 3: bigger reads, readdir cache
+from ..pfs.errors import PfsError
+from .overlay import Overlay, check_path
+from .tree import CommitTree
 
-import mfusepy  # noqa: E402
-from mfusepy import FUSE, FuseOSError, Operations  # noqa: E402
 
-from ..pfs.errors import PfsError  # noqa: E402
-from .overlay import Overlay, check_path  # noqa: E402
-from .tree import CommitTree  # noqa: E402
+def _import_mfusepy():
+    """mfusepy loads libfuse once, when imported, choosing it by FUSE_LIBRARY_PATH or FUSE_LIBRARY_NAME
+    and else libfuse 2 first. Unless the environment names one, ask for libfuse 3 (bigger reads, readdir
+    cache) for that import only: the process environment, which subprocesses inherit, stays as it was."""
+    if "FUSE_LIBRARY_PATH" in os.environ or "FUSE_LIBRARY_NAME" in os.environ or not find_library("fuse3"):
+        return importlib.import_module("mfusepy")
+    os.environ["FUSE_LIBRARY_NAME"] = "fuse3"
+    try:
+        return importlib.import_module("mfusepy")
+    finally:
+        del os.environ["FUSE_LIBRARY_NAME"]
+
+
+mfusepy = _import_mfusepy()
+FUSE, FuseOSError, Operations = mfusepy.FUSE, mfusepy.FuseOSError, mfusepy.Operations
 
 log = logging.getLogger(__name__)
 FSNAME_PREFIX = "pachls:"
@@ -70,6 +82,15 @@ def _file_attrs(size: int, mtime_ns: int, writable: bool) -> dict:
 def _stat_attrs(st: os.stat_result) -> dict:
     return {key: getattr(st, key) for key in ("st_mode", "st_nlink", "st_size", "st_uid", "st_gid", "st_blocks")} | {
         "st_mtime": st.st_mtime_ns, "st_ctime": st.st_ctime_ns, "st_atime": st.st_atime_ns, "st_blksize": 1 << 20}
+
+
+def _copy_whole(source: str | os.PathLike, target: str) -> None:
+    """Copy a base file into the upper layer, writable (base blobs are read-only), under a temporary
+    name then renamed: the target is never seen half-copied."""
+    tmp = target + ".pachls-copy"
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
 
 
 def _fail(code: int):
@@ -201,13 +222,19 @@ class ReadWriteOps(_Base):
         kind, value = found
         return stat.S_ISDIR(value.st_mode) if kind == "upper" else value.is_dir
 
-    def _check_parent(self, path: str) -> None:
-        parent = path.rsplit("/", 1)[0] or "/"
-        found = self._kind(parent)
+    def _existing(self, path: str):
+        """``_kind`` of an entry that must exist (ENOENT if it does not)."""
+        found = self._kind(path)
         if found is None:
             _fail(errno.ENOENT)
-        if not self._is_dir(found):
+        return found
+
+    def _require_dir(self, path: str) -> None:
+        if not self._is_dir(self._existing(path)):
             _fail(errno.ENOTDIR)
+
+    def _check_parent(self, path: str) -> None:
+        self._require_dir(path.rsplit("/", 1)[0] or "/")
 
     @staticmethod
     def _checked(path: str) -> str:
@@ -243,19 +270,13 @@ class ReadWriteOps(_Base):
         if info.is_dir:
             _fail(errno.EISDIR)
         os.makedirs(os.path.dirname(up), exist_ok=True)
-        tmp = up + ".pachls-copy"
-        shutil.copyfile(self.ov.tree.local_path(path, info), tmp)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, up)
+        _copy_whole(self.ov.tree.local_path(path, info), up)
         return up
 
     # -- reading -----------------------------------------------------------------------
     def getattr(self, path, fh=None):
         with self.ov.lock:
-            found = self._kind(path)
-            if found is None:
-                _fail(errno.ENOENT)
-            kind, value = found
+            kind, value = self._existing(path)
             if kind == "upper":
                 return _stat_attrs(value)
             if value.is_dir:
@@ -264,11 +285,7 @@ class ReadWriteOps(_Base):
 
     def readdir(self, path, fh):
         with self.ov.lock:
-            found = self._kind(path)
-            if found is None:
-                _fail(errno.ENOENT)
-            if not self._is_dir(found):
-                _fail(errno.ENOTDIR)
+            self._require_dir(path)
             out = [(".", stat.S_IFDIR, 0), ("..", stat.S_IFDIR, 0)]
             out.extend((n, stat.S_IFDIR if d else stat.S_IFREG, 0) for n, d in sorted(self._children(path).items()))
             return out
@@ -281,10 +298,7 @@ class ReadWriteOps(_Base):
                 fd = os.open(up, os.O_RDWR | os.O_CLOEXEC | (flags & os.O_TRUNC))
                 self._track(fd, path)
                 return fd
-            found = self._kind(path)
-            if found is None:
-                _fail(errno.ENOENT)
-            kind, value = found
+            kind, value = self._existing(path)
             local = self.ov.upper_path(path) if kind == "upper" else self.ov.tree.local_path(path, value)
             fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
             self._handles[fd] = None
@@ -351,9 +365,7 @@ class ReadWriteOps(_Base):
 
     def unlink(self, path):
         with self.ov.lock:
-            found = self._kind(path)
-            if found is None:
-                _fail(errno.ENOENT)
+            found = self._existing(path)
             if self._is_dir(found):
                 _fail(errno.EISDIR)
             up = self.ov.upper_path(path)
@@ -366,11 +378,7 @@ class ReadWriteOps(_Base):
         with self.ov.lock:
             if path == "/":
                 _fail(errno.EBUSY)
-            found = self._kind(path)
-            if found is None:
-                _fail(errno.ENOENT)
-            if not self._is_dir(found):
-                _fail(errno.ENOTDIR)
+            self._require_dir(path)
             if self._children(path):
                 _fail(errno.ENOTEMPTY)
             up = self.ov.upper_path(path)
@@ -385,9 +393,7 @@ class ReadWriteOps(_Base):
             new = self._checked(new)
             if old == new:
                 return
-            found = self._kind(old)
-            if found is None:
-                _fail(errno.ENOENT)
+            found = self._existing(old)
             self._check_parent(new)
             target = self._kind(new)
             if self._is_dir(found):
@@ -411,11 +417,7 @@ class ReadWriteOps(_Base):
         if os.path.lexists(up_old):
             os.replace(up_old, up_new)
         else:
-            info = self.ov.base_info(old)
-            tmp = up_new + ".pachls-copy"
-            shutil.copyfile(self.ov.tree.local_path(old, info), tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, up_new)
+            _copy_whole(self.ov.tree.local_path(old, self.ov.base_info(old)), up_new)
         if self.ov.base_info(old) is not None:
             self.ov.add_whiteout(old)
         for fd, path in self._handles.items():
@@ -439,8 +441,7 @@ class ReadWriteOps(_Base):
 
     def chmod(self, path, mode):
         with self.ov.lock:
-            if self._kind(path) is None:
-                _fail(errno.ENOENT)
+            self._existing(path)
             up = self.ov.upper_path(path)
             if os.path.lexists(up):
                 os.chmod(up, stat.S_IMODE(mode))
@@ -450,8 +451,7 @@ class ReadWriteOps(_Base):
 
     def utimens(self, path, times=None):
         with self.ov.lock:
-            if self._kind(path) is None:
-                _fail(errno.ENOENT)
+            self._existing(path)
             up = self.ov.upper_path(path)
             if os.path.lexists(up):
                 os.utime(up, ns=times) if times else os.utime(up)
