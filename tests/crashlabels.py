@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -216,43 +215,15 @@ class LabelTrials(Trials):
             status, pending = self.server.api("GET", f"labeling/sessions/{sid}/pending", timeout=300)
         expected = {**{p: "added" for p in pending["added"]}, **{p: "modified" for p in pending["modified"]},
                     **{p: "deleted" for p in pending["deleted"]}}
-        phase = self.phases[(number - 1) % len(self.phases)] if self.phases else None
-        if phase is None:
-            draw = self.rng.random()
-            phase = "early" if draw < 0.1 else "late" if draw < 0.15 else "random"
+        phase = self.phase(number)
         if self.stats.commit_seconds and self.rng.random() < 0.7:  # aim at the landing: the end of the request
             aimed = self.stats.commit_seconds[-1] * self.rng.uniform(0.75, 1.05)
         else:
             aimed = self.rng.uniform(0, 1.5 * self.latency)
         delay = {"early": 0.0, "late": None}.get(phase, aimed)
         children = self._label_ls_pids()
-        result: dict = {}
-
-        def post() -> None:
-            started = time.monotonic()
-            try:
-                result["status"], result["body"] = self.server.api(
-                    "POST", f"labeling/sessions/{sid}/commit", {"message": f"labels {number}"}, timeout=300)
-                result["seconds"] = time.monotonic() - started
-            except OSError as exc:
-                result["error"] = exc
-
-        poster = threading.Thread(target=post)
-        poster.start()
-        if delay is None:
-            poster.join()
-        else:
-            time.sleep(delay)
-        self.server.kill()
-        poster.join()
-        stats.trials += 1
-        acknowledged = result.get("status") == 201
-        stats.acknowledged += acknowledged
-        if acknowledged:
-            stats.commit_seconds.append(result["seconds"])
-        if "status" in result and not acknowledged:
-            stats.corrupt += 1
-            stats.problem(number, f"the label commit answered {result['status']}: {result['body']}")
+        _, acknowledged = self.commit_and_kill(number, f"labeling/sessions/{sid}/commit", f"labels {number}",
+                                                    delay, timeout=300, what="the label commit")
         time.sleep(0.2)
         orphans = [pid for pid in children if alive(pid)]  # killed with the server, or left running?
         if orphans:

@@ -112,7 +112,7 @@ def served(point: str) -> bool:
 
 
 def note_settled(stats: TrialStats, log_text: str) -> None:
-    """Count what a restarted server said about commits it found in progress (mount/manager.py)."""
+    """Count what a restarted server said about commits it found in progress (mount/journal.py)."""
     stats.settled_landed += log_text.count("landed before the server stopped")
     stats.settled_aborted += log_text.count("did not land; its changes are still pending")
 
@@ -121,6 +121,52 @@ class Trials:
     """The loop of a crash-trial run: ``setup``, ``trial(n)`` for each, ``close``; figures every 10."""
 
     stats: TrialStats
+    server: JupyterServer
+    rng: random.Random
+    phases: list[str] | None
+
+    def phase(self, number: int) -> str:
+        """When trial ``number`` kills the server: the run's phases in turn, else early (10%), late
+        (5%: after the answer) or at random during the commit."""
+        phase = self.phases[(number - 1) % len(self.phases)] if self.phases else None
+        if phase is None:
+            draw = self.rng.random()
+            phase = "early" if draw < 0.1 else "late" if draw < 0.15 else "random"
+        return phase
+
+    def commit_and_kill(self, number: int, route: str, message: str, delay: float | None, *, timeout: float,
+                        what: str) -> tuple[dict, bool]:
+        """POST the commit ``route`` and kill the server ``delay`` seconds later (None: once it answered).
+        Counts the trial, an acknowledged commit (201, with its time) and any other answer (corrupt);
+        returns what the request got (status and body, or the error) and whether it was acknowledged."""
+        stats = self.stats
+        result: dict = {}
+
+        def post() -> None:
+            started = time.monotonic()
+            try:
+                result["status"], result["body"] = self.server.api("POST", route, {"message": message}, timeout=timeout)
+                result["seconds"] = time.monotonic() - started
+            except OSError as exc:  # the connection died with the server
+                result["error"] = exc
+
+        poster = threading.Thread(target=post)
+        poster.start()
+        if delay is None:  # after the answer: the commit landed, the server dies idle
+            poster.join()
+        else:
+            time.sleep(delay)
+        self.server.kill()
+        poster.join()
+        stats.trials += 1
+        acknowledged = result.get("status") == 201
+        if acknowledged:
+            stats.acknowledged += 1
+            stats.commit_seconds.append(result["seconds"])
+        elif "status" in result:
+            stats.corrupt += 1
+            stats.problem(number, f"{what} answered {result['status']}: {result['body']}")
+        return result, acknowledged
 
     def figures(self) -> str:
         return self.stats.figures()
@@ -215,38 +261,10 @@ class MountTrials(Trials):
         if listed != expected_changes(self.committed, self.work):
             stats.corrupt += 1
             stats.problem(number, f"changes before the commit: {listed}")
-        result: dict = {}
-        phase = self.phases[(number - 1) % len(self.phases)] if self.phases else None
-        if phase is None:
-            draw = self.rng.random()
-            phase = "early" if draw < 0.1 else "late" if draw < 0.15 else "random"
+        phase = self.phase(number)
         delay = {"early": 0.0, "late": None}.get(phase, self.rng.uniform(0, 1.5 * self.latency))
-
-        def post() -> None:
-            started = time.monotonic()
-            try:
-                result["status"], result["body"] = self.server.api(
-                    "POST", f"mounts/{MOUNT}/commit", {"message": f"trial {number}"}, timeout=120)
-                result["seconds"] = time.monotonic() - started
-            except OSError as exc:  # the connection died with the server
-                result["error"] = exc
-
-        poster = threading.Thread(target=post)
-        poster.start()
-        if delay is None:  # after the answer: the commit landed, the server dies idle
-            poster.join()
-        else:
-            time.sleep(delay)
-        self.server.kill()
-        poster.join()
-        stats.trials += 1
-        acknowledged = result.get("status") == 201
-        if acknowledged:
-            stats.acknowledged += 1
-            stats.commit_seconds.append(result["seconds"])
-        elif "status" in result:
-            stats.corrupt += 1
-            stats.problem(number, f"the commit answered {result['status']}: {result['body']}")
+        result, acknowledged = self.commit_and_kill(number, f"mounts/{MOUNT}/commit", f"trial {number}", delay,
+                                                    timeout=120, what="the commit")
 
         # -- the server is dead: the store alone
         corrupt = lost = 0
