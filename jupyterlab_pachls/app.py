@@ -22,7 +22,6 @@ starts: ``/pachls/api/health`` reports the error and data routes answer 503.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.extension.application import ExtensionApp
 
 from .atomic_write import write_json
-from .config import PachlsConfig, resolve_mount_dir, resolve_store
+from .config import PachlsConfig, backend_spec, load_choice, resolve_mount_dir, resolve_store
 from .identity import IdentityBook
 from .listing import ReposListing
 from .mount import MountManager
@@ -145,22 +144,8 @@ class PachlsState:
 
 
 def open_backend(config: PachlsConfig, choice: dict[str, Any]) -> Backend:
-    """The backend of a saved choice (the embedded store is always the resolved ``store_dir``)."""
-    if choice.get("kind", "local") == "local":
-        return open_spec({"kind": "local", "path": resolve_store(config)})
-    return open_spec(dict(choice))
-
-
-def load_choice(path: str) -> dict[str, Any] | None:
-    """The saved backend choice, or None when there is none."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            choice = json.load(f)
-    except FileNotFoundError:
-        return None
-    if not isinstance(choice, dict) or choice.get("kind") not in ("local", "pachyderm"):
-        raise ValueError(f"{path} does not hold a backend choice")
-    return choice
+    """The backend of a choice, opened (it may fail: a cluster that does not answer, a bad store)."""
+    return open_spec(backend_spec(config, choice))
 
 
 def save_choice(path: str, choice: dict[str, Any]) -> None:

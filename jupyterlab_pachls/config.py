@@ -13,7 +13,9 @@ the Jupyter config files (or the config the server was given), else the
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 from jupyter_core.application import JupyterApp
 from jupyter_core.paths import jupyter_data_dir
@@ -120,6 +122,26 @@ def resolve_store(config: PachlsConfig | None = None) -> str:
     when no config sets it."""
     chosen = (config or load_config()).store_dir
     return os.path.abspath(os.path.expanduser(chosen))
+
+
+def backend_spec(config: PachlsConfig, choice: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``pfs.open_backend`` config of a backend choice (None: the embedded store); the embedded
+    store is always the resolved ``store_dir``."""
+    if choice is None or choice.get("kind", "local") == "local":
+        return {"kind": "local", "path": resolve_store(config)}
+    return dict(choice)
+
+
+def load_choice(path: str) -> dict[str, Any] | None:
+    """The backend choice saved by ``PUT /pachls/api/backend``, or None when there is none."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            choice = json.load(f)
+    except FileNotFoundError:
+        return None
+    if not isinstance(choice, dict) or choice.get("kind") not in ("local", "pachyderm"):
+        raise ValueError(f"{path} does not hold a backend choice")
+    return choice
 
 
 def resolve_mount_dir(config: PachlsConfig, root_dir: str) -> str:
