@@ -12,9 +12,10 @@ from ..address import DEFAULT_PROJECT, parse_repo, validate_name
 from ..backend import DEFAULT_PAGE, Backend, Content, check_commit_fields
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo
+from ..wire import branch_msg, commit_msg, repo_msg
 from .channel import Channel
 from .landing import BranchLocks, StagedCommits
-from .messages import branch_msg, commit_msg, is_finished, is_staging, repo_key, repo_msg, to_commit, to_repo
+from .messages import is_finished, is_staging, repo_key, to_commit, to_repo
 from .moves import META_REPO, BranchMoves
 from .reads import Reads
 from .refs import Refs

@@ -17,22 +17,10 @@ from ..address import normalize_path
 from ..backend import Content
 from ..errors import Conflict, InvalidArgument, NotFound, PfsError, Unavailable
 from ..model import Commit, Provenance
+from ..wire import branch_msg, commit_msg, file_msg
 from .channel import Channel
 from .messages import (
-    STAGING_PREFIX,
-    branch_msg,
-    branch_named,
-    commit_msg,
-    decode_description,
-    encode_description,
-    file_msg,
-    is_finished,
-    is_set,
-    is_staging,
-    parent_id,
-    repo_key,
-    staging_of,
-    to_commit,
+    STAGING_PREFIX, branch_named, decode_description, encode_description, is_finished, is_set, is_staging, parent_id, repo_key, staging_of, to_commit,
 )
 from .orphans import STAGING_UNKNOWN, Orphans
 from .refs import Refs

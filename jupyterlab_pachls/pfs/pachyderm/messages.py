@@ -1,4 +1,4 @@
-"""Between pachd's messages and the model: requests built from repo keys, replies read as ``Repo``,
+"""Between pachd's messages and the model (requests from keys are built by ``pfs/wire.py``): replies read as ``Repo``,
 ``Commit`` and ``FileInfo``, and the description trailer where our commits keep what pachd has no
 field for (author, provenance pairs, metadata, target and staging branch, start time)."""
 
@@ -13,6 +13,7 @@ from pachyderm_sdk.api import pfs
 from ..address import DEFAULT_PROJECT, is_commit_id, parse_ref, parse_repo
 from ..errors import PfsError
 from ..model import OPAQUE, Commit, FileInfo, Provenance, Repo
+from ..wire import repo_key_of
 
 #: Private branches open commits are staged on (hidden from every listing).
 STAGING_PREFIX = "pachls-open-"
@@ -74,9 +75,6 @@ def branch_named(ref: str) -> str | None:
     return None if ancestors or is_commit_id(name) else name
 
 
-def repo_key_of(repo: pfs.Repo) -> str:
-    project = (repo.project.name if repo.project else "") or DEFAULT_PROJECT
-    return repo.name if project == DEFAULT_PROJECT else f"{project}/{repo.name}"
 
 
 def to_commit(info: pfs.CommitInfo, key: str, branch: str | None = None) -> Commit:
@@ -131,27 +129,7 @@ def to_repo(info: pfs.RepoInfo) -> Repo:
                 branches=tuple(sorted(b.name for b in info.branches if not is_staging(b.name))))
 
 
-# -- building requests -----------------------------------------------------------------------------
+# -- repo names ------------------------------------------------------------------------------------
 def repo_key(repo: str) -> str:
     """The canonical key of a repo name (``images``, ``team/images``); InvalidName etc. if malformed."""
     return str(parse_repo(repo))
-
-
-def repo_msg(key: str) -> pfs.Repo:
-    address = parse_repo(key)
-    return pfs.Repo(name=address.repo, type="user", project=pfs.Project(name=address.project))
-
-
-def branch_msg(key: str, name: str) -> pfs.Branch:
-    return pfs.Branch(repo=repo_msg(key), name=name)
-
-
-def commit_msg(key: str, commit_id: str, branch: str | None = None) -> pfs.Commit:
-    msg = pfs.Commit(repo=repo_msg(key), id=commit_id)
-    if branch:
-        msg.branch = branch_msg(key, branch)
-    return msg
-
-
-def file_msg(key: str, commit_id: str, path: str) -> pfs.File:
-    return pfs.File(commit=commit_msg(key, commit_id), path=path)

@@ -12,8 +12,9 @@ from __future__ import annotations
 from pachyderm_sdk.api import pfs
 
 from ..errors import NotFound, PfsError, Unavailable
+from ..wire import branch_msg
 from .channel import Channel
-from .messages import STAGING_PREFIX, branch_msg, is_finished, is_set, is_staging, staging_of
+from .messages import STAGING_PREFIX, is_finished, is_set, is_staging, staging_of
 from .refs import Refs
 
 #: In place of a staging branch not known when the call failed (no staging branch is the bare prefix).

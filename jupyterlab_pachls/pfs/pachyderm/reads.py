@@ -11,8 +11,9 @@ from ..address import normalize_path
 from ..backend import DEFAULT_PAGE, check_history_limit, check_page, check_range, walk_tree
 from ..errors import InvalidArgument, NotFound
 from ..model import Commit, FileChange, FileInfo, FilePage
+from ..wire import commit_msg, file_msg, repo_msg
 from .channel import Channel
-from .messages import branch_named, commit_msg, file_msg, is_set, parent_id, repo_key, repo_msg, to_commit, to_file_info
+from .messages import branch_named, is_set, parent_id, repo_key, to_commit, to_file_info
 from .refs import Refs
 
 

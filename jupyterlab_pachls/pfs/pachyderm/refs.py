@@ -7,8 +7,9 @@ from pachyderm_sdk.api import pfs
 
 from ..address import is_commit_id, parse_ref
 from ..errors import Conflict, InvalidArgument, NotFound
+from ..wire import branch_msg, commit_msg, repo_msg
 from .channel import Channel
-from .messages import branch_msg, commit_msg, is_finished, is_set, parent_id, repo_key, repo_msg
+from .messages import is_finished, is_set, parent_id, repo_key
 
 
 class Refs:

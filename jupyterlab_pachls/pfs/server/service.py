@@ -43,6 +43,7 @@ from pachyderm_sdk.api import pfs
 from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, validate_name
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..model import Commit, FileInfo
+from ..wire import branch_msg, commit_msg, key_of, repo_msg, split_key
 from . import calls
 from .calls import Status, Unimplemented
 from .hashing import Hasher
@@ -87,34 +88,9 @@ NOT_SERVED = {
 }
 
 
-def _key(project: str, name: str) -> str:
-    return name if project == DEFAULT_PROJECT else f"{project}/{name}"
-
-
-def _split(key: str) -> tuple[str, str]:
-    project, _, name = key.rpartition("/")
-    return (project or DEFAULT_PROJECT), name
-
-
-def _repo_msg(key: str) -> pfs.Repo:
-    project, name = _split(key)
-    return pfs.Repo(name=name, type="user", project=pfs.Project(name=project))
-
-
 def _repo_text(key: str) -> str:
-    project, name = _split(key)
+    project, name = split_key(key)
     return f"{project}/{name}"
-
-
-def _branch_msg(key: str, name: str) -> pfs.Branch:
-    return pfs.Branch(repo=_repo_msg(key), name=name)
-
-
-def _commit_msg(key: str, commit_id: str, branch: str | None = None) -> pfs.Commit:
-    msg = pfs.Commit(repo=_repo_msg(key), id=commit_id)
-    if branch:
-        msg.branch = _branch_msg(key, branch)
-    return msg
 
 
 def _unknown(message: str) -> Status:
@@ -283,7 +259,7 @@ class PfsService:
             raise Unimplemented(f"repos of type {repo.type!r} are not served here; only user repos "
                                 "(spec and meta repos belong to pipelines)")
         project = (repo.project.name if calls.has(repo, "project") else "") or DEFAULT_PROJECT
-        return _key(project, repo.name)
+        return key_of(project, repo.name)
 
     def _commit_repo(self, commit: pfs.Commit) -> str:
         if calls.has(commit, "repo") and commit.repo.name:
@@ -381,16 +357,16 @@ class PfsService:
     # -- replies ---------------------------------------------------------------------------------
     def _commit_info(self, c: Commit) -> pfs.CommitInfo:
         info = pfs.CommitInfo(
-            commit=_commit_msg(c.repo, c.id, c.branch),
+            commit=commit_msg(c.repo, c.id, c.branch),
             origin=pfs.CommitOrigin(kind=pfs.OriginKind.AUTO if c.origin == "AUTO" else pfs.OriginKind.USER),
             description=c.message,
             size_bytes_upper_bound=c.size_bytes,
             created_by=c.author,
             metadata=dict(c.metadata),
-            direct_provenance=[_commit_msg(p.repo, p.commit, p.branch) for p in c.provenance],
+            direct_provenance=[commit_msg(p.repo, p.commit, p.branch) for p in c.provenance],
         )
         if c.parent:
-            info.parent_commit = _commit_msg(c.repo, c.parent)
+            info.parent_commit = commit_msg(c.repo, c.parent)
         if c.started:
             info.started = c.started
             info.created_at = c.started
@@ -403,7 +379,7 @@ class PfsService:
     def _file_info(self, commit: Commit, info: FileInfo, view=None) -> pfs.FileInfo:
         view = view or self._view(commit)
         msg = pfs.FileInfo(
-            file=pfs.File(commit=_commit_msg(commit.repo, commit.id, commit.branch), path=info.path),
+            file=pfs.File(commit=commit_msg(commit.repo, commit.id, commit.branch), path=info.path),
             file_type=pfs.FileType.DIR if info.is_dir else pfs.FileType.FILE,
             size_bytes=info.size,
             hash=view.hash(info),
@@ -481,8 +457,8 @@ class PfsService:
     # -- repos -----------------------------------------------------------------------------------
     def _repo_info(self, repo) -> pfs.RepoInfo:
         info = pfs.RepoInfo(
-            repo=_repo_msg(repo.key), description=repo.description,
-            branches=[_branch_msg(repo.key, b) for b in repo.branches],
+            repo=repo_msg(repo.key), description=repo.description,
+            branches=[branch_msg(repo.key, b) for b in repo.branches],
             size_bytes_upper_bound=repo.size_bytes, details=pfs.RepoInfoDetails(size_bytes=repo.size_bytes),
             metadata=dict((self.backend.annotation("repo", repo.key) or {}).get("metadata", {})),
         )
@@ -492,7 +468,7 @@ class PfsService:
 
     def create_repo(self, context, request: pfs.CreateRepoRequest):
         key = self._repo_key(request.repo)
-        project, name = _split(key)
+        project, name = split_key(key)
         validate_name(name, "repo")
         if project not in self._projects():
             raise NotFound(f"project {project} not found", project=project)
@@ -548,7 +524,7 @@ class PfsService:
         for repo in self.backend.list_repos():
             if projects is None or repo.project in projects:
                 self._delete_repo(repo.key)
-                deleted.append(_repo_msg(repo.key))
+                deleted.append(repo_msg(repo.key))
         return pfs.DeleteReposResponse(repos=deleted)
 
     def repos_summary(self, context, request: pfs.ReposSummaryRequest):
@@ -568,14 +544,14 @@ class PfsService:
     # -- branches --------------------------------------------------------------------------------
     def _branch_info(self, key: str, name: str, head: Commit | None) -> pfs.BranchInfo:
         info = pfs.BranchInfo(
-            branch=_branch_msg(key, name),
+            branch=branch_msg(key, name),
             metadata=dict((self.backend.annotation("branch", f"{key}@{name}") or {}).get("metadata", {})))
         with self._lock:
             open_id = self._open.get((key, name))
         if open_id:
-            info.head = _commit_msg(key, open_id, name)
+            info.head = commit_msg(key, open_id, name)
         elif head is not None:
-            info.head = _commit_msg(key, head.id, name)
+            info.head = commit_msg(key, head.id, name)
         return info
 
     def _branch_name(self, branch: pfs.Branch | None) -> tuple[str, str]:
@@ -667,7 +643,7 @@ class PfsService:
         opened = self.backend.start_commit(key, name, message=request.description, commit_id=commit_id)
         with self._lock:
             self._open[(key, name)] = opened.id
-        return _commit_msg(key, opened.id, name)
+        return commit_msg(key, opened.id, name)
 
     def _forget(self, commit_id: str) -> None:
         with self._lock:
@@ -824,7 +800,7 @@ class PfsService:
     def list_commit_set(self, context, request: pfs.ListCommitSetRequest):
         project = request.project.name if calls.has(request, "project") else None
         for c in self.backend.all_commits():
-            if project and _split(c.repo)[0] != project:
+            if project and split_key(c.repo)[0] != project:
                 continue
             yield pfs.CommitSetInfo(commit_set=pfs.CommitSet(id=c.id), commits=[self._commit_info(c)])
 
@@ -887,12 +863,12 @@ class PfsService:
             last = commit
             if self._modified(key, commit, path):
                 found += 1
-                yield pfs.FindCommitsResponse(found_commit=_commit_msg(key, commit.id), commits_searched=searched)
+                yield pfs.FindCommitsResponse(found_commit=commit_msg(key, commit.id), commits_searched=searched)
             searched += 1
             if (request.limit and found == request.limit) or not commit.parent:
                 break
             commit = self.backend.inspect_commit(key, commit.parent)
-        yield pfs.FindCommitsResponse(last_searched_commit=_commit_msg(key, last.id), commits_searched=searched)
+        yield pfs.FindCommitsResponse(last_searched_commit=commit_msg(key, last.id), commits_searched=searched)
 
     def _modified(self, key: str, commit: Commit, path: str) -> bool:
         """Whether the commit wrote or deleted ``path`` (a file, or a directory's entry)."""
