@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import io
-import json
 import os
 import threading
 from typing import BinaryIO, Iterator
 
-from ..config import load_config, resolve_store
+from ..config import backend_spec, load_choice, load_config
 from ..pfs import Branch, BranchMove, Commit, FileChange, FilePage, InvalidArgument, Repo, parse_repo
 from .base import (
     MOUNTS_NEED_SERVER,
@@ -31,13 +30,10 @@ def default_backend_spec() -> dict:
         return {"kind": "pachyderm", "pachd_address": address}
     config = load_config()
     try:
-        with open(config.backend_file, encoding="utf-8") as f:
-            choice = json.load(f)
-    except (OSError, ValueError):
+        choice = load_choice(config.backend_file)
+    except (OSError, ValueError):  # a damaged file: the server would say so; a script opens the store
         choice = None
-    if isinstance(choice, dict) and choice.get("kind") == "pachyderm":
-        return dict(choice)
-    return {"kind": "local", "path": resolve_store(config)}
+    return backend_spec(config, choice)
 
 
 class DirectClient(Client):
