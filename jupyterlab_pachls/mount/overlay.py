@@ -19,7 +19,6 @@ Both parts are on disk, so a new process finds the stage exactly as it was left.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
 import sqlite3
@@ -31,15 +30,7 @@ from pathlib import Path
 from ..pfs.address import normalize_path
 from ..pfs.errors import InvalidPath, Unavailable
 from .model import Change
-from .tree import CommitTree
-
-
-def file_hash(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+from .tree import CommitTree, file_hash
 
 
 class HashCache:
@@ -400,11 +391,7 @@ class StagedFiles:
         return True
 
     def finish(self) -> None:
-        for fd, aside in self._aside:
-            try:
-                os.unlink(aside, dir_fd=fd)
-            except OSError:
-                pass
+        _unlink_quietly(self._aside)
         self._aside.clear()
         self._undo.clear()
         self._close()
@@ -416,17 +403,9 @@ class StagedFiles:
             except OSError:
                 pass
         self._undo.clear()
-        for fd, tmp in self._temps.values():
-            try:
-                os.unlink(tmp, dir_fd=fd)
-            except OSError:
-                pass
+        _unlink_quietly(self._temps.values())
         self._temps.clear()
-        for fd, aside in self._aside:
-            try:
-                os.unlink(aside, dir_fd=fd)
-            except OSError:
-                pass
+        _unlink_quietly(self._aside)
         self._aside.clear()
         for pfd, name in reversed(self._made):
             try:
@@ -440,6 +419,15 @@ class StagedFiles:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+
+
+def _unlink_quietly(entries) -> None:
+    """Unlink each (directory fd, name); one already gone (or not removable) is left as it is."""
+    for fd, name in entries:
+        try:
+            os.unlink(name, dir_fd=fd)
+        except OSError:
+            pass
 
 
 def stage_into(root: str | os.PathLike, files: dict[str, bytes | None], *, after=None, done=None) -> None:

@@ -29,6 +29,15 @@ PAGE = 10_000
 MAX_CACHED_ENTRIES = 2_000_000  # directory entries kept in memory per tree
 
 
+def file_hash(path: str | os.PathLike) -> str:
+    """The sha256 of a local file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class ContentCache:
     """Files under ``root`` (``ab/cdef...``) named by the sha256 of their bytes, written once, verified
     while downloading: against the store's hash when it is a sha256, else against the size the store
@@ -212,7 +221,5 @@ class CommitTree:
         if info.content_sha256:
             return info.content_sha256
         if self._local_file is not None:
-            from .overlay import file_hash
-
             return file_hash(self._local_file(self.repo, self.commit, path)[0])
         return self.cache.sha256(self.backend, self.repo, self.commit, info)
