@@ -118,7 +118,10 @@ export class LabelingContent extends Panel {
       return;
     }
     // Label Studio's status every 1.5 s until it runs or failed.
-    const settled = () => this.isDisposed || ['running', 'failed'].includes(model.labelStudio?.state ?? '');
+    const settled = () => {
+      const state = model.labelStudio?.state;
+      return this.isDisposed || state === 'running' || state === 'failed';
+    };
     if (!settled()) {
       await pollUntil('pachls:labeling-start', WAIT_INTERVAL, async () => {
         await model.refreshStatus();
