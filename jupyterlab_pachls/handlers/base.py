@@ -137,6 +137,10 @@ class PachlsHandler(APIHandler):
         """Run a blocking backend call in a worker thread."""
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    async def send_result(self, fn: Callable[..., Any], *args: Any, status: int = 200, **kwargs: Any) -> None:
+        """Run a blocking call in a worker thread and answer what it returns (``.to_json()``)."""
+        self.send_json((await self.call(fn, *args, **kwargs)).to_json(), status)
+
     def json_body(self) -> dict:
         raw = self.request.body
         if not raw:

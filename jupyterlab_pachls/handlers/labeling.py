@@ -104,9 +104,8 @@ class SessionsHandler(LabelingHandler):
         SessionRequest.parse(**arguments)  # bad input is refused before waiting for Label Studio
         identity = self.identity
         await self.label_studio_ready(ACTION_WAIT)
-        session = await self.call(self.labeling.create_session, **arguments,
-                                  user="" if identity.required else identity.author)
-        self.send_json(session.to_json(), status=201)
+        await self.send_result(self.labeling.create_session, **arguments,
+                               user="" if identity.required else identity.author, status=201)
 
 
 class SessionHandler(LabelingHandler):
@@ -142,8 +141,7 @@ class PendingHandler(LabelingHandler):
     async def get(self, session_id: str) -> None:
         session = self.labeling.get(self.session_id(session_id))
         await self.label_studio_ready(POLL_WAIT)
-        pending = await self.call(self.labeling.pending, session.id)
-        self.send_json(pending.to_json())
+        await self.send_result(self.labeling.pending, session.id)
 
 
 class LabelCommitHandler(LabelingHandler):
@@ -173,8 +171,7 @@ class ImportHandler(LabelingHandler):
     async def post(self, session_id: str) -> None:
         self.labeling.get(self.session_id(session_id))
         await self.label_studio_ready(ACTION_WAIT)
-        session = await self.call(self.labeling.import_new_data, self.session_id(session_id))
-        self.send_json(session.to_json())
+        await self.send_result(self.labeling.import_new_data, self.session_id(session_id))
 
 
 class ResyncHandler(LabelingHandler):

@@ -123,8 +123,7 @@ class MountChangesHandler(PachlsHandler):
     @json_errors
     async def get(self, name: str) -> None:
         name = mount_name_arg(name)
-        changes = await self.call(self.mounts.changes, name)
-        self.send_json(changes.to_json())
+        await self.send_result(self.mounts.changes, name)
 
 
 class MountCommitHandler(PachlsHandler):

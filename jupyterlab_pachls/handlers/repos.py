@@ -107,8 +107,7 @@ class BranchesHandler(PachlsHandler):
         head = body.get("head")
         if head is not None:
             head = ref_arg(head, "head")
-        branch = await self.call(self.backend.create_branch, repo, name, head)
-        self.send_json(branch.to_json(), status=201)
+        await self.send_result(self.backend.create_branch, repo, name, head, status=201)
 
 
 class BranchHandler(PachlsHandler):
@@ -118,8 +117,7 @@ class BranchHandler(PachlsHandler):
     @json_errors
     async def get(self, repo: str, branch: str) -> None:
         repo, branch = repo_arg(repo), branch_arg(branch)
-        found = await self.call(self.backend.inspect_branch, repo, branch)
-        self.send_json(found.to_json())
+        await self.send_result(self.backend.inspect_branch, repo, branch)
 
 
 class CommitsHandler(PachlsHandler):
@@ -193,11 +191,8 @@ class BranchHeadHandler(PachlsHandler):
         to = ref_arg(body.get("commit"), "commit")
         expected = commit_id_arg(body.get("expected_head"), "expected_head")
         reason = string_field(body, "reason", default="rollback", allow_empty=False)
-        moved = await self.call(
-            self.backend.move_branch, repo, branch, to,
-            expected_head=expected, author=self.user_name, reason=reason,
-        )
-        self.send_json(moved.to_json())
+        await self.send_result(self.backend.move_branch, repo, branch, to,
+                               expected_head=expected, author=self.user_name, reason=reason)
 
 
 class BranchMovesHandler(PachlsHandler):
@@ -225,8 +220,7 @@ class CommitHandler(PachlsHandler):
     @json_errors
     async def get(self, repo: str, ref: str) -> None:
         repo, ref = repo_arg(repo), ref_arg(ref)
-        commit = await self.call(self.backend.inspect_commit, repo, ref)
-        self.send_json(commit.to_json())
+        await self.send_result(self.backend.inspect_commit, repo, ref)
 
 
 class FilesHandler(PachlsHandler):

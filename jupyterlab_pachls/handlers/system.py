@@ -131,7 +131,7 @@ class IdentityHandler(PachlsHandler):
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        self.send_json((await self.call(lambda: self.identity)).to_json())
+        await self.send_result(lambda: self.identity)
 
     @tornado.web.authenticated
     @json_errors
@@ -142,7 +142,7 @@ class IdentityHandler(PachlsHandler):
         key = self.identity_key
         await self.call(self.check_email_is_own, key, name, email)
         await self.call(self.state.identities.save, key, name, email)
-        self.send_json((await self.call(lambda: self.identity)).to_json())
+        await self.send_result(lambda: self.identity)
 
 
 class NotFoundHandler(PachlsHandler):
