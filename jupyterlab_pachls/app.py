@@ -172,8 +172,8 @@ def make_labeling_service(state: PachlsState, store: str, connection_url: str) -
     """Labeling over the current backend and mounts, with a managed or the configured Label Studio."""
     from urllib.parse import urlsplit
 
+    from .handlers.labelstudio_proxy import PREFIX
     from .labeling.labelstudio import ExternalLabelStudio, ManagedLabelStudio
-    from .labeling.proxy import PREFIX
     from .labeling.session import LabelingService
 
     config = state.config
@@ -238,7 +238,7 @@ class PachlsExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         from .handlers import route_table
-        from .labeling.proxy import proxy_route
+        from .handlers.labelstudio_proxy import proxy_route
 
         self.handlers.extend(route_table())
         self.handlers.append(proxy_route(self.settings["pachls"]))

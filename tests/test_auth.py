@@ -143,7 +143,7 @@ def cookie_name(host: str, port) -> str:
 
 
 async def test_every_registered_route_is_in_the_route_table_or_the_proxy(jp_serverapp, jp_base_url):
-    from jupyterlab_pachls.labeling.proxy import proxy_route
+    from jupyterlab_pachls.handlers.labelstudio_proxy import proxy_route
 
     base = jp_base_url.rstrip("/")
     registered = {pattern.rstrip("$").replace(re.escape(base), "", 1).replace(base, "", 1)
