@@ -42,3 +42,13 @@ def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path):
 def test_a_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         write_json(tmp_path / "missing" / "state.json", {})
+
+
+def test_without_replace_the_first_writer_wins_and_nothing_is_left_beside(tmp_path):
+    target = tmp_path / "credentials.json"
+    write_json(target, {"first": True}, replace=False)
+    with pytest.raises(FileExistsError):
+        write_json(target, {"second": True}, replace=False)
+    assert json.loads(target.read_text()) == {"first": True}
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["credentials.json"]

@@ -104,9 +104,10 @@ def load_credentials(data_dir: Path) -> Credentials:
     if path.exists():
         return Credentials(**json.loads(path.read_text()))
     creds = Credentials(email=ADMIN_EMAIL, password=secrets.token_urlsafe(18), token=secrets.token_hex(20))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(creds.__dict__, out)
+    try:
+        write_json(path, creds.__dict__, replace=False)
+    except FileExistsError:  # another process made them first: theirs are the ones Label Studio gets
+        return Credentials(**json.loads(path.read_text()))
     return creds
 
 
