@@ -157,7 +157,7 @@ class IdentityBook:
             saved = self._load()
             saved[user] = {"name": name, "email": email}
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(self.path, saved)
+            write_json(self.path, dict(sorted(saved.items())))
 
 
 def user_key(provider: Any, user: Any) -> str:
