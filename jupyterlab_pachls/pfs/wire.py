@@ -23,6 +23,12 @@ def split_key(key: str) -> tuple[str, str]:
     return (project or DEFAULT_PROJECT), name
 
 
+def repo_text(key: str) -> str:
+    """A key as pachd writes a repo in its messages: always with its project (``default/images``)."""
+    project, name = split_key(key)
+    return f"{project}/{name}"
+
+
 def repo_key_of(repo: pfs.Repo) -> str:
     return key_of((repo.project.name if repo.project else "") or DEFAULT_PROJECT, repo.name)
 

@@ -15,15 +15,11 @@ import json
 import grpc
 
 from ..errors import GRPC_DETAILS_KEY, AlreadyExists, NotFound, PfsError
+from ..wire import repo_text
 
 
 def status_of(error: PfsError) -> grpc.StatusCode:
     return grpc.StatusCode[type(error).grpc_status]
-
-
-def _repo_text(key: str) -> str:
-    project, _, name = str(key).rpartition("/")
-    return f"{project or 'default'}/{name}"
 
 
 def pachd_message(error: PfsError) -> str:
@@ -32,20 +28,20 @@ def pachd_message(error: PfsError) -> str:
     d, text = error.details, error.message
     if isinstance(error, NotFound):
         if {"repo", "commit"} <= set(d) and text.startswith("commit "):
-            return f"commit {_repo_text(d['repo'])}@{d['commit']} not found"
+            return f"commit {repo_text(d['repo'])}@{d['commit']} not found"
         if {"repo", "branch"} <= set(d) and text.startswith("branch ") and "has no commits" not in text:
-            return f'branch "{d["branch"]}" not found in repo {_repo_text(d["repo"])}'
+            return f'branch "{d["branch"]}" not found in repo {repo_text(d["repo"])}'
         if set(d) == {"repo"} and text.startswith("repo "):
-            return f"repo {_repo_text(d['repo'])} not found"
+            return f"repo {repo_text(d['repo'])} not found"
         if set(d) == {"project"} and text.startswith("project "):
             return f'project "{d["project"]}" not found'
     if isinstance(error, AlreadyExists):
         if set(d) == {"repo"}:
-            return f"repo {_repo_text(d['repo'])} already exists"
+            return f"repo {repo_text(d['repo'])} already exists"
         if set(d) == {"project"}:
             return f"project {d['project']} already exists"
         if {"repo", "branch"} <= set(d):
-            return f'branch "{d["branch"]}" already exists in repo {_repo_text(d["repo"])}'
+            return f'branch "{d["branch"]}" already exists in repo {repo_text(d["repo"])}'
     return text
 
 

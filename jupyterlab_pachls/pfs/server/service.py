@@ -43,7 +43,7 @@ from pachyderm_sdk.api import pfs
 from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, validate_name
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..model import Commit, FileInfo
-from ..wire import branch_msg, commit_msg, key_of, repo_msg, split_key
+from ..wire import branch_msg, commit_msg, key_of, repo_msg, repo_text, split_key
 from . import calls
 from .calls import Status, Unimplemented
 from .hashing import Hasher
@@ -86,11 +86,6 @@ NOT_SERVED = {
     "Egress": "egress to object storage or SQL is not served by the embedded store",
     "ForgetCommit": "forgetting a commit's file sets is not served: the embedded store keeps no file sets",
 }
-
-
-def _repo_text(key: str) -> str:
-    project, name = split_key(key)
-    return f"{project}/{name}"
 
 
 def _unknown(message: str) -> Status:
@@ -447,7 +442,7 @@ class PfsService:
         self._known_project(name)
         repos = [r for r in self.backend.list_repos() if r.project == name]
         if repos and not request.force:
-            still = "\n".join(f"repo {_repo_text(r.key)} still exists" for r in repos)
+            still = "\n".join(f"repo {repo_text(r.key)} still exists" for r in repos)
             raise Status(grpc.StatusCode.FAILED_PRECONDITION, f"cannot delete project {name}: {still}")
         for repo in repos:
             self._delete_repo(repo.key)
@@ -627,7 +622,7 @@ class PfsService:
         with self._lock:
             open_id = self._open.get((key, name))
         if open_id is not None:
-            raise _unknown(f"create commit: parent commit {_repo_text(key)}@{open_id} has not been finished")
+            raise _unknown(f"create commit: parent commit {repo_text(key)}@{open_id} has not been finished")
         try:
             current = self.backend.inspect_branch(key, name).head
         except NotFound:
@@ -635,7 +630,7 @@ class PfsService:
         if self._set(request, "parent"):
             parent = self._commit(request.parent)
             if parent.is_open:
-                raise _unknown(f"create commit: parent commit {_repo_text(key)}@{parent.id} has not been finished")
+                raise _unknown(f"create commit: parent commit {repo_text(key)}@{parent.id} has not been finished")
             if current is False:
                 self.backend.create_branch(key, name, head=parent.id)
             elif current is None or current.id != parent.id:
@@ -653,7 +648,7 @@ class PfsService:
     def finish_commit(self, context, request: pfs.FinishCommitRequest):
         commit = self._commit(request.commit)
         if not commit.is_open:
-            raise _unknown(f"commit {_repo_text(commit.repo)}@{commit.id} has already finished")
+            raise _unknown(f"commit {repo_text(commit.repo)}@{commit.id} has already finished")
         if request.error:
             raise Unimplemented("finishing a commit with an error is not served: failed commits come from "
                                 "pipeline jobs, which the embedded store does not run")
@@ -683,7 +678,7 @@ class PfsService:
             try:
                 commit = self.backend.inspect_commit(key, commit.id)
             except NotFound:
-                raise _unknown(f"inspect finishing or finished commit: commit {_repo_text(key)}@{commit.id} "
+                raise _unknown(f"inspect finishing or finished commit: commit {repo_text(key)}@{commit.id} "
                                "was deleted") from None
         return commit
 
@@ -810,7 +805,7 @@ class PfsService:
             self._forget(commit.id)
             return
         if self.backend.children(commit.repo, commit.id):
-            raise _unknown(f"cannot drop a commit that has children: {_repo_text(commit.repo)}@{commit.id}")
+            raise _unknown(f"cannot drop a commit that has children: {repo_text(commit.repo)}@{commit.id}")
         self.backend.drop_finished_commit(commit.repo, commit.id)
 
     def drop_commit(self, context, request: pfs.DropCommitRequest):
@@ -821,7 +816,7 @@ class PfsService:
         commits = self._existing_set(request)
         for c in commits:
             if not c.is_open and self.backend.children(c.repo, c.id):
-                raise _unknown(f"cannot drop a commit that has children: {_repo_text(c.repo)}@{c.id}")
+                raise _unknown(f"cannot drop a commit that has children: {repo_text(c.repo)}@{c.id}")
         for c in commits:
             self._drop(c)
         return Empty()
@@ -830,10 +825,10 @@ class PfsService:
         for c in commits:
             children = self.backend.children(c.repo, c.id)
             if not children:
-                raise _unknown(f"{SQUASH_WITHOUT_CHILDREN}: {_repo_text(c.repo)}@{c.id}")
+                raise _unknown(f"{SQUASH_WITHOUT_CHILDREN}: {repo_text(c.repo)}@{c.id}")
             for child in children:
                 if child.is_open:
-                    raise _unknown(f"cannot squash until child commit {_repo_text(c.repo)}@{child.id} is finished")
+                    raise _unknown(f"cannot squash until child commit {repo_text(c.repo)}@{child.id} is finished")
             if len(children) > 1:
                 raise Unimplemented(f"squashing commit {c.id}, which has {len(children)} children, is not served: "
                                     "the embedded store squashes a commit into its only child")
@@ -859,7 +854,7 @@ class PfsService:
         last = commit
         while commit is not None:
             if commit.is_open:
-                raise Status(grpc.StatusCode.UNAVAILABLE, f"commit {_repo_text(key)}@{commit.id} not finished")
+                raise Status(grpc.StatusCode.UNAVAILABLE, f"commit {repo_text(key)}@{commit.id} not finished")
             last = commit
             if self._modified(key, commit, path):
                 found += 1
@@ -907,7 +902,7 @@ class PfsService:
             if commit is None:
                 raise _unknown("ModifyFile: the first message must set the commit")
             if not self.backend.inspect_commit(key, commit.id).is_open:
-                raise _unknown(f"commit {_repo_text(key)}@{commit.id} has already finished")
+                raise _unknown(f"commit {repo_text(key)}@{commit.id} has already finished")
 
         try:
             for request in requests:
@@ -1014,7 +1009,7 @@ class PfsService:
         return commit, normalize_path(file.path or "/")
 
     def _not_found(self, commit: Commit, path: str) -> NotFound:
-        return NotFound(f"file {path} not found in repo {_repo_text(commit.repo)} at commit {commit.id}",
+        return NotFound(f"file {path} not found in repo {repo_text(commit.repo)} at commit {commit.id}",
                         path=path)
 
     def _inspect(self, view, path: str) -> FileInfo:
