@@ -4,9 +4,8 @@ operations built on other operations (``ls``, ``read``, ``wait``, ``labels``).""
 from __future__ import annotations
 
 import dataclasses
-import io
 import threading
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..pfs import (
     Branch,
@@ -295,32 +294,3 @@ class Client:
 LABEL_COLUMNS = ("data_path", "data_repo", "data_commit", "label_path", "label_repo", "label_commit",
                  "annotation", "annotator", "created_by", "updated_by", "labels", "created_at", "updated_at",
                  "lead_time", "was_cancelled", "result")
-
-
-class ChunkReader(io.RawIOBase):
-    """A raw binary stream over an iterator of byte chunks (a file read from the store or an HTTP body)."""
-
-    def __init__(self, chunks: Iterator[bytes], name: str = "", close: Callable[[], None] | None = None) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-        self.name = name
-        self._close_source = close or getattr(chunks, "close", None)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self._buffer:
-            try:
-                self._buffer = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buffer))
-        b[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-    def close(self) -> None:
-        if self._close_source is not None:
-            self._close_source()
-        super().close()

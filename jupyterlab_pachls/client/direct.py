@@ -13,13 +13,13 @@ from ..config import backend_spec, load_choice, load_config
 from ..pfs import Branch, BranchMove, Commit, FileChange, FilePage, InvalidArgument, Repo, parse_repo
 from .base import (
     MOUNTS_NEED_SERVER,
-    ChunkReader,
     Client,
     to_address,
     to_branch_address,
     to_file_address,
     to_older_address,
 )
+from .streams import ChunkReader
 
 
 def default_backend_spec() -> dict:

@@ -26,13 +26,13 @@ from ..pfs import (
 )
 from ..pfs.errors import error_from_code
 from .base import (
-    ChunkReader,
     Client,
     to_address,
     to_branch_address,
     to_file_address,
     to_older_address,
 )
+from .streams import ChunkReader
 from .convert import (
     annotation_change_from_json,
     blame_from_json,
