@@ -11,6 +11,7 @@ from typing import Any
 
 import tornado.web
 
+from ..config import resolve_store
 from ..identity import check_identity
 from ..mount import fuse_status
 from ..pfs.errors import InvalidArgument, NotFound, PfsError
@@ -47,7 +48,7 @@ class HealthHandler(PachlsHandler):
                 "connected": connected,
                 "error": error,
             },
-            "store_dir": state.config.store_dir,
+            "store_dir": resolve_store(state.config),
             "fuse": dict(zip(("available", "reason"), fuse_status())),
         })
 
@@ -108,7 +109,7 @@ class BackendHandler(PachlsHandler):
             "error": error,
             "pachd_address": choice.get("pachd_address") if choice.get("kind") == "pachyderm" else None,
             "auth_token_set": bool(choice.get("auth_token")),
-            "store_dir": state.config.store_dir,
+            "store_dir": resolve_store(state.config),
             "saved_in": state.config.backend_file,
         }
 
