@@ -9,6 +9,8 @@
   FileInfo.file, both sides of DiffFileResponse, BranchInfo.head, each commit of a CommitSetInfo,
   and the commit of a FindCommitsResponse.
 - One debug-level log line per call: method, status code, duration.
+- With a token (``jupyter pachls serve --auth-token-file``), ``TokenCheck`` answers a call that
+  does not carry it in the ``authn-token`` metadata as pachd's auth interceptor does with auth on.
 - Typed errors become pachd's status codes (``errors.abort``); ``Unimplemented`` and ``Status``
   carry an explicit code.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hmac
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -270,6 +273,63 @@ def refused(path: str, kind: str, code: grpc.StatusCode, message: str) -> grpc.R
     return grpc.stream_stream_rpc_method_handler(reply_stream, **raw)
 
 
+# -- authentication ------------------------------------------------------------------------------
+#: The metadata key pachd reads the caller's token from (``constants.ContextTokenKey``).
+TOKEN_KEY = "authn-token"
+#: pachd's ``auth.ErrNotSignedIn`` and ``auth.ErrBadToken`` (both UNAUTHENTICATED), and the plain
+#: error of ``auth.GetAuthToken`` for a call carrying the key twice.
+NOT_SIGNED_IN = "no authentication token (try logging in)"
+BAD_TOKEN = "provided auth token is corrupted or has expired (try logging in again)"
+TWO_TOKENS = "multiple authentication token keys found in context"
+
+#: Methods served here that pachd's auth interceptor lets through without a token. WhoAmI and
+#: Authorize are let through there too but check the token themselves with the same answers, and
+#: GetFileTAR checks it per commit read, so here all three need it.
+OPEN_METHODS = frozenset({
+    "/admin_v2.API/InspectCluster", "/versionpb_v2.API/GetVersion", "/auth_v2.API/Activate",
+    "/auth_v2.API/Authenticate", "/auth_v2.API/GetOIDCLogin", "/enterprise_v2.API/GetState",
+    "/license_v2.API/Heartbeat",
+})
+
+
+def token_refusal(metadata, token: bytes) -> Status | None:
+    """pachd's answer to a call whose ``metadata`` does not carry ``token``; None if it does."""
+    sent = [value for key, value in metadata or () if key == TOKEN_KEY]
+    if not sent:
+        return Status(grpc.StatusCode.UNAUTHENTICATED, NOT_SIGNED_IN)
+    if len(sent) > 1:
+        return Status(grpc.StatusCode.UNKNOWN, TWO_TOKENS)
+    value = sent[0].encode() if isinstance(sent[0], str) else sent[0]
+    if not hmac.compare_digest(value, token):  # constant time: the answer's timing tells nothing of the token
+        return Status(grpc.StatusCode.UNAUTHENTICATED, BAD_TOKEN)
+    return None
+
+
+def _kind(handler: grpc.RpcMethodHandler) -> str:
+    return {(False, False): "unary_unary", (False, True): "unary_stream", (True, False): "stream_unary",
+            (True, True): "stream_stream"}[(bool(handler.request_streaming), bool(handler.response_streaming))]
+
+
+class TokenCheck(grpc.ServerInterceptor):
+    """Every call but ``OPEN_METHODS`` must carry the token, as on a pachd with auth on."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    def __repr__(self) -> str:
+        return "TokenCheck(<token>)"
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method in OPEN_METHODS:
+            return handler
+        refusal = token_refusal(handler_call_details.invocation_metadata, self._token)
+        if refusal is None:
+            return handler
+        return refused(method, _kind(handler), refusal.code, refusal.message)
+
+
 class _Recorder:
     """A stand-in channel that records the methods an SDK stub declares."""
 
@@ -295,5 +355,6 @@ def stub_methods(stub_cls) -> dict[str, str]:
     return recorder.methods
 
 
-__all__ = ["Status", "Unimplemented", "client_stream", "has", "log", "nil_branch", "refused",
+__all__ = ["BAD_TOKEN", "NOT_SIGNED_IN", "OPEN_METHODS", "TOKEN_KEY", "Status", "TokenCheck",
+           "Unimplemented", "client_stream", "has", "log", "nil_branch", "refused",
            "server_stream", "stub_methods", "unary", "validate_all"]

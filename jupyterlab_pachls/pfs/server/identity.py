@@ -1,8 +1,14 @@
 """The calls clients make before anything else, answered as a pachd 2.12 without auth or enterprise.
 
-- ``auth_v2.API``: every method answers UNIMPLEMENTED "the auth service is not activated", pachd's
-  ``auth.ErrNotActivated`` (clients such as jupyterlab-pachyderm read that as "auth is off, the
-  cluster is fine"). ``Activate`` is refused the same way: there is no auth to activate here.
+- ``auth_v2.API`` without a token: every method answers UNIMPLEMENTED "the auth service is not
+  activated", pachd's ``auth.ErrNotActivated`` (clients such as jupyterlab-pachyderm read that as
+  "auth is off, the cluster is fine"). ``Activate`` is refused the same way: there is no auth to
+  activate here.
+- ``auth_v2.API`` with a token (``--auth-token-file``; ``calls.TokenCheck`` refuses calls without
+  it): auth is on, as on a pachd whose root token is that token. ``WhoAmI`` answers ``pach:root``
+  (no expiration), ``Authorize`` grants every permission asked, ``Activate`` is pachd's "already
+  activated"; the rest (users, groups, role bindings, robot tokens, OIDC) is UNIMPLEMENTED: there
+  is one token and nobody else.
 - ``versionpb_v2.API/GetVersion``: 2.12.2, with ``-pachls`` in ``additional``.
 - ``admin_v2.API/InspectCluster``: a cluster id fixed per store, ``warnings_ok``, pachd's warning
   when the client sends no version, and a warning if ``current_project`` does not exist.
@@ -24,7 +30,12 @@ from pachyderm_sdk.api import version as versionpb
 from . import calls
 
 VERSION = versionpb.Version(major=2, minor=12, micro=2, additional="-pachls")
-NOT_ACTIVATED = "the auth service is not activated"
+NOT_ACTIVATED = "the auth service is not activated"  # pachd's auth.ErrNotActivated
+ALREADY_ACTIVATED = "the auth service is already activated"  # pachd's auth.ErrAlreadyActivated
+#: Who holds the token: pachd's auth.RootUser, whose root token is the one a cluster starts with.
+TOKEN_HOLDER = "pach:root"
+ONE_TOKEN = ("not served: this server knows one token (`jupyter pachls serve --auth-token-file`) and no users, "
+             "groups, role bindings, robot tokens or OIDC")
 NO_CLIENT_VERSION = ("WARNING: The client used to connect to Pachyderm did not send its version, which means "
                      "that it is likely too old.  Please upgrade it.")
 
@@ -34,7 +45,7 @@ OFF = [
     (enterprise.ApiStub, grpc.StatusCode.UNKNOWN, "enterprise server is deprecated"),  # pachd 2.12's own answer
     (license.ApiStub, grpc.StatusCode.UNKNOWN, "license server is deprecated"),  # pachd 2.12's own answer
     (identity.ApiStub, grpc.StatusCode.UNIMPLEMENTED,
-     "the identity service is not served: it needs auth, which is not activated here"),
+     "the identity service is not served: there is no identity provider (OIDC) here"),
     (pps.ApiStub, grpc.StatusCode.UNIMPLEMENTED,
      "pipelines are not served: the embedded store runs no pipelines, jobs or datums"),
     (pjs.ApiStub, grpc.StatusCode.UNIMPLEMENTED, "the job system is not served: the embedded store runs no jobs"),
@@ -47,8 +58,9 @@ OFF = [
 
 
 class IdentityService:
-    def __init__(self, backend) -> None:
+    def __init__(self, backend, *, auth_on: bool = False) -> None:
         self.backend = backend
+        self.auth_on = auth_on
 
     def cluster_id(self) -> str:
         record = self.backend.annotation("cluster", "id")
@@ -73,11 +85,30 @@ class IdentityService:
             return True
         return any(r.project == name for r in self.backend.list_repos())
 
-    def services(self) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
-        auth_methods = {}
+    def auth_methods(self) -> dict[str, grpc.RpcMethodHandler]:
+        """``auth_v2.API``: off (NOT_ACTIVATED everywhere), or on with one token holder."""
+        methods = {}
         for path, kind in calls.stub_methods(auth.ApiStub).items():
-            auth_methods[path.rsplit("/", 1)[1]] = calls.refused(path, kind, grpc.StatusCode.UNIMPLEMENTED,
-                                                                 NOT_ACTIVATED)
+            name = path.rsplit("/", 1)[1]
+            if not self.auth_on:
+                methods[name] = calls.refused(path, kind, grpc.StatusCode.UNIMPLEMENTED, NOT_ACTIVATED)
+            elif name == "Activate":
+                methods[name] = calls.refused(path, kind, grpc.StatusCode.UNIMPLEMENTED, ALREADY_ACTIVATED)
+            else:
+                methods[name] = calls.refused(path, kind, grpc.StatusCode.UNIMPLEMENTED, f"{name} is {ONE_TOKEN}")
+        if self.auth_on:  # the caller passed calls.TokenCheck: it holds the token
+            methods["WhoAmI"] = calls.unary("/auth_v2.API/WhoAmI",
+                                            lambda context, request: auth.WhoAmIResponse(username=TOKEN_HOLDER),
+                                            auth.WhoAmIRequest)
+            methods["Authorize"] = calls.unary("/auth_v2.API/Authorize", self.authorize, auth.AuthorizeRequest)
+        return methods
+
+    @staticmethod
+    def authorize(context, request: auth.AuthorizeRequest) -> auth.AuthorizeResponse:
+        return auth.AuthorizeResponse(authorized=True, satisfied=list(request.permissions), principal=TOKEN_HOLDER)
+
+    def services(self) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
+        auth_methods = self.auth_methods()
         admin_methods = {
             "InspectCluster": calls.unary("/admin_v2.API/InspectCluster", self.inspect_cluster,
                                           admin.InspectClusterRequest),
@@ -97,4 +128,4 @@ class IdentityService:
         return served
 
 
-__all__ = ["IdentityService", "NOT_ACTIVATED", "VERSION"]
+__all__ = ["ALREADY_ACTIVATED", "IdentityService", "NOT_ACTIVATED", "TOKEN_HOLDER", "VERSION"]
