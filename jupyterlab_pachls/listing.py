@@ -12,22 +12,27 @@ import json
 import threading
 from typing import Any, Callable
 
-#: JSON of finished commits by (repo, id): a finished commit never changes, and a listing of
-#: thousands of branches mostly shows the same commits request after request.
-_COMMIT_JSON: dict[tuple[str, str], dict] = {}
-_COMMIT_JSON_MAX = 200_000
+from cachetools import LRUCache
+
+#: JSON of finished commits by (repo, id), with the Commit it was made from: a listing of
+#: thousands of branches mostly shows the same commits request after request, and a commit whose
+#: metadata was edited since is a different value (JSON made again). Least recently used go first.
+_COMMIT_JSON: LRUCache[tuple[str, str], tuple[Any, dict]] = LRUCache(200_000)
+_COMMIT_JSON_LOCK = threading.Lock()  # listings are built on several worker threads
 
 
 def commit_json(commit) -> dict:
     if commit.finished is None:
         return commit.to_json()
     key = (commit.repo, commit.id)
-    found = _COMMIT_JSON.get(key)
-    if found is None:
-        if len(_COMMIT_JSON) >= _COMMIT_JSON_MAX:
-            _COMMIT_JSON.clear()
-        found = _COMMIT_JSON[key] = commit.to_json()
-    return found
+    with _COMMIT_JSON_LOCK:
+        found = _COMMIT_JSON.get(key)
+    if found is not None and (found[0] is commit or found[0] == commit):
+        return found[1]
+    made = commit.to_json()
+    with _COMMIT_JSON_LOCK:
+        _COMMIT_JSON[key] = (commit, made)
+    return made
 
 
 def branch_json(branch) -> dict:

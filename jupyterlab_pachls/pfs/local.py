@@ -52,6 +52,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cachetools import LRUCache
+
 from .address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, parse_repo, validate_name
 from .backend import (
     DEFAULT_PAGE,
@@ -72,7 +74,8 @@ SMALL_BLOB = 64 << 10  # written in place; larger blobs go through tmp/ and a re
 GC_REFRESH_SECONDS = 600
 FLUSH_ROWS = 4096  # staged rows buffered in memory before they are written
 BUSY_TIMEOUT_MS = 60_000
-COMMIT_CACHE = 100_000  # finished commits kept as values
+COMMIT_CACHE = 100_000  # finished commits kept as values (least recently used dropped first)
+CHAIN_CACHE = 20_000  # chains of the commits read most recently
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS repos (
@@ -178,8 +181,12 @@ class LocalBackend(Backend):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._buffers: dict[str, dict[str, tuple]] = {}  # commit id -> path -> staged row not yet written
-        self._chains: dict[int, list[tuple[int, int]]] = {}
-        self._commits: dict[str, Commit] = {}
+        # Both caches are LRUs shared by this backend's threads, so every access holds _cache_lock.
+        # A chain is kept by (commit id, line, seq): a line id is reused once another process
+        # deletes the newest line, but a commit's id, line and seq never change while it exists.
+        self._cache_lock = threading.Lock()
+        self._chains: LRUCache[tuple[str, int, int], list[tuple[int, int]]] = LRUCache(CHAIN_CACHE)
+        self._commits: LRUCache[str, tuple[tuple, Commit]] = LRUCache(COMMIT_CACHE)  # id -> (row stamp, value)
         self._watch: sqlite3.Connection | None = None  # see change_token
         self._change = threading.Condition()  # notified when this process lands or drops a commit
         self._closed = False
@@ -394,15 +401,17 @@ class LocalBackend(Backend):
         return row[1] if row[0] == DEFAULT_PROJECT else f"{row[0]}/{row[1]}"
 
     def _commit_from_row(self, row, repo_key: str) -> Commit:
-        """A Commit value; finished commits never change, so they are built once and kept."""
-        cached = self._commits.get(row[0])
-        if cached is not None and cached.repo == repo_key:
-            return cached
+        """A Commit value; a finished commit is built once and kept while its row says the same
+        (another process may squash its parent away or edit its metadata)."""
+        stamp = (repo_key, row[3], row[9], row[14])  # repo, parent, finished, metadata
+        with self._cache_lock:
+            cached = self._commits.get(row[0])
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         commit = self._build_commit(row, repo_key)
         if commit.finished is not None:
-            if len(self._commits) >= COMMIT_CACHE:
-                self._commits.clear()
-            self._commits[commit.id] = commit
+            with self._cache_lock:
+                self._commits[commit.id] = (stamp, commit)
         return commit
 
     @staticmethod
@@ -458,14 +467,19 @@ class LocalBackend(Backend):
         if row[9] is None:
             raise Conflict(f"commit {row[0]} is still open; its files can be read once it is finished",
                            commit=row[0])
-        return row, self._chain(row[5], row[4])
+        return row, self._chain(row[0], row[5], row[4])
 
-    def _chain(self, line: int, seq: int) -> list[tuple[int, int]]:
-        base = self._chains.get(line)
+    def _chain(self, commit_id: str, line: int, seq: int,
+               db: sqlite3.Connection | None = None) -> list[tuple[int, int]]:
+        """The chain of finished commit ``commit_id`` (its ``line`` and ``seq``), read from ``db``
+        (default: this thread's connection) unless kept."""
+        key = (commit_id, line, seq)
+        with self._cache_lock:
+            base = self._chains.get(key)
         if base is None:
-            row = self._db().execute("SELECT chain FROM lines WHERE id=?", (line,)).fetchone()
-            base = [tuple(x) for x in json.loads(row[0])]
-            self._chains[line] = base
+            base = [tuple(x) for x in self._chains_raw(db or self._db(), line)]
+            with self._cache_lock:
+                self._chains[key] = base
         return [(line, seq), *base]
 
     def _lookup(self, chain: list[tuple[int, int]], path: str, db: sqlite3.Connection | None = None) -> _Row | None:
@@ -585,8 +599,6 @@ class LocalBackend(Backend):
             for table in ("commits", "branches", "branch_moves"):
                 db.execute(f"DELETE FROM {table} WHERE repo_id=?", (repo_id,))
             db.execute("DELETE FROM repos WHERE id=?", (repo_id,))
-        for line in lines:
-            self._chains.pop(line, None)
 
     # -- branches ----------------------------------------------------------------
     def _branch(self, repo_key: str, name: str, head: str | None) -> Branch:
@@ -628,7 +640,10 @@ class LocalBackend(Backend):
             rows = db.execute(query + " ORDER BY r.project, r.name, b.name").fetchall()
         else:
             rows = db.execute(query + " WHERE b.repo_id=? ORDER BY b.name", (self._repo_id(repo),)).fetchall()
-        missing = list({head for *_, head in rows if head is not None and head not in self._commits})
+        heads = {head for *_, head in rows if head is not None}
+        with self._cache_lock:
+            kept = {head: found[1] for head in heads if (found := self._commits.get(head)) is not None}
+        missing = [head for head in heads if head not in kept]
         fetched: dict[str, tuple] = {}
         for start in range(0, len(missing), 500):
             chunk = missing[start:start + 500]
@@ -639,10 +654,8 @@ class LocalBackend(Backend):
             key = name if project == DEFAULT_PROJECT else f"{project}/{name}"
             head = None
             if head_id is not None:
-                kept = self._commits.get(head_id)
-                if kept is not None and kept.repo == key:
-                    head = kept
-                else:
+                head = kept.get(head_id)
+                if head is None or head.repo != key:
                     row = fetched.get(head_id) or self._commit_row(head_id)
                     if row is None:
                         continue  # its repo was deleted between the two reads
@@ -904,7 +917,8 @@ class LocalBackend(Backend):
         repo_id, row = self._resolve(repo, commit_id)
         with self._write() as db:
             db.execute("UPDATE commits SET metadata=? WHERE id=?", (json.dumps(metadata, sort_keys=True), row[0]))
-        self._commits.pop(row[0], None)
+        with self._cache_lock:
+            self._commits.pop(row[0], None)
         self._changed()
         return self.inspect_commit(repo, row[0])
 
@@ -961,8 +975,9 @@ class LocalBackend(Backend):
             db.execute("DELETE FROM branch_moves WHERE repo_id=? AND (new_head=? OR old_head=?)",
                        (repo_id, commit_id, commit_id))
             db.execute("DELETE FROM commits WHERE id=?", (commit_id,))
-        self._commits.pop(commit_id, None)
-        self._commits.pop(child, None)
+        with self._cache_lock:
+            self._commits.pop(commit_id, None)
+            self._commits.pop(child, None)
         if headless:  # as pachd: branches left without a head get a new empty AUTO commit
             key = self._repo_key(repo_id)
             auto = self.auto_commit(key, headless[0])
@@ -1002,8 +1017,8 @@ class LocalBackend(Backend):
             db.execute("DELETE FROM commits WHERE id=?", (commit_id,))
             if headless:  # as pachd: the branches keep a head, a new empty AUTO commit
                 db.execute("UPDATE branches SET head=NULL WHERE repo_id=? AND head=?", (repo_id, commit_id))
-        self._commits.pop(commit_id, None)
-        self._chains.pop(line, None)
+        with self._cache_lock:
+            self._commits.pop(commit_id, None)
         if headless:
             key = self._repo_key(repo_id)
             auto = self.auto_commit(key, headless[0])
@@ -1041,7 +1056,7 @@ class LocalBackend(Backend):
         else:
             prow = db.execute("SELECT line, seq FROM commits WHERE id=?", (parent,)).fetchone()
             parent_line, parent_seq = prow
-            chain = self._chain(parent_line, parent_seq)
+            chain = self._chain(parent, parent_line, parent_seq, db)
 
         def old(path: str) -> _Row | None:
             return self._lookup(chain, path, db) if chain else None
