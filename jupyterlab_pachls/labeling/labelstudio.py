@@ -55,6 +55,8 @@ PID_FILE = "label-studio.pid"
 ACCOUNTS_FILE = "accounts.json"
 OWNERS_FILE = "account-owners.json"
 END_GRACE = 5.0  # seconds a leftover Label Studio gets between SIGTERM and SIGKILL
+LOG_MAX_BYTES = 10 << 20  # the log is rotated past this size, into one older file (``<log>.1``)
+TAIL_MAX_BYTES = 4 << 20  # what ``log_tail`` reads at most, from the end
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,52 @@ class LabelStudioStatus(_Json):
     started_seconds: float | None = None
     restarts: int = 0
     log: str | None = None
+
+
+def rotate_log(path: Path, max_bytes: int = LOG_MAX_BYTES) -> bool:
+    """Move a log larger than ``max_bytes`` into ``<path>.1`` (replacing the older one) and empty it;
+    whether it did.
+
+    Label Studio writes to the file through the descriptor it was started with, opened with
+    O_APPEND: the log is copied and then truncated in place (never renamed, which would leave the
+    process writing into the old file), and the process's next write lands at the new end. A line
+    written between the copy's last read and the truncation is lost (as with logrotate's
+    ``copytruncate``); that window is one system call long."""
+    try:
+        if os.stat(path).st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    tmp = path.with_name(path.name + ".1.tmp")
+    try:
+        with open(path, "rb") as source, \
+                os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as copy:
+            shutil.copyfileobj(source, copy)  # to the end, including what was written meanwhile
+            copy.flush()
+            os.truncate(path, 0)
+        os.replace(tmp, path.with_name(path.name + ".1"))
+    except OSError:  # e.g. the disk is full: the log stays whole, and the next check tries again
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def tail_lines(path: Path, lines: int, max_bytes: int = TAIL_MAX_BYTES) -> list[str]:
+    """The last ``lines`` lines of a text file, reading backwards from its end (at most ``max_bytes``);
+    a line cut by that limit is left out."""
+    block = 64 << 10
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        position, data = end, b""
+        while position > 0 and data.count(b"\n") <= lines and end - position < max_bytes:
+            step = min(block, position, max_bytes - (end - position))
+            position -= step
+            f.seek(position)
+            data = f.read(step) + data
+    found = data.decode(errors="replace").splitlines()
+    if position > 0 and found:
+        found = found[1:]  # the first line may start before what was read
+    return found[-lines:] if lines > 0 else []
 
 
 def free_port() -> int:
@@ -200,6 +248,7 @@ class ManagedLabelStudio:
         self.port = port
         self.credentials = load_credentials(self.data_dir)
         self.log_path = self.data_dir / "label-studio.log"
+        self.log_max_bytes = LOG_MAX_BYTES
         self._process: subprocess.Popen | None = None
         self._lock = threading.RLock()
         self._state = "stopped"
@@ -292,6 +341,7 @@ class ManagedLabelStudio:
             self.port = self.port or free_port()
             owner_only(self.data_dir)
             self.end_leftover()  # a killed server's Label Studio must not share the database with ours
+            rotate_log(self.log_path, self.log_max_bytes)
             log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
             try:
                 # The death signal follows the thread that forks: start() runs on threads that live as long
@@ -341,6 +391,7 @@ class ManagedLabelStudio:
                     self.start()
             elif self._state == "starting" and self._healthy():
                 self._state = "running"
+            rotate_log(self.log_path, self.log_max_bytes)  # a running Label Studio logs every request it serves
             time.sleep(0.5)
 
     def _alive(self) -> bool:
@@ -428,11 +479,16 @@ class ManagedLabelStudio:
             self._remove_pid_file(process)
 
     def log_tail(self, lines: int = 200) -> str:
-        """The end of the process log, with the admin password and token masked."""
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        except FileNotFoundError:
-            return ""
+        """The end of the process log (continued from the rotated one when the log is shorter than
+        ``lines``), with the admin password and token masked."""
+        text: list[str] = []
+        for path in (self.log_path, self.log_path.with_name(self.log_path.name + ".1")):
+            if len(text) >= lines:
+                break
+            try:
+                text = tail_lines(path, lines - len(text)) + text
+            except FileNotFoundError:
+                pass
         masked = "\n".join(text)
         for secret in (self.credentials.password, self.credentials.token, *self.account_passwords().values()):
             masked = masked.replace(secret, "********")

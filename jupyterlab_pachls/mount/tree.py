@@ -21,12 +21,30 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
+from cachetools import LRUCache
+
 from ..pfs.backend import Backend
 from ..pfs.errors import InvalidArgument, NotFound, Unavailable
 from ..pfs.model import FileInfo
 
 PAGE = 10_000
 MAX_CACHED_ENTRIES = 2_000_000  # directory entries kept in memory per tree
+CONTENT_CACHE_ENV = "PACHLS_CONTENT_CACHE_BYTES"
+CONTENT_CACHE_BYTES = 4 << 30  # downloaded file contents kept on disk, by default
+
+
+def content_cache_bytes() -> int:
+    """The size limit of the content cache: ``$PACHLS_CONTENT_CACHE_BYTES`` if set, else 4 GiB."""
+    text = os.environ.get(CONTENT_CACHE_ENV, "").strip()
+    if not text:
+        return CONTENT_CACHE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidArgument(f"{CONTENT_CACHE_ENV} must be a positive number of bytes, not {text!r}")
+    return value
 
 
 def file_hash(path: str | os.PathLike) -> str:
@@ -38,17 +56,44 @@ def file_hash(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+class _FilesLRU(LRUCache):
+    """Cached files by digest, valued by their size, least recently used first: what cachetools
+    evicts (``popitem``) is removed from disk too."""
+
+    def __init__(self, max_bytes: int, remove) -> None:
+        # A file larger than the whole limit counts as the limit: it is kept until the next one comes.
+        super().__init__(max_bytes, getsizeof=lambda size: min(size, max_bytes))
+        self._remove = remove
+
+    def popitem(self):
+        digest, size = super().popitem()
+        self._remove(digest)
+        return digest, size
+
+
 class ContentCache:
     """Files under ``root`` (``ab/cdef...``) named by the sha256 of their bytes, written once, verified
     while downloading: against the store's hash when it is a sha256, else against the size the store
-    gave (an opaque hash cannot be checked), the sha256 then recorded for that opaque hash."""
+    gave (an opaque hash cannot be checked), the sha256 then recorded for that opaque hash.
 
-    def __init__(self, root: Path) -> None:
+    At most ``max_bytes`` of files are kept (``$PACHLS_CONTENT_CACHE_BYTES``, else 4 GiB): the least
+    recently used go first. Removing one never breaks a reader: an open file or a read-only view's
+    hard link keeps its bytes; a later read downloads it again. Recency lives in memory, rebuilt
+    from the files' modification times on first use (so after a restart the oldest downloads go
+    first)."""
+
+    def __init__(self, root: Path, max_bytes: int | None = None) -> None:
         self.root = Path(root)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         (self.root / "ids").mkdir(exist_ok=True)
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self.max_bytes = content_cache_bytes() if max_bytes is None else max_bytes
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or self.max_bytes < 1:
+            raise InvalidArgument(f"the content cache size must be a positive number of bytes, not {max_bytes!r}")
+        # One lock per key being downloaded right now (two readers of one file download it once),
+        # dropped when its last user is done: [lock, users]
+        self._downloads: dict[str, list] = {}
+        self._guard = threading.Lock()  # the two maps
+        self._files: _FilesLRU | None = None  # built on first use (a scan of the cache directory)
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest[2:]
@@ -83,38 +128,86 @@ class ContentCache:
     def fetch(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> Path:
         known = self.known_sha256(backend, info)
         if known is not None and self.path(known).exists():
+            self._keep(known)
             return self.path(known)
         return self._download(backend, repo, commit, info)[1]
+
+    # -- the size limit ------------------------------------------------------------------
+    def _index(self) -> _FilesLRU:
+        """The cached files, least recently used first (call with ``_guard`` held)."""
+        if self._files is None:
+            found = []
+            for top in os.scandir(self.root):
+                if len(top.name) == 2 and top.is_dir(follow_symlinks=False):
+                    for entry in os.scandir(top.path):
+                        st = entry.stat(follow_symlinks=False)
+                        found.append((st.st_mtime_ns, top.name + entry.name, st.st_size))
+            self._files = _FilesLRU(self.max_bytes, self._remove)
+            for _mtime, digest, size in sorted(found):
+                self._files[digest] = size
+        return self._files
+
+    def _remove(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)
+
+    def _keep(self, digest: str, size: int | None = None) -> None:
+        """Mark ``digest`` as just used (``size``: just downloaded); may remove the least recently used."""
+        with self._guard:
+            files = self._index()
+            if size is None and digest in files:
+                files[digest] = files[digest]  # setting it again makes it the most recently used
+                return
+            try:
+                files[digest] = size if size is not None else self.path(digest).stat().st_size
+            except FileNotFoundError:
+                pass
+
+    def cached_bytes(self) -> int:
+        """Bytes of file contents kept now (what the size limit counts)."""
+        with self._guard:
+            return self._index().currsize
 
     def _download(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, Path]:
         key = info.hash or f"{repo}@{commit}:{info.path}"
         with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            known = self.known_sha256(backend, info)
-            if known is not None and self.path(known).exists():
-                return known, self.path(known)
-            tmp = self.root / "tmp" / uuid.uuid4().hex
-            digest = hashlib.sha256()
-            size = 0
-            try:
-                with open(tmp, "wb") as out:
-                    for chunk in backend.read_file(repo, commit, info.path):
-                        digest.update(chunk)
-                        size += len(chunk)
-                        out.write(chunk)
-                got = digest.hexdigest()
-                if (info.content_sha256 is not None and got != info.content_sha256) or size != info.size:
-                    raise Unavailable(f"content of {info.path} does not match what the store reported "
-                                      f"({size} bytes read, {info.size} expected)", path=info.path)
-                final = self.path(got)
-                final.parent.mkdir(exist_ok=True)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
-            finally:
-                tmp.unlink(missing_ok=True)
-            if info.hash and info.content_sha256 is None:
-                self._remember(backend, info, got)
+            entry = self._downloads.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                return self._download_once(backend, repo, commit, info)
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._downloads[key]
+
+    def _download_once(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, Path]:
+        known = self.known_sha256(backend, info)
+        if known is not None and self.path(known).exists():  # another reader downloaded it meanwhile
+            self._keep(known)
+            return known, self.path(known)
+        tmp = self.root / "tmp" / uuid.uuid4().hex
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in backend.read_file(repo, commit, info.path):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            got = digest.hexdigest()
+            if (info.content_sha256 is not None and got != info.content_sha256) or size != info.size:
+                raise Unavailable(f"content of {info.path} does not match what the store reported "
+                                  f"({size} bytes read, {info.size} expected)", path=info.path)
+            final = self.path(got)
+            final.parent.mkdir(exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if info.hash and info.content_sha256 is None:
+            self._remember(backend, info, got)
+        self._keep(got, size)
         return got, final
 
     def _remember(self, backend: Backend, info: FileInfo, digest: str) -> None:
