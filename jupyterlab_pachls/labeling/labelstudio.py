@@ -109,15 +109,17 @@ def tail_lines(path: Path, lines: int, max_bytes: int = TAIL_MAX_BYTES) -> list[
     """The last ``lines`` lines of a text file, reading backwards from its end (at most ``max_bytes``);
     a line cut by that limit is left out."""
     block = 64 << 10
+    chunks: list[bytes] = []
+    newlines = 0
     with open(path, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        position, data = end, b""
-        while position > 0 and data.count(b"\n") <= lines and end - position < max_bytes:
+        end = position = f.seek(0, os.SEEK_END)
+        while position > 0 and newlines <= lines and end - position < max_bytes:
             step = min(block, position, max_bytes - (end - position))
             position -= step
             f.seek(position)
-            data = f.read(step) + data
-    found = data.decode(errors="replace").splitlines()
+            chunks.append(f.read(step))
+            newlines += chunks[-1].count(b"\n")
+    found = b"".join(reversed(chunks)).decode(errors="replace").splitlines()
     if position > 0 and found:
         found = found[1:]  # the first line may start before what was read
     return found[-lines:] if lines > 0 else []
