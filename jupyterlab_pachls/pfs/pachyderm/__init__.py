@@ -5,7 +5,12 @@ Configuration, as Pachyderm users expect: an explicit ``pachd_address``
 active context of ``config_path``, ``$PACH_CONFIG`` or ``~/.pachyderm/config.json``
 (address, session token, CA certificates), as ``pachctl`` reads it. No call is
 made at construction; the first operation waits at most ``connect_timeout``
-seconds for the cluster and raises ``Unavailable`` otherwise (never hangs).
+seconds (default 5) for the cluster and raises ``Unavailable`` otherwise (never hangs).
+Once connected, every call has a deadline of ``rpc_timeout`` seconds (default 30): the
+whole call for unary calls and listings, the silence between messages for file data
+(``GetFile``, ``ModifyFile``: a big transfer is never cut for its size). A cluster that
+accepts connections and never answers makes each operation fail within that time with an
+``Unavailable`` naming the call and the address (``channel`` says why each call gets which).
 
 How the embedded store's semantics are kept on pachd, where they differ:
 

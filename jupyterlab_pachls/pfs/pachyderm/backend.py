@@ -13,7 +13,7 @@ from ..backend import DEFAULT_PAGE, Backend, Content, check_commit_fields
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo
 from ..wire import branch_msg, commit_msg, repo_msg
-from .channel import Channel
+from .channel import RPC_TIMEOUT, Channel
 from .landing import BranchLocks, StagedCommits
 from .messages import is_finished, is_staging, repo_key, to_commit, to_repo
 from .moves import META_REPO, BranchMoves
@@ -25,8 +25,10 @@ class PachydermBackend(Backend):
     kind = "pachyderm"
 
     def __init__(self, pachd_address: str | None = None, auth_token: str | None = None,
-                 config_path: str | os.PathLike | None = None, *, connect_timeout: float = 5.0) -> None:
-        self.channel = Channel(pachd_address, auth_token, config_path, connect_timeout=connect_timeout)
+                 config_path: str | os.PathLike | None = None, *, connect_timeout: float = 5.0,
+                 rpc_timeout: float = RPC_TIMEOUT) -> None:
+        self.channel = Channel(pachd_address, auth_token, config_path, connect_timeout=connect_timeout,
+                               rpc_timeout=rpc_timeout)
         self.pfs = self.channel.pfs
         self.refs = Refs(self.channel)
         self.locks = BranchLocks()

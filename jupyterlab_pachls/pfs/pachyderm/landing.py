@@ -134,13 +134,12 @@ class StagedCommits:
                 failure.append(exc)
                 raise
 
-        self.channel.ready()
         try:
-            self.channel.pfs.modify_file(requests())
-        except grpc.RpcError as exc:
+            self.channel.modify_file(requests())
+        except PfsError:
             if failure:
                 raise failure[0] from None
-            raise self.channel.error(exc, "ModifyFile") from None
+            raise
         if failure:
             raise failure[0]
 

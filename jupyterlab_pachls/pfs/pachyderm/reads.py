@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
+from pachyderm_sdk.api import pfs
 
 from ..address import normalize_path
 from ..backend import DEFAULT_PAGE, check_history_limit, check_page, check_range, walk_tree
@@ -86,12 +86,10 @@ class Reads:
     def _read(self, key: str, info: FileInfo, offset: int, length: int | None) -> Iterator[bytes]:
         if length == 0 or offset >= info.size:
             return
-        self.channel.ready()
-        call = self.channel.pfs.get_file(file=file_msg(key, info.committed, info.path), offset=offset)
+        chunks = self.channel.get_file(pfs.GetFileRequest(file=file_msg(key, info.committed, info.path), offset=offset))
         remaining = length
         try:
-            for message in call:
-                chunk = message.value
+            for chunk in chunks:
                 if remaining is not None:
                     chunk = chunk[:remaining]
                     remaining -= len(chunk)
@@ -99,12 +97,8 @@ class Reads:
                     yield chunk
                 if remaining is not None and remaining <= 0:
                     break
-        except grpc.RpcError as exc:
-            raise self.channel.error(exc, "GetFile") from None
         finally:
-            close = getattr(call, "close", None)
-            if close is not None:
-                close()
+            chunks.close()
 
     def diff(self, repo: str, old_ref: str | None, new_ref: str, path: str = "/") -> list[FileChange]:
         path = normalize_path(path)
