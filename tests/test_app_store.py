@@ -49,7 +49,7 @@ def test_pachls_serve_serves_that_store(jupyter_dirs, tmp_path, monkeypatch):
     configured = tmp_path / "configured"
     (config_dir / "jupyter_server_config.json").write_text(json.dumps({"PachlsConfig": {"store_dir": str(configured)}}))
     served = []
-    monkeypatch.setattr(cli, "serve", lambda store, host, port: served.append(store))
+    monkeypatch.setattr(cli, "serve", lambda store, host, port, **_options: served.append(store))
     assert cli.main(["serve"]) == 0
     assert cli.main(["serve", "--store", str(tmp_path / "explicit")]) == 0
     assert served == [str(configured), str(tmp_path / "explicit")]
