@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,9 +74,8 @@ class Session(_Json):
     held: list = field(default_factory=list)
 
     def to_json(self) -> dict:
-        shown = super().to_json()
-        del shown["restored"], shown["committed"], shown["held"]
-        return shown
+        # the scalars only: the containers change under a label commit or a resync in a worker thread
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("restored", "committed", "held")}
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,12 @@ class LabelingService:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._path = self.state_dir / "sessions.json"
+        #: Held by an operation on sessions from start to end, Label Studio calls included.
         self._lock = threading.RLock()
+        #: Held for a moment only (a copy, one change; never across I/O), so the event loop and the
+        #: short threads may take it: the sessions dict and the containers of each session are read
+        #: as a copy taken under it and changed under it, never iterated while a worker changes them.
+        self._snapshot_lock = threading.Lock()
         self._accounts_lock = threading.Lock()
         self._commit_locks: dict[str, threading.Lock] = {}
         self._digests: dict[tuple[str, str, str], str] = {}  # (repo, path, store hash) -> sha256
@@ -180,16 +184,22 @@ class LabelingService:
 
     # -- persistence ---------------------------------------------------------------------
     def _save(self) -> None:
-        write_json(self._path, [asdict(s) for s in self._sessions.values()])
+        """Write every session (the callers hold ``_lock``: one write at a time, the last one the newest)."""
+        with self._snapshot_lock:
+            rows = [asdict(s) for s in self._sessions.values()]
+        write_json(self._path, rows)
 
     def list_sessions(self) -> list[Session]:
-        return sorted(self._sessions.values(), key=lambda s: s.created, reverse=True)
+        with self._snapshot_lock:
+            sessions = list(self._sessions.values())
+        return sorted(sessions, key=lambda s: s.created, reverse=True)
 
     def get(self, session_id: str) -> Session:
-        try:
-            return self._sessions[session_id]
-        except KeyError:
-            raise NotFound(f"labeling session {session_id!r} not found", session=session_id) from None
+        with self._snapshot_lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise NotFound(f"labeling session {session_id!r} not found", session=session_id)
+        return session
 
     # -- Label Studio --------------------------------------------------------------------
     def _ls(self) -> tuple[str, dict[str, str]]:
@@ -230,7 +240,7 @@ class LabelingService:
         source, target, config = request.source, request.target, request.config
         data_branch, pattern, labels_branch = request.data_branch, request.pattern, request.labels_branch
         with self._lock:
-            for session in self._sessions.values():
+            for session in self.list_sessions():
                 if (session.data_repo, session.data_branch, session.glob, session.labels_repo,
                         session.labels_branch) == (source.repo_key, data_branch, pattern, target.repo_key,
                                                    labels_branch):
@@ -259,7 +269,8 @@ class LabelingService:
             )
             self._allow_serving(session, data_mount)
             session.tasks = len(self._import(session, commit.id, data_mount, set()))
-            self._sessions[session.id] = session
+            with self._snapshot_lock:
+                self._sessions[session.id] = session
             self._save()
             self._load_labels(session, None)
             return session
@@ -349,10 +360,12 @@ class LabelingService:
                 except InvalidArgument:
                     pass  # no account for it (Label Studio refused the address); the label file keeps it
             made = self._request("POST", f"/api/tasks/{task['id']}/annotations/", json=body)
-            session.restored[str(made["id"])] = annotation
+            with self._snapshot_lock:
+                session.restored[str(made["id"])] = annotation
         held = label_path(task["data"]["pachls_path"])
-        if annotations and held not in session.held:
-            session.held.append(held)
+        with self._snapshot_lock:
+            if annotations and held not in session.held:
+                session.held.append(held)
         return len(annotations)
 
     def data_status(self, session_id: str) -> dict:
@@ -460,7 +473,8 @@ class LabelingService:
             changers.update(authors(a)[1] for a in document["annotations"]
                             if authors(a)[1] and content(a) != content(before.get(a["id"], {})))
             commits.add(document["data"]["commit"])
-        held = set(session.held) | set(session.committed)
+        with self._snapshot_lock:
+            held = set(session.held) | set(session.committed)
         deleted = [p for p in committed if p not in labeled and p in held and p.endswith(SUFFIX)
                    and in_scope(data_path(p))]
         files.update((p, None) for p in deleted)
@@ -518,10 +532,12 @@ class LabelingService:
                     f"this session's, discard and refresh the labels mount ({session.labels_mount}), then "
                     "commit labels again.", **clash.details) from None
             with self._lock:
-                for path, raw in pending.files.items():
-                    if raw is not None:
-                        versions = [d for d in session.committed.get(path, []) if d != hashlib.sha256(raw).hexdigest()]
-                        session.committed[path] = (versions + [hashlib.sha256(raw).hexdigest()])[-COMMITTED_KEPT:]
+                with self._snapshot_lock:
+                    for path, raw in pending.files.items():
+                        if raw is not None:
+                            digest = hashlib.sha256(raw).hexdigest()
+                            versions = [d for d in session.committed.get(path, []) if d != digest]
+                            session.committed[path] = (versions + [digest])[-COMMITTED_KEPT:]
                 self._save()
             return landed
         finally:
@@ -633,7 +649,8 @@ class LabelingService:
             for path, (task, current, annotations) in plan["actions"].items():
                 for annotation in current:
                     self._request("DELETE", f"/api/annotations/{annotation['id']}/")
-                    session.restored.pop(str(annotation["id"]), None)
+                    with self._snapshot_lock:
+                        session.restored.pop(str(annotation["id"]), None)
                     removed += 1
                 restored += self._recreate(session, task, annotations, user_ids)
                 self._save()  # after each data file: a failure midway keeps what was recreated so far
@@ -691,7 +708,8 @@ class LabelingService:
                     self._request("DELETE", f"/api/projects/{session.project_id}/")
                 except NotFound:
                     pass  # already gone
-            del self._sessions[session.id]
+            with self._snapshot_lock:
+                del self._sessions[session.id]
             self._save()
         return {"deleted": session.id, "project": "deleted" if project == "delete" else "kept",
                 "project_id": session.project_id}
