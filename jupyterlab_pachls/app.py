@@ -17,14 +17,24 @@ The backend is opened once when the extension loads and closed when the
 server shuts down. Handlers reach it through ``settings["pachls"]``
 (a :class:`PachlsState`). If the backend cannot be opened the server still
 starts: ``/pachls/api/health`` reports the error and data routes answer 503.
+
+Blocking work runs on two thread pools that ``PachlsState`` owns (shut down with the server):
+short calls (the reads the panel polls) and long operations (commits, imports, Label Studio
+sessions, backend switches; ``PachlsConfig.long_operation_threads``). A handful of slow commits
+fills the long pool only, and the panel's polls keep their own threads. Which calls are long is
+decided in ``handlers/base.py`` (``call`` and ``call_long``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from jupyter_server.extension.application import ExtensionApp
 
@@ -38,6 +48,60 @@ from .pfs import open_backend as open_spec
 
 if TYPE_CHECKING:
     from .labeling.session import LabelingService
+
+
+#: Threads for short calls. A poll mostly waits on I/O, not on a core, so more than asyncio's default
+#: (cores + 4: 6 on a 2-core machine); a call is short because it needs one quick answer.
+SHORT_OPERATION_THREADS = 8
+
+
+class OperationPool:
+    """Threads that run blocking calls off the event loop: ``threads`` at a time, and (``queue`` not
+    None) at most ``queue`` more waiting for a thread; one more is refused at once with Unavailable
+    (503) saying the server is busy.
+
+    A call holds its place until it really ends in its thread, not when its awaiter stops waiting
+    (a timed-out probe, a request whose client went away), so the bound counts what the threads hold."""
+
+    def __init__(self, name: str, threads: int, queue: int | None = None) -> None:
+        self.name = name
+        self.threads = threads
+        self.queue = queue
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=f"pachls-{name}")
+        self._lock = threading.Lock()
+        self._admitted = 0  # running or waiting for a thread
+
+    @property
+    def admitted(self) -> int:
+        """Calls running or waiting for a thread now."""
+        return self._admitted
+
+    async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in one of the threads (as ``asyncio.to_thread``, context included)."""
+        with self._lock:
+            if self.queue is not None and self._admitted >= self.threads + self.queue:
+                raise Unavailable(
+                    f"the server is busy: {self.threads} {self.name} operations are running and {self.queue} "
+                    "more are waiting; try again in a moment",
+                    reason="busy", pool=self.name, running=self.threads, waiting=self.queue)
+            self._admitted += 1
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        try:
+            future = self._executor.submit(call)
+        except RuntimeError:  # shut down: the server is stopping
+            self._release()
+            raise Unavailable("the server is stopping", reason="stopping", pool=self.name) from None
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
+
+    def _release(self, _done: Future | None = None) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def shutdown(self) -> None:
+        """Refuse new calls and drop the waiting ones; running calls end on their own (a commit in
+        flight lands or is settled from its journal at the next start)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -61,6 +125,14 @@ class PachlsState:
     #: One lock per labels mount: label commits into one mount run one at a time (see commit_labels);
     #: the others wait on the event loop, not in a worker thread the rest of the API needs.
     label_commit_gates: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: Where blocking calls run (see OperationPool and ``handlers/base.py``); made from ``config``.
+    short_operations: OperationPool = field(init=False)
+    long_operations: OperationPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.short_operations = OperationPool("short", SHORT_OPERATION_THREADS)
+        self.long_operations = OperationPool("long", self.config.long_operation_threads,
+                                             self.config.long_operation_queue)
 
     def repos_listing(self, backend: Backend) -> ReposListing:
         """The kept listing of ``backend`` (a new one after a backend switch)."""
@@ -75,20 +147,22 @@ class PachlsState:
         """Open the backend of ``choice``, check that it answers, save the choice, then put it (and a new
         mount manager) in place of the current ones. Refused (Conflict) while anything is mounted; the
         current backend stays when the new one cannot be opened, does not answer or cannot be saved."""
+        short, long = self.short_operations.run, self.long_operations.run
         async with self.switch_lock:
             if self.mounts is not None:
-                existing = await asyncio.to_thread(self.mounts.list)
+                existing = await short(self.mounts.list)
                 if existing:
                     raise Conflict(
                         "Unmount every mount before switching the backend.",
                         mounts=[m.name for m in existing],
                     )
-            new = await asyncio.to_thread(self._open_checked, choice)
+            # opening and probing a cluster may take until its deadline: a long operation
+            new = await long(self._open_checked, choice)
             timeout = self.config.connect_timeout
             try:
-                await asyncio.wait_for(asyncio.to_thread(new.list_repos), timeout)
+                await asyncio.wait_for(long(new.list_repos), timeout)
             except BaseException as exc:
-                await asyncio.to_thread(new.close)
+                await short(new.close)
                 if isinstance(exc, PfsError):
                     raise
                 if isinstance(exc, asyncio.TimeoutError):
@@ -100,18 +174,18 @@ class PachlsState:
                     raise Unavailable(f"the {choice['kind']} backend does not answer: {exc}") from exc
                 raise
             try:
-                await asyncio.to_thread(save_choice, self.config.backend_file, choice)
+                await short(save_choice, self.config.backend_file, choice)
             except OSError as exc:
-                await asyncio.to_thread(new.close)
+                await short(new.close)
                 raise Unavailable(f"cannot save the backend choice in {self.config.backend_file}: {exc}") from exc
             old_backend, old_mounts = self.backend, self.mounts
             self.mounts = None
             if old_mounts is not None:
-                await asyncio.to_thread(old_mounts.close)  # releases the mount state dir for the new manager
+                await short(old_mounts.close)  # releases the mount state dir for the new manager
             self.backend, self.error, self.choice = new, None, choice
-            self.mounts = await asyncio.to_thread(make_mount_manager, self)
+            self.mounts = await short(make_mount_manager, self)
             if old_backend is not None:
-                await asyncio.to_thread(old_backend.close)
+                await short(old_backend.close)
             return new
 
     def _open_checked(self, choice: dict[str, Any]) -> Backend:
@@ -124,6 +198,8 @@ class PachlsState:
             raise InvalidArgument(f"cannot open the {choice['kind']} backend: {exc}", kind=choice["kind"]) from exc
 
     def close(self) -> None:
+        self.long_operations.shutdown()
+        self.short_operations.shutdown()
         labeling, self.labeling = self.labeling, None
         if labeling is not None:
             labeling.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 from jupyter_core.application import JupyterApp
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Float, Unicode, default
+from traitlets import Float, Int, Unicode, default
 from traitlets.config import Configurable
 
 STORE_ENV = "PACHLS_STORE"
@@ -61,6 +61,19 @@ class PachlsConfig(Configurable):
 
     connect_timeout = Float(
         10.0, help="Seconds a new backend has to answer before PUT /pachls/api/backend gives up."
+    ).tag(config=True)
+
+    long_operation_threads = Int(
+        4, min=1,
+        help=("Threads that run long operations (mount and label commits, imports, resyncs, Label Studio "
+              "sessions and logins, backend switches). Short requests (listing, health, mounts, pending "
+              "labels) have threads of their own, so slow operations never delay the panel's polls."),
+    ).tag(config=True)
+
+    long_operation_queue = Int(
+        16, min=0,
+        help=("Long operations that may wait for a free thread while long_operation_threads run; one more "
+              "is refused at once with 503 unavailable (the server is busy)."),
     ).tag(config=True)
 
     label_studio_url = Unicode(

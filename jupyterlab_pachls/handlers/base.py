@@ -6,11 +6,30 @@ Errors are JSON::
 
 with the status the typed error's class carries (``http_status``, see ``pfs/errors.py``).
 JSON bodies are refused above :data:`MAX_JSON_BODY` (413).
+
+Blocking work never runs on the event loop: a handler hands it to one of two thread pools (both
+owned by ``app.PachlsState``), and which one is decided at each call site, by this rule:
+
+- ``call_long`` for operations that may take long by design: they write many files, land commits
+  (retries included), or wait on Label Studio or a cluster for more than one quick answer. Mount
+  and label commits, mount, unmount, refresh and discard of a mount, creating, deleting and
+  importing into labeling sessions, resync (and its preview, which reads every task), logging in
+  to Label Studio (it may make the account), opening and probing a backend at a switch.
+- ``call`` for short calls: one quick read or a small write, what the panel polls. Repos, branches,
+  commits, files and diffs, health, the mounts list and a mount's status and changes, pending
+  labels, session status, identity, blame, diff and rows of labels, Label Studio's status and log.
+  Starting Label Studio is short: it returns at once, and readiness is waited for on the event
+  loop. A branch wait (long poll) is short too: it waits on the event loop and each poll is one read.
+
+The long pool has ``PachlsConfig.long_operation_threads`` threads and a bounded queue
+(``long_operation_queue``): a commit pressed while the threads are busy waits its turn, since
+someone who pressed Commit expects it to land, not to be asked to press again; beyond the queue
+the server answers 503 ``unavailable`` (reason ``busy``) at once rather than pile up work nobody
+may still wait for. Short calls never wait behind long ones.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from http import HTTPStatus
@@ -134,12 +153,21 @@ class PachlsHandler(APIHandler):
         return self.identity.author
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run a blocking backend call in a worker thread."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        """Run a short blocking call (see the module's rule) in a thread of the short pool."""
+        return await self.state.short_operations.run(fn, *args, **kwargs)
+
+    async def call_long(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a long operation (see the module's rule) in a thread of the long pool: it waits for a
+        thread in a bounded queue; when that is full, Unavailable (503, reason ``busy``)."""
+        return await self.state.long_operations.run(fn, *args, **kwargs)
 
     async def send_result(self, fn: Callable[..., Any], *args: Any, status: int = 200, **kwargs: Any) -> None:
-        """Run a blocking call in a worker thread and answer what it returns (``.to_json()``)."""
+        """Run a short blocking call and answer what it returns (``.to_json()``)."""
         self.send_json((await self.call(fn, *args, **kwargs)).to_json(), status)
+
+    async def send_long_result(self, fn: Callable[..., Any], *args: Any, status: int = 200, **kwargs: Any) -> None:
+        """Run a long operation and answer what it returns (``.to_json()``)."""
+        self.send_json((await self.call_long(fn, *args, **kwargs)).to_json(), status)
 
     def json_body(self) -> dict:
         raw = self.request.body

@@ -61,7 +61,8 @@ class LabelingStatusHandler(LabelingHandler):
     @json_errors
     async def get(self) -> None:
         service = self.labeling
-        status = service.label_studio.status() if service.label_studio else None
+        # an external Label Studio's status is a request to it: not on the event loop
+        status = await self.call(service.label_studio.status) if service.label_studio else None
         self.send_json({
             "label_studio": status.to_json() if status else None,
             "templates": [{"name": t.name, "title": t.title, "data_key": t.data_key} for t in TEMPLATES.values()],
@@ -76,7 +77,7 @@ class LabelingStatusHandler(LabelingHandler):
         if service.label_studio is None:
             raise Unavailable("Label Studio is not configured")
         await self.call(service.label_studio.start)
-        self.send_json(service.label_studio.status().to_json(), status=202)
+        self.send_json((await self.call(service.label_studio.status)).to_json(), status=202)
 
 
 class SessionsHandler(LabelingHandler):
@@ -104,7 +105,7 @@ class SessionsHandler(LabelingHandler):
         SessionRequest.parse(**arguments)  # bad input is refused before waiting for Label Studio
         identity = self.identity
         await self.label_studio_ready(ACTION_WAIT)
-        await self.send_result(self.labeling.create_session, **arguments,
+        await self.send_long_result(self.labeling.create_session, **arguments,
                                user="" if identity.required else identity.author, status=201)
 
 
@@ -129,7 +130,7 @@ class SessionHandler(LabelingHandler):
         force = self.bool_query("force")
         session = self.labeling.get(self.session_id(session_id))
         await self.label_studio_ready(ACTION_WAIT)
-        deleted = await self.call(self.labeling.delete_session, session.id, project=project, force=force)
+        deleted = await self.call_long(self.labeling.delete_session, session.id, project=project, force=force)
         self.send_json(deleted)
 
 
@@ -157,9 +158,9 @@ class LabelCommitHandler(LabelingHandler):
         author = self.user_name  # no identity: 409 before anything is read or written
         await self.label_studio_ready(ACTION_WAIT)
         # Label commits into one labels mount run one at a time (see commit_labels); the others wait
-        # here, on the event loop, not in a worker thread the rest of the API needs.
+        # here, on the event loop, not holding a thread of the long pool.
         async with self.state.label_commit_gate(session.labels_mount):
-            commit = await self.call(self.labeling.commit_labels, session.id, message=message, author=author)
+            commit = await self.call_long(self.labeling.commit_labels, session.id, message=message, author=author)
         self.send_json(commit.to_json(), status=201)
 
 
@@ -171,7 +172,7 @@ class ImportHandler(LabelingHandler):
     async def post(self, session_id: str) -> None:
         self.labeling.get(self.session_id(session_id))
         await self.label_studio_ready(ACTION_WAIT)
-        await self.send_result(self.labeling.import_new_data, self.session_id(session_id))
+        await self.send_long_result(self.labeling.import_new_data, self.session_id(session_id))
 
 
 class ResyncHandler(LabelingHandler):
@@ -184,7 +185,7 @@ class ResyncHandler(LabelingHandler):
         ref = ref_arg(self.query("ref"))
         session = self.labeling.get(self.session_id(session_id))
         await self.label_studio_ready(ACTION_WAIT)
-        self.send_json(await self.call(self.labeling.resync_preview, session.id, ref))
+        self.send_json(await self.call_long(self.labeling.resync_preview, session.id, ref))
 
     @tornado.web.authenticated
     @json_errors
@@ -199,7 +200,7 @@ class ResyncHandler(LabelingHandler):
         session = self.labeling.get(self.session_id(session_id))
         self.user_name  # resync rewrites what the next label commit records: no identity, 409
         await self.label_studio_ready(ACTION_WAIT)
-        self.send_json(await self.call(self.labeling.resync, session.id, ref, commit=commit, confirm=confirm))
+        self.send_json(await self.call_long(self.labeling.resync, session.id, ref, commit=commit, confirm=confirm))
 
 
 class LoginHandler(LabelingHandler):
@@ -218,7 +219,7 @@ class LoginHandler(LabelingHandler):
         self.check_email_is_own(key, identity.name, identity.email)
         # the tab asks again while Label Studio starts (it shows the progress), so no long wait here
         await self.label_studio_ready(POLL_WAIT)
-        self.send_json(await self.call(self.labeling.login, key, identity.email, identity.name))
+        self.send_json(await self.call_long(self.labeling.login, key, identity.email, identity.name))
 
 
 class LogHandler(LabelingHandler):

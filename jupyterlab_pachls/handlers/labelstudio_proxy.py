@@ -20,7 +20,6 @@ the tab shows progress instead of hanging.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import urllib.parse
 
@@ -114,7 +113,8 @@ class LabelStudioProxyHandler(LocalProxyHandler):
             self.set_status(404)
             self.finish("Label Studio is not managed by this server (an external server is configured).")
             return None
-        await asyncio.to_thread(process.start)  # may end a leftover Label Studio first: seconds
+        # a short call (see handlers/base.py): it returns at once, the page below says it is starting
+        await self.pachls.short_operations.run(process.start)
         status = process.status()
         if status.state != "running":
             self.set_status(503)

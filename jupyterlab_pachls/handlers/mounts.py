@@ -62,7 +62,7 @@ class MountsHandler(PachlsHandler):
         if name is not None:
             name = mount_name_arg(name)
         mounts = self.mounts
-        status = await self.call(mounts.mount, repo, branch, commit=commit, mode=mode, name=name)
+        status = await self.call_long(mounts.mount, repo, branch, commit=commit, mode=mode, name=name)
         self.send_json(mount_json(status), status=201)
 
 
@@ -81,7 +81,7 @@ class MountHandler(PachlsHandler):
     async def delete(self, name: str) -> None:
         name = mount_name_arg(name)
         discard = self.bool_query("discard")
-        await self.call(self.mounts.unmount, name, discard=discard)
+        await self.call_long(self.mounts.unmount, name, discard=discard)
         self.send_empty()
 
 
@@ -89,7 +89,7 @@ class MountActionHandler(PachlsHandler):
     """``POST /pachls/api/mounts/{name}/<action>`` with no fields: do it, answer the mount's status."""
 
     def act(self, mounts, name: str):
-        """The action, in a worker thread; returns the mount's status after it."""
+        """The action, a long operation; returns the mount's status after it."""
         raise NotImplementedError
 
     @tornado.web.authenticated
@@ -97,7 +97,7 @@ class MountActionHandler(PachlsHandler):
     async def post(self, name: str) -> None:
         name = mount_name_arg(name)
         check_fields(self.json_body())
-        status = await self.call(self.act, self.mounts, name)
+        status = await self.call_long(self.act, self.mounts, name)
         self.send_json(mount_json(status))
 
 
@@ -145,5 +145,5 @@ class MountCommitHandler(PachlsHandler):
             commit = mounts.commit(name, message, author=self.user_name, provenance=provenance)
             return commit, mounts.status(name)
 
-        commit, status = await self.call(run)
+        commit, status = await self.call_long(run)
         self.send_json({"commit": commit.to_json(), "mount": mount_json(status)}, status=201)

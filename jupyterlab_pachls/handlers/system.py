@@ -3,7 +3,6 @@ and the JSON 404 of every other path under the API prefix."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -21,12 +20,12 @@ from .base import PachlsHandler, json_errors
 OPENAPI_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "openapi.yaml")
 
 
-async def reachability(backend: Any, error: str | None) -> tuple[bool, str | None]:
-    """(connected, error) of a backend: one cheap call tells whether it answers."""
+async def reachability(handler: PachlsHandler, backend: Any, error: str | None) -> tuple[bool, str | None]:
+    """(connected, error) of a backend: one cheap call (a short one) tells whether it answers."""
     if backend is None:
         return False, error
     try:
-        await asyncio.to_thread(backend.list_repos)
+        await handler.call(backend.list_repos)
     except PfsError as exc:
         return False, exc.message
     return True, error
@@ -40,7 +39,7 @@ class HealthHandler(PachlsHandler):
     async def get(self) -> None:
         state = self.state
         backend = state.backend
-        connected, error = await reachability(backend, state.error)
+        connected, error = await reachability(self, backend, state.error)
         self.send_json({
             "backend": {
                 "kind": getattr(backend, "kind", None),
@@ -101,7 +100,7 @@ class BackendHandler(PachlsHandler):
         state = self.state
         backend = state.backend
         choice = state.choice
-        connected, error = await reachability(backend, state.error)
+        connected, error = await reachability(self, backend, state.error)
         return {
             "kind": getattr(backend, "kind", None) or choice.get("kind"),
             "address": getattr(backend, "address", None),
