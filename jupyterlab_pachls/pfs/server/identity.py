@@ -1,4 +1,5 @@
-"""The calls clients make before anything else, answered as a pachd 2.12 without auth or enterprise.
+"""The calls clients make before anything else, answered as a pachd 2.12 without enterprise, and with
+auth off, or on with one token.
 
 - ``auth_v2.API`` without a token: every method answers UNIMPLEMENTED "the auth service is not
   activated", pachd's ``auth.ErrNotActivated`` (clients such as jupyterlab-pachyderm read that as
