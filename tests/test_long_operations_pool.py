@@ -1,11 +1,16 @@
 """Long operations run on their own bounded thread pool, so short routes never wait behind them.
 
-A real Jupyter server with a long pool of 2 threads and 1 waiting place; mount commits are held
-inside the embedded store's ``finish_commit`` by an Event the test controls (a stand-in for a
-cluster slow to land a commit: the store itself runs, the finish waits first). While every long
-thread is held: the repos listing, health and the mounts answer, one more commit waits its turn and
-the next long operation is refused at once with 503 ``unavailable`` (busy). Released, every commit
-lands.
+A real Jupyter server with a long pool of 2 threads and 1 waiting place. Two ways to hold its
+threads, each released by an Event the test controls:
+
+- mount commits held inside the embedded store's ``finish_commit`` (a stand-in for a cluster slow
+  to land a commit: the store itself runs, the finish waits first);
+- labeling sessions created against a stuck Label Studio: an HTTP server that answers its health
+  check and holds every API request until released (then answers 503).
+
+While every long thread is held: the repos listing, health, the mounts and the labeling status
+answer, one more commit waits its turn and the next long operation is refused at once with 503
+``unavailable`` (busy). Released, every held operation ends.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,9 +31,59 @@ HOLD_LIMIT = 120
 SOON = 60
 
 
+class StuckLabelStudio(ThreadingHTTPServer):
+    """Answers ``/health``; holds every other request until ``release`` is set, then answers 503."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), StuckLabelStudioRequest)
+        self.release = threading.Event()
+        self.held = threading.Semaphore(0)  # one release per request held
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class StuckLabelStudioRequest(BaseHTTPRequestHandler):
+    server: StuckLabelStudio
+
+    def answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.split("?")[0] == "/health":
+            status, body = 200, b'{"status": "UP"}'
+        else:
+            self.server.held.release()
+            self.server.release.wait(HOLD_LIMIT)
+            status, body = 503, b"released"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.fixture
-def pachls_config() -> dict:
-    return {"PachlsConfig": {"long_operation_threads": 2, "long_operation_queue": 1}}
+def stuck_label_studio():
+    server = StuckLabelStudio()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def pachls_config(stuck_label_studio) -> dict:
+    return {"PachlsConfig": {"long_operation_threads": 2, "long_operation_queue": 1,
+                             "label_studio_url": stuck_label_studio.url, "label_studio_token": "token"}}
 
 
 @pytest.fixture
@@ -112,6 +168,49 @@ async def test_short_routes_answer_while_every_long_thread_is_held(api, pachls_s
     await until(lambda: long_pool.admitted == 0, "every long thread is free again")
     status, body = await api("POST", "mounts/four/commit", {"message": "now there is room"})
     assert status == 201, body
+
+
+async def test_short_routes_answer_while_label_studio_holds_every_long_thread(api, pachls_state,
+                                                                             stuck_label_studio):
+    backend = pachls_state.backend
+    await asyncio.to_thread(backend.create_repo, "images")
+
+    def add_images():
+        with backend.commit("images", "master", message="images", author="ann") as c:
+            c.put_files([("/cats/001.png", b"png-1"), ("/dogs/001.png", b"png-2")])
+
+    await asyncio.to_thread(add_images)
+    long_pool = pachls_state.long_operations
+
+    def create(labels: str):
+        return asyncio.ensure_future(api("POST", "labeling/sessions", {
+            "data": "images@master", "labels": f"{labels}@master", "template": "image-classification",
+            "classes": ["cat", "dog"]}))
+
+    # Each creation reaches Label Studio (the first) or waits for the first in the service (the second).
+    held = [create("labels"), create("more-labels")]
+    assert await asyncio.to_thread(stuck_label_studio.held.acquire, timeout=SOON), "Label Studio was not asked"
+    await until(lambda: long_pool.admitted == 2, "both creations hold a long thread")
+    waiting = create("other-labels")
+    await until(lambda: long_pool.admitted == 3, "the third creation waits for a thread")
+    status, body = await asyncio.wait_for(api("POST", "mounts", {"repo": "images"}), SOON)
+    assert status == 503 and body["details"]["reason"] == "busy", body
+
+    status, body = await asyncio.wait_for(api("GET", "repos"), SOON)
+    assert status == 200 and "images" in {r["name"] for r in body["repos"]}, body
+    status, body = await asyncio.wait_for(api("GET", "health"), SOON)
+    assert status == 200 and body["backend"]["connected"] is True, body
+    status, body = await asyncio.wait_for(api("GET", "mounts"), SOON)
+    assert status == 200, body
+    status, body = await asyncio.wait_for(api("GET", "labeling"), SOON)
+    assert status == 200 and body["label_studio"]["state"] == "running" and body["sessions"] == [], body
+    assert not any(task.done() for task in held + [waiting]), "the creations were not held meanwhile"
+
+    stuck_label_studio.release.set()
+    for task in held + [waiting]:
+        status, body = await asyncio.wait_for(task, SOON)
+        assert status == 503 and body["error"] == "unavailable" and "Label Studio failed" in body["message"], body
+    await until(lambda: long_pool.admitted == 0, "every long thread is free again")
 
 
 @pytest.fixture
