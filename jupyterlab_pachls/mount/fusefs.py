@@ -26,6 +26,7 @@ import errno
 import importlib
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -58,6 +59,10 @@ FUSE, FuseOSError, Operations = mfusepy.FUSE, mfusepy.FuseOSError, mfusepy.Opera
 log = logging.getLogger(__name__)
 FSNAME_PREFIX = "pachls:"
 LONG = 86400
+#: Seconds an unmount command (``fusermount``, ``umount``, ``mount -t fusectl``) may take. A hung one (a
+#: FUSE server that stopped answering) is killed and the next fallback is used: lazy unmount, then
+#: aborting the connection. Unmounts run while the mount manager holds its locks, so none may hang.
+UNMOUNT_TIMEOUT = 5.0
 MAX_OPEN_BLOBS = 64
 MAX_LISTINGS = 256
 
@@ -539,10 +544,7 @@ class FuseMount:
         serving thread returns (processes still using the old mount get ENOTCONN)."""
         if not self.thread.is_alive():
             return
-        try:
-            device = os.stat(self.mountpoint).st_dev
-        except OSError:
-            device = None
+        device = mount_device(self.mountpoint)  # from mountinfo: a stat would wait on a hung FUSE server
         if not unmount(self.mountpoint, lazy=False):
             unmount(self.mountpoint, lazy=True)
         self.thread.join(2.0)
@@ -551,6 +553,9 @@ class FuseMount:
         self.thread.join(timeout)
         if self.thread.is_alive():
             log.warning("FUSE thread for %s still running after unmount", self.mountpoint)
+        if is_mountpoint(self.mountpoint):
+            log.warning("%s is still mounted after unmount: its FUSE connection was ended; "
+                        "`fusermount3 -u -z %s` removes it", self.mountpoint, self.mountpoint)
 
 
 def abort_connection(device: int) -> bool:
@@ -559,7 +564,7 @@ def abort_connection(device: int) -> bool:
     if not os.path.isdir(control):
         return False
     if not os.listdir(control) and os.geteuid() == 0:
-        subprocess.run(["mount", "-t", "fusectl", "none", control], capture_output=True)
+        run_bounded(["mount", "-t", "fusectl", "none", control])
     try:
         with open(f"{control}/{os.minor(device)}/abort", "w") as abort:
             abort.write("1")
@@ -568,12 +573,31 @@ def abort_connection(device: int) -> bool:
         return False
 
 
+def run_bounded(command: list[str]) -> int | None:
+    """The exit status of ``command``, or None when it cannot run or did not end within
+    ``UNMOUNT_TIMEOUT`` (then it is killed, and reaped in the background: a command stuck in the
+    kernel may outlive the kill)."""
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        log.warning("cannot run %s: %s", command[0], exc)
+        return None
+    try:
+        return process.wait(UNMOUNT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        threading.Thread(target=process.wait, name="pachls-reap", daemon=True).start()
+        log.warning("%s did not end within %g s; killed it", " ".join(command), UNMOUNT_TIMEOUT)
+        return None
+
+
 def _fusermount() -> str | None:
     return shutil.which("fusermount3") or shutil.which("fusermount")
 
 
 def unmount(mountpoint: str, *, lazy: bool) -> bool:
-    """Unmount a FUSE mount point; True if it is gone."""
+    """Unmount a FUSE mount point; True if it is gone. Each command is bounded (``run_bounded``)."""
     tool = _fusermount()
     commands = []
     if tool:
@@ -581,30 +605,51 @@ def unmount(mountpoint: str, *, lazy: bool) -> bool:
     if shutil.which("umount"):
         commands.append(["umount", *(["-l"] if lazy else []), mountpoint])
     for command in commands:
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode == 0 or not is_mountpoint(mountpoint):
+        if run_bounded(command) == 0 or not is_mountpoint(mountpoint):
             return True
     return not is_mountpoint(mountpoint)
 
 
-def fuse_mounts() -> list[tuple[str, str]]:
-    """(mount point, fsname) of every FUSE mount, from /proc/self/mountinfo."""
+def _mountinfo() -> list[tuple[str, str, str, str]]:
+    """(mount point, source, fstype, ``major:minor``) of every mount, from /proc/self/mountinfo."""
     found = []
     try:
-        with open("/proc/self/mountinfo") as info:
+        with open("/proc/self/mountinfo", "rb") as info:
             for line in info:
-                left, _, right = line.partition(" - ")
+                left, _, right = line.partition(b" - ")
                 fields = left.split()
-                fstype, source = (right.split() + ["", ""])[:2]
-                if fstype.startswith("fuse"):
-                    found.append((_unescape(fields[4]), _unescape(source)))
+                fstype, source = (right.split() + [b"", b""])[:2]
+                found.append((unescape_mountinfo(fields[4]), unescape_mountinfo(source),
+                              fstype.decode("ascii", "replace"), fields[2].decode("ascii", "replace")))
     except OSError:
         pass
     return found
 
 
-def _unescape(text: str) -> str:
-    return text.encode().decode("unicode_escape") if "\\" in text else text
+def fuse_mounts() -> list[tuple[str, str]]:
+    """(mount point, fsname) of every FUSE mount, from /proc/self/mountinfo."""
+    return [(point, source) for point, source, fstype, _ in _mountinfo() if fstype.startswith("fuse")]
+
+
+def mount_device(path: str) -> int | None:
+    """The device number of the FUSE mount at ``path`` (None: not one), without touching the mount."""
+    path = os.path.abspath(path)
+    for point, _, fstype, device in _mountinfo():
+        if point == path and fstype.startswith("fuse"):
+            major, _, minor = device.partition(":")
+            return os.makedev(int(major), int(minor))
+    return None
+
+
+_MOUNTINFO_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def unescape_mountinfo(field: bytes) -> str:
+    """A mountinfo field as text: the kernel writes space, tab, newline and backslash as octal escapes
+    (``\\040``, ``\\011``, ``\\012``, ``\\134``) and every other byte as it is, so the escapes are
+    decoded on bytes and the result as UTF-8 (bytes that are not UTF-8 kept by surrogateescape)."""
+    raw = _MOUNTINFO_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8)]), field)
+    return raw.decode("utf-8", "surrogateescape")
 
 
 def is_mountpoint(path: str) -> bool:
