@@ -25,7 +25,7 @@ async def reachability(handler: PachlsHandler, backend: Any, error: str | None) 
     if backend is None:
         return False, error
     try:
-        await handler.call(backend.list_repos)
+        await handler.call(backend.ping)
     except PfsError as exc:
         return False, exc.message
     return True, error

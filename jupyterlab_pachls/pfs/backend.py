@@ -100,6 +100,10 @@ class Backend(ABC):
     def address(self) -> str:
         """Where the store lives (a directory, or a grpc:// address)."""
 
+    def ping(self) -> None:
+        """Raise ``Unavailable`` unless the store answers now: the health probe, quick and bounded."""
+        self.list_repos()
+
     # -- repos -------------------------------------------------------------------
     @abstractmethod
     def create_repo(self, repo: str, description: str = "") -> Repo: ...

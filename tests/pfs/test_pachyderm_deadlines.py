@@ -56,16 +56,21 @@ class SilentTcpServer:
 
 
 class Stall(grpc.ServerInterceptor):
-    """The handlers of ``methods`` (``/pfs_v2.API/<Name>``) block, sending nothing, until the client's
-    call ends (its deadline or cancellation); every other method is served as usual."""
+    """The handlers of ``methods`` (``/pfs_v2.API/ListRepo``; None: every method) block, sending
+    nothing, until the client's call ends (its deadline or cancellation); every other method is served
+    as usual. ``active`` cleared: nothing stalls."""
 
-    def __init__(self, methods) -> None:
-        self.methods = {f"/pfs_v2.API/{m}" for m in methods}
+    def __init__(self, methods=None) -> None:
+        self.methods = None if methods is None else set(methods)
         self.stalled = threading.Event()
+        self.active = threading.Event()
+        self.active.set()
 
     def intercept_service(self, continuation, details):
         handler = continuation(details)
-        if handler is None or details.method not in self.methods:
+        if handler is None or not self.active.is_set():
+            return handler
+        if self.methods is not None and details.method not in self.methods:
             return handler
 
         def blocked(request, context):
@@ -107,11 +112,11 @@ def served(tmp_path):
     store.close()
 
 
-def stalled_cluster(store, methods):
+def stalled_cluster(store, methods, rpc_timeout=RPC_TIMEOUT):
     stall = Stall(methods)
     server, port = make_server(store, "127.0.0.1:0", interceptors=(stall,))
     backend = open_backend({"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{port}",
-                            "connect_timeout": 2.0, "rpc_timeout": RPC_TIMEOUT})
+                            "connect_timeout": 2.0, "rpc_timeout": rpc_timeout})
     return server, backend, stall
 
 
@@ -128,7 +133,7 @@ OPERATIONS = {
 
 @pytest.mark.parametrize("method", STREAMS)
 def test_a_stream_the_cluster_never_answers_is_a_typed_unavailable_naming_the_call(served, method):
-    server, backend, stall = stalled_cluster(served, [method])
+    server, backend, stall = stalled_cluster(served, [f"/pfs_v2.API/{method}"])
     try:
         error = bounded(lambda: OPERATIONS[method](backend))
         assert stall.stalled.is_set()  # the stream itself was reached and stalled, not an earlier call
@@ -154,12 +159,46 @@ def test_a_download_read_slowly_is_not_cut_by_the_idle_deadline(served):
         server.stop(grace=None).wait()
 
 
+def test_the_health_probe_of_a_cluster_that_never_answers_waits_seconds_not_the_call_deadline(served):
+    server, backend, stall = stalled_cluster(served, None, rpc_timeout=3600.0)  # every method stalls
+    try:
+        error = bounded(backend.ping)  # bounded by connect_timeout (2 s here), not rpc_timeout
+        assert stall.stalled.is_set()
+        assert "GetVersion" in error.message and error.details["address"] == backend.address
+        stall.active.clear()
+        backend.ping()  # the cluster answers again: so does the probe, on the same backend
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+
+
+async def test_the_health_route_answers_while_the_cluster_never_does(served, api):
+    stall = Stall()
+    stall.active.clear()
+    server, port = make_server(served, "127.0.0.1:0", interceptors=(stall,))
+    address = f"grpc://127.0.0.1:{port}"
+    try:
+        status, body = await api("PUT", "backend", {"kind": "pachyderm", "pachd_address": address})
+        assert status == 200 and body["connected"], body
+        stall.active.set()
+        started = time.monotonic()
+        status, body = await api("GET", "health")
+        assert time.monotonic() - started < BOUND
+        assert status == 200 and body["backend"]["connected"] is False, body
+        assert "GetVersion" in body["backend"]["error"] and address in body["backend"]["error"]
+        stall.active.clear()
+        status, body = await api("GET", "health")
+        assert status == 200 and body["backend"]["connected"] is True, body
+    finally:
+        server.stop(grace=None).wait()
+
+
 def test_every_operation_against_a_tcp_server_that_never_answers_is_unavailable():
     silent = SilentTcpServer()
     backend = open_backend({"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{silent.port}",
                             "connect_timeout": 1.0, "rpc_timeout": RPC_TIMEOUT})
     try:
-        for method, operation in OPERATIONS.items():
+        for method, operation in [*OPERATIONS.items(), ("GetVersion", lambda b: b.ping())]:
             error = bounded(lambda: operation(backend))
             assert error.details["address"] == backend.address, method
         assert silent.accepted  # the client did connect: the silence, not a refused port, was met

@@ -43,6 +43,9 @@ class PachydermBackend(Backend):
     def close(self) -> None:
         self.channel.close()
 
+    def ping(self) -> None:
+        self.channel.ping()
+
     # -- calls to pachd; a crash test makes one by hand between two steps of a commit:
     # ``backend._rpc("FinishCommit", backend.pfs.finish_commit, commit=backend._commit_msg(repo, id))``
     _commit_msg = staticmethod(commit_msg)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 from pachyderm_sdk import Client
-from pachyderm_sdk.api import pfs
+from pachyderm_sdk.api import pfs, version
 from pachyderm_sdk.api.pfs import betterproto_lib_google_protobuf as protobuf
 from pachyderm_sdk.api.pfs.extension import ApiStub as PfsStub
 from pachyderm_sdk.config import ConfigFile
@@ -165,6 +165,9 @@ class Channel:
         self._get_file = channel.unary_stream("/pfs_v2.API/GetFile",
                                               request_serializer=pfs.GetFileRequest.SerializeToString,
                                               response_deserializer=protobuf.BytesValue.FromString)
+        self._get_version = channel.unary_unary("/versionpb_v2.API/GetVersion",
+                                                request_serializer=protobuf.Empty.SerializeToString,
+                                                response_deserializer=version.Version.FromString)
         self._modify_file = channel.stream_unary("/pfs_v2.API/ModifyFile",
                                                  request_serializer=pfs.ModifyFileRequest.SerializeToString,
                                                  response_deserializer=protobuf.Empty.FromString)
@@ -195,16 +198,19 @@ class Channel:
             raise self.unreachable(timeout) from None
         self._down_at = None
 
-    def error(self, exc: grpc.RpcError, what: str, watch: IdleWatch | None = None) -> PfsError:
+    def error(self, exc: grpc.RpcError, what: str, watch: IdleWatch | None = None,
+              deadline: float | None = None) -> PfsError:
         """The typed error of a failed call; a transport failure or a deadline says where the cluster was
-        expected (``watch``: the call's idle deadline, when it has one)."""
+        expected (``watch``: the call's idle deadline, when it has one; ``deadline``: the call's own,
+        when not ``rpc_timeout``)."""
+        deadline = self.rpc_timeout if deadline is None else deadline
         if watch is not None and watch.fired:
-            return self.unreachable(self.rpc_timeout, f"{what} got nothing for {self.rpc_timeout:g} s")
+            return self.unreachable(deadline, f"{what} got nothing for {deadline:g} s")
         error = from_rpc_error(exc, what)
         if isinstance(error, Unavailable) and "address" not in error.details:
             code = exc.code() if hasattr(exc, "code") else None
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return self.unreachable(self.rpc_timeout, f"{what} got no complete answer within {self.rpc_timeout:g} s")
+                return self.unreachable(deadline, f"{what} got no complete answer within {deadline:g} s")
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                 return self.unreachable(0, f"{what} failed: {exc.details() if hasattr(exc, 'details') else exc}")
         return error
@@ -216,6 +222,16 @@ class Channel:
             return fn(**kwargs)
         except grpc.RpcError as exc:
             raise self.error(exc, what) from None
+
+    def ping(self) -> None:
+        """Ask pachd its version within ``connect_timeout`` (``Unavailable`` otherwise): the health probe.
+        pachd answers it without reading any repo, so a poll costs the same however big the cluster,
+        and a cluster that never answers is reported within seconds, not after ``rpc_timeout``."""
+        self.ready()
+        try:
+            self._get_version(protobuf.Empty(), timeout=self.connect_timeout)
+        except grpc.RpcError as exc:
+            raise self.error(exc, "GetVersion", deadline=self.connect_timeout) from None
 
     def stream(self, what: str, fn, **kwargs) -> Iterator:
         """The replies of a server-streaming listing, as ``rpc`` (one deadline for the whole stream)."""
