@@ -214,7 +214,13 @@ class StagedCommits:
                     raise Conflict(
                         f"branch {target} moved to {head} (expected {expected_parent}); the commit stays open",
                         branch=target, head=head, expected=expected_parent)
-            landing = self._start_landing(key, target, encode_description(message, meta))
+            try:
+                landing = self._start_landing(key, target, encode_description(message, meta))
+            except Unavailable:
+                # The landing may have started with its reply lost: left open, it would hold the branch
+                # for LAND_TIMEOUT. Found and dropped by its staged id once the cluster answers.
+                self.orphans.add_landing(key, target, commit.id)
+                raise
             try:
                 parent = parent_id(self.refs.inspect(key, landing))
                 if expected_parent is not None and parent != expected_parent:

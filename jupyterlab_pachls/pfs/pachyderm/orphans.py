@@ -4,7 +4,8 @@ An orphan is ``(repo key, commit id, staging branch)``: an open staged commit wi
 branch, a staging branch whose commit id was never read (id ''), a staged commit whose staging
 branch was not read (``STAGING_UNKNOWN``), or an unfinished landing commit (staging None), which
 would block its branch. A landing commit that did finish (its reply was lost) is a landed commit
-and is kept.
+and is kept. A landing whose StartCommit reply was lost has no known id: it is found as the
+unfinished head of its branch whose description names the staged commit it was landing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pachyderm_sdk.api import pfs
 from ..errors import NotFound, PfsError, Unavailable
 from ..wire import branch_msg
 from .channel import Channel
-from .messages import STAGING_PREFIX, is_finished, is_set, is_staging, staging_of
+from .messages import STAGING_PREFIX, decode_description, is_finished, is_set, is_staging, staging_of
 from .refs import Refs
 
 #: In place of a staging branch not known when the call failed (no staging branch is the bare prefix).
@@ -26,13 +27,32 @@ class Orphans:
         self.channel = channel
         self.refs = refs
         self._left: set[tuple[str, str, str | None]] = set()
+        self._landings: set[tuple[str, str, str]] = set()  # (repo key, branch, staged commit id)
 
     def add(self, key: str, commit_id: str, staging: str | None) -> None:
         self._left.add((key, commit_id, staging))
 
+    def add_landing(self, key: str, branch: str, staged: str) -> None:
+        """A landing of ``staged`` on ``branch`` that may have started (its reply was lost)."""
+        self._landings.add((key, branch, staged))
+
     def clean(self) -> None:
         """Drop every orphan the cluster still has; stop at the first sign that it is still gone."""
         rpc, api = self.channel.rpc, self.channel.pfs
+        for landing in sorted(self._landings):
+            key, branch, staged = landing
+            try:
+                info = rpc("InspectBranch", api.inspect_branch, branch=branch_msg(key, branch))
+                if is_set(info.head) and info.head.id:
+                    head = self.refs.inspect(key, info.head.id)
+                    _, meta = decode_description(head.description)
+                    if not is_finished(head) and meta and meta.get("staged") == staged:
+                        rpc("DropCommitSet", api.drop_commit_set, commit_set=pfs.CommitSet(id=head.commit.id))
+            except Unavailable:
+                return  # still gone: try again next time
+            except PfsError:
+                pass
+            self._landings.discard(landing)
         for orphan in sorted(list(self._left), key=str):
             key, commit_id, staging = orphan
             try:
