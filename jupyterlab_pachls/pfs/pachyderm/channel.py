@@ -83,7 +83,7 @@ class IdleWatch:
     def __init__(self, idle: float) -> None:
         self.idle = idle
         self.fired = False
-        self._since: float | None = time.monotonic()  # a call starts by waiting for the cluster
+        self._since: float | None = None  # monotonic time the call began waiting on the cluster
         self._done = threading.Event()
 
     def start(self, call: grpc.Future) -> None:
@@ -270,11 +270,11 @@ class Channel:
         watch = IdleWatch(self.rpc_timeout)
 
         def taken():
-            for request in requests:
-                watch.progress()  # gRPC asks for the next request: the cluster took the previous one
-                yield request
+            for request in requests:  # making a request is the caller's time, not the cluster's
                 watch.waiting()
-            watch.waiting()
+                yield request
+                watch.progress()  # gRPC asks for the next one once the cluster took this one
+            watch.waiting()  # all sent: the answer is due
 
         call = self._modify_file.future(taken())
         watch.start(call)
