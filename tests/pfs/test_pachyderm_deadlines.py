@@ -159,6 +159,22 @@ def test_a_download_read_slowly_is_not_cut_by_the_idle_deadline(served):
         server.stop(grace=None).wait()
 
 
+def test_an_upload_made_slowly_is_not_cut_by_the_idle_deadline(served):
+    server, backend, _ = stalled_cluster(served, [])
+    try:
+        def slowly_made():
+            yield "/slow/1.txt", b"one"
+            time.sleep(3 * RPC_TIMEOUT)  # the caller's time making the next file is not the cluster's silence
+            yield "/slow/2.txt", b"two"
+
+        with backend.commit("r", "master", message="slow") as c:
+            assert backend.put_files(c.commit, slowly_made()) == 2
+        assert b"".join(backend.read_file("r", "master", "/slow/2.txt")) == b"two"
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+
+
 def test_the_health_probe_of_a_cluster_that_never_answers_waits_seconds_not_the_call_deadline(served):
     server, backend, stall = stalled_cluster(served, None, rpc_timeout=3600.0)  # every method stalls
     try:
