@@ -631,9 +631,16 @@ def fuse_mounts() -> list[tuple[str, str]]:
     return [(point, source) for point, source, fstype, _ in _mountinfo() if fstype.startswith("fuse")]
 
 
+def mountinfo_path(path: str) -> str:
+    """``path`` as /proc/self/mountinfo writes it: the parent resolved (symlinks followed), the last
+    component kept, so the mount itself is never looked up (a hung one would hang the lookup)."""
+    path = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+
+
 def mount_device(path: str) -> int | None:
     """The device number of the FUSE mount at ``path`` (None: not one), without touching the mount."""
-    path = os.path.abspath(path)
+    path = mountinfo_path(path)
     for point, _, fstype, device in _mountinfo():
         if point == path and fstype.startswith("fuse"):
             major, _, minor = device.partition(":")
@@ -653,7 +660,7 @@ def unescape_mountinfo(field: bytes) -> str:
 
 
 def is_mountpoint(path: str) -> bool:
-    path = os.path.abspath(path)
+    path = mountinfo_path(path)
     return any(point == path for point, _ in fuse_mounts())
 
 
