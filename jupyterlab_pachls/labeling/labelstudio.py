@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -77,32 +78,39 @@ class LabelStudioStatus(_Json):
     log: str | None = None
 
 
+_ROTATE_LOCK = threading.Lock()  # one rotation at a time (the watchdog's and start()'s)
+
+
 def rotate_log(path: Path, max_bytes: int = LOG_MAX_BYTES) -> bool:
     """Move a log larger than ``max_bytes`` into ``<path>.1`` (replacing the older one) and empty it;
     whether it did.
 
     Label Studio writes to the file through the descriptor it was started with, opened with
-    O_APPEND: the log is copied and then truncated in place (never renamed, which would leave the
-    process writing into the old file), and the process's next write lands at the new end. A line
-    written between the copy's last read and the truncation is lost (as with logrotate's
-    ``copytruncate``); that window is one system call long."""
-    try:
-        if os.stat(path).st_size <= max_bytes:
+    O_APPEND: the log is copied (into a temporary file of its own), the copy put in place as
+    ``<path>.1``, and only then the log truncated in place (never renamed, which would leave the
+    process writing into the old file), so a failure anywhere leaves the log whole; the process's
+    next write lands at the new end. A line written between the copy's last read and the truncation
+    is lost (as with logrotate's ``copytruncate``); that window is a few system calls long."""
+    with _ROTATE_LOCK:
+        try:
+            if os.stat(path).st_size <= max_bytes:
+                return False
+        except FileNotFoundError:
             return False
-    except FileNotFoundError:
-        return False
-    tmp = path.with_name(path.name + ".1.tmp")
-    try:
-        with open(path, "rb") as source, \
-                os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as copy:
-            shutil.copyfileobj(source, copy)  # to the end, including what was written meanwhile
-            copy.flush()
+        tmp = None
+        try:
+            with open(path, "rb") as source:
+                fd, tmp = tempfile.mkstemp(prefix=path.name + ".1.", suffix=".tmp", dir=path.parent)
+                with os.fdopen(fd, "wb") as copy:
+                    shutil.copyfileobj(source, copy)  # to the end, including what was written meanwhile
+            os.replace(tmp, path.with_name(path.name + ".1"))
+            tmp = None
             os.truncate(path, 0)
-        os.replace(tmp, path.with_name(path.name + ".1"))
-    except OSError:  # e.g. the disk is full: the log stays whole, and the next check tries again
-        tmp.unlink(missing_ok=True)
-        return False
-    return True
+        except OSError:  # e.g. the disk is full: the log stays whole, and the next check tries again
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            return False
+        return True
 
 
 def tail_lines(path: Path, lines: int, max_bytes: int = TAIL_MAX_BYTES) -> list[str]:
