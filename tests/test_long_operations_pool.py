@@ -240,9 +240,12 @@ def test_sessions_are_read_as_copies_while_a_worker_changes_them(tmp_path, frequ
     def label_commits() -> None:
         n = 0
         while not stop.is_set():
+            key = n % 1000  # added on one pass, popped on the next: the size keeps changing, memory stays flat
             with service._snapshot_lock:
-                session.committed[f"/new-{n}.json"] = ["d"]
-                session.restored[str(n)] = {"id": n}
+                if session.committed.pop(f"/new-{key}.json", None) is None:
+                    session.committed[f"/new-{key}.json"] = ["d"]
+                if session.restored.pop(str(key), None) is None:
+                    session.restored[str(key)] = {"id": key}
             n += 1
 
     writer = threading.Thread(target=label_commits)
