@@ -6,7 +6,7 @@ active context of ``config_path``, ``$PACH_CONFIG`` or ``~/.pachyderm/config.jso
 (address, session token, CA certificates), as ``pachctl`` reads it. No call is
 made at construction; the first operation waits at most ``connect_timeout``
 seconds (default 5) for the cluster and raises ``Unavailable`` otherwise (never hangs).
-Once connected, every call has a deadline of ``rpc_timeout`` seconds (default 30): the
+Once connected, every call has a deadline of ``rpc_timeout`` seconds (default 120): the
 whole call for unary calls and listings, the silence between messages for file data
 (``GetFile``, ``ModifyFile``: a big transfer is never cut for its size). A cluster that
 accepts connections and never answers makes each operation fail within that time with an

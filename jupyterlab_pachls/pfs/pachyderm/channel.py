@@ -6,8 +6,9 @@ Deadlines (``rpc_timeout`` seconds), so that a cluster that accepts connections 
 cannot hold a thread:
 
 - unary calls and listings (``ListRepo``, ``ListBranch``, ``ListCommit``, ``ListFile``, ``DiffFile``):
-  one deadline for the whole call. A listing is paged or bounded by what one commit changed, so it
-  answers as promptly as a unary call; a user waiting for a panel expects it to fail, not to hang.
+  one deadline for the whole call. A listing is paged or bounded by what one commit changed; a user
+  waiting for a panel expects it to fail, not to hang. (``DiffFile`` of a huge commit is the one
+  listing that could need longer than the default: it would then move to an idle deadline.)
 - ``GetFile`` and ``ModifyFile`` carry file data of any size: a deadline on the whole call would cut a
   big transfer just for being big. They get an idle deadline instead: the call is cancelled when the
   cluster stays silent (no message received, no request taken) for ``rpc_timeout`` while we wait on
@@ -34,7 +35,9 @@ from ..errors import InvalidArgument, PfsError, Unavailable
 from .errors import from_rpc_error
 
 #: Default deadline of a call (see the module docstring): whole for calls and listings, idle for data.
-RPC_TIMEOUT = 30.0
+#: As long as a call had before streams got deadlines: finishing a big commit (InspectCommit waiting
+#: for FINISHED) and the diff a landing replays grow with the commit, and must not be cut by default.
+RPC_TIMEOUT = 120.0
 #: Calls whose size has no bound: an idle deadline (``IdleWatch``) instead of one for the whole call.
 DATA_METHODS = frozenset({"/pfs_v2.API/GetFile", "/pfs_v2.API/ModifyFile"})
 #: While the cluster is known to be down, a call waits this long for it (not connect_timeout each).

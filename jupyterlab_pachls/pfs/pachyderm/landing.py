@@ -214,6 +214,7 @@ class StagedCommits:
                     raise Conflict(
                         f"branch {target} moved to {head} (expected {expected_parent}); the commit stays open",
                         branch=target, head=head, expected=expected_parent)
+            self.orphans.drop_landings(key, target)
             try:
                 landing = self._start_landing(key, target, encode_description(message, meta))
             except Unavailable:

@@ -36,11 +36,13 @@ class Orphans:
         """A landing of ``staged`` on ``branch`` that may have started (its reply was lost)."""
         self._landings.add((key, branch, staged))
 
-    def clean(self) -> None:
-        """Drop every orphan the cluster still has; stop at the first sign that it is still gone."""
+    def drop_landings(self, key: str, branch: str) -> None:
+        """Drop an open landing on ``key@branch`` that a lost StartCommit reply left (``add_landing``).
+        Called under the branch's landing lock, so no landing of this process is in progress there;
+        Unavailable (still gone) keeps the record for the next try."""
         rpc, api = self.channel.rpc, self.channel.pfs
-        for landing in sorted(self._landings):
-            key, branch, staged = landing
+        for landing in [entry for entry in list(self._landings) if entry[:2] == (key, branch)]:
+            staged = landing[2]
             try:
                 info = rpc("InspectBranch", api.inspect_branch, branch=branch_msg(key, branch))
                 if is_set(info.head) and info.head.id:
@@ -49,10 +51,14 @@ class Orphans:
                     if not is_finished(head) and meta and meta.get("staged") == staged:
                         rpc("DropCommitSet", api.drop_commit_set, commit_set=pfs.CommitSet(id=head.commit.id))
             except Unavailable:
-                return  # still gone: try again next time
+                raise
             except PfsError:
                 pass
             self._landings.discard(landing)
+
+    def clean(self) -> None:
+        """Drop every orphan the cluster still has; stop at the first sign that it is still gone."""
+        rpc, api = self.channel.rpc, self.channel.pfs
         for orphan in sorted(list(self._left), key=str):
             key, commit_id, staging = orphan
             try:
