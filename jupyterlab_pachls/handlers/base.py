@@ -12,7 +12,8 @@ owned by ``app.PachlsState``), and which one is decided at each call site, by th
 
 - ``call_long`` for operations that may take long by design: they write many files, land commits
   (retries included), or wait on Label Studio or a cluster for more than one quick answer. Mount
-  and label commits, mount, unmount, refresh and discard of a mount, creating, deleting and
+  and label commits, moving a branch head and deleting a repo (on a cluster both land a commit in
+  the ``pachls-meta`` repo), mount, unmount, refresh and discard of a mount, creating, deleting and
   importing into labeling sessions, resync (and its preview, which reads every task), logging in
   to Label Studio (it may make the account), opening and probing a backend at a switch.
 - ``call`` for short calls: one quick read or a small write, what the panel polls. Repos, branches,
@@ -25,7 +26,8 @@ The long pool has ``PachlsConfig.long_operation_threads`` threads and a bounded 
 (``long_operation_queue``): a commit pressed while the threads are busy waits its turn, since
 someone who pressed Commit expects it to land, not to be asked to press again; beyond the queue
 the server answers 503 ``unavailable`` (reason ``busy``) at once rather than pile up work nobody
-may still wait for. Short calls never wait behind long ones.
+may still wait for. Short calls never wait for a thread behind long ones (a short call may still
+wait for a lock a long operation holds: a mount's pending changes while that mount commits).
 """
 
 from __future__ import annotations

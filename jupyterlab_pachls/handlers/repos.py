@@ -76,7 +76,7 @@ class RepoHandler(PachlsHandler):
             if using:
                 raise Conflict(f"repo {repo} is mounted ({', '.join(using)}); unmount it first",
                                repo=repo, mounts=using)
-        await self.call(backend.delete_repo, repo)
+        await self.call_long(backend.delete_repo, repo)  # on a cluster it also lands a commit in pachls-meta
         self.send_empty()
 
 
@@ -191,8 +191,9 @@ class BranchHeadHandler(PachlsHandler):
         to = ref_arg(body.get("commit"), "commit")
         expected = commit_id_arg(body.get("expected_head"), "expected_head")
         reason = string_field(body, "reason", default="rollback", allow_empty=False)
-        await self.send_result(self.backend.move_branch, repo, branch, to,
-                               expected_head=expected, author=self.user_name, reason=reason)
+        # on a cluster a move is recorded by a commit in pachls-meta: it lands, so it is long
+        await self.send_long_result(self.backend.move_branch, repo, branch, to,
+                                    expected_head=expected, author=self.user_name, reason=reason)
 
 
 class BranchMovesHandler(PachlsHandler):
