@@ -1038,7 +1038,8 @@ export interface components {
         };
         /** @description Label Studio is not configured, not installed, still starting, or does not answer
          *     (error `unavailable`; the message says which and where). No commit was made; retry
-         *     once `GET /labeling` reports it `running`.
+         *     once `GET /labeling` reports it `running`. Also the server busy with other long
+         *     operations (`details.reason` `busy`): retry in a moment.
          *      */
         LabelStudioUnavailable: {
             headers: {
