@@ -180,7 +180,7 @@ def test_the_health_probe_of_a_cluster_that_never_answers_waits_seconds_not_the_
     try:
         error = bounded(backend.ping)  # bounded by connect_timeout (2 s here), not rpc_timeout
         assert stall.stalled.is_set()
-        assert "GetVersion" in error.message and error.details["address"] == backend.address
+        assert "InspectProject" in error.message and error.details["address"] == backend.address
         stall.active.clear()
         backend.ping()  # the cluster answers again: so does the probe, on the same backend
     finally:
@@ -201,7 +201,7 @@ async def test_the_health_route_answers_while_the_cluster_never_does(served, api
         status, body = await api("GET", "health")
         assert time.monotonic() - started < BOUND
         assert status == 200 and body["backend"]["connected"] is False, body
-        assert "GetVersion" in body["backend"]["error"] and address in body["backend"]["error"]
+        assert "InspectProject" in body["backend"]["error"] and address in body["backend"]["error"]
         stall.active.clear()
         status, body = await api("GET", "health")
         assert status == 200 and body["backend"]["connected"] is True, body
@@ -216,7 +216,7 @@ def test_every_operation_against_a_tcp_server_that_never_answers_is_unavailable(
     backend = open_backend({"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{silent.port}",
                             "connect_timeout": 1.0, "rpc_timeout": RPC_TIMEOUT})
     try:
-        for method, operation in [*OPERATIONS.items(), ("GetVersion", lambda b: b.ping())]:
+        for method, operation in [*OPERATIONS.items(), ("InspectProject", lambda b: b.ping())]:
             error = bounded(lambda: operation(backend))
             assert error.details["address"] == backend.address, method
         assert silent.accepted  # the client did connect: the silence, not a refused port, was met

@@ -25,12 +25,13 @@ from pathlib import Path
 
 import grpc
 from pachyderm_sdk import Client
-from pachyderm_sdk.api import pfs, version
+from pachyderm_sdk.api import pfs
 from pachyderm_sdk.api.pfs import betterproto_lib_google_protobuf as protobuf
 from pachyderm_sdk.api.pfs.extension import ApiStub as PfsStub
 from pachyderm_sdk.config import ConfigFile
 from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
 
+from ..address import DEFAULT_PROJECT
 from ..errors import InvalidArgument, PfsError, Unavailable
 from .errors import from_rpc_error
 
@@ -168,9 +169,9 @@ class Channel:
         self._get_file = channel.unary_stream("/pfs_v2.API/GetFile",
                                               request_serializer=pfs.GetFileRequest.SerializeToString,
                                               response_deserializer=protobuf.BytesValue.FromString)
-        self._get_version = channel.unary_unary("/versionpb_v2.API/GetVersion",
-                                                request_serializer=protobuf.Empty.SerializeToString,
-                                                response_deserializer=version.Version.FromString)
+        self._inspect_project = channel.unary_unary("/pfs_v2.API/InspectProject",
+                                                    request_serializer=pfs.InspectProjectRequest.SerializeToString,
+                                                    response_deserializer=pfs.ProjectInfo.FromString)
         self._modify_file = channel.stream_unary("/pfs_v2.API/ModifyFile",
                                                  request_serializer=pfs.ModifyFileRequest.SerializeToString,
                                                  response_deserializer=protobuf.Empty.FromString)
@@ -227,14 +228,16 @@ class Channel:
             raise self.error(exc, what) from None
 
     def ping(self) -> None:
-        """Ask pachd its version within ``connect_timeout`` (``Unavailable`` otherwise): the health probe.
-        pachd answers it without reading any repo, so a poll costs the same however big the cluster,
-        and a cluster that never answers is reported within seconds, not after ``rpc_timeout``."""
+        """Inspect the default project within ``connect_timeout`` (a typed error otherwise): the health
+        probe. pachd answers it from its metadata store without reading any repo, so a poll costs the
+        same however big the cluster; it needs the token when auth is on (a wrong one shows); and a
+        cluster that never answers is reported within seconds, not after ``rpc_timeout``."""
         self.ready()
         try:
-            self._get_version(protobuf.Empty(), timeout=self.connect_timeout)
+            self._inspect_project(pfs.InspectProjectRequest(project=pfs.Project(name=DEFAULT_PROJECT)),
+                                  timeout=self.connect_timeout)
         except grpc.RpcError as exc:
-            raise self.error(exc, "GetVersion", deadline=self.connect_timeout) from None
+            raise self.error(exc, "InspectProject", deadline=self.connect_timeout) from None
 
     def stream(self, what: str, fn, **kwargs) -> Iterator:
         """The replies of a server-streaming listing, as ``rpc`` (one deadline for the whole stream)."""
