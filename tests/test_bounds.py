@@ -274,3 +274,37 @@ def test_the_watchdog_keeps_the_log_bounded(tmp_path):
         studio._process.kill()
         studio._process.wait()
         watchdog.join(10)
+
+
+# -- the Pachyderm backend's branch locks ---------------------------------------------------------
+def test_branch_locks_exclude_per_branch_and_are_dropped_when_free():
+    from jupyterlab_pachls.pfs.pachyderm.landing import BranchLocks
+
+    locks = BranchLocks()
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with locks("default/data", "master"):
+            order.append("first in")
+            inside.set()
+            release.wait(10)
+            order.append("first out")
+
+    def second() -> None:
+        inside.wait(10)
+        with locks("default/data", "master"):
+            order.append("second in")
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(first), pool.submit(second)]
+        inside.wait(10)
+        with locks("default/data", "other"):  # another branch is not held up
+            order.append("other branch")
+        time.sleep(0.2)  # give the second a chance to (wrongly) get in
+        release.set()
+        for future in futures:
+            future.result(10)
+    assert order == ["first in", "other branch", "first out", "second in"]
+    assert locks._locks == {}  # landed on three branches: no lock kept for any

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import grpc
 from pachyderm_sdk.api import pfs
@@ -30,15 +31,29 @@ LAND_TIMEOUT = 120.0
 
 
 class BranchLocks:
-    """One landing or branch move at a time per branch, within this process."""
+    """One landing or branch move at a time per branch, within this process.
+
+    A branch's lock lives only while someone holds or waits for it, so a long-running server
+    that has landed on many branches (deleted ones included) keeps no lock for each.
+    """
 
     def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks: dict[tuple[str, str], list] = {}  # (repo key, branch) -> [lock, holders and waiters]
         self._guard = threading.Lock()
 
-    def __call__(self, key: str, branch: str) -> threading.Lock:
+    @contextmanager
+    def __call__(self, key: str, branch: str) -> Iterator[None]:
         with self._guard:
-            return self._locks.setdefault((key, branch), threading.Lock())
+            entry = self._locks.setdefault((key, branch), [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[(key, branch)]
 
 
 def _chunks(content: Content) -> Iterator[bytes]:
