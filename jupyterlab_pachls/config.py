@@ -63,6 +63,20 @@ class PachlsConfig(Configurable):
         10.0, help="Seconds a new backend has to answer before PUT /pachls/api/backend gives up."
     ).tag(config=True)
 
+    rpc_timeout = Float(
+        120.0,
+        help=("Deadline in seconds of the Pachyderm calls that are not quick reads: commits and the wait for "
+              "one to finish, file listings and diffs (idle deadline on streams: the time without a message). "
+              "Long, since finishing a big commit takes as long as the commit."),
+    ).tag(config=True)
+
+    quick_rpc_timeout = Float(
+        5.0,
+        help=("Deadline in seconds of the quick Pachyderm reads (projects, repos, branches, commits without "
+              "waiting), waiting for the connection included; the time without a message on their streams. "
+              "The panel polls only these: a cluster that stops answering shows as unavailable within it."),
+    ).tag(config=True)
+
     long_operation_threads = Int(
         4, min=1,
         help=("Threads that run long operations (mount and label commits, imports, resyncs, Label Studio "
@@ -139,10 +153,11 @@ def resolve_store(config: PachlsConfig | None = None) -> str:
 
 def backend_spec(config: PachlsConfig, choice: dict[str, Any] | None) -> dict[str, Any]:
     """The ``pfs.open_backend`` config of a backend choice (None: the embedded store); the embedded
-    store is always the resolved ``store_dir``."""
+    store is always the resolved ``store_dir``; a cluster gets the configured deadlines unless the
+    choice names its own."""
     if choice is None or choice.get("kind", "local") == "local":
         return {"kind": "local", "path": resolve_store(config)}
-    return dict(choice)
+    return {"rpc_timeout": config.rpc_timeout, "quick_rpc_timeout": config.quick_rpc_timeout, **choice}
 
 
 def load_choice(path: str) -> dict[str, Any] | None:

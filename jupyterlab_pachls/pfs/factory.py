@@ -12,7 +12,8 @@ def open_backend(config: dict[str, Any]) -> Backend:
     """``{"kind": "local", "path": DIR}`` or ``{"kind": "pachyderm", "pachd_address": ..., "auth_token": ...}``.
 
     A Pachyderm config without ``pachd_address`` uses the active context of
-    ``$PACH_CONFIG`` or ``~/.pachyderm/config.json``, as ``pachctl`` does.
+    ``$PACH_CONFIG`` or ``~/.pachyderm/config.json``, as ``pachctl`` does. Its deadlines, in seconds:
+    ``connect_timeout``, ``rpc_timeout`` and ``quick_rpc_timeout`` (see ``pachyderm.channel``).
     """
     kind = config.get("kind", "local")
     options = {k: v for k, v in config.items() if k != "kind"}
@@ -25,5 +26,11 @@ def open_backend(config: dict[str, Any]) -> Backend:
     if kind == "pachyderm":
         from .pachyderm import PachydermBackend
 
-        return PachydermBackend(**options)
+        from .pachyderm.channel import check_seconds
+
+        quick = {"quick_rpc_timeout": options.pop("quick_rpc_timeout")} if "quick_rpc_timeout" in options else {}
+        check_seconds(**quick)  # before the channel opens: a refused setting leaves nothing to close
+        backend = PachydermBackend(**options)
+        backend.channel.set_deadlines(**quick)
+        return backend
     raise InvalidArgument(f"unknown backend kind {kind!r}; expected 'local' or 'pachyderm'", kind=kind)

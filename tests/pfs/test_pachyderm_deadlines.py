@@ -8,7 +8,9 @@ gRPC on 127.0.0.1, against two stand-ins for such a cluster:
   streams never send a message (or, for ``ModifyFile``, never read nor answer).
 
 Each operation raises the typed ``Unavailable`` naming the call and the address, and ends well under
-a generous bound; a big download read slowly is not cut.
+a generous bound; the quick reads the panel polls end within their own short deadline however long
+the other calls may take, a wait for a commit to finish is not cut by it, and a stream (or a big
+download) whose messages keep coming is not cut for its length.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ import time
 import grpc
 import pytest
 
+from pachyderm_sdk.api import pfs
+
 from jupyterlab_pachls.pfs import LocalBackend, open_backend
 from jupyterlab_pachls.pfs.errors import InvalidArgument, Unavailable
+from jupyterlab_pachls.pfs.pachyderm.messages import repo_key
 from jupyterlab_pachls.pfs.server import make_server
+from jupyterlab_pachls.pfs.wire import commit_msg
 
 RPC_TIMEOUT = 2.0  # every call of a test must fit in it, on a loaded machine too
 BOUND = 60.0  # generous: the calls must end, not be fast
@@ -87,6 +93,29 @@ class Stall(grpc.ServerInterceptor):
         return handler
 
 
+class Slow(grpc.ServerInterceptor):
+    """The streams of ``methods`` send each message ``pause`` seconds after the one before (the first
+    too): a cluster that keeps answering, slowly."""
+
+    def __init__(self, methods, pause: float) -> None:
+        self.methods = set(methods)
+        self.pause = pause
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None or details.method not in self.methods or handler.unary_stream is None:
+            return handler
+        inner = handler.unary_stream
+
+        def slowly(request, context):
+            for reply in inner(request, context):
+                time.sleep(self.pause)
+                yield reply
+
+        return grpc.unary_stream_rpc_method_handler(slowly, request_deserializer=handler.request_deserializer,
+                                                    response_serializer=handler.response_serializer)
+
+
 def bounded(call):
     """``call``'s typed Unavailable, checked to have ended within the generous bound."""
     started = time.monotonic()
@@ -112,11 +141,12 @@ def served(tmp_path):
     store.close()
 
 
-def stalled_cluster(store, methods, rpc_timeout=RPC_TIMEOUT):
-    stall = Stall(methods)
+def stalled_cluster(store, methods, rpc_timeout=RPC_TIMEOUT, quick_rpc_timeout=RPC_TIMEOUT, interceptor=None):
+    stall = Stall(methods) if interceptor is None else interceptor
     server, port = make_server(store, "127.0.0.1:0", interceptors=(stall,))
     backend = open_backend({"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{port}",
-                            "connect_timeout": 2.0, "rpc_timeout": rpc_timeout})
+                            "connect_timeout": 2.0, "rpc_timeout": rpc_timeout,
+                            "quick_rpc_timeout": quick_rpc_timeout})
     return server, backend, stall
 
 
@@ -141,6 +171,78 @@ def test_a_stream_the_cluster_never_answers_is_a_typed_unavailable_naming_the_ca
         assert method in error.message and backend.address in error.message
         # the same backend goes on answering what the cluster does answer
         assert backend.inspect_branch("r", "master").head is not None
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+
+
+#: The quick reads (what the panel polls), each with the method it makes.
+QUICK_READS = {
+    "InspectProject": lambda b: b.ping(),
+    "ListRepo": lambda b: b.list_repos(),
+    "InspectRepo": lambda b: b.inspect_repo("r"),
+    "ListBranch": lambda b: b.list_branches("r"),
+    "InspectBranch": lambda b: b.inspect_branch("r", "master"),
+    "InspectCommit": lambda b: b.inspect_commit("r", "master"),
+    "ListCommit": lambda b: b.list_commits("r", "master"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(QUICK_READS))
+def test_a_quick_read_the_cluster_never_answers_ends_within_the_quick_deadline(served, method):
+    # the long deadline is far beyond the bound: only the quick one can end the call in time
+    server, backend, stall = stalled_cluster(served, [f"/pfs_v2.API/{method}"], rpc_timeout=3600.0)
+    try:
+        error = bounded(lambda: QUICK_READS[method](backend))
+        assert stall.stalled.is_set()
+        assert method in error.message and error.details["address"] == backend.address
+        assert f"{RPC_TIMEOUT:g} s" in error.message  # it says which deadline ran out
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+
+
+def test_waiting_for_a_commit_to_finish_is_not_cut_by_the_quick_deadline(served):
+    server, backend, _ = stalled_cluster(served, [], rpc_timeout=3600.0, quick_rpc_timeout=1.0)
+    opened = served.start_commit("r", "master", message="finishes later")
+    waited: dict = {}
+
+    def wait_finished():
+        try:
+            waited["info"] = backend.channel.rpc("InspectCommit", backend.channel.pfs.inspect_commit,
+                                                 commit=commit_msg(repo_key("r"), opened.id),
+                                                 wait=pfs.CommitState.FINISHED)
+        except Exception as exc:
+            waited["error"] = exc
+
+    waiter = threading.Thread(target=wait_finished)
+    try:
+        waiter.start()
+        time.sleep(3.0)  # three quick deadlines: the wait is still on
+        assert waiter.is_alive(), waited
+        served.finish_commit(opened)
+        waiter.join(BOUND)
+        assert "error" not in waited and waited["info"].finished
+    finally:
+        waiter.join(BOUND)
+        backend.close()
+        server.stop(grace=None).wait()
+
+
+@pytest.mark.parametrize("method, deadline", [("ListRepo", "quick_rpc_timeout"), ("DiffFile", "rpc_timeout")])
+def test_a_stream_whose_messages_keep_coming_is_not_cut_for_its_length(served, method, deadline):
+    for n in range(4):
+        served.create_repo(f"more{n}")
+    with served.commit("r", "master", message="many") as c:
+        for n in range(5):
+            c.put_file(f"/many/{n}.txt", b"n")
+    pause = 0.5  # each message within the idle deadline; all of them together well beyond it
+    deadlines = {"rpc_timeout": 3600.0, "quick_rpc_timeout": 3600.0, deadline: 2.0}
+    server, backend, _ = stalled_cluster(served, [], interceptor=Slow([f"/pfs_v2.API/{method}"], pause), **deadlines)
+    try:
+        started = time.monotonic()
+        answer = backend.list_repos() if method == "ListRepo" else backend.diff("r", "master^", "master")
+        assert len(answer) >= 5 and time.monotonic() - started > 2.0  # it did outlast the deadline
     finally:
         backend.close()
         server.stop(grace=None).wait()
@@ -178,7 +280,7 @@ def test_an_upload_made_slowly_is_not_cut_by_the_idle_deadline(served):
 def test_the_health_probe_of_a_cluster_that_never_answers_waits_seconds_not_the_call_deadline(served):
     server, backend, stall = stalled_cluster(served, None, rpc_timeout=3600.0)  # every method stalls
     try:
-        error = bounded(backend.ping)  # bounded by connect_timeout (2 s here), not rpc_timeout
+        error = bounded(backend.ping)  # bounded by quick_rpc_timeout (2 s here), not rpc_timeout
         assert stall.stalled.is_set()
         assert "InspectProject" in error.message and error.details["address"] == backend.address
         stall.active.clear()
@@ -225,7 +327,9 @@ def test_every_operation_against_a_tcp_server_that_never_answers_is_unavailable(
         silent.close()
 
 
+@pytest.mark.parametrize("name", ["rpc_timeout", "quick_rpc_timeout", "connect_timeout"])
 @pytest.mark.parametrize("value", [0, -1, "5", True, None])
-def test_a_deadline_that_is_not_a_positive_number_is_refused(value):
-    with pytest.raises(InvalidArgument):
-        open_backend({"kind": "pachyderm", "pachd_address": "grpc://127.0.0.1:1", "rpc_timeout": value})
+def test_a_deadline_that_is_not_a_positive_number_is_refused(name, value):
+    with pytest.raises(InvalidArgument) as info:
+        open_backend({"kind": "pachyderm", "pachd_address": "grpc://127.0.0.1:1", name: value})
+    assert name in info.value.message

@@ -2,17 +2,24 @@
 readiness (a call waits at most ``connect_timeout`` for the cluster, never hangs), the auth metadata
 and deadline on every call, and every failed call turned into a typed error.
 
-Deadlines (``rpc_timeout`` seconds), so that a cluster that accepts connections and never answers
-cannot hold a thread:
+Deadlines, so that a cluster that accepts connections and never answers cannot hold a thread, nor the
+panel for longer than a few seconds, while a big commit is never cut for being big. The channel picks
+each call's deadline from the gRPC method (``deadline_kind``); callers pass nothing:
 
-- unary calls and listings (``ListRepo``, ``ListBranch``, ``ListCommit``, ``ListFile``, ``DiffFile``):
-  one deadline for the whole call. A listing is paged or bounded by what one commit changed; a user
-  waiting for a panel expects it to fail, not to hang. (``DiffFile`` of a huge commit is the one
-  listing that could need longer than the default: it would then move to an idle deadline.)
-- ``GetFile`` and ``ModifyFile`` carry file data of any size: a deadline on the whole call would cut a
-  big transfer just for being big. They get an idle deadline instead: the call is cancelled when the
-  cluster stays silent (no message received, no request taken) for ``rpc_timeout`` while we wait on
-  it. Time the caller spends with a chunk in hand does not count, so a slow reader is never cut.
+- quick reads (``QUICK_METHODS``: projects, repos, branches, commits without waiting — what pachd
+  answers from its metadata store, whatever the size of the data): ``quick_rpc_timeout`` seconds
+  (default 5), counted from when the call was asked for, waiting for the connection included. The
+  panel's polls make only these, so a stalled cluster answers them ``Unavailable`` within that time.
+- everything else (writes, ``InspectCommit`` waiting for a commit to finish, file listings, diffs):
+  ``rpc_timeout`` seconds (default 120); finishing a big commit and the diff a landing replays grow
+  with the commit.
+- server streams get an idle deadline, not one for the whole call: the call is cancelled when no
+  message came for the deadline while we wait on it (a quick stream's first message counts from when
+  it was asked for). A stream is then never cut for being long (the repos of a big cluster, the diff
+  of a huge commit), only for the cluster's silence. The caller's time with a message does not count,
+  so a slow reader is never cut.
+- ``ModifyFile`` (uploads of any size) gets the same idle deadline (``rpc_timeout``): the cluster must
+  take each request, then answer, within it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -35,11 +44,20 @@ from ..address import DEFAULT_PROJECT
 from ..errors import InvalidArgument, PfsError, Unavailable
 from .errors import from_rpc_error
 
-#: Default deadline of a call (see the module docstring): whole for calls and listings, idle for data.
-#: As long as a call had before streams got deadlines: finishing a big commit (InspectCommit waiting
-#: for FINISHED) and the diff a landing replays grow with the commit, and must not be cut by default.
+#: Default deadline of the calls that are not quick reads (see the module docstring): finishing a big
+#: commit (InspectCommit waiting for FINISHED) and the diff a landing replays grow with the commit, and
+#: must not be cut by default.
 RPC_TIMEOUT = 120.0
-#: Calls whose size has no bound: an idle deadline (``IdleWatch``) instead of one for the whole call.
+#: Default deadline of a quick read: what the panel polls answers within it when the cluster stalls.
+QUICK_RPC_TIMEOUT = 5.0
+#: Reads pachd answers from its metadata store, whatever the size of the data (InspectCommit only
+#: without ``wait``: waiting for a commit to finish takes as long as the commit).
+QUICK_METHODS = frozenset(f"/pfs_v2.API/{name}" for name in (
+    "InspectProject", "ListProject", "InspectRepo", "ListRepo", "InspectBranch", "ListBranch",
+    "InspectCommit", "ListCommit"))
+#: The deadline settings, by the kind of call they are for (``deadline_kind``).
+DEADLINE_KINDS = {"rpc_timeout": "long", "quick_rpc_timeout": "quick"}
+#: Calls that carry file data, each watched by its own method (``get_file``, ``modify_file``).
 DATA_METHODS = frozenset({"/pfs_v2.API/GetFile", "/pfs_v2.API/ModifyFile"})
 #: While the cluster is known to be down, a call waits this long for it (not connect_timeout each).
 DOWN_RECHECK = 1.0
@@ -48,53 +66,90 @@ CHANNEL_OPTIONS = [*GRPC_CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", 
                    ("grpc.min_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
+def deadline_kind(method: str, request) -> str:
+    """``"quick"`` for a quick read (``QUICK_METHODS``, InspectCommit without ``wait``), else ``"long"``."""
+    if method not in QUICK_METHODS:
+        return "long"
+    return "long" if getattr(request, "wait", None) else "quick"
+
+
+@dataclass
+class Asked:
+    """One call as ``Channel`` asked for it: when (a quick read's deadline counts from then, waiting for
+    the connection included) and, filled in by ``CallOptions``, the deadline it got and its idle watch."""
+
+    at: float
+    deadline: float | None = None
+    replies: WatchedReplies | None = None
+
+
+#: The call being asked for in this thread (set by ``Channel`` around the stub call only).
+_ASKED: ContextVar[Asked | None] = ContextVar("pachls_asked", default=None)
+
+
 class CallOptions(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """The auth metadata on every call and a deadline on every call but ``DATA_METHODS`` (those are
-    watched by ``IdleWatch``), so a silent cluster cannot hang a caller.
+    """The auth metadata on every call and its deadline (see the module docstring): a whole-call one on
+    unary calls, an idle watch on server streams; ``DATA_METHODS`` are watched by their own methods.
 
     ``pachyderm_sdk``'s own interceptor turns some failures into ``ConnectionError`` / ``TypeError``;
     this one leaves every failure a ``grpc.RpcError``, which ``Channel`` maps to typed errors.
     """
 
-    def __init__(self, metadata, timeout: float) -> None:
+    def __init__(self, metadata, timeouts: dict[str, float]) -> None:
         self.metadata = list(metadata)
-        self.timeout = timeout
+        self.timeouts = timeouts  # the channel's, by deadline kind (``Channel.set_deadlines`` changes them)
 
-    def _details(self, call_details):
-        call_details = call_details._replace(metadata=[*(call_details.metadata or ()), *self.metadata])
-        if call_details.timeout is None and call_details.method not in DATA_METHODS:
-            call_details = call_details._replace(timeout=self.timeout)
-        return call_details
+    def _details(self, call_details, timeout: float | None):
+        return call_details._replace(metadata=[*(call_details.metadata or ()), *self.metadata], timeout=timeout)
+
+    def _asked(self, call_details, request) -> tuple[Asked, str]:
+        asked = _ASKED.get() or Asked(time.monotonic())
+        kind = deadline_kind(call_details.method, request)
+        asked.deadline = self.timeouts[kind]
+        return asked, kind
 
     def intercept_unary_unary(self, continuation, call_details, request):
-        return continuation(self._details(call_details), request)
+        asked, kind = self._asked(call_details, request)
+        start = asked.at if kind == "quick" else time.monotonic()
+        return continuation(self._details(call_details, max(0.0, start + asked.deadline - time.monotonic())),
+                            request)
 
     def intercept_unary_stream(self, continuation, call_details, request):
-        return continuation(self._details(call_details), request)
+        if call_details.method in DATA_METHODS:
+            return continuation(self._details(call_details, None), request)
+        asked, kind = self._asked(call_details, request)
+        watch = IdleWatch(asked.deadline, since=asked.at if kind == "quick" else None)
+        call = continuation(self._details(call_details, None), request)
+        watch.start(call)
+        asked.replies = WatchedReplies(call, watch)
+        return asked.replies
 
     def intercept_stream_unary(self, continuation, call_details, request_iterator):
-        return continuation(self._details(call_details), request_iterator)
+        timeout = None if call_details.method in DATA_METHODS else self.timeouts["long"]
+        return continuation(self._details(call_details, timeout), request_iterator)
 
     def intercept_stream_stream(self, continuation, call_details, request_iterator):
-        return continuation(self._details(call_details), request_iterator)
+        return continuation(self._details(call_details, self.timeouts["long"]), request_iterator)
 
 
 class IdleWatch:
     """Cancels a call (a ``grpc.Future``) once it has waited on the cluster for ``idle`` seconds without
-    progress; ``waiting()`` / ``progress()`` mark the waits. One thread per watched call, from ``start``."""
+    progress; ``waiting()`` / ``progress()`` mark the waits (``since``: a wait began before the call).
+    One thread per watched call, from ``start``."""
 
-    def __init__(self, idle: float) -> None:
+    def __init__(self, idle: float, since: float | None = None) -> None:
         self.idle = idle
         self.fired = False
-        self._since: float | None = None  # monotonic time the call began waiting on the cluster
+        self._since = since  # monotonic time the call began waiting on the cluster (None: not waiting)
         self._done = threading.Event()
 
     def start(self, call: grpc.Future) -> None:
         threading.Thread(target=self._watch, args=(call,), name="pachls-idle-watch", daemon=True).start()
 
     def waiting(self) -> None:
-        self._since = time.monotonic()
+        if self._since is None:  # a wait already under way (a quick read being asked for) keeps its start
+            self._since = time.monotonic()
 
     def progress(self) -> None:
         self._since = None
@@ -112,6 +167,39 @@ class IdleWatch:
                 return
             if self._done.wait(left):
                 return
+
+
+class WatchedReplies:
+    """The replies of a server stream under its ``IdleWatch``: waiting for the next reply counts as the
+    cluster's time, the caller's time with one does not. ``close`` ends the call and its watch."""
+
+    def __init__(self, call, watch: IdleWatch) -> None:
+        self.call = call
+        self.watch = watch
+
+    def __iter__(self) -> WatchedReplies:
+        return self
+
+    def __next__(self):
+        self.watch.waiting()
+        try:
+            reply = next(self.call)
+        except BaseException:  # the end of the stream, or its failure: nothing more to watch
+            self.watch.stop()
+            raise
+        self.watch.progress()
+        return reply
+
+    def close(self) -> None:
+        self.watch.stop()
+        self.call.cancel()  # no-op once the call ended; frees the stream when the reader stopped early
+
+
+def check_seconds(**values) -> None:
+    """InvalidArgument unless each value is a positive number of seconds."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidArgument(f"{name} must be a positive number of seconds, not {value!r}", **{name: value})
 
 
 def cluster_client(pachd_address: str | None, auth_token: str | None,
@@ -145,14 +233,13 @@ class Channel:
 
     def __init__(self, pachd_address: str | None = None, auth_token: str | None = None,
                  config_path: str | os.PathLike | None = None, *, connect_timeout: float = 5.0,
-                 rpc_timeout: float = RPC_TIMEOUT) -> None:
-        for name, value in (("connect_timeout", connect_timeout), ("rpc_timeout", rpc_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise InvalidArgument(f"{name} must be a positive number of seconds, not {value!r}", **{name: value})
+                 rpc_timeout: float = RPC_TIMEOUT, quick_rpc_timeout: float = QUICK_RPC_TIMEOUT) -> None:
+        check_seconds(connect_timeout=connect_timeout, rpc_timeout=rpc_timeout, quick_rpc_timeout=quick_rpc_timeout)
         client, address = cluster_client(pachd_address, auth_token, config_path)
         self.address = address if "://" in address else f"grpc://{address}"
         self.connect_timeout = connect_timeout
-        self.rpc_timeout = rpc_timeout
+        self._timeouts: dict[str, float] = {}
+        self.set_deadlines(rpc_timeout=rpc_timeout, quick_rpc_timeout=quick_rpc_timeout)
         if client.root_certs is not None:
             raw = grpc.secure_channel(client.address, grpc.ssl_channel_credentials(client.root_certs),
                                       options=CHANNEL_OPTIONS)
@@ -163,18 +250,32 @@ class Channel:
         self._down_at: float | None = None  # when a call last found the cluster unreachable
         self._closed = False
         raw.subscribe(self._on_state, try_to_connect=False)
-        channel = grpc.intercept_channel(raw, CallOptions(client._build_metadata(), rpc_timeout))
+        channel = grpc.intercept_channel(raw, CallOptions(client._build_metadata(), self._timeouts))
         self.pfs = PfsStub(channel, get_transaction_id=lambda: None)
         # The data calls as gRPC's own callables: the stub's methods hide the call that IdleWatch cancels.
         self._get_file = channel.unary_stream("/pfs_v2.API/GetFile",
                                               request_serializer=pfs.GetFileRequest.SerializeToString,
                                               response_deserializer=protobuf.BytesValue.FromString)
-        self._inspect_project = channel.unary_unary("/pfs_v2.API/InspectProject",
-                                                    request_serializer=pfs.InspectProjectRequest.SerializeToString,
-                                                    response_deserializer=pfs.ProjectInfo.FromString)
         self._modify_file = channel.stream_unary("/pfs_v2.API/ModifyFile",
                                                  request_serializer=pfs.ModifyFileRequest.SerializeToString,
                                                  response_deserializer=protobuf.Empty.FromString)
+
+    @property
+    def rpc_timeout(self) -> float:
+        return self._timeouts["long"]
+
+    @property
+    def quick_rpc_timeout(self) -> float:
+        return self._timeouts["quick"]
+
+    def set_deadlines(self, **deadlines: float) -> None:
+        """Set the deadlines given (``rpc_timeout``, ``quick_rpc_timeout``) for the calls made from now on."""
+        unknown = sorted(set(deadlines) - set(DEADLINE_KINDS))
+        if unknown:
+            raise InvalidArgument(f"unknown deadlines {unknown}; expected {sorted(DEADLINE_KINDS)}")
+        check_seconds(**deadlines)
+        for name, value in deadlines.items():
+            self._timeouts[DEADLINE_KINDS[name]] = float(value)
 
     def _on_state(self, state) -> None:
         self._state = state
@@ -206,7 +307,7 @@ class Channel:
               deadline: float | None = None) -> PfsError:
         """The typed error of a failed call; a transport failure or a deadline says where the cluster was
         expected (``watch``: the call's idle deadline, when it has one; ``deadline``: the call's own,
-        when not ``rpc_timeout``)."""
+        when not ``rpc_timeout``; ``rpc`` and ``stream`` pass what the call got)."""
         deadline = self.rpc_timeout if deadline is None else deadline
         if watch is not None and watch.fired:
             return self.unreachable(deadline, f"{what} got nothing for {deadline:g} s")
@@ -220,32 +321,46 @@ class Channel:
         return error
 
     def rpc(self, what: str, fn, **kwargs):
-        """A unary call (``fn``, a method of ``self.pfs``) once the cluster is ready; ``what`` names it."""
+        """A unary call (``fn``, a method of ``self.pfs``) once the cluster is ready; ``what`` names it.
+        Its deadline is the one of its method (see the module docstring)."""
+        asked = Asked(time.monotonic())
         self.ready()
+        token = _ASKED.set(asked)
         try:
             return fn(**kwargs)
         except grpc.RpcError as exc:
-            raise self.error(exc, what) from None
+            raise self.error(exc, what, deadline=asked.deadline) from None
+        finally:
+            _ASKED.reset(token)
 
     def ping(self) -> None:
-        """Inspect the default project within ``connect_timeout`` (a typed error otherwise): the health
-        probe. pachd answers it from its metadata store without reading any repo, so a poll costs the
-        same however big the cluster; it needs the token when auth is on (a wrong one shows); and a
+        """Inspect the default project, a quick read (a typed error within ``quick_rpc_timeout``): the
+        health probe. pachd answers it from its metadata store without reading any repo, so a poll costs
+        the same however big the cluster; it needs the token when auth is on (a wrong one shows); and a
         cluster that never answers is reported within seconds, not after ``rpc_timeout``."""
-        self.ready()
-        try:
-            self._inspect_project(pfs.InspectProjectRequest(project=pfs.Project(name=DEFAULT_PROJECT)),
-                                  timeout=self.connect_timeout)
-        except grpc.RpcError as exc:
-            raise self.error(exc, "InspectProject", deadline=self.connect_timeout) from None
+        self.rpc("InspectProject", self.pfs.inspect_project, project=pfs.Project(name=DEFAULT_PROJECT))
 
     def stream(self, what: str, fn, **kwargs) -> Iterator:
-        """The replies of a server-streaming listing, as ``rpc`` (one deadline for the whole stream)."""
+        """The replies of a server stream (``fn``, a method of ``self.pfs``), as ``rpc``, under an idle
+        deadline. Closing the iterator early cancels the call."""
+        asked = Asked(time.monotonic())
         self.ready()
+        replies = fn(**kwargs)
         try:
-            yield from fn(**kwargs)
+            while True:
+                token = _ASKED.set(asked)  # only while the stub asks: the caller's own calls are theirs
+                try:
+                    reply = next(replies)
+                except StopIteration:
+                    return
+                finally:
+                    _ASKED.reset(token)
+                yield reply
         except grpc.RpcError as exc:
-            raise self.error(exc, what) from None
+            raise self.error(exc, what, asked.replies and asked.replies.watch, asked.deadline) from None
+        finally:
+            if asked.replies is not None:
+                asked.replies.close()
 
     def get_file(self, request: pfs.GetFileRequest) -> Iterator[bytes]:
         """The chunks of ``GetFile``, under an idle deadline (a big file is never cut for its size).
