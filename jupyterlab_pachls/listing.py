@@ -2,7 +2,10 @@
 
 The panel polls it, so the body is kept while the store's change token holds
 (``LocalBackend.change_token``: cheap, and it sees commits made by other processes),
-and it carries an ETag so an unchanged listing answers 304.
+and it carries an ETag so an unchanged listing answers 304. A backend without one (a
+Pachyderm cluster has no cheap token) lists on each load, which costs it ListRepo and
+ListBranch and an InspectCommit per head it has not seen; when what it lists is what the
+last listing showed, that body and ETag are reused as they were.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class ReposListing:
         self._last: tuple[int, bytes, str] | None = None
         self.rebuilds = 0
         self._fragments: dict[str, tuple[Any, bytes]] = {}  # repo key -> (what it showed, its JSON)
+        #: (repo keys in order, body, etag) of the last rebuild: the body while no repo's JSON changes
+        self._whole: tuple[tuple[str, ...], bytes, str] | None = None
 
     def current_token(self) -> Any:
         if self.source is None:
@@ -145,6 +150,7 @@ class ReposListing:
         # A commit changes one repo: the JSON of every other repo is reused as it was.
         fragments: dict[str, tuple[Any, bytes]] = {}
         parts = []
+        every_part_kept = True
         for repo in repos:
             mine = by_repo.get(repo.key, [])
             # an open head (a Pachyderm branch mid-commit) changes under the same id: never reused
@@ -155,10 +161,17 @@ class ReposListing:
                 part = kept[1]
             else:
                 part = json.dumps(repo_json(repo, mine)).encode()
+                every_part_kept = False
             fragments[repo.key] = (signature, part)
             parts.append(part)
         self._fragments = fragments
-        head = json.dumps({"kind": backend.kind, "address": backend.address}).encode()
-        body = b'{"backend": ' + head + b', "repos": [' + b", ".join(parts) + b"]}"
-        etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+        keys = tuple(repo.key for repo in repos)
+        whole = self._whole
+        if every_part_kept and whole is not None and whole[0] == keys:
+            body, etag = whole[1], whole[2]  # the same repos, each as it was: the same body
+        else:
+            head = json.dumps({"kind": backend.kind, "address": backend.address}).encode()
+            body = b'{"backend": ' + head + b', "repos": [' + b", ".join(parts) + b"]}"
+            etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+        self._whole = (keys, body, etag)
         return token, body, etag

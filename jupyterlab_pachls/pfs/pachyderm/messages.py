@@ -53,6 +53,11 @@ def parent_id(info: pfs.CommitInfo) -> str | None:
     return info.parent_commit.id if is_set(info.parent_commit) and info.parent_commit.id else None
 
 
+def head_id(info: pfs.BranchInfo) -> str | None:
+    """The id of a branch's head commit, None for an empty branch."""
+    return info.head.id if is_set(info.head) and info.head.id else None
+
+
 def is_staging(name: str) -> bool:
     return name.startswith(STAGING_PREFIX)
 

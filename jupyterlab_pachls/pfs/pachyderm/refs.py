@@ -9,7 +9,7 @@ from ..address import is_commit_id, parse_ref
 from ..errors import Conflict, InvalidArgument, NotFound
 from ..wire import branch_msg, commit_msg, repo_msg
 from .channel import Channel
-from .messages import is_finished, is_set, parent_id, repo_key
+from .messages import head_id, is_finished, parent_id, repo_key
 
 
 class Refs:
@@ -31,15 +31,20 @@ class Refs:
     def head(self, key: str, branch: str) -> pfs.CommitInfo | None:
         """The finished head of ``branch`` (None if it has none); NotFound if there is no such branch."""
         info = self.channel.rpc("InspectBranch", self.channel.pfs.inspect_branch, branch=branch_msg(key, branch))
-        if not is_set(info.head) or not info.head.id:
+        return self.shown(key, head_id(info))
+
+    def shown(self, key: str, head: str | None) -> pfs.CommitInfo | None:
+        """What readers see at a branch whose head is the commit ``head`` (None: an empty branch): that
+        commit once finished; while it is a landing in progress, its parent."""
+        if head is None:
             return None
-        head = self.inspect(key, info.head.id)
-        if not is_finished(head):  # a landing in progress: readers still see its parent
-            parent = parent_id(head)
+        info = self.inspect(key, head)
+        if not is_finished(info):
+            parent = parent_id(info)
             if parent is None:
                 return None
-            head = self.inspect(key, parent)
-        return head
+            info = self.inspect(key, parent)
+        return info
 
     def resolve(self, repo: str, ref: str, *, allow_empty: bool = False) -> tuple[str, pfs.CommitInfo | None]:
         """(repo key, the commit ``ref`` names); with ``allow_empty`` an empty branch gives None."""

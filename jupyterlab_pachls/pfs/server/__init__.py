@@ -33,7 +33,7 @@ MAX_MESSAGE = 64 * 1024 * 1024
 def services(backend: Backend, *, auth_on: bool = False) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
     """``{"pfs_v2.API": {"Method": handler}, ...}``: every service and method served over ``backend``
     (``auth_on``: the auth calls answer as on a pachd with auth on)."""
-    pfs_service = PfsService(backend)
+    pfs_service = PfsService(backend, auth_on=auth_on)
     transactions = TransactionService(pfs_service)
     pfs_service.transactions = transactions
     served = {"pfs_v2.API": pfs_service.handlers()}

@@ -61,6 +61,8 @@ URL_TIMEOUT = 60
 #: How long a waiting call sleeps between checks that its client is still there.
 WAIT_SLICE = 1.0
 
+#: pachd's answer to ListBranch without a repo while auth is on.
+ALL_BRANCHES_WITH_AUTH = "Cannot list branches from all repos with auth activated"
 SQUASH_WITHOUT_CHILDREN = ("cannot squash a commit that has no children as that would cause data loss, "
                            "use the drop operation instead")
 
@@ -163,8 +165,9 @@ class _TarStream(io.RawIOBase):
 class PfsService:
     """The handlers of ``pfs_v2.API`` over ``backend`` (a ``LocalBackend``)."""
 
-    def __init__(self, backend) -> None:
+    def __init__(self, backend, *, auth_on: bool = False) -> None:
         self.backend = backend
+        self.auth_on = auth_on
         self.hasher = Hasher(backend)
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str], str] = {}  # (repo key, branch) -> open commit started here
@@ -589,6 +592,8 @@ class PfsService:
     def list_branch(self, context, request: pfs.ListBranchRequest):
         if calls.has(request, "repo") and request.repo.name:
             branches = self.backend.list_branches(self._repo_key(request.repo))
+        elif self.auth_on:
+            raise _unknown(ALL_BRANCHES_WITH_AUTH)
         else:
             branches = self.backend.list_branches()
         if request.reverse:
