@@ -4,12 +4,13 @@ Every route lives under ``/pachls/api/`` and is described by the OpenAPI documen
 ``openapi.yaml`` (served at ``/pachls/api/openapi.json``). Handlers only parse and check
 requests (``args.py``), call the backend, the mount manager or labeling (in a worker
 thread: all are blocking) and shape JSON; ``base.py`` turns typed errors into JSON errors.
-One module per area: ``system.py``, ``repos.py``, ``mounts.py``, ``labeling.py``.
+One module per area: ``system.py``, ``repos.py``, ``mounts.py``, ``labeling.py``; ``panel.py`` answers
+the panel's poll with what ``/health``, ``/repos`` and ``/mounts`` answer, in one request.
 """
 
 from __future__ import annotations
 
-from . import labeling, mounts, repos, system
+from . import labeling, mounts, panel, repos, system
 from .base import PachlsHandler
 
 API_PREFIX = "/pachls/api"
@@ -24,6 +25,7 @@ def route_table() -> list[tuple[str, type[PachlsHandler]]]:
         (rf"{p}/openapi\.json", system.OpenApiHandler),
         (rf"{p}/backend", system.BackendHandler),
         (rf"{p}/identity", system.IdentityHandler),
+        (rf"{p}/panel", panel.PanelHandler),
         (rf"{p}/repos", repos.ReposHandler),
         (rf"{p}/repos/{s}", repos.RepoHandler),
         (rf"{p}/repos/{s}/branches", repos.BranchesHandler),

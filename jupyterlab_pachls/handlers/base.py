@@ -26,8 +26,9 @@ The long pool has ``PachlsConfig.long_operation_threads`` threads and a bounded 
 (``long_operation_queue``): a commit pressed while the threads are busy waits its turn, since
 someone who pressed Commit expects it to land, not to be asked to press again; beyond the queue
 the server answers 503 ``unavailable`` (reason ``busy``) at once rather than pile up work nobody
-may still wait for. Short calls never wait for a thread behind long ones (a short call may still
-wait for a lock a long operation holds: a mount's pending changes while that mount commits).
+may still wait for. That 503 carries ``Retry-After`` (:data:`BUSY_RETRY_AFTER` seconds). Short calls
+never wait for a thread behind long ones (a short call may still wait for a lock a long operation
+holds: a mount's pending changes while that mount commits).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ from ..pfs.errors import InvalidArgument, PfsError, Unavailable
 from .args import absolute_path_arg
 
 MAX_JSON_BODY = 1 << 20  # 1 MiB
+#: Seconds a client is told to wait (``Retry-After``) when the long pool is full: a commit on a
+#: cluster takes seconds, so asking again sooner mostly meets the same full queue.
+BUSY_RETRY_AFTER = 5
 
 
 class ApiError(tornado.web.HTTPError):
@@ -222,6 +226,19 @@ class PachlsHandler(APIHandler):
         return absolute_path_arg(raw, name)
 
     # -- answers -------------------------------------------------------------------------------
+    def send_with_etag(self, etag: str, body: Callable[[], bytes]) -> None:
+        """Answer a JSON body with its ETag, or 304 with no body (``body`` is not even made) when the
+        request's ``If-None-Match`` names that ETag: what the panel polls mostly did not change. A handler
+        using it turns tornado's own ETag (a hash of every body) off: ``compute_etag`` returns None."""
+        self.set_header("ETag", etag)
+        self.set_header("Cache-Control", "no-cache")
+        if etag in [t.strip() for t in self.request.headers.get("If-None-Match", "").split(",")]:
+            self.set_status(304)
+            self.finish()
+            return
+        self.set_header("Content-Type", "application/json")
+        self.finish(body())
+
     def send_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -235,6 +252,8 @@ class PachlsHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ApiError):
             body = {"error": exc.code, "message": exc.message, "details": exc.details}
+            if status_code == 503 and exc.details.get("reason") == "busy":
+                self.set_header("Retry-After", str(BUSY_RETRY_AFTER))
         elif isinstance(exc, tornado.web.HTTPError):
             body = {
                 "error": _error_code_for_status(status_code),

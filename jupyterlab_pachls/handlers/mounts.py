@@ -18,20 +18,25 @@ def mount_json(status) -> dict:
     return shown
 
 
+async def mounts_listing(handler: PachlsHandler) -> dict:
+    """The ``GET /mounts`` answer: every mount's status (a short call), sorted by name."""
+    mounts = handler.mounts
+    found = await handler.call(mounts.list)
+    return {
+        "mount_dir": str(mounts.mount_dir),
+        "fuse": bool(mounts.use_fuse),
+        "fuse_reason": mounts.fuse_reason,
+        "mounts": [mount_json(m) for m in sorted(found, key=lambda m: m.name)],
+    }
+
+
 class MountsHandler(PachlsHandler):
     """``GET /pachls/api/mounts``: every mount; ``POST``: mount a repo."""
 
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        mounts = self.mounts
-        found = await self.call(mounts.list)
-        self.send_json({
-            "mount_dir": str(mounts.mount_dir),
-            "fuse": bool(mounts.use_fuse),
-            "fuse_reason": mounts.fuse_reason,
-            "mounts": [mount_json(m) for m in sorted(found, key=lambda m: m.name)],
-        })
+        self.send_json(await mounts_listing(self))
 
     @tornado.web.authenticated
     @json_errors

@@ -15,6 +15,11 @@ from .args import branch_arg, check_fields, commit_id_arg, ref_arg, repo_arg, st
 from .base import PachlsHandler, json_errors
 
 
+async def repos_listing(handler: PachlsHandler) -> tuple[bytes, str]:
+    """(body, ETag) of the ``GET /repos`` answer, kept while the store is unchanged (a short call)."""
+    return await handler.call(handler.state.repos_listing(handler.backend).load)
+
+
 class ReposHandler(PachlsHandler):
     """``GET /pachls/api/repos``: every repo with its branches (two backend calls); ``POST``: create.
 
@@ -25,18 +30,11 @@ class ReposHandler(PachlsHandler):
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        body, etag = await self.call(self.state.repos_listing(self.backend).load)
-        self.set_header("ETag", etag)
-        self.set_header("Cache-Control", "no-cache")
-        if etag in [t.strip() for t in self.request.headers.get("If-None-Match", "").split(",")]:
-            self.set_status(304)
-            self.finish()
-            return
-        self.set_header("Content-Type", "application/json")
-        self.finish(body)
+        body, etag = await repos_listing(self)
+        self.send_with_etag(etag, lambda: body)
 
     def compute_etag(self) -> None:
-        return None  # ETags are set explicitly above, from the cached body
+        return None  # set from the kept listing (send_with_etag)
 
     @tornado.web.authenticated
     @json_errors

@@ -31,6 +31,21 @@ async def reachability(handler: PachlsHandler, backend: Any, error: str | None) 
     return True, error
 
 
+def health_json(state, connected: bool, error: str | None) -> dict:
+    """The health report (schema ``Health``), with what is known of the backend's reachability."""
+    backend = state.backend
+    return {
+        "backend": {
+            "kind": getattr(backend, "kind", None),
+            "address": getattr(backend, "address", None),
+            "connected": connected,
+            "error": error,
+        },
+        "store_dir": resolve_store(state.config),
+        "fuse": dict(zip(("available", "reason"), fuse_status())),
+    }
+
+
 class HealthHandler(PachlsHandler):
     """``GET /pachls/api/health``: backend kind and address, store reachable, FUSE usable."""
 
@@ -38,18 +53,8 @@ class HealthHandler(PachlsHandler):
     @json_errors
     async def get(self) -> None:
         state = self.state
-        backend = state.backend
-        connected, error = await reachability(self, backend, state.error)
-        self.send_json({
-            "backend": {
-                "kind": getattr(backend, "kind", None),
-                "address": getattr(backend, "address", None),
-                "connected": connected,
-                "error": error,
-            },
-            "store_dir": resolve_store(state.config),
-            "fuse": dict(zip(("available", "reason"), fuse_status())),
-        })
+        connected, error = await reachability(self, state.backend, state.error)
+        self.send_json(health_json(state, connected, error))
 
 
 @functools.lru_cache(maxsize=1)

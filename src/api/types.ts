@@ -21,6 +21,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/panel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the panel shows (health, repos, mounts) in one request; the panel polls it.
+         * @description One answer with what `GET /health`, `GET /repos` and `GET /mounts` answer (those routes
+         *     stay, for API users who need one of them). Each part loads on its own: a part that fails
+         *     is null and its error (with the status its own route would answer) is under `errors`,
+         *     while the other parts still show. `health.backend.connected` is whether the store answered
+         *     the repos part (no separate probe). One `ETag` covers the whole answer; send it back in
+         *     `If-None-Match` to get 304 while nothing in it changed.
+         *
+         */
+        get: operations["getPanel"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.json": {
         parameters: {
             query?: never;
@@ -818,6 +844,28 @@ export interface components {
             message: string;
             details: Record<string, never>;
         };
+        /** @description Every repo with its branches (`GET /repos`, and the `repos` part of `GET /panel`). */
+        ReposListing: {
+            backend: components["schemas"]["BackendSummary"];
+            repos: components["schemas"]["Repo"][];
+        };
+        /** @description Every mount with its status (`GET /mounts`, and the `mounts` part of `GET /panel`). */
+        MountsListing: {
+            mount_dir: string;
+            /** @description whether new mounts use FUSE */
+            fuse: boolean;
+            /** @description why not, when they do not */
+            fuse_reason: string;
+            mounts: components["schemas"]["MountStatus"][];
+        };
+        /** @description Why one part of `GET /panel` failed, as that part's own route would answer, plus its status. */
+        PartError: {
+            /** @description the HTTP status the part's own route would answer */
+            status: number;
+            error: string;
+            message: string;
+            details: Record<string, never>;
+        };
         /** Format: date-time */
         Timestamp: string | null;
         BackendSummary: {
@@ -1030,6 +1078,8 @@ export interface components {
         /** @description An error (4xx/5xx), always this JSON shape. */
         Error: {
             headers: {
+                /** @description With 503 `unavailable` (`details.reason` `busy`) only, seconds to wait before retrying. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -1094,6 +1144,44 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Health"];
                 };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    getPanel: {
+        parameters: {
+            query?: never;
+            header?: {
+                "If-None-Match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Health, repos and mounts; a part that failed is null, its error under `errors`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        health: components["schemas"]["Health"];
+                        repos: components["schemas"]["ReposListing"] | null;
+                        mounts: components["schemas"]["MountsListing"] | null;
+                        errors: {
+                            repos?: components["schemas"]["PartError"];
+                            mounts?: components["schemas"]["PartError"];
+                        };
+                    };
+                };
+            };
+            /** @description Nothing changed since the response with this ETag. */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: components["responses"]["Error"];
         };
@@ -1185,10 +1273,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        backend: components["schemas"]["BackendSummary"];
-                        repos: components["schemas"]["Repo"][];
-                    };
+                    "application/json": components["schemas"]["ReposListing"];
                 };
             };
             /** @description Nothing changed since the response with this ETag. */
@@ -1708,14 +1793,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        mount_dir: string;
-                        /** @description whether new mounts use FUSE */
-                        fuse: boolean;
-                        /** @description why not, when they do not */
-                        fuse_reason: string;
-                        mounts: components["schemas"]["MountStatus"][];
-                    };
+                    "application/json": components["schemas"]["MountsListing"];
                 };
             };
             default: components["responses"]["Error"];
