@@ -89,12 +89,11 @@ def _stat_attrs(st: os.stat_result) -> dict:
         "st_mtime": st.st_mtime_ns, "st_ctime": st.st_ctime_ns, "st_atime": st.st_atime_ns, "st_blksize": 1 << 20}
 
 
-def _copy_whole(source: str | os.PathLike, target: str) -> None:
+def _copy_whole(tree, path: str, info, target: str) -> None:
     """Copy a base file into the upper layer, writable (base blobs are read-only), under a temporary
     name then renamed: the target is never seen half-copied."""
     tmp = target + ".pachls-copy"
-    shutil.copyfile(source, tmp)
-    os.chmod(tmp, 0o644)
+    tree.copy_to(path, tmp, info=info, mode=0o644)
     os.replace(tmp, target)
 
 
@@ -172,10 +171,9 @@ class ReadOnlyOps(_Base):
             self._fds.move_to_end(path)
             return fd
         try:
-            local = self.tree.local_path(path)
+            fd = self.tree.open_file(path)
         except PfsError:
             _fail(errno.ENOENT)
-        fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
         self._fds[path] = fd
         while len(self._fds) > MAX_OPEN_BLOBS:
             os.close(self._fds.popitem(last=False)[1])
@@ -275,7 +273,7 @@ class ReadWriteOps(_Base):
         if info.is_dir:
             _fail(errno.EISDIR)
         os.makedirs(os.path.dirname(up), exist_ok=True)
-        _copy_whole(self.ov.tree.local_path(path, info), up)
+        _copy_whole(self.ov.tree, path, info, up)
         return up
 
     # -- reading -----------------------------------------------------------------------
@@ -304,8 +302,10 @@ class ReadWriteOps(_Base):
                 self._track(fd, path)
                 return fd
             kind, value = self._existing(path)
-            local = self.ov.upper_path(path) if kind == "upper" else self.ov.tree.local_path(path, value)
-            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+            if kind == "upper":
+                fd = os.open(self.ov.upper_path(path), os.O_RDONLY | os.O_CLOEXEC)
+            else:
+                fd = self.ov.tree.open_file(path, value)
             self._handles[fd] = None
             return fd
 
@@ -422,7 +422,7 @@ class ReadWriteOps(_Base):
         if os.path.lexists(up_old):
             os.replace(up_old, up_new)
         else:
-            _copy_whole(self.ov.tree.local_path(old, self.ov.base_info(old)), up_new)
+            _copy_whole(self.ov.tree, old, self.ov.base_info(old), up_new)
         if self.ov.base_info(old) is not None:
             self.ov.add_whiteout(old)
         for fd, path in self._handles.items():

@@ -1,27 +1,29 @@
 """The no-FUSE presentation (no /dev/fuse, no CAP_SYS_ADMIN, or ``PACHLS_NO_FUSE=1``).
 
-Read-only mounts: ``<mount_dir>/<name>`` is a symlink to a directory of hard links built under
-``<mount_dir>/.pachls-views/<name>/``. The links point into the content-addressed store (the
-embedded store's blob files, or the mount server's own content cache for other backends; a copy
-when linking is impossible, e.g. across filesystems). A refresh builds the new commit's view in a
-fresh directory and switches the symlink with one atomic rename. Hard links share the store's
-inodes, so linked files are made read-only (mode 0444, which the store never needs to write) and
-so are the view's directories (0555): a user without root privileges cannot write through the
-view (EACCES where a FUSE mount answers EROFS). Root ignores mode bits, so a server running as
-root (the usual container without /dev/fuse) copies files into its views instead of linking them:
-a write through the view then changes the view, never a committed file.
+Read-only mounts: ``<mount_dir>/<name>`` is a symlink to a directory of files built under
+``<mount_dir>/.pachls-views/<name>/``. Each file is a file of its own, never a hard link to the
+store's blob (the embedded store's blob files, or the mount server's content cache for other
+backends): the owner of a hard link could ``chmod +w`` it and edit the store's bytes in place, and
+with them every commit sharing that blob. A view's file is a reflink of the blob where the
+filesystem has them (FICLONE: btrfs, XFS, ...; instant, the blocks shared copy-on-write, so a write
+through the view copies the block it changes and the blob keeps its bytes), else a copy made in the
+kernel (``copy_file_range``; on ext4 that is a full copy, about as fast as the disk writes: see
+docs/performance.md). So whoever writes to a view, root included, changes that view's file only,
+never a committed file. The files are read-only (0444) and so are the view's directories (0555), so
+a write without a ``chmod`` fails (EACCES where a FUSE mount answers EROFS; root ignores mode bits).
+A refresh builds the new commit's view in a fresh directory and switches the symlink with one
+atomic rename, so a view edited by hand is replaced by the commit's content at the next refresh.
 
 Read-write mounts: ``<mount_dir>/<name>`` is a real directory holding copies of the base commit's
-files. Changes are found by a scan against an index of the base (path -> size, mtime, sha256 of
-the bytes, computed here: the store's own hash may not be one): size and mtime first, the hash only
-when they differ. Symlinks, hard links (a file with more than
+files (made the same way). Changes are found by a scan against an index of the base (path -> size,
+mtime, sha256 of the bytes, computed here: the store's own hash may not be one): size and mtime
+first, the hash only when they differ. Symlinks, hard links (a file with more than
 one link may be a file from outside) and special files are never followed nor committed: they are
 reported as ``unsupported`` and a commit refuses while any exist.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -38,25 +40,13 @@ from .overlay import HashCache
 from .tree import CommitTree
 
 VIEWS = ".pachls-views"
+VIEW_FILE_MODE = 0o444  # a read-only view's files
+WORK_FILE_MODE = 0o644  # a read-write mount's files
 
 
-def _place(source: Path, target: str, *, link: bool) -> None:
-    if link and os.geteuid() != 0:  # see the module doc: mode bits do not stop root
-        try:
-            if os.stat(source).st_mode & 0o222:
-                os.chmod(source, 0o444)  # the inode is shared with the store: no writing through the view
-            os.link(source, target)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
-    shutil.copyfile(source, target)
-    if link:
-        os.chmod(target, 0o444)  # a view's copy looks as read-only as a linked file
-
-
-def _materialize(tree: CommitTree, target: str, *, link: bool) -> dict[str, list]:
-    """Write every file of ``tree`` below ``target``; return the index of what was written."""
+def _materialize(tree: CommitTree, target: str, *, read_only: bool) -> dict[str, list]:
+    """Write every file of ``tree`` below ``target`` (files of their own); return the index of what
+    was written (path -> size, mtime, sha256) for a read-write mount, nothing for a read-only view."""
     os.makedirs(target, exist_ok=True)
     index: dict[str, list] = {}
     stack = ["/"]
@@ -70,9 +60,8 @@ def _materialize(tree: CommitTree, target: str, *, link: bool) -> dict[str, list
                 os.mkdir(local)
                 stack.append(path)
             else:
-                source = tree.local_path(path, info)
-                _place(source, local, link=link)
-                if not link:
+                tree.copy_to(path, local, info=info, mode=VIEW_FILE_MODE if read_only else WORK_FILE_MODE)
+                if not read_only:
                     st = os.stat(local)
                     index[path] = [st.st_size, st.st_mtime_ns, tree.content_hash(path, info)]
     return index
@@ -90,7 +79,7 @@ def remove_tree(root: str) -> None:
 
 
 class LinkView:
-    """A read-only mount without FUSE: a symlink switched between hard-linked view directories."""
+    """A read-only mount without FUSE: a symlink switched between view directories."""
 
     def __init__(self, mount_dir: Path, name: str) -> None:
         self.mount_dir = Path(mount_dir)
@@ -103,7 +92,7 @@ class LinkView:
         view_name = f"{(tree.commit or 'empty')[:12]}-{uuid.uuid4().hex[:8]}"
         view = self.views / view_name
         try:
-            _materialize(tree, str(view), link=True)
+            _materialize(tree, str(view), read_only=True)
             _chmod_tree(str(view), 0o555)
             tmp_link = self.mount_dir / f".{self.name}.{uuid.uuid4().hex[:8]}.tmp"
             os.symlink(os.path.relpath(view, self.mount_dir), tmp_link)
@@ -152,7 +141,7 @@ class DirectoryWorkspace:
             build = self.root.parent / VIEWS / f"{self.root.name}.new-{uuid.uuid4().hex[:8]}"
             build.parent.mkdir(parents=True, exist_ok=True)
             try:
-                index = _materialize(self.tree, str(build), link=False)
+                index = _materialize(self.tree, str(build), read_only=False)
                 if self.root.exists():
                     self.root.rmdir()
                 os.replace(build, self.root)
@@ -281,7 +270,7 @@ class DirectoryWorkspace:
                 else:
                     os.makedirs(os.path.dirname(local), exist_ok=True)
                     tmp = local + ".pachls-copy"
-                    shutil.copyfile(tree.local_path(fc.path, fc.new), tmp)
+                    tree.copy_to(fc.path, tmp, info=fc.new, mode=WORK_FILE_MODE)
                     os.replace(tmp, local)
                     st = os.stat(local)
                     self.index[fc.path] = [st.st_size, st.st_mtime_ns, tree.content_hash(fc.path, fc.new)]
@@ -304,7 +293,7 @@ class DirectoryWorkspace:
                     continue
                 os.makedirs(os.path.dirname(local), exist_ok=True)
                 tmp = local + ".pachls-copy"
-                shutil.copyfile(self.tree.local_path(change.path), tmp)
+                self.tree.copy_to(change.path, tmp, mode=WORK_FILE_MODE)
                 os.replace(tmp, local)
                 st = os.stat(local)
                 self.index[change.path][:2] = [st.st_size, st.st_mtime_ns]

@@ -14,6 +14,8 @@ time somebody looks into it.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
 import threading
@@ -31,6 +33,9 @@ PAGE = 10_000
 MAX_CACHED_ENTRIES = 2_000_000  # directory entries kept in memory per tree
 CONTENT_CACHE_ENV = "PACHLS_CONTENT_CACHE_BYTES"
 CONTENT_CACHE_BYTES = 4 << 30  # downloaded file contents kept on disk, by default
+FICLONE = getattr(fcntl, "FICLONE", 0x40049409)  # Linux's reflink ioctl (named in fcntl from Python 3.12)
+# FICLONE's answers where the two files cannot share blocks (ext4, tmpfs, across filesystems, ...)
+NO_REFLINK = (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.EBADF, errno.EPERM)
 
 
 def content_cache_bytes() -> int:
@@ -56,6 +61,47 @@ def file_hash(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def copy_out(source_fd: int, target: str, mode: int) -> None:
+    """Make ``target`` a new file of its own (``mode``) with the bytes of ``source_fd``: a reflink
+    (FICLONE: the blocks shared copy-on-write, at once, on btrfs, XFS, ...) where the filesystem can,
+    else a copy in the kernel (``copy_file_range``). Never a hard link: writing to ``target``, even
+    after a ``chmod``, cannot change the source."""
+    try:
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:  # a temporary name left by an interrupted copy
+        os.unlink(target)
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.ioctl(out, FICLONE, source_fd)
+        except OSError as exc:
+            if exc.errno not in NO_REFLINK:
+                raise
+            _copy_bytes(source_fd, out)
+        os.fchmod(out, mode)
+    except BaseException:
+        os.close(out)
+        os.unlink(target)
+        raise
+    os.close(out)
+
+
+def _copy_bytes(source_fd: int, out: int) -> None:
+    offset = 0
+    try:
+        while copied := os.copy_file_range(source_fd, out, 1 << 30, offset, offset):
+            offset += copied
+        return
+    except OSError as exc:  # no copy_file_range between these two (older kernels, some filesystems)
+        if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or offset:
+            raise
+    while chunk := os.pread(source_fd, 1 << 20, offset):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(out, view):]
+        offset += len(chunk)
+
+
 class _FilesLRU(LRUCache):
     """Cached files by digest, valued by their size, least recently used first: what cachetools
     evicts (``popitem``) is removed from disk too."""
@@ -77,10 +123,11 @@ class ContentCache:
     gave (an opaque hash cannot be checked), the sha256 then recorded for that opaque hash.
 
     At most ``max_bytes`` of files are kept (``$PACHLS_CONTENT_CACHE_BYTES``, else 4 GiB): the least
-    recently used go first. Removing one never breaks a reader: an open file or a read-only view's
-    hard link keeps its bytes; a later read downloads it again. Recency lives in memory, rebuilt
-    from the files' modification times on first use (so after a restart the oldest downloads go
-    first)."""
+    recently used go first, at any moment (another reader's download): readers therefore get an open
+    descriptor (``open``), never a path to open later, and an open file keeps its bytes after its
+    removal; a later read downloads it again. The sha256 learned for an opaque hash outlives the
+    file (hashing never downloads a file again). Recency lives in memory, rebuilt from the files'
+    modification times on first use (so after a restart the oldest downloads go first)."""
 
     def __init__(self, root: Path, max_bytes: int | None = None) -> None:
         self.root = Path(root)
@@ -105,7 +152,7 @@ class ContentCache:
 
     def known_sha256(self, backend: Backend, info: FileInfo) -> str | None:
         """The sha256 of ``info``'s bytes if known without reading them (the store says so, or they
-        were downloaded here before), else None."""
+        were downloaded here before, even if removed since), else None."""
         if info.content_sha256:
             return info.content_sha256
         if not info.hash:
@@ -114,23 +161,44 @@ class ContentCache:
             digest, size = self._id_file(backend, info).read_text().split()
         except (OSError, ValueError):
             return None
-        if int(size) != info.size or not self.path(digest).exists():
-            return None
-        return digest
+        return digest if int(size) == info.size else None
 
     def sha256(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> str:
-        """The sha256 of ``info``'s bytes, downloading them into the cache if needed."""
+        """The sha256 of ``info``'s bytes, downloading them into the cache if never seen here."""
         known = self.known_sha256(backend, info)
         if known is not None:
             return known
-        return self._download(backend, repo, commit, info)[0]
+        digest, fd = self._open(backend, repo, commit, info)
+        os.close(fd)
+        return digest
+
+    def open(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> int:
+        """A read-only descriptor (the caller closes it) of ``info``'s bytes, downloaded if needed."""
+        return self._open(backend, repo, commit, info)[1]
 
     def fetch(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> Path:
+        """The cached file of ``info``'s bytes, downloaded if needed. It may be removed at any moment:
+        readers use ``open``."""
+        digest, fd = self._open(backend, repo, commit, info)
+        os.close(fd)
+        return self.path(digest)
+
+    def _open_cached(self, digest: str | None) -> int | None:
+        if digest is None:
+            return None
+        try:
+            fd = os.open(self.path(digest), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # never downloaded, or removed since
+            return None
+        self._keep(digest)
+        return fd
+
+    def _open(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, int]:
         known = self.known_sha256(backend, info)
-        if known is not None and self.path(known).exists():
-            self._keep(known)
-            return self.path(known)
-        return self._download(backend, repo, commit, info)[1]
+        fd = self._open_cached(known)
+        if fd is not None:
+            return known, fd
+        return self._download(backend, repo, commit, info)
 
     # -- the size limit ------------------------------------------------------------------
     def _index(self) -> _FilesLRU:
@@ -167,7 +235,7 @@ class ContentCache:
         with self._guard:
             return self._index().currsize
 
-    def _download(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, Path]:
+    def _download(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, int]:
         key = info.hash or f"{repo}@{commit}:{info.path}"
         with self._guard:
             entry = self._downloads.setdefault(key, [threading.Lock(), 0])
@@ -181,11 +249,11 @@ class ContentCache:
                 if entry[1] == 0:
                     del self._downloads[key]
 
-    def _download_once(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, Path]:
+    def _download_once(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, int]:
         known = self.known_sha256(backend, info)
-        if known is not None and self.path(known).exists():  # another reader downloaded it meanwhile
-            self._keep(known)
-            return known, self.path(known)
+        fd = self._open_cached(known)  # another reader downloaded it meanwhile
+        if fd is not None:
+            return known, fd
         tmp = self.root / "tmp" / uuid.uuid4().hex
         digest = hashlib.sha256()
         size = 0
@@ -202,13 +270,18 @@ class ContentCache:
             final = self.path(got)
             final.parent.mkdir(exist_ok=True)
             os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)  # opened before it can be evicted
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.close(fd)
+                raise
         finally:
             tmp.unlink(missing_ok=True)
         if info.hash and info.content_sha256 is None:
             self._remember(backend, info, got)
         self._keep(got, size)
-        return got, final
+        return got, fd
 
     def _remember(self, backend: Backend, info: FileInfo, digest: str) -> None:
         target = self._id_file(backend, info)
@@ -293,16 +366,26 @@ class CommitTree:
                     yield child, info
 
     # -- contents --------------------------------------------------------------------
-    def local_path(self, path: str, info: FileInfo | None = None) -> Path:
-        """A local file holding the committed bytes of ``path`` (never to be written to)."""
+    def open_file(self, path: str, info: FileInfo | None = None) -> int:
+        """A read-only descriptor (the caller closes it) of the committed bytes of ``path``: the
+        store's own blob file, or the content cache's copy. Never to be written through."""
         info = info or self.lookup(path)
         if info is None or info.is_dir:
             raise NotFound(f"{path} is not a file of {self.repo}@{self.commit}", path=path)
         if self._blob_path is not None and info.hash:
-            return self._blob_path(info.hash)
+            return os.open(self._blob_path(info.hash), os.O_RDONLY | os.O_CLOEXEC)
         if self._local_file is not None:
-            return self._local_file(self.repo, self.commit, path)[0]
-        return self.cache.fetch(self.backend, self.repo, self.commit, info)
+            return os.open(self._local_file(self.repo, self.commit, path)[0], os.O_RDONLY | os.O_CLOEXEC)
+        return self.cache.open(self.backend, self.repo, self.commit, info)
+
+    def copy_to(self, path: str, target: str, *, info: FileInfo | None = None, mode: int = 0o644) -> None:
+        """Write the committed bytes of ``path`` into the new file ``target`` (see ``copy_out``: the
+        store's files are never shared with it)."""
+        source = self.open_file(path, info)
+        try:
+            copy_out(source, target, mode)
+        finally:
+            os.close(source)
 
     def content_hash(self, path: str, info: FileInfo | None = None) -> str | None:
         """The sha256 of the committed bytes of ``path`` (None if it is not a file), whatever kind of
