@@ -540,16 +540,18 @@ class PfsService:
         return pfs.ReposSummaryResponse(summaries=[summaries[n] for n in names if n in summaries])
 
     # -- branches --------------------------------------------------------------------------------
-    def _branch_info(self, key: str, name: str, head: Commit | None) -> pfs.BranchInfo:
-        info = pfs.BranchInfo(
-            branch=branch_msg(key, name),
-            metadata=dict((self.backend.annotation("branch", f"{key}@{name}") or {}).get("metadata", {})))
+    def _branch_info(self, key: str, name: str, head: Commit | None, record: dict | None = None) -> pfs.BranchInfo:
+        """``record``: the branch's annotation when the caller read them all (None: read it here)."""
+        if record is None:
+            record = self.backend.annotation("branch", f"{key}@{name}") or {}
+        branch = branch_msg(key, name)
+        info = pfs.BranchInfo(branch=branch, metadata=dict(record.get("metadata", {})))
         with self._lock:
             open_id = self._open.get((key, name))
-        if open_id:
-            info.head = commit_msg(key, open_id, name)
-        elif head is not None:
-            info.head = commit_msg(key, head.id, name)
+        head_id = open_id or (head.id if head is not None else None)
+        if head_id:
+            # the branch's own Repo message (a listing makes thousands); the head's branch is cleared in replies
+            info.head = pfs.Commit(repo=branch.repo, id=head_id)
         return info
 
     def _branch_name(self, branch: pfs.Branch | None) -> tuple[str, str]:
@@ -598,8 +600,9 @@ class PfsService:
             branches = self.backend.list_branches()
         if request.reverse:
             branches = branches[::-1]
+        records = self.backend.annotations("branch")  # one query, not one per branch
         for b in branches:
-            yield self._branch_info(b.repo, b.name, b.head)
+            yield self._branch_info(b.repo, b.name, b.head, records.get(f"{b.repo}@{b.name}", {}))
 
     def delete_branch(self, context, request: pfs.DeleteBranchRequest):
         key, name = self._branch_name(request.branch)
