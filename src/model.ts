@@ -7,22 +7,21 @@ import {
   createRepo,
   deleteMount,
   discardMount,
-  getHealth,
+  getPanel,
   IBackendConfig,
   ICommitResult,
   IHealth,
   IMountRequest,
   IMountsResponse,
   IMountStatus,
+  IPartError,
   IRepo,
   IReposResponse,
   listMounts,
-  listRepos,
-  PachlsApiError,
   putBackend,
   refreshMount
 } from './api';
-import { PollingModel, settle } from './polling';
+import { PollingModel } from './polling';
 import { errorMessage } from './state';
 
 /** What the panel shows; replaced (never mutated) on every change. */
@@ -41,8 +40,7 @@ export interface IPanelState {
 
 /** The REST calls the model makes; tests pass fakes. */
 export interface IPachlsApi {
-  getHealth: typeof getHealth;
-  listRepos: typeof listRepos;
+  getPanel: typeof getPanel;
   listMounts: typeof listMounts;
   createRepo: typeof createRepo;
   createMount: typeof createMount;
@@ -54,8 +52,7 @@ export interface IPachlsApi {
 }
 
 export const restApi: IPachlsApi = {
-  getHealth,
-  listRepos,
+  getPanel,
   listMounts,
   createRepo,
   createMount,
@@ -80,8 +77,8 @@ export const initialPanelState: IPanelState = {
 /**
  * State of the Pachyderm panel and the actions on it.
  *
- * One refresh is three requests in parallel (health, repos with their branches,
- * mounts), never one per repo. Polling runs only while the panel is visible
+ * One refresh is one request (`GET /panel`: health, repos with their branches,
+ * mounts; 304 while nothing changed), never one per repo. Polling runs only while the panel is visible
  * and the browser tab is not hidden, and backs off while the server does not
  * answer; actions refresh what they change. Actions
  * throw a `PachlsApiError` for the caller to show where the action was taken.
@@ -190,43 +187,35 @@ export class PachlsModel extends PollingModel<IPanelState> {
     void this.refresh();
   }
 
-  /** Reload health, repos and mounts (one request each). */
+  /** Reload health, repos and mounts (one request; each part may fail on its own). */
   protected async load(): Promise<void> {
     this.set({ loading: true });
-    const [health, repos, mounts] = await Promise.all([
-      settle(this._api.getHealth()),
-      settle(this._api.listRepos()),
-      settle(this._api.listMounts())
-    ]);
+    let patch: Partial<IPanelState>;
+    try {
+      const panel = await this._api.getPanel();
+      const { repos: reposError, mounts: mountsError } = panel.errors;
+      patch = {
+        health: panel.health,
+        healthError: null,
+        reposError: reposError ? reposError.message : null,
+        mountsError: mountsError ? mountsError.message : null
+      };
+      if (panel.repos) {
+        patch.repos = panel.repos;
+      }
+      // Mounts that are not available (503) are not shown as they were.
+      if (panel.mounts || isUnavailable(mountsError)) {
+        patch.mounts = panel.mounts;
+      }
+    } catch (reason) {
+      // The server did not answer: every part says so, and what was shown stays.
+      const message = errorMessage(reason);
+      patch = { healthError: message, reposError: message, mountsError: message };
+    }
     if (this.isDisposed) {
       return;
     }
-    const patch: Partial<IPanelState> = { loading: false, refreshed: Date.now() };
-    if (health.ok) {
-      patch.health = health.value;
-      patch.healthError = null;
-    } else {
-      patch.healthError = errorMessage(health.reason);
-    }
-    if (repos.ok) {
-      patch.repos = repos.value;
-      patch.reposError = null;
-    } else {
-      patch.reposError = errorMessage(repos.reason);
-    }
-    if (mounts.ok) {
-      patch.mounts = mounts.value;
-      patch.mountsError = null;
-    } else {
-      patch.mountsError = errorMessage(mounts.reason);
-      if (
-        mounts.reason instanceof PachlsApiError &&
-        mounts.reason.status === 503
-      ) {
-        patch.mounts = null;
-      }
-    }
-    this.set(patch);
+    this.set({ ...patch, loading: false, refreshed: Date.now() });
   }
 
   private _upsertMount(status: IMountStatus): void {
@@ -249,4 +238,8 @@ export class PachlsModel extends PollingModel<IPanelState> {
 
   private _api: IPachlsApi;
   private _reposChanged = new Signal<this, string>(this);
+}
+
+function isUnavailable(error: IPartError | undefined): boolean {
+  return error !== undefined && error.status === 503;
 }

@@ -25,21 +25,22 @@ function fakeApi(overrides: Partial<IPachlsApi> = {}) {
   const calls: string[] = [];
   let mounts: IMountStatus[] = [];
   const api: IPachlsApi = {
-    getHealth: async () => {
-      calls.push('health');
+    getPanel: async () => {
+      calls.push('panel');
       return {
-        backend: { kind: 'local', address: '/store', connected: true, error: null },
-        store_dir: '/store',
-        fuse: { available: false }
+        health: {
+          backend: { kind: 'local', address: '/store', connected: true, error: null },
+          store_dir: '/store',
+          fuse: { available: false }
+        },
+        repos: { backend: { kind: 'local', address: '/store' }, repos: [] },
+        mounts: { mount_dir: '/root/pfs', fuse: false, fuse_reason: '', mounts },
+        errors: {}
       };
-    },
-    listRepos: async () => {
-      calls.push('repos');
-      return { backend: { kind: 'local', address: '/store' }, repos: [] };
     },
     listMounts: async () => {
       calls.push('mounts');
-      return { mount_dir: '/root/pfs', fuse: false, mounts };
+      return { mount_dir: '/root/pfs', fuse: false, fuse_reason: '', mounts };
     },
     createRepo: async name => {
       calls.push(`create ${name}`);
@@ -84,29 +85,62 @@ describe('PachlsModel', () => {
     vi.useRealTimers();
   });
 
-  it('refreshes with one request each for health, repos and mounts', async () => {
+  it('refreshes with one request for health, repos and mounts', async () => {
     const { api, calls } = fakeApi();
     const model = new PachlsModel({ api });
     const seen: boolean[] = [];
     model.changed.connect((_, s) => seen.push(s.loading));
     await model.refresh();
-    expect(calls.sort()).toEqual(['health', 'mounts', 'repos']);
+    expect(calls).toEqual(['panel']);
     expect(model.state.repos?.repos).toEqual([]);
+    expect(model.state.health?.backend.connected).toBe(true);
+    expect(model.state.mounts?.mounts).toEqual([]);
     expect(model.state.loading).toBe(false);
     expect(seen[0]).toBe(true);
   });
 
   it('keeps each part\'s error apart', async () => {
-    const { api } = fakeApi({
-      listMounts: async () => {
-        throw new PachlsApiError(503, { error: 'unavailable', message: 'Mounts are not available.', details: {} });
-      }
-    });
+    const { api } = fakeApi();
     const model = new PachlsModel({ api });
     await model.refresh();
+    const answer = await api.getPanel();
+    const unavailable = { status: 503, error: 'unavailable', message: 'Mounts are not available.', details: {} };
+    model['_api'] = {
+      ...api,
+      getPanel: async () => ({ ...answer, mounts: null, errors: { mounts: unavailable } })
+    };
+    await model.refresh();
     expect(model.state.mountsError).toBe('Mounts are not available.');
+    expect(model.state.mounts).toBeNull();
     expect(model.state.reposError).toBeNull();
     expect(model.state.repos).not.toBeNull();
+    expect(model.state.healthError).toBeNull();
+
+    // Repos failing leaves the last repos shown, with the error beside them.
+    const internal = { status: 500, error: 'internal', message: 'Internal server error.', details: {} };
+    model['_api'] = { ...api, getPanel: async () => ({ ...answer, repos: null, errors: { repos: internal } }) };
+    await model.refresh();
+    expect(model.state.reposError).toBe('Internal server error.');
+    expect(model.state.repos?.repos).toEqual([]);
+    expect(model.state.mountsError).toBeNull();
+  });
+
+  it('keeps what it showed when the server does not answer', async () => {
+    const { api } = fakeApi();
+    const model = new PachlsModel({ api });
+    await model.refresh();
+    model['_api'] = {
+      ...api,
+      getPanel: async () => {
+        throw new PachlsApiError(0, { error: 'network_error', message: 'down', details: {} });
+      }
+    };
+    await model.refresh();
+    expect(model.state.healthError).toBe('down');
+    expect(model.state.reposError).toBe('down');
+    expect(model.state.mountsError).toBe('down');
+    expect(model.state.repos?.repos).toEqual([]);
+    expect(model.state.mounts?.mounts).toEqual([]);
   });
 
   it('coalesces overlapping refreshes into at most one more', async () => {
@@ -117,7 +151,7 @@ describe('PachlsModel', () => {
     const c = model.refresh();
     await Promise.all([a, b, c]);
     await vi.runAllTimersAsync();
-    expect(calls.filter(c => c === 'repos')).toHaveLength(2);
+    expect(calls.filter(c => c === 'panel')).toHaveLength(2);
   });
 
   it('polls only while visible', async () => {
@@ -127,15 +161,15 @@ describe('PachlsModel', () => {
     expect(calls).toEqual([]);
     model.visible = true; // refreshes at once, then every second
     await vi.advanceTimersByTimeAsync(3100);
-    const whileVisible = calls.filter(c => c === 'repos').length;
+    const whileVisible = calls.filter(c => c === 'panel').length;
     expect(whileVisible).toBe(4);
     model.visible = false;
     await vi.advanceTimersByTimeAsync(5000);
-    expect(calls.filter(c => c === 'repos').length).toBe(whileVisible);
+    expect(calls.filter(c => c === 'panel').length).toBe(whileVisible);
     model.interval = 0;
     model.visible = true;
     await vi.advanceTimersByTimeAsync(5000);
-    expect(calls.filter(c => c === 'repos').length).toBe(whileVisible + 1);
+    expect(calls.filter(c => c === 'panel').length).toBe(whileVisible + 1);
     model.dispose();
   });
 
@@ -165,10 +199,10 @@ describe('PachlsModel', () => {
       commitMount: async () => {
         throw conflict;
       },
-      listMounts: async () => ({ mount_dir: '/root/pfs', fuse: false, mounts: [mountStatus({ pending: 1 })] })
+      listMounts: async () => ({ mount_dir: '/root/pfs', fuse: false, fuse_reason: '', mounts: [mountStatus({ pending: 1 })] })
     });
     const model = new PachlsModel({ api });
-    await model.refresh();
+    await model.refreshMounts();
     await expect(model.commit('images', 'm')).rejects.toBe(conflict);
     await vi.runAllTimersAsync();
     expect(model.mount('images')?.pending).toBe(1);

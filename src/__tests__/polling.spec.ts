@@ -9,18 +9,22 @@ const down = () => Promise.reject(new PachlsApiError(0, { error: 'network_error'
 function countingApi(healthy: () => boolean) {
   const calls: string[] = [];
   const api = {
-    getHealth: async () => {
-      calls.push('health');
+    getPanel: async () => {
+      calls.push('panel');
       if (!healthy()) {
         return down();
       }
       return {
-        backend: { kind: 'local', address: '/store', connected: true, error: null },
-        store_dir: '/store',
-        fuse: { available: false }
+        health: {
+          backend: { kind: 'local', address: '/store', connected: true, error: null },
+          store_dir: '/store',
+          fuse: { available: false }
+        },
+        repos: { backend: { kind: 'local', address: '/store' }, repos: [] },
+        mounts: { mount_dir: '/pfs', fuse: false, fuse_reason: '', mounts: [] },
+        errors: {}
       };
     },
-    listRepos: async () => (healthy() ? { backend: { kind: 'local', address: '/store' }, repos: [] } : down()),
     listMounts: async () => (healthy() ? { mount_dir: '/pfs', fuse: false, fuse_reason: '', mounts: [] } : down())
   } as unknown as IPachlsApi;
   return { api, calls };

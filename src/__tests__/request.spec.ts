@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { clearReposCache, listRepos, PachlsApiError, query, requestAPI, seg } from '../api';
+import {
+  clearPanelCache,
+  clearReposCache,
+  getPanel,
+  listRepos,
+  PachlsApiError,
+  query,
+  requestAPI,
+  retryAfterSeconds,
+  seg
+} from '../api';
+import { errorMessage } from '../state';
 
 type Call = { url: string; method: string; body: string; headers: Headers };
 
@@ -142,5 +153,72 @@ describe('listRepos', () => {
     expect(second).toBe(first);
     expect(seen).toEqual([null, '"t1"']);
     clearReposCache();
+  });
+});
+
+function settingsWith(answer: (call: number, request: Request) => Response): ServerConnection.ISettings {
+  let calls = 0;
+  return ServerConnection.makeSettings({
+    baseUrl: 'http://127.0.0.1:8888/',
+    fetch: (async (input: RequestInfo, init?: RequestInit) => answer(++calls, new Request(input, init))) as typeof fetch,
+    Request: Request,
+    Headers: Headers
+  } as Partial<ServerConnection.ISettings>);
+}
+
+describe('getPanel', () => {
+  it('asks GET /panel with the kept ETag and reuses the answer on 304', async () => {
+    clearPanelCache();
+    const seen: Array<[string, string | null]> = [];
+    const body = {
+      health: { backend: { kind: 'local', address: '/s', connected: true, error: null }, store_dir: '/s', fuse: { available: false } },
+      repos: { backend: { kind: 'local', address: '/s' }, repos: [] },
+      mounts: null,
+      errors: { mounts: { status: 503, error: 'unavailable', message: 'no mounts', details: {} } }
+    };
+    const settings = settingsWith((call, request) => {
+      seen.push([new URL(request.url).pathname, request.headers.get('If-None-Match')]);
+      return call === 1
+        ? new Response(JSON.stringify(body), { status: 200, headers: { ETag: '"p1"' } })
+        : new Response(null, { status: 304, headers: { ETag: '"p1"' } });
+    });
+    const first = await getPanel(settings);
+    const second = await getPanel(settings);
+    expect(first).toEqual(body);
+    expect(second).toBe(first);
+    expect(seen).toEqual([['/pachls/api/panel', null], ['/pachls/api/panel', '"p1"']]);
+    clearPanelCache();
+  });
+});
+
+describe('Retry-After', () => {
+  it('is kept on the error of a busy 503 and shown in its message', async () => {
+    const busy = { error: 'unavailable', message: 'the server is busy; try again in a moment', details: { reason: 'busy' } };
+    const settings = settingsWith(
+      () => new Response(JSON.stringify(busy), { status: 503, headers: { 'Retry-After': '5' } })
+    );
+    const error = await requestAPI('mounts/x/commit', { method: 'POST', body: {} }, settings).catch(e => e);
+    expect(error).toBeInstanceOf(PachlsApiError);
+    expect(error.status).toBe(503);
+    expect(error.retryAfter).toBe(5);
+    expect(errorMessage(error)).toBe('the server is busy; try again in a moment (retry in 5 s)');
+  });
+
+  it('is null without the header, and the message is the server\'s', async () => {
+    const settings = settingsWith(
+      () => new Response(JSON.stringify({ error: 'unavailable', message: 'down', details: {} }), { status: 503 })
+    );
+    const error = await requestAPI('repos', {}, settings).catch(e => e);
+    expect(error.retryAfter).toBeNull();
+    expect(errorMessage(error)).toBe('down');
+  });
+
+  it('reads delay-seconds and HTTP dates', () => {
+    const now = Date.parse('Sat, 28 Nov 2026 06:00:00 GMT');
+    expect(retryAfterSeconds('7', now)).toBe(7);
+    expect(retryAfterSeconds('Sat, 28 Nov 2026 06:00:30 GMT', now)).toBe(30);
+    expect(retryAfterSeconds('Sat, 28 Nov 2026 05:00:00 GMT', now)).toBe(0);
+    expect(retryAfterSeconds('soon', now)).toBeNull();
+    expect(retryAfterSeconds(null, now)).toBeNull();
   });
 });

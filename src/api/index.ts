@@ -15,6 +15,7 @@ import {
   IMountRequest,
   IMountsResponse,
   IMountStatus,
+  IPanel,
   IProvenance,
   IRepo,
   IReposResponse
@@ -70,36 +71,62 @@ export function putBackend(body: BackendRequest): Promise<IBackendConfig> {
   return requestAPI<IBackendConfig>('backend', { method: 'PUT', body });
 }
 
-let reposCache: { etag: string; data: IReposResponse } | null = null;
-
 /**
- * Every repo with its branches, in one request. The last answer is kept with
- * its ETag: while nothing in the store changed the server answers 304 and the
+ * A GET whose last answer is kept with its ETag: the request sends it in
+ * `If-None-Match`, and while the server answers 304 (nothing changed) the
  * kept answer is returned.
  */
-export async function listRepos(
-  settings?: ServerConnection.ISettings
-): Promise<IReposResponse> {
-  const headers: { [key: string]: string } = {};
-  if (reposCache) {
-    headers['If-None-Match'] = reposCache.etag;
-  }
-  const { data, response } = await requestAPIResponse<IReposResponse>(
-    'repos',
-    { headers },
-    settings
-  );
-  if (response.status === 304 && reposCache) {
-    return reposCache.data;
-  }
-  const etag = response.headers.get('ETag');
-  reposCache = etag && data ? { etag, data } : null;
-  return data as IReposResponse;
+function keptByETag<T>(endpoint: string): {
+  get: (settings?: ServerConnection.ISettings) => Promise<T>;
+  clear: () => void;
+} {
+  let kept: { etag: string; data: T } | null = null;
+  return {
+    get: async settings => {
+      const headers: { [key: string]: string } = {};
+      if (kept) {
+        headers['If-None-Match'] = kept.etag;
+      }
+      const { data, response } = await requestAPIResponse<T>(endpoint, { headers }, settings);
+      if (response.status === 304 && kept) {
+        return kept.data;
+      }
+      const etag = response.headers.get('ETag');
+      kept = etag && data ? { etag, data } : null;
+      return data as T;
+    },
+    clear: () => {
+      kept = null;
+    }
+  };
+}
+
+const reposRequest = keptByETag<IReposResponse>('repos');
+
+/** Every repo with its branches, in one request (304 and the kept answer while unchanged). */
+export function listRepos(settings?: ServerConnection.ISettings): Promise<IReposResponse> {
+  return reposRequest.get(settings);
 }
 
 /** Forget the kept repos answer (tests). */
 export function clearReposCache(): void {
-  reposCache = null;
+  reposRequest.clear();
+}
+
+const panelRequest = keptByETag<IPanel>('panel');
+
+/**
+ * What the panel shows (health, repos, mounts) in the one request it polls;
+ * a part that failed is null and its error is in `errors`. While nothing
+ * changed the server answers 304 and the kept answer is returned.
+ */
+export function getPanel(settings?: ServerConnection.ISettings): Promise<IPanel> {
+  return panelRequest.get(settings);
+}
+
+/** Forget the kept panel answer (tests). */
+export function clearPanelCache(): void {
+  panelRequest.clear();
 }
 
 /** Create an empty repo. */

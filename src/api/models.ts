@@ -31,6 +31,10 @@ export type IBackendConfig = Schemas['BackendConfig'];
 /** Body of `PUT /backend`. */
 export type BackendRequest = Schemas['BackendRequest'];
 export type IReposResponse = Answer<'listRepos'>;
+/** `GET /panel`: health, repos and mounts in one answer; a failed part is null, its error in `errors`. */
+export type IPanel = Answer<'getPanel'>;
+/** Why one part of `GET /panel` failed, with the status its own route would answer. */
+export type IPartError = Schemas['PartError'];
 export type ICommitPage = Answer<'listCommits'>;
 export type IFileInfo = Schemas['FileInfo'];
 export type IFileChange = Schemas['FileChange'];

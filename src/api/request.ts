@@ -22,14 +22,33 @@ export class PachlsApiError extends Error {
   readonly status: number;
   readonly error: string;
   readonly details: { [key: string]: unknown };
+  /**
+   * Seconds the server asked to wait before trying again (its `Retry-After`,
+   * sent with 503 `unavailable` when it is busy with long operations), else null.
+   */
+  readonly retryAfter: number | null;
 
-  constructor(status: number, body: IErrorBody) {
+  constructor(status: number, body: IErrorBody, retryAfter: number | null = null) {
     super(body.message);
     this.name = 'PachlsApiError';
     this.status = status;
     this.error = body.error;
     this.details = body.details ?? {};
+    this.retryAfter = retryAfter;
   }
+}
+
+/** The seconds of a `Retry-After` header (delay-seconds or an HTTP date), else null. */
+export function retryAfterSeconds(value: string | null, now = Date.now()): number | null {
+  if (value === null || value.trim() === '') {
+    return null;
+  }
+  const text = value.trim();
+  if (/^\d+$/.test(text)) {
+    return parseInt(text, 10);
+  }
+  const date = Date.parse(text);
+  return isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
 function isErrorBody(value: unknown): value is IErrorBody {
@@ -140,14 +159,19 @@ async function sendRequest<T>(
   }
 
   if (!response.ok) {
+    const retryAfter = retryAfterSeconds(response.headers.get('Retry-After'));
     if (isErrorBody(data)) {
-      throw new PachlsApiError(response.status, data);
+      throw new PachlsApiError(response.status, data, retryAfter);
     }
-    throw new PachlsApiError(response.status, {
-      error: 'http_error',
-      message: `${response.status} ${response.statusText}`.trim(),
-      details: { body: text.slice(0, 500) }
-    });
+    throw new PachlsApiError(
+      response.status,
+      {
+        error: 'http_error',
+        message: `${response.status} ${response.statusText}`.trim(),
+        details: { body: text.slice(0, 500) }
+      },
+      retryAfter
+    );
   }
   if (text.length > 0 && data === undefined) {
     throw new PachlsApiError(response.status, {
