@@ -58,6 +58,8 @@ OWNERS_FILE = "account-owners.json"
 END_GRACE = 5.0  # seconds a leftover Label Studio gets between SIGTERM and SIGKILL
 LOG_MAX_BYTES = 10 << 20  # the log is rotated past this size, into one older file (``<log>.1``)
 TAIL_MAX_BYTES = 4 << 20  # what ``log_tail`` reads at most, from the end
+#: Seconds a team server's ``/health`` may take: its status is part of what the panel polls.
+HEALTH_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -578,17 +580,23 @@ class ExternalLabelStudio:
                            label_studio="unreachable")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        """One ``GET /health``, within ``timeout`` s (at most HEALTH_TIMEOUT: a server that accepts and
+        never answers is reported as such, not waited for)."""
+        limit = min(timeout, HEALTH_TIMEOUT)
         try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=min(timeout, 10)) as response:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=limit) as response:
                 if response.status == 200:
                     return
         except OSError as exc:
+            if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError):
+                raise Unavailable(f"Label Studio at {self.url} did not answer GET /health within {limit:g} s",
+                                  label_studio="timeout", call="GET /health", deadline=limit) from exc
             raise Unavailable(f"Label Studio at {self.url} is unreachable: {exc}") from exc
         raise Unavailable(f"Label Studio at {self.url} is not healthy")
 
     def status(self) -> LabelStudioStatus:
         try:
-            self.wait_ready(5)
+            self.wait_ready(HEALTH_TIMEOUT)
             return LabelStudioStatus(mode=self.mode, state="running", url=self.url)
         except Unavailable as exc:
             return LabelStudioStatus(mode=self.mode, state="failed", url=self.url, message=exc.message)

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
+import cachetools
 import httpx
 
 from ..atomic_write import write_json
@@ -45,6 +46,45 @@ IMPORT_BATCH = 5000
 COMMITTED_KEPT = 20
 #: Seconds a call waits for Label Studio to answer (a restart after a crash takes a few); then 503.
 READY_TIMEOUT = 60.0
+#: Store hashes of label files whose sha256 is known (a real pachd's hash is opaque): enough for the
+#: label files of many sessions; one evicted is read again.
+DIGESTS_KEPT = 100_000
+
+
+@dataclass(frozen=True)
+class CallDeadline:
+    """How long one kind of Label Studio call may take before it answers ``unavailable``.
+
+    ``ready``: seconds to wait for a (re)starting Label Studio before the call. ``timeout``: httpx's
+    connect, then read and write deadlines, which are idle deadlines (no byte for that long), so a
+    big answer still arriving is not cut; Label Studio sends its JSON export only once it is built,
+    so the read deadline also bounds the wait for the first byte."""
+
+    kind: str
+    ready: float
+    timeout: httpx.Timeout
+
+    def reading_at_least(self, seconds: float) -> "CallDeadline":
+        """This deadline with a read deadline of at least ``seconds``."""
+        read = max(self.timeout.read, seconds)
+        return CallDeadline(self.kind, self.ready, httpx.Timeout(self.timeout.connect, read=read,
+                                                                 write=self.timeout.write, pool=self.timeout.pool))
+
+
+#: What the panel polls (pending labels): it must answer within seconds, also when Label Studio
+#: accepts and never answers. Label Studio builds an export whole before its first byte (1,000
+#: annotated tasks: 1-2 s idle, 5-6 s on a loaded 2-core machine), so the export of a session whose
+#: last one took long gets EXPORT_ALLOWANCE times that, up to POLL_READ_MOST seconds.
+POLL = CallDeadline("poll", ready=2.0, timeout=httpx.Timeout(5.0, connect=2.0, pool=2.0))
+EXPORT_ALLOWANCE = 3.0
+POLL_READ_MOST = 30.0
+#: The reads of a label commit (and the pending check of a session's deletion): longer, since the
+#: user waits for them and a bigger project's export is allowed more; nothing is written before
+#: they answer, so running out leaves no half-commit and loses no label.
+COMMIT = CallDeadline("commit", ready=READY_TIMEOUT, timeout=httpx.Timeout(60.0, connect=5.0))
+#: Project creation, task imports (one request per IMPORT_BATCH tasks, answered when all are in),
+#: full exports, resyncs, accounts.
+WORK = CallDeadline("work", ready=READY_TIMEOUT, timeout=httpx.Timeout(300.0, connect=5.0))
 
 
 @dataclass
@@ -160,8 +200,13 @@ class LabelingService:
         #: as a copy taken under it and changed under it, never iterated while a worker changes them.
         self._snapshot_lock = threading.Lock()
         self._accounts_lock = threading.Lock()
+        #: labels mount -> the lock its label commits take one at a time; dropped when no session
+        #: writes to that mount any more (see _drop_commit_lock). Changed under _snapshot_lock.
         self._commit_locks: dict[str, threading.Lock] = {}
-        self._digests: dict[tuple[str, str, str], str] = {}  # (repo, path, store hash) -> sha256
+        #: session id -> seconds its last export of annotated tasks took (see POLL); under _snapshot_lock.
+        self._export_seconds: dict[str, float] = {}
+        #: (repo, path, store hash) -> sha256; read and changed under _snapshot_lock.
+        self._digests: cachetools.LRUCache = cachetools.LRUCache(DIGESTS_KEPT)
         self._sessions: dict[str, Session] = {}
         if self._path.exists():
             for raw in json.loads(self._path.read_text()):
@@ -202,17 +247,22 @@ class LabelingService:
         return session
 
     # -- Label Studio --------------------------------------------------------------------
-    def _ls(self) -> tuple[str, dict[str, str]]:
+    def _ls(self, deadline: CallDeadline = WORK) -> tuple[str, dict[str, str]]:
         if self.label_studio is None:
             raise Unavailable("Label Studio is not configured")
         self.label_studio.start()
-        self.label_studio.wait_ready(self.ready_timeout)
+        if not self.label_studio.ready():  # an external one is asked by the call itself
+            self.label_studio.wait_ready(min(self.ready_timeout, deadline.ready))
         return self.label_studio.url, {"Authorization": f"Token {self.label_studio.credentials.token}"}
 
-    def _request(self, method: str, path: str, **kwargs) -> Any:
-        url, headers = self._ls()
+    def _request(self, method: str, path: str, *, deadline: CallDeadline = WORK, **kwargs) -> Any:
+        url, headers = self._ls(deadline)
         try:
-            response = httpx.request(method, url + path, headers=headers, timeout=300, **kwargs)
+            response = httpx.request(method, url + path, headers=headers, timeout=deadline.timeout, **kwargs)
+        except httpx.TimeoutException as exc:
+            if self.label_studio.crashed(0):
+                raise self.label_studio.unavailable() from exc
+            raise self._timed_out(method, path, deadline, exc) from exc
         except httpx.HTTPError as exc:
             # Killed or restarting under the call: say so (the watchdog brings it back); else its answer.
             if self.label_studio.crashed():
@@ -228,8 +278,21 @@ class LabelingService:
             raise Unavailable(f"Label Studio failed ({response.status_code}): {text}")
         return response.json() if response.content else None
 
-    def _users(self) -> dict[int, str]:
-        return {u["id"]: u.get("email") or u.get("username") or str(u["id"]) for u in self._request("GET", "/api/users/")}
+    @staticmethod
+    def _timed_out(method: str, path: str, deadline: CallDeadline, exc: httpx.TimeoutException) -> Unavailable:
+        """The error of a call that ran out of its deadline: which call, which deadline, how long."""
+        phase, what = {httpx.ConnectTimeout: ("connect", "accept the connection of"),
+                       httpx.WriteTimeout: ("write", "take"),
+                       httpx.PoolTimeout: ("pool", "free a connection for")}.get(type(exc), ("read", "answer"))
+        seconds = getattr(deadline.timeout, phase)
+        return Unavailable(f"Label Studio did not {what} {method} {path} within {seconds:g} s (the {phase} deadline "
+                           f"of its {deadline.kind} calls); it is overloaded or stuck: try again",
+                           label_studio="timeout", call=f"{method} {path}", timed_out=phase, deadline=seconds,
+                           kind=deadline.kind)
+
+    def _users(self, deadline: CallDeadline = WORK) -> dict[int, str]:
+        return {u["id"]: u.get("email") or u.get("username") or str(u["id"])
+                for u in self._request("GET", "/api/users/", deadline=deadline)}
 
     # -- sessions ------------------------------------------------------------------------
     def create_session(self, *, data: str, labels: str, glob: str | None = None, template: str | None = None,
@@ -399,13 +462,22 @@ class LabelingService:
             return session
 
     # -- pending and commit ----------------------------------------------------------------
-    def _export(self, session: Session, *, all_tasks: bool = False) -> list[dict]:
+    def _export(self, session: Session, *, all_tasks: bool = False, deadline: CallDeadline = WORK) -> list[dict]:
         """Tasks with their annotations, as Label Studio's JSON export gives them (annotated ones only,
         unless ``all_tasks``: exporting every task of a big project costs many times more)."""
         params = {"exportType": "JSON"}
         if all_tasks:
             params["download_all_tasks"] = "true"
-        return self._request("GET", f"/api/projects/{session.project_id}/export", params=params)
+            return self._request("GET", f"/api/projects/{session.project_id}/export", params=params,
+                                 deadline=deadline)
+        with self._snapshot_lock:
+            took = self._export_seconds.get(session.id, 0.0)
+        started = time.monotonic()
+        tasks = self._request("GET", f"/api/projects/{session.project_id}/export", params=params,
+                              deadline=deadline.reading_at_least(min(EXPORT_ALLOWANCE * took, POLL_READ_MOST)))
+        with self._snapshot_lock:
+            self._export_seconds[session.id] = time.monotonic() - started
+        return tasks
 
     def _committed_digests(self, session: Session) -> dict[str, str]:
         """label path -> sha256 of its bytes on the labels branch.
@@ -420,7 +492,8 @@ class LabelingService:
             return digests
         for info in infos:
             key = (session.labels_repo, info.path, info.hash)
-            digest = info.content_sha256 or (self._digests.get(key) if info.hash else None)
+            with self._snapshot_lock:
+                digest = info.content_sha256 or (self._digests.get(key) if info.hash else None)
             if digest is None:
                 try:
                     raw = self.backend.get_file(session.labels_repo, session.labels_branch, info.path)
@@ -428,7 +501,7 @@ class LabelingService:
                     continue  # deleted meanwhile
                 digest = hashlib.sha256(raw).hexdigest()
                 if info.hash:
-                    with self._lock:
+                    with self._snapshot_lock:  # never _lock: a poll must not wait for a long operation
                         self._digests[key] = digest
             digests[info.path] = digest
         return digests
@@ -441,19 +514,24 @@ class LabelingService:
     def pending(self, session_id: str) -> Pending:
         """What a label commit would change now: label files added, modified, deleted.
 
+        What the panel polls: Label Studio gets the POLL deadline, and no lock a long operation holds
+        is taken (a label commit running meanwhile does not delay the answer).
+
         A committed label file is deleted only when its annotations were in this project (loaded
         from the labels branch, or committed from it) and all were deleted here: one this project
         never held is not this session's to delete. A label file whose annotations are what is
         committed is unchanged, whatever else differs (an old file's Label Studio task id, the data
         commit of a later session): its committed bytes stay.
         """
-        session = self.get(session_id)
-        users = self._users()
+        return self._pending(self.get(session_id), POLL)
+
+    def _pending(self, session: Session, deadline: CallDeadline) -> Pending:
+        users = self._users(deadline)
         committed = self._committed_digests(session)
         _, _, in_scope = glob_plan(session.glob)
         added, modified, annotators, changers, commits, files = [], [], set(), set(), set(), {}
         labeled = set()
-        for task in self._export(session):
+        for task in self._export(session, deadline=deadline):
             path = task["data"].get("pachls_path")
             if not path or not task.get("annotations"):
                 continue
@@ -497,13 +575,12 @@ class LabelingService:
         # One label commit at a time per labels mount: sessions writing to the same labels branch
         # share its mount, and one's files must not ride along in the other's commit. A second
         # press waits for the first, then commits what is left (or finds nothing to commit).
-        with self._lock:
-            lock = self._commit_locks.setdefault(session.labels_mount, threading.Lock())
-        if not lock.acquire(timeout=COMMIT_WAIT):
+        lock = self._hold_commit_lock(session.labels_mount)
+        if lock is None:
             raise Conflict(f"another label commit into {session.labels_repo}@{session.labels_branch} "
                            f"has been running for over {COMMIT_WAIT} s; try again when it is done")
         try:
-            pending = self.pending(session_id)
+            pending = self._pending(session, COMMIT)
             if pending.count == 0:
                 raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
             self._unstage_stale(session, pending)
@@ -542,6 +619,32 @@ class LabelingService:
             return landed
         finally:
             lock.release()
+            self._drop_commit_lock(session.labels_mount)  # its session may have been deleted meanwhile
+
+    def _hold_commit_lock(self, labels_mount: str) -> threading.Lock | None:
+        """Acquire the commit lock of ``labels_mount`` (made if missing) within COMMIT_WAIT s, or None.
+
+        Taking it holds no other lock, so a commit never waits behind a long operation's ``_lock``."""
+        deadline = time.monotonic() + COMMIT_WAIT
+        while True:
+            with self._snapshot_lock:
+                lock = self._commit_locks.setdefault(labels_mount, threading.Lock())
+            if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                return None
+            with self._snapshot_lock:
+                if self._commit_locks.get(labels_mount) is lock:
+                    return lock
+            lock.release()  # dropped while this waited for it: take the one in place now
+
+    def _drop_commit_lock(self, labels_mount: str) -> None:
+        """Forget the commit lock of a labels mount no session writes to, unless a commit holds it."""
+        with self._snapshot_lock:
+            lock = self._commit_locks.get(labels_mount)
+            if lock is None or any(s.labels_mount == labels_mount for s in self._sessions.values()):
+                return
+            if lock.acquire(blocking=False):
+                del self._commit_locks[labels_mount]
+                lock.release()
 
     def _unstage_stale(self, session: Session, pending: Pending) -> None:
         """Revert label files staged in the labels mount that this commit would not write.
@@ -661,8 +764,8 @@ class LabelingService:
         """Move the labels mount to the labels branch head (rolled back, or moved by someone else),
         so the next label commit lands on it. Staged label files are reverted first: they are
         rendered from Label Studio at every commit, so nothing is lost."""
-        lock = self._commit_locks.setdefault(session.labels_mount, threading.Lock())
-        if not lock.acquire(timeout=COMMIT_WAIT):
+        lock = self._hold_commit_lock(session.labels_mount)
+        if lock is None:
             return  # a label commit is running; it reports a conflict if the mount is behind
         try:
             self._unstage_stale(session, Pending((), (), (), (), ()))
@@ -698,7 +801,7 @@ class LabelingService:
         with self._lock:
             session = self.get(session_id)
             if not force:
-                count = self.pending(session_id).count
+                count = self._pending(session, COMMIT).count
                 if count:
                     raise PendingLabels(
                         f"{count} label file(s) of this session have changes not yet committed; commit labels "
@@ -710,7 +813,9 @@ class LabelingService:
                     pass  # already gone
             with self._snapshot_lock:
                 del self._sessions[session.id]
+                self._export_seconds.pop(session.id, None)
             self._save()
+            self._drop_commit_lock(session.labels_mount)
         return {"deleted": session.id, "project": "deleted" if project == "delete" else "kept",
                 "project_id": session.project_id}
 
