@@ -8,6 +8,7 @@
     %%pachls commit labels -m "round 1"
     ...cell that writes files under the mount...
     df = %pachls labels labels@master --data images@master
+    %pachls export labels@master --format COCO          # labels-<commit>-coco.json
     commit = %pachls wait labels@master --timeout 3600
 
 ``%pachls --help`` lists the subcommands, ``%pachls SUBCOMMAND --help`` explains one.
@@ -104,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="REPO[@REF]",
                    help="only labels made on this data repo (and on REF's commit or an ancestor)")
     p.add_argument("--path", default="/", metavar="/DIR", help="only label files below this path")
+    p = add("export", "Labels of a commit in a training format (COCO, YOLO, VOC, CSV, JSON_MIN), rendered "
+                      "by Label Studio's converter; image paths pin the exact data commit. YOLO and VOC are a zip.")
+    p.add_argument("address", metavar="REPO@REF")
+    p.add_argument("dest", nargs="?", metavar="DEST",
+                   help="a file, or a directory for <repo>-<commit>-<format>.<ext> (default: here)")
+    p.add_argument("--format", required=True, metavar="FORMAT", help="COCO, YOLO, VOC, CSV or JSON_MIN")
+    p.add_argument("--classes", metavar="A,B,...",
+                   help="label names in category order (COCO/YOLO ids 0, 1, ...); default: those found, sorted")
     p = add("wait", "Block until a commit lands on REPO@BRANCH, print it and return it (the oldest new one, "
                     "if several landed). With --after, commits that landed after COMMIT count too, so "
                     "`wait labels@master --after {last.id}` in a loop sees every commit once.")
@@ -129,7 +138,12 @@ def parse(line: str) -> argparse.Namespace:
     if not argv:
         PARSER.print_help()
         raise HelpShown()
-    args = PARSER.parse_args(argv)
+    args, extra = PARSER.parse_known_args(argv)
+    if args.command == "export" and args.dest is None and len(extra) == 1 and not extra[0].startswith("-"):
+        # `export labels@master --format COCO out/`: argparse takes positionals only side by side
+        args.dest, extra = extra[0], []
+    if extra:
+        PARSER.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         PARSER.print_help()
         raise HelpShown()
@@ -354,6 +368,12 @@ class PachlsMagics(Magics):
 
     def do_labels(self, args):
         return as_result(self.client.labels(args.address, data=args.data, path=args.path))
+
+    def do_export(self, args):
+        classes = args.classes.split(",") if args.classes is not None else None
+        path = self.client.export_labels(args.address, args.format, args.dest, classes=classes)
+        print(f"Exported {args.address} as {args.format.upper()} to {path} ({path.stat().st_size:,} bytes)")
+        return path
 
     def do_wait(self, args):
         if args.timeout is not None and not args.timeout >= 0:

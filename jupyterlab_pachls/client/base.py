@@ -1,10 +1,13 @@
 """The :class:`Client` interface both clients share, the address forms it accepts and its
-operations built on other operations (``ls``, ``read``, ``wait``, ``labels``)."""
+operations built on other operations (``ls``, ``read``, ``wait``, ``labels``, ``export_labels``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..pfs import (
@@ -270,6 +273,43 @@ class Client:
         return Table(rows, columns=LABEL_COLUMNS, title="labels")
 
     def _label_rows(self, repo: str, ref: str, data: str | None, path: str) -> list[dict]:
+        raise NotImplementedError
+
+    def export_labels(self, address: str, format: str, dest: str | os.PathLike | None = None, *,
+                      classes: Iterable[str] | None = None) -> Path:
+        """The label files of ``repo@ref`` as ``format`` (COCO, YOLO, VOC, CSV or JSON_MIN), rendered
+        by Label Studio's converter (no Label Studio needed), written to ``dest``; returns its path.
+
+        ``dest``: a file, or a directory to put ``<repo>-<commit[:12]>-<format>.<json|csv|zip>`` in
+        (default: the current directory). YOLO and VOC are a zip. Image paths are the data files'
+        commit-pinned addresses (``images@<commit>:/cats/001.png``, readable with :meth:`open`).
+        ``classes``: label names in category order (COCO and YOLO ids 0, 1, ...), default the labels
+        found, sorted. The ref is resolved once: a branch that moves meanwhile changes nothing.
+        """
+        from ..labeling.formats import check_classes, export_filename, export_format
+
+        fmt = export_format(format)
+        wanted = check_classes(list(classes)) if classes is not None else None
+        repo = to_address(address).repo_key
+        commit = self.inspect_commit(address)
+        target = Path(dest) if dest is not None else Path.cwd()
+        if target.is_dir():
+            target = target / export_filename(repo, commit.id, fmt)
+        elif not target.parent.is_dir():
+            raise InvalidArgument(f"cannot write {target}: {target.parent} is not a directory", dest=str(target))
+        chunks = self._export_chunks(repo, commit.id, fmt.name, wanted)
+        # written beside and renamed: a failed export leaves no half file under the name
+        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+            os.replace(partial, target)
+        finally:
+            Path(partial).unlink(missing_ok=True)
+        return target
+
+    def _export_chunks(self, repo: str, commit: str, format: str, classes: list[str] | None) -> Iterator[bytes]:
         raise NotImplementedError
 
     def _ancestors_among(self, repo: str, ref: str, wanted: set[str]) -> set[str]:

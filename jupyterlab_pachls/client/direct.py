@@ -168,6 +168,12 @@ class DirectClient(Client):
 
         return label_rows(self.backend, repo, ref, data=data, path=path)
 
+    def _export_chunks(self, repo: str, commit: str, format: str, classes: list[str] | None) -> Iterator[bytes]:
+        from ..labeling.formats import export_labels
+
+        with export_labels(self.backend, repo, commit, format, classes=classes) as export:
+            yield from export.chunks()
+
     def status(self) -> dict:
         return {"mode": self.mode, "where": self.describe(),
                 "backend": {"kind": self.backend.kind, "address": self.backend.address},

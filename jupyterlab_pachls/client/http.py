@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import io
 import json
 import math
@@ -59,8 +60,23 @@ def _q(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
 
-def error_from_response(status: int, body: bytes, url: str = "") -> PfsError:
-    """The typed error for an HTTP error answer (``{"error", "message", "details"}``)."""
+def retry_after_seconds(value: str | None) -> int | None:
+    """The seconds of a ``Retry-After`` header (delay-seconds or an HTTP date), or None."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0, math.ceil(when.timestamp() - time.time()))
+
+
+def error_from_response(status: int, body: bytes, url: str = "", retry_after: str | None = None) -> PfsError:
+    """The typed error for an HTTP error answer (``{"error", "message", "details"}``). A ``Retry-After``
+    (a busy server's 503) is kept as ``details["retry_after"]`` (seconds) and said in the message."""
     try:
         payload = json.loads(body.decode("utf-8")) if body else None
     except (ValueError, UnicodeDecodeError):
@@ -70,8 +86,13 @@ def error_from_response(status: int, body: bytes, url: str = "") -> PfsError:
         exc = Unavailable(f"the Jupyter server at {url} refused the request ({status} {said or 'Forbidden'}); "
                           "check its token", status=status)
     elif isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
-        exc = error_from_code(payload.get("error"), payload["message"], details)
+        details = dict(payload["details"]) if isinstance(payload.get("details"), dict) else {}
+        message = payload["message"]
+        seconds = retry_after_seconds(retry_after)
+        if seconds is not None:
+            details["retry_after"] = seconds
+            message += f" (retry in {seconds} s)"
+        exc = error_from_code(payload.get("error"), message, details)
     else:
         exc = PfsError(f"the Jupyter server at {url} answered HTTP {status}", status=status)
     exc.status = status  # type: ignore[attr-defined]
@@ -136,7 +157,8 @@ class ServerClient(Client):
             raise self._unreachable(exc) from None
         try:  # read() ends by closing the response, giving its connection back to the pool
             if response.status_code >= 400:
-                raise error_from_response(response.status_code, response.read(), self.url)
+                raise error_from_response(response.status_code, response.read(), self.url,
+                                          response.headers.get("Retry-After"))
             if stream:
                 return io.BufferedReader(ChunkReader(self._body(response), name=url, close=response.close))
             raw = response.read()
@@ -315,6 +337,12 @@ class ServerClient(Client):
     def _label_rows(self, repo: str, ref: str, data: str | None, path: str) -> list[dict]:
         body = self.request("GET", "labels/rows", query={"repo": repo, "ref": ref, "data": data, "path": path})
         return list(body["rows"])
+
+    def _export_chunks(self, repo: str, commit: str, format: str, classes: list[str] | None) -> Iterator[bytes]:
+        query = {"repo": repo, "ref": commit, "format": format, "classes": ",".join(classes) if classes else None}
+        with self.request("GET", "labels/export", query=query, stream=True) as body:
+            while chunk := body.read(1 << 20):
+                yield chunk
 
     def status(self) -> dict:
         backend = self.request("GET", "backend")

@@ -56,6 +56,7 @@ def route_table() -> list[tuple[str, type[PachlsHandler]]]:
         (rf"{p}/labels/blame", labeling.BlameHandler),
         (rf"{p}/labels/diff", labeling.LabelDiffHandler),
         (rf"{p}/labels/rows", labeling.LabelRowsHandler),
+        (rf"{p}/labels/export", labeling.LabelExportHandler),
         # Must stay last: tornado takes the first pattern that matches.
         (rf"{p}/(.*)", system.NotFoundHandler),
     ]

@@ -1,4 +1,4 @@
-"""Routes of labeling: sessions, pending labels, label commits, blame, diff, rows.
+"""Routes of labeling: sessions, pending labels, label commits, blame, diff, rows, exports.
 
 Thin handlers over :class:`~jupyterlab_pachls.labeling.session.LabelingService` and
 :mod:`jupyterlab_pachls.labeling.history`.
@@ -11,6 +11,7 @@ import time
 
 import tornado.web
 
+from ..labeling.formats import check_classes, export_format, export_labels
 from ..labeling.history import blame, diff_labels
 from ..labeling.rows import label_rows
 from ..labeling.session import SessionRequest
@@ -18,6 +19,7 @@ from ..labeling.templates import TEMPLATES
 from ..pfs.errors import InvalidArgument, Unavailable
 from .args import check_fields, commit_id_arg, ref_arg, repo_arg, string_field
 from .base import PachlsHandler, json_errors
+from .repos import content_disposition
 
 
 #: Seconds a pending poll waits for Label Studio, and an action (create, commit, import, resync).
@@ -282,3 +284,39 @@ class LabelRowsHandler(LabelsHandler):
         rows = await self.call(label_rows, self.backend, repo, ref,
                                data=repo_arg(data) if data else None, path=self.path_query())
         self.send_json({"repo": repo, "ref": ref, "rows": rows})
+
+
+class LabelExportHandler(LabelsHandler):
+    """``GET /pachls/api/labels/export?repo=&ref=&format=&classes=``: the label files of a commit as
+    COCO, YOLO, VOC, CSV or JSON_MIN (Label Studio's converter; no Label Studio needed), streamed."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self) -> None:
+        repo = self.repo_query()
+        ref = self.ref_query()
+        raw_format = self.query("format")
+        if raw_format is None:
+            raise InvalidArgument("query parameter 'format' is required: COCO, YOLO, VOC, CSV or JSON_MIN",
+                                  parameter="format")
+        fmt = export_format(raw_format)
+        classes = self.query("classes")
+        classes = check_classes(classes.split(",")) if classes is not None else None
+        # reads every label file and runs the converter: a long operation
+        export = await self.call_long(export_labels, self.backend, repo, ref, fmt.name, classes=classes)
+        try:
+            self.set_header("Content-Type", export.media_type)
+            self.set_header("Content-Length", str(export.size))
+            self.set_header("Content-Disposition", content_disposition(export.filename))
+            self.set_header("X-Content-Type-Options", "nosniff")
+            chunks = export.chunks()
+            done = object()
+            while True:
+                chunk = await self.call(next, chunks, done)
+                if chunk is done:
+                    break
+                self.write(chunk)
+                await self.flush()
+        finally:
+            await self.call(export.close)
+        self.finish()

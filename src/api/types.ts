@@ -834,6 +834,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/labels/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The label files of a commit in a training format (Label Studio's converter), streamed.
+         * @description Renders every label file of `repo@ref` through `label_studio_sdk.converter`; no Label Studio
+         *     runs. Image (or text) paths are the data files' commit-pinned addresses
+         *     (`images@<commit>:/cats/001.png`) from each label file's provenance. COCO, CSV and JSON_MIN
+         *     are one file; YOLO and VOC are a zip whose label files mirror the data paths, with
+         *     `sources.json` naming each one's data address. A long operation (503 `busy` when the
+         *     long-operation pool is full).
+         *
+         */
+        get: operations["exportLabels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2601,6 +2627,58 @@ export interface operations {
                         ref: string;
                         rows: Record<string, never>[];
                     };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    exportLabels: {
+        parameters: {
+            query: {
+                /** @example labels */
+                repo: string;
+                /** @description branch, commit id or branch^N */
+                ref?: string;
+                /** @description any case */
+                format: "COCO" | "YOLO" | "VOC" | "CSV" | "JSON_MIN";
+                /**
+                 * @description Comma-separated label names in category order (COCO and YOLO ids 0, 1, ...); every label
+                 *     the annotations hold must be listed. Default: the labels found, sorted.
+                 *
+                 * @example cat,dog
+                 */
+                classes?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export as an attachment (`labels-<commit[:12]>-<format>.<json|csv|zip>`):
+             *     `application/json` (COCO, JSON_MIN), `text/csv` (CSV), `application/zip` (YOLO, VOC).
+             *      */
+            200: {
+                headers: {
+                    "Content-Length"?: number;
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description `invalid_argument` (no or unknown format, bad classes, a label classes does not list),
+             *     `not_labels` (the commit holds no label file), `format_mismatch` (the labels are not of a
+             *     kind the format expresses, e.g. COCO of text classification; `details.fits` lists the
+             *     formats that fit), `invalid_name` / `parse_error` (repo, ref).
+             *      */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             default: components["responses"]["Error"];

@@ -1,0 +1,377 @@
+"""Labels in training formats: the label files of one commit, through Label Studio's own converter.
+
+No Label Studio runs: ``label_studio_sdk.converter`` reads tasks in Label Studio's JSON form, and
+each label file gives one back (its data file as the task, its annotations as committed).
+
+Every image (or text) path is the commit-pinned address of the data file the label was drawn on,
+``images@<commit>:/cats/001.png``: Pachyderm's address syntax, which ``connect().open()``,
+``%pachls ls``, ``pachctl get file`` and ``pfs.File.from_uri`` read. The commit comes from the
+label file's ``data`` block (the provenance of the round that wrote it), so labels of several
+rounds each point at the data version they were made on.
+
+The labeling config is not committed with the labels (a session keeps it in its Label Studio
+project), and the converter needs its tags and label names. They are rebuilt from the committed
+annotations: one control per ``from_name`` with its type and the label values seen, on an Image
+object when the results are image regions (they carry the image's size), else on a Text object.
+Category ids (COCO, YOLO) follow ``classes`` when given, else the label names sorted.
+
+COCO, CSV and JSON_MIN are one file; YOLO and VOC are a tree, sent as a zip whose label files
+mirror the data paths (``labels/cats/001.txt`` for ``/cats/001.png``, where the converter would
+flatten them by file name) with ``sources.json`` naming each one's data address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Iterator
+from xml.dom import minidom
+from xml.sax.saxutils import quoteattr
+
+from ..pfs.backend import Backend
+from ..pfs.errors import Conflict, InvalidArgument, NotFound
+from .labelfile import SCHEMA, SUFFIX, authors
+from .templates import CONTROL_TAGS
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    suffix: str  # of the file sent
+    media_type: str
+    needs: str  # what the labels must be, said when they are not
+
+
+FORMATS = {f.name: f for f in (
+    ExportFormat("COCO", ".json", "application/json", "rectangles, polygons or keypoints on images"),
+    ExportFormat("YOLO", ".zip", "application/zip", "rectangles, polygons or keypoints on images"),
+    ExportFormat("VOC", ".zip", "application/zip", "rectangles on images"),
+    ExportFormat("CSV", ".csv", "text/csv", "any labels"),
+    ExportFormat("JSON_MIN", ".json", "application/json", "any labels"),
+)}
+#: Formats whose converter output is a tree of files (sent as one zip).
+TREES = ("YOLO", "VOC")
+#: Result types that mark regions of an image (the others hang on text, audio, ... or the whole item).
+IMAGE_REGIONS = {"rectanglelabels", "rectangle", "polygonlabels", "polygon", "keypointlabels", "keypoint",
+                 "brushlabels", "brush", "ellipselabels", "ellipse"}
+#: Label Studio's result ``type`` -> the control tag that makes it (``rectanglelabels`` -> RectangleLabels).
+CONTROL_BY_TYPE = {tag.lower(): tag for tag in CONTROL_TAGS}
+
+
+class NotLabels(InvalidArgument):
+    """The commit holds no label file: it is not a label commit (or the repo is not a labels repo)."""
+
+    code = "not_labels"
+
+
+class FormatMismatch(InvalidArgument):
+    """The labels are not of a kind the format can express (COCO of text classification)."""
+
+    code = "format_mismatch"
+
+
+def export_format(name: object) -> ExportFormat:
+    """The format named (any case); InvalidArgument listing the formats otherwise."""
+    found = FORMATS.get(name.upper()) if isinstance(name, str) else None
+    if found is None:
+        raise InvalidArgument(f"unknown export format {str(name)[:40]!r}; choose one of {', '.join(FORMATS)}",
+                              format=str(name)[:40], formats=list(FORMATS))
+    return found
+
+
+def check_classes(classes: object) -> list[str] | None:
+    """``classes`` as given (None: none given), or InvalidArgument: distinct non-empty names."""
+    if classes is None:
+        return None
+    if not isinstance(classes, (list, tuple)) or not classes or \
+            not all(isinstance(c, str) and c.strip() and len(c) <= 200 and "," not in c for c in classes):
+        # no comma: over REST and in %pachls classes travel comma-separated
+        raise InvalidArgument("classes must be a non-empty list of label names (without commas)", field="classes")
+    if len(set(classes)) != len(classes):
+        raise InvalidArgument("classes must be distinct", field="classes", classes=list(classes))
+    return list(classes)
+
+
+def export_filename(repo: str, commit: str, fmt: ExportFormat) -> str:
+    """``labels-<commit[:12]>-coco.json``: what a download is called unless told otherwise."""
+    return f"{repo.replace('/', '_')}-{commit[:12]}-{fmt.name.lower()}{fmt.suffix}"
+
+
+@dataclass
+class LabelExport:
+    """A rendered export: ``path`` is the one file to send; ``close()`` removes it."""
+
+    path: Path
+    filename: str
+    media_type: str
+    repo: str
+    commit: str
+    label_files: int
+    annotations: int
+    _scratch: Any = field(repr=False, default=None)
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The file's bytes, ``size`` at a time."""
+        with open(self.path, "rb") as f:
+            while chunk := f.read(size):
+                yield chunk
+
+    def close(self) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def __enter__(self) -> "LabelExport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class _Item:
+    label_path: str  # /cats/001.png.json
+    data_path: str  # /cats/001.png
+    address: str  # images@<commit>:/cats/001.png
+    annotations: list
+
+
+def _label_items(backend: Backend, repo: str, commit: str) -> list[_Item]:
+    items = []
+    for info in backend.walk(repo, commit, "/"):
+        if info.is_dir or not info.path.endswith(SUFFIX):
+            continue
+        try:
+            document = json.loads(backend.get_file(repo, commit, info.path))
+        except (NotFound, ValueError):
+            continue
+        data = document.get("data") if isinstance(document, dict) else None
+        if document.get("schema") != SCHEMA or not isinstance(data, dict) or \
+                not all(isinstance(data.get(k), str) and data.get(k) for k in ("repo", "commit", "path")):
+            continue  # some other JSON file kept in the labels repo
+        items.append(_Item(info.path, data["path"], f"{data['repo']}@{data['commit']}:{data['path']}",
+                           list(document.get("annotations") or [])))
+    items.sort(key=lambda item: item.data_path)
+    return items
+
+
+def labeling_config(items: Iterable[_Item], classes: list[str] | None = None) -> tuple[str, list[str]]:
+    """A Label Studio labeling config that fits the committed annotations (see the module's
+    docstring), and the task data keys its objects read (``image``, ``text``)."""
+    controls: dict[str, dict] = {}  # from_name -> {tag, to, labels}
+    objects: dict[str, str] = {}  # to_name -> Image or Text
+    for item in items:
+        for annotation in item.annotations:
+            for result in annotation.get("result") or []:
+                kind, source, target = result.get("type"), result.get("from_name"), result.get("to_name")
+                if not all(isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.-]*", v) for v in (kind, source, target)):
+                    continue  # nothing a converter could name (relations, malformed results)
+                control = controls.setdefault(source, {"tag": CONTROL_BY_TYPE.get(kind, kind), "to": target,
+                                                       "labels": set()})
+                if kind.endswith("labels") or kind == "choices":
+                    found = (result.get("value") or {}).get(kind) or []
+                    control["labels"].update(v for v in found if isinstance(v, str))
+                if kind in IMAGE_REGIONS or "original_width" in result:
+                    objects[target] = "Image"
+                objects.setdefault(target, "Text")
+    # categories are the labels of regions and spans (choices classify the whole item: no category)
+    seen = sorted({label for c in controls.values() if c["tag"].endswith("Labels") for label in c["labels"]})
+    if classes is not None:
+        missing = [label for label in seen if label not in classes]
+        if missing:
+            raise InvalidArgument(f"the labels hold {', '.join(map(repr, missing[:10]))}, which classes "
+                                  "does not list; add them to classes or leave classes out",
+                                  missing=missing[:100], classes=classes)
+    # the category of a label: the id COCO and YOLO give it, the same in every control
+    category = {label: i for i, label in enumerate(classes if classes is not None else seen)}
+    lines = ["<View>"]
+    for name, kind in sorted(objects.items()):
+        lines.append(f'  <{kind} name={quoteattr(name)} value="${kind.lower()}"/>')
+    for name, control in sorted(controls.items()):
+        tag = control["tag"]
+        if tag in ("Choices", "Taxonomy"):
+            children = "".join(f"<Choice value={quoteattr(v)}/>" for v in sorted(control["labels"]))
+        else:  # with classes, every class (ids fixed whichever labels this commit happens to use)
+            labels = category if classes is not None and tag.endswith("Labels") else sorted(control["labels"])
+            children = "".join(f'<Label value={quoteattr(v)} category="{category[v]}"/>' for v in labels)
+        lines.append(f"  <{tag} name={quoteattr(name)} toName={quoteattr(control['to'])}>{children}</{tag}>")
+    lines.append("</View>")
+    # no result at all (every annotation empty): the data file is still named, under "data"
+    return "\n".join(lines), sorted({kind.lower() for kind in objects.values()}) or ["data"]
+
+
+def _kinds(config: str) -> str:
+    """What the labels are, in words: ``RectangleLabels on Image``."""
+    from label_studio_sdk.converter.utils import parse_config
+
+    schema = parse_config(config)
+    said = sorted({f"{info['type']} on {', '.join(sorted({i['type'] for i in info['inputs']}))}"
+                   for info in schema.values()})
+    return "; ".join(said) or "no annotation results"
+
+
+def _task(index: int, item: _Item, data_keys: list[str], value: str) -> dict:
+    annotations = []
+    for annotation in item.annotations:
+        created_by, updated_by = authors(annotation)
+        annotations.append({
+            "id": annotation.get("id"), "completed_by": created_by, "updated_by": updated_by,
+            "result": annotation.get("result") or [], "created_at": annotation.get("created_at"),
+            "updated_at": annotation.get("updated_at"), "lead_time": annotation.get("lead_time"),
+            "was_cancelled": bool(annotation.get("was_cancelled")),
+        })
+    return {"id": index, "data": {key: value for key in data_keys}, "annotations": annotations}
+
+
+def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
+                  classes: list[str] | None = None, workdir: str | None = None) -> LabelExport:
+    """Render the label files of ``repo@ref`` as ``format`` (see :data:`FORMATS`) into one file.
+
+    NotFound for an unknown repo or ref, :class:`NotLabels` when the commit holds no label file,
+    :class:`FormatMismatch` when the labels are not of a kind the format expresses, InvalidArgument
+    for an unknown format or classes that miss a label. The caller closes the result."""
+    fmt = export_format(format)
+    classes = check_classes(classes)
+    commit = backend.inspect_commit(repo, ref)
+    if commit.finished is None:
+        raise Conflict(f"{repo}@{commit.id} is still open; export a finished commit", commit=commit.id)
+    items = _label_items(backend, repo, commit.id)
+    if not items:
+        raise NotLabels(f"{repo}@{commit.id} holds no label file (a <data path>.json written by a label "
+                        "commit): it is not a label commit", repo=repo, commit=commit.id)
+    config, data_keys = labeling_config(items, classes)
+
+    from label_studio_sdk.converter import Converter  # numpy, pandas, PIL: loaded on first export only
+
+    scratch = tempfile.TemporaryDirectory(prefix="pachls-export-", dir=workdir)
+    try:
+        root = Path(scratch.name)
+        # the converter looks for uploads under upload_dir; an empty one keeps it off Label Studio's data dir
+        (root / "uploads").mkdir()
+        converter = Converter(config, project_dir=None, upload_dir=str(root / "uploads"), download_resources=False)
+        if fmt.name not in converter.supported_formats:
+            fits = [name for name in FORMATS if name in converter.supported_formats]
+            raise FormatMismatch(f"{fmt.name} needs {fmt.needs}; the labels of {repo}@{commit.id} are "
+                                 f"{_kinds(config)} (formats that fit: {', '.join(fits)})",
+                                 format=fmt.name, fits=fits)
+        placeholders = root / "items"
+        if fmt.name in ("COCO",) + TREES:
+            # The converter keeps a path that exists as it is and rewrites any other into a cache name;
+            # an empty file per item (never an image: sizes come from the annotations) maps back exactly.
+            placeholders.mkdir()
+            for index in range(len(items)):
+                (placeholders / str(index)).touch()
+            values = [str(placeholders / str(index)) for index in range(len(items))]
+        else:
+            values = [item.address for item in items]
+        tasks = root / "tasks.json"
+        tasks.write_text(json.dumps([_task(i, item, data_keys, values[i]) for i, item in enumerate(items)]))
+        converted = root / "converted"
+        converter.convert(str(tasks), str(converted), fmt.name, is_dir=False)
+        out = root / export_filename(repo, commit.id, fmt)
+        finish = {"COCO": _finish_coco, "YOLO": _finish_yolo, "VOC": _finish_voc}.get(fmt.name, _finish_file)
+        finish(converted, out, items, repo=repo, commit=commit)
+        return LabelExport(path=out, filename=out.name, media_type=fmt.media_type, repo=repo, commit=commit.id,
+                           label_files=len(items), annotations=sum(len(i.annotations) for i in items),
+                           _scratch=scratch)
+    except BaseException:
+        scratch.cleanup()
+        raise
+
+
+def _index(path: object) -> int:
+    """The item index a placeholder path names (see ``export_labels``)."""
+    return int(PurePosixPath(str(path)).name)
+
+
+def _finish_file(converted: Path, out: Path, items: list[_Item], **_: Any) -> None:
+    (produced,) = [p for p in converted.iterdir() if p.is_file()]
+    produced.rename(out)
+
+
+def _categories(categories: list[dict]) -> list[dict]:
+    """Each category once, by id (the converter lists a label once per control that has it)."""
+    return sorted({c["id"]: c for c in categories}.values(), key=lambda c: c["id"])
+
+
+def _finish_coco(converted: Path, out: Path, items: list[_Item], *, repo: str, commit) -> None:
+    document = json.loads((converted / "result.json").read_text())
+    document["categories"] = _categories(document["categories"])
+    for image in document["images"]:
+        image["file_name"] = items[_index(image["file_name"])].address
+    # what the labels are, and the same bytes for the same commit (the converter stamps the time now)
+    document["info"].update(description=f"{repo}@{commit.id}", date_created=commit.finished.isoformat(),
+                            year=commit.finished.year)
+    out.write_text(json.dumps(document, indent=1))
+
+
+def _mirrored(items: list[_Item], index: int, top: str, suffix: str, taken: dict[str, str]) -> str:
+    """``labels/cats/001.txt`` for ``/cats/001.png``: the data path's place, refused when two collide."""
+    data_path = items[index].data_path
+    name = f"{top}{os.path.splitext(data_path)[0]}{suffix}"
+    other = taken.setdefault(name, data_path)
+    if other != data_path:
+        raise FormatMismatch(f"{other} and {data_path} would share the label file {name} (the format names "
+                             "label files by data file name without extension)", paths=[other, data_path])
+    return name
+
+
+def _zip_tree(out: Path, files: dict[str, Path], extra: dict[str, bytes], when) -> None:
+    stamp = when.timetuple()[:6]  # the same bytes for the same commit
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            archive.writestr(zipfile.ZipInfo(name, stamp), files[name].read_bytes(), zipfile.ZIP_DEFLATED)
+        for name, raw in sorted(extra.items()):
+            archive.writestr(zipfile.ZipInfo(name, stamp), raw, zipfile.ZIP_DEFLATED)
+
+
+def _sources(files: dict[str, int], items: list[_Item], repo: str, commit) -> bytes:
+    return json.dumps({"labels": f"{repo}@{commit.id}",
+                       "files": {name: items[index].address for name, index in sorted(files.items())}},
+                      indent=1).encode()
+
+
+def _finish_yolo(converted: Path, out: Path, items: list[_Item], *, repo: str, commit) -> None:
+    files, indices, taken = {}, {}, {}
+    for produced in (converted / "labels").iterdir():
+        index = _index(produced.stem)
+        name = _mirrored(items, index, "labels", ".txt", taken)
+        files[name], indices[name] = produced, index
+    notes = json.loads((converted / "notes.json").read_text())
+    notes["categories"] = _categories(notes["categories"])
+    notes["info"].update(description=f"{repo}@{commit.id}", year=commit.finished.year)
+    # line N of classes.txt is class N
+    classes = "".join(f"{c['name']}\n" for c in notes["categories"]).encode()
+    _zip_tree(out, files, {"classes.txt": classes, "notes.json": json.dumps(notes, indent=1).encode(),
+                           "sources.json": _sources(indices, items, repo, commit)}, commit.finished)
+
+
+def _finish_voc(converted: Path, out: Path, items: list[_Item], *, repo: str, commit) -> None:
+    files, indices, taken = {}, {}, {}
+    annotations = converted / "Annotations"
+    for produced in (annotations.iterdir() if annotations.exists() else ()):
+        index = _index(produced.stem)
+        name = _mirrored(items, index, "Annotations", ".xml", taken)
+        document = minidom.parse(str(produced))
+        root = document.documentElement
+        # the converter names the image by its (placeholder) file name; the data file's name and address instead
+        root.getElementsByTagName("filename")[0].firstChild.data = PurePosixPath(items[index].data_path).name
+        path = document.createElement("path")
+        path.appendChild(document.createTextNode(items[index].address))
+        root.insertBefore(path, root.getElementsByTagName("source")[0])
+        produced.write_text(document.toxml(encoding="utf-8").decode())
+        files[name], indices[name] = produced, index
+    _zip_tree(out, files, {"sources.json": _sources(indices, items, repo, commit)}, commit.finished)
+
+
+__all__ = ["FORMATS", "TREES", "ExportFormat", "FormatMismatch", "LabelExport", "NotLabels", "check_classes",
+           "export_filename", "export_format", "export_labels", "labeling_config"]
