@@ -9,11 +9,15 @@ does not hide the others.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import json
 import threading
 
 import pytest
 
+from jupyterlab_pachls.client.http import ServerClient, retry_after_seconds
+from jupyterlab_pachls.pfs import Unavailable
 from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
 
 #: Fail-safe bound for a held commit and for what must happen now: a failing test ends instead of hanging.
@@ -139,7 +143,8 @@ def held_finish(backend, monkeypatch):
     release.set()
 
 
-async def test_busy_503_carries_retry_after(api, raw_api, backend, held_finish, jp_root_dir):
+async def test_busy_503_carries_retry_after(api, raw_api, backend, held_finish, jp_root_dir, jp_http_port,
+                                           jp_base_url, jp_auth_header):
     release, entered = held_finish
     for name in ("one", "two"):
         await asyncio.to_thread(backend.create_repo, name)
@@ -153,6 +158,17 @@ async def test_busy_503_carries_retry_after(api, raw_api, backend, held_finish, 
     assert refused.code == 503
     assert json.loads(refused.body)["details"]["reason"] == "busy"
     assert int(refused.headers["Retry-After"]) >= 1
+    # The Python client says when to ask again.
+    token = jp_auth_header["Authorization"].split()[-1]
+    client = ServerClient(f"http://127.0.0.1:{jp_http_port}{jp_base_url}", token)
+    try:
+        with pytest.raises(Unavailable) as caught:
+            await asyncio.to_thread(client.request, "POST", "mounts/two/commit", body={"message": "second"})
+    finally:
+        client.close()
+    assert caught.value.details["reason"] == "busy"
+    assert caught.value.details["retry_after"] == int(refused.headers["Retry-After"])
+    assert f"retry in {refused.headers['Retry-After']} s" in str(caught.value)
     # What the panel polls still answers, with no Retry-After of its own.
     polled = await asyncio.wait_for(panel(raw_api), SOON)
     assert polled.code == 200 and "Retry-After" not in polled.headers
@@ -164,3 +180,12 @@ async def test_busy_503_carries_retry_after(api, raw_api, backend, held_finish, 
     await asyncio.to_thread(backend.close)
     other = await raw_api("GET", "repos")
     assert other.code == 503 and "Retry-After" not in other.headers
+
+
+def test_retry_after_reads_delay_seconds_and_http_dates():
+    soon = email.utils.format_datetime(datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=90),
+                                       usegmt=True)
+    assert retry_after_seconds("5") == 5
+    assert 80 <= retry_after_seconds(soon) <= 91
+    assert retry_after_seconds("Sat, 01 Jan 2000 00:00:00 GMT") == 0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
