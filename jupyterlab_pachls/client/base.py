@@ -293,6 +293,9 @@ class Client:
         repo = to_address(address).repo_key
         commit = self.inspect_commit(address)
         target = Path(dest) if dest is not None else Path.cwd()
+        # Path() drops the trailing slash that says "into this directory"
+        if str(dest).endswith(("/", os.sep)) and not target.is_dir():
+            raise InvalidArgument(f"cannot write into {dest}: no such directory", dest=str(dest))
         if target.is_dir():
             target = target / export_filename(repo, commit.id, fmt)
         elif not target.parent.is_dir():

@@ -275,6 +275,8 @@ def test_direct_client_writes_the_export(client, tmp_path):
         pachls.export_labels("images@master", "COCO", tmp_path / "x.json")
     with pytest.raises(InvalidArgument, match="is not a directory"):
         pachls.export_labels("labels@master", "COCO", tmp_path / "no" / "x.json")
+    with pytest.raises(InvalidArgument, match="no such directory"):
+        pachls.export_labels("labels@master", "COCO", f"{tmp_path}/no/")
     assert not (tmp_path / "x.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no partial left
 
