@@ -56,6 +56,13 @@ How the embedded store's semantics are kept on pachd, where they differ:
 - **Branch in replies.** pachd clears ``Commit.branch`` in every reply, so nothing here reads
   it: our commits record their branch (and their staging branch) in the description, a branch's
   head is known from the branch asked for, and any other commit has ``branch`` None.
+- **The repos listing** (``list_branches`` of every repo, what the panel polls) is ListBranch
+  without a repo (pachd refuses that with auth on: then one per repo), and an InspectCommit only
+  for a head not seen before (and its parent while it is a landing in progress): a finished
+  commit never changes, so the branch as shown at that head is kept (``LISTED_BRANCHES``). One
+  exception: metadata edited on a finished commit of another client (pachd's ``EditMetadata``)
+  shows in the listing once that branch's head moves or the server restarts; inspecting the commit
+  shows it at once.
 - **AUTO commits.** ``CreateBranch`` without a head makes an empty, finished ``AUTO`` commit
   that becomes the branch head; it shows as a commit of origin ``AUTO`` (in histories, as a
   mount's base, as the parent of the branch's first commit, as a rollback target). A commit on
