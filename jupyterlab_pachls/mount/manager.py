@@ -38,6 +38,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
+from cachetools import LRUCache
+
 from ..atomic_write import write_json
 from ..pfs.address import is_commit_id, normalize_path, parse_address
 from ..pfs.backend import Backend
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 MOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_BRANCH = "master"
 CAS_RETRIES = 20
+BEHIND_COUNTS = 4096  # (base, head) pairs whose distance is kept
 
 
 @contextmanager
@@ -88,6 +91,9 @@ class _Mount:
         self.workspace: DirectoryWorkspace | None = None  # no-FUSE rw
         self.view: LinkView | None = None  # no-FUSE ro
         self.follow: dict | None = None  # the journal of a commit that landed before the stage followed it
+        # what status last found, shown while a long operation (commit, refresh, ...) holds the mount
+        self.behind = 0
+        self.pending = 0
 
     @property
     def stage(self):
@@ -124,6 +130,9 @@ class MountManager:
         self.cache = ContentCache(self.state_dir / "cache")
         self._lock = threading.RLock()
         self._table_lock = threading.Lock()
+        # commits between a base and a head: fixed once both are (commits never change)
+        self._behind_counts: LRUCache = LRUCache(maxsize=BEHIND_COUNTS)
+        self._behind_lock = threading.Lock()
         self._mounts: dict[str, _Mount] = {}
         self._closed = False
         self.cleaned_stale = self.clean_stale()
@@ -418,30 +427,53 @@ class MountManager:
         return [self.status(name) for name in self.names()]
 
     def status(self, name: str) -> MountStatus:
+        """The mount's state, how far its branch moved on (``behind``) and its staged changes
+        (``pending``). Never waits for a long operation on the mount (a commit, refresh, discard or
+        staging holds its lock): meanwhile it answers with what it last found, without asking the
+        stage or the backend (which the operation may be waiting for)."""
         mount = self._get(name)
         record = mount.record
-        behind, pending, message = 0, 0, mount.message
+        message = mount.message
         if mount.fuse is not None and not mount.fuse.alive and mount.state != ERROR:
             mount.state = ERROR
             mount.message = f"the FUSE mount ended ({mount.fuse.error or 'unmounted from outside'}); refresh remounts it"
             message = mount.message
-        if mount.state != ERROR:
+        if mount.state != ERROR and mount.lock.acquire(blocking=False):
             try:
-                if record.commit is None and record.branch:
-                    behind = self._behind(record)
-                if record.mode == RW and mount.stage is not None and mount.state != COMMITTING:
-                    pending = len(self._changes(mount))
+                if record.mode == RW and mount.stage is not None:
+                    mount.pending = len(self._changes(mount))
             except PfsError as exc:
                 message = exc.message
+            finally:
+                mount.lock.release()
+            try:  # outside the lock: a commit starting now must not wait for the backend's answer
+                if record.commit is None and record.branch:
+                    mount.behind = self._behind(record)
+            except PfsError as exc:
+                message = exc.message
+        error = mount.state == ERROR
         return MountStatus(
             name=record.name, repo=record.repo, branch=record.branch, commit=record.commit, base=record.base,
             mode=record.mode, presentation=record.presentation, state=mount.state, message=message,
-            behind=behind, pending=pending, mountpoint=str(self.mount_dir / record.name))
+            behind=0 if error else mount.behind, pending=0 if error else mount.pending,
+            mountpoint=str(self.mount_dir / record.name))
 
     def _behind(self, record: MountRecord) -> int:
+        """Commits on the branch since the base: one branch lookup, and the history read only for a
+        (base, head) pair not counted before."""
         head = branch_head(self.backend, record)
         if head is None or head == record.base:
             return 0
+        key = (record.repo, record.base, head)
+        with self._behind_lock:
+            known = self._behind_counts.get(key)
+        if known is None:
+            known = self._count_behind(record, head)
+            with self._behind_lock:
+                self._behind_counts[key] = known
+        return known
+
+    def _count_behind(self, record: MountRecord, head: str) -> int:
         count, before = 0, None
         while count < BEHIND_LIMIT:
             page = self.backend.list_commits(record.repo, head, limit=100, before=before)

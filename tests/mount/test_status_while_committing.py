@@ -1,0 +1,129 @@
+"""A mount's status and the mount list answer while that mount's commit is stuck on the cluster.
+
+The mount runs on ``PachydermBackend`` against the package's Pachyderm-API gRPC server. Once the
+commit's upload (``ModifyFile``) arrives, the server stops answering: that call and every later
+one are held (as by a cluster that stalls mid-commit) until the test lets them go. Meanwhile
+``status`` and ``list`` must answer, showing the commit in progress with what was known before it
+(staged changes, commits behind), without asking the stalled cluster; once the cluster answers
+again the commit lands and the status is fresh.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+
+from jupyterlab_pachls.mount import MountManager
+from jupyterlab_pachls.pfs import open_backend
+from stoppable_cluster import Cluster
+
+ANSWERED = 30.0  # generous bound for a call that must not wait for the stalled cluster
+HOLD_LIMIT = 120.0  # a held call is let go after this long whatever happens (no hung test run)
+HANDLER_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+class StallFrom(grpc.ServerInterceptor):
+    """From the first call of ``method`` on, hold every call before the served backend sees it,
+    until ``release`` is set."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.stalled = threading.Event()  # the first call of ``method`` arrived
+        self.release = threading.Event()
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if details.method.endswith("/" + self.method):
+            self.stalled.set()
+        if handler is None or not self.stalled.is_set() or self.release.is_set():
+            return handler
+        for kind in HANDLER_KINDS:
+            inner = getattr(handler, kind)
+            if inner is not None:
+                break
+
+        def held(request, context):
+            self.release.wait(HOLD_LIMIT)
+            return inner(request, context)
+
+        make = getattr(grpc, f"{kind}_rpc_method_handler")
+        return make(held, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path / "served")
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def backend(cluster):
+    b = open_backend({"kind": "pachyderm", "pachd_address": cluster.address, "connect_timeout": 2.0})
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def manager(backend, dirs, presentation):
+    made = MountManager(backend, dirs[0], dirs[1], fuse=True if presentation == "fuse" else None)
+    yield made
+    made.close()
+
+
+def in_thread(fn) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_status_and_list_answer_while_the_mounts_commit_waits_for_the_cluster(cluster, backend, manager):
+    backend.create_repo("r")
+    with backend.commit("r", "master", message="base") as c:
+        c.put_files([("/keep.txt", b"keep"), ("/old.txt", b"old"), ("/gone.txt", b"gone")])
+    manager.mount("r", "master", mode="rw", name="w")
+    mp = Path(manager.status("w").mountpoint)
+    (mp / "new.txt").write_bytes(b"new")
+    (mp / "old.txt").write_bytes(b"changed")
+    (mp / "gone.txt").unlink()
+    with backend.commit("r", "master", message="another writer's") as c:
+        c.put_file("/theirs.txt", b"theirs")
+    before = manager.status("w")
+    assert (before.state, before.pending, before.behind, before.message) == ("mounted", 3, 1, "")
+
+    stall = StallFrom("ModifyFile")
+    cluster.stop()
+    cluster.start(stall)
+    committing, committed = in_thread(lambda: manager.commit("w", message="mine", author="ana"))
+    try:
+        assert stall.stalled.wait(ANSWERED), "the commit never reached its upload"
+        asking, asked = in_thread(lambda: (manager.status("w"), manager.list()))
+        asking.join(ANSWERED)
+        assert not asking.is_alive(), "status waited for the stalled commit"
+        assert "error" not in asked, asked.get("error")
+        status, listed = asked["value"]
+        assert listed == [status]
+        assert status.state == "committing" and status.message == ""
+        assert (status.base, status.pending, status.behind) == (before.base, 3, 1)
+        assert committing.is_alive(), "the commit was not held meanwhile"
+    finally:
+        stall.release.set()
+        committing.join(HOLD_LIMIT)
+    assert "error" not in committed, committed.get("error")
+    landed = committed["value"]
+    after = manager.status("w")
+    assert (after.state, after.base, after.pending, after.behind) == ("mounted", landed.id, 0, 0)
+    assert {i.path for i in backend.walk("r", "master") if not i.is_dir} == \
+        {"/keep.txt", "/old.txt", "/new.txt", "/theirs.txt"}
