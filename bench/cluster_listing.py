@@ -1,6 +1,6 @@
 """The repos listing through the Pachyderm backend against ``jupyter pachls serve``: calls and latency per poll.
 
-    python bench/cluster_listing.py [--repos 1000] [--branches 5] [--rounds 30] [--quick] [--json PATH]
+    python bench/cluster_listing.py [--repos 1000] [--branches 5] [--rounds 10] [--quick] [--json PATH]
 
 A store of ``--repos`` repos with ``--branches`` branches each (every branch at a commit) is
 built in a temporary directory and served by ``jupyter pachls serve`` (its module, in its own
@@ -10,7 +10,7 @@ process, on a free loopback port). This process polls the listing the panel poll
 
 1. the first poll (nothing known yet: every branch head is inspected once);
 2. ``--rounds`` polls of the unchanged cluster (the figure of the last line);
-3. a poll right after each of ``--rounds // 3`` commits made through a second ``PachydermBackend``
+3. a poll right after each of ``--rounds // 2`` (at least 3) commits made through a second ``PachydermBackend``
    (as a kernel's client would), each to another repo.
 
 Prints calls per poll and p50/p95 of each phase; the last line is
@@ -101,13 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=int, default=1_000)
     parser.add_argument("--branches", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--quick", action="store_true", help="50 repos, 10 rounds (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="50 repos, 6 rounds (a smoke run)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     add_json_argument(parser)
     args = parser.parse_args()
     if args.quick:
-        args.repos, args.rounds = 50, 10
+        args.repos, args.rounds = 50, 6
 
     work = Path(tempfile.mkdtemp(prefix="pachls-cluster-listing-"))
     store = work / "store"
@@ -135,7 +135,7 @@ def main() -> None:
               f"p50={statistics.median(unchanged_ms):.1f} ms p95={pct(unchanged_ms, 0.95):.1f} ms", flush=True)
 
         changed_ms, changed_calls = [], []
-        for r in range(max(3, args.rounds // 3)):
+        for r in range(max(3, args.rounds // 2)):
             repo = f"repo{(r * 7) % args.repos:04d}"
             with writer.commit(repo, "master", message=f"change {r}") as c:
                 c.put_file("/change.txt", str(r).encode())

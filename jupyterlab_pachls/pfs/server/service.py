@@ -453,12 +453,16 @@ class PfsService:
         return Empty()
 
     # -- repos -----------------------------------------------------------------------------------
-    def _repo_info(self, repo) -> pfs.RepoInfo:
+    def _repo_info(self, repo, record: dict | None = None) -> pfs.RepoInfo:
+        """``record``: the repo's annotation when the caller read them all (None: read it here)."""
+        if record is None:
+            record = self.backend.annotation("repo", repo.key) or {}
+        message = repo_msg(repo.key)
         info = pfs.RepoInfo(
-            repo=repo_msg(repo.key), description=repo.description,
-            branches=[branch_msg(repo.key, b) for b in repo.branches],
+            repo=message, description=repo.description,
+            branches=[pfs.Branch(repo=message, name=b) for b in repo.branches],
             size_bytes_upper_bound=repo.size_bytes, details=pfs.RepoInfoDetails(size_bytes=repo.size_bytes),
-            metadata=dict((self.backend.annotation("repo", repo.key) or {}).get("metadata", {})),
+            metadata=dict(record.get("metadata", {})),
         )
         if repo.created:
             info.created = repo.created
@@ -489,8 +493,9 @@ class PfsService:
         if calls.has(request, "page") and request.page.page_size > 0:
             start = request.page.page_index * request.page.page_size
             repos = repos[start:start + request.page.page_size]
+        records = self.backend.annotations("repo")  # one query, not one per repo
         for repo in repos:
-            yield self._repo_info(repo)
+            yield self._repo_info(repo, records.get(repo.key, {}))
 
     def _delete_repo(self, key: str) -> None:
         self.backend.delete_repo(key)
