@@ -162,7 +162,8 @@ def main() -> None:
 
     per_poll = max(unchanged_calls)
     print(f"{repos_seen} repos x {args.branches} branches; calls per unchanged poll {per_poll} "
-          f"(the per-branch way: about {1 + repos_seen + 2 * repos_seen * args.branches})")
+          f"(asking per repo and per branch: {2 + repos_seen + 2 * repos_seen * args.branches}, ListRepo twice, "
+          "ListBranch per repo, InspectBranch and InspectCommit per branch)")
     last = f"rpcs_per_unchanged_poll={per_poll}"
     print(last)
     write_json(args.json, "cluster_listing", args, {
