@@ -368,8 +368,11 @@ class MountManager:
             mount.overlay = None
         if mount.view is not None and remove:
             mount.view.remove()
-        if mount.workspace is not None and remove:
-            mount.workspace.remove()
+        if mount.workspace is not None:
+            if remove:
+                mount.workspace.remove()
+            else:
+                mount.workspace.close()
 
     def unmount(self, name: str, *, discard: bool = False) -> None:
         """Unmount and forget a mount. Refused (Conflict) while it has pending changes, unless ``discard``."""
@@ -441,7 +444,7 @@ class MountManager:
         if mount.state != ERROR and mount.lock.acquire(blocking=False):
             try:
                 if record.mode == RW and mount.stage is not None:
-                    mount.pending = len(self._changes(mount))
+                    mount.pending = mount.stage.pending_count()
             except PfsError as exc:
                 message = exc.message
             finally:

@@ -120,6 +120,10 @@ class Overlay:
                     continue
                 yield local[len(base):], local, st
 
+    def pending_count(self) -> int:
+        """How many changes ``changes()`` finds (the staged files and whiteouts only are looked at)."""
+        return len(self.changes())
+
     def changes(self) -> list[Change]:
         with self.lock:
             result: dict[str, Change] = {}

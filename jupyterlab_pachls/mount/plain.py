@@ -20,10 +20,19 @@ mtime, sha256 of the bytes, computed here: the store's own hash may not be one):
 first, the hash only when they differ. Symlinks, hard links (a file with more than
 one link may be a file from outside) and special files are never followed nor committed: they are
 reported as ``unsupported`` and a commit refuses while any exist.
+
+The count of pending changes that a mount's status shows is kept from the last scan while
+nothing below the directory changed: every directory the scan reads is watched (inotify) first,
+so any write, truncation, creation, removal, rename or mode change below it since is seen and the
+next count scans again. Commits, discards and the list of changes always scan. Where inotify is
+unavailable (or its watch limit is reached) every count scans. Writes through a shared memory map
+raise no inotify event: such a change is counted at the next scan that something else causes.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -78,6 +87,46 @@ def remove_tree(root: str) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+_IN_CHANGES = (0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800)  # modify, attrib,
+# close_write, moved_from/to, create, delete, delete_self, move_self
+_IN_ONLYDIR, _IN_DONT_FOLLOW = 0x01000000, 0x02000000
+
+
+class TreeWatch:
+    """Whether anything below a directory tree may have changed since ``changed()`` was last asked,
+    by inotify on every directory given to ``watch``. Without inotify (or past its limits) it always
+    answers True."""
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self.fd: int | None = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            self.fd = None  # too many inotify instances for this user: scan every time
+
+    def watch(self, directory: str) -> None:
+        """Report changes directly inside ``directory`` from now on (call before reading it)."""
+        if self.fd is not None and self._libc.inotify_add_watch(
+                self.fd, os.fsencode(directory), _IN_CHANGES | _IN_ONLYDIR | _IN_DONT_FOLLOW) < 0:
+            if ctypes.get_errno() not in (errno.ENOENT, errno.ENOTDIR):  # ENOSPC: the watch limit
+                self.close()
+
+    def changed(self) -> bool:
+        """Whether any change was reported since the last call (True when not watching)."""
+        if self.fd is None:
+            return True
+        seen = False
+        while True:
+            try:
+                seen = bool(os.read(self.fd, 1 << 16)) or seen
+            except BlockingIOError:
+                return seen
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class LinkView:
     """A read-only mount without FUSE: a symlink switched between view directories."""
 
@@ -126,6 +175,8 @@ class DirectoryWorkspace:
         self.hashes = HashCache()
         self.index: dict[str, list] = {}
         self.unsupported: list[str] = []
+        self.watch = TreeWatch()
+        self._counted: int | None = None  # changes found by the last scan, while nothing changed since
 
     # -- setup -----------------------------------------------------------------------
     def open(self) -> None:
@@ -152,6 +203,7 @@ class DirectoryWorkspace:
             self._save()
 
     def _save(self) -> None:
+        self._counted = None  # counted against the old index
         write_json(self.index_file, self.index)
 
     # -- the scan ----------------------------------------------------------------------
@@ -165,6 +217,7 @@ class DirectoryWorkspace:
         stack = [base]
         while stack:
             current = stack.pop()
+            self.watch.watch(current)  # before reading it: a change from here on is reported
             try:
                 it = os.scandir(current)
             except (FileNotFoundError, NotADirectoryError):
@@ -190,8 +243,18 @@ class DirectoryWorkspace:
                     else:
                         self.unsupported.append(path)
 
+    def pending_count(self) -> int:
+        """How many changes ``changes()`` finds, scanning only if something may have changed below
+        the directory since the last scan (see the module doc)."""
+        with self.lock:
+            if self.watch.changed() or self._counted is None:
+                self.changes()
+            return self._counted
+
     def changes(self) -> list[Change]:
         with self.lock:
+            self.watch.changed()  # what happened before this scan; what happens during it stays reported
+            self._counted = None
             result: list[Change] = []
             seen: set[str] = set()
             self.scanned: dict[str, tuple] = {}
@@ -215,6 +278,7 @@ class DirectoryWorkspace:
                     result.append(Change(path, "deleted", 0, known[0], None))
             result.sort(key=lambda c: c.path)
             self.unsupported.sort()
+            self._counted = len(result)
             return result
 
     # -- after a commit / refresh ----------------------------------------------------------
@@ -305,8 +369,9 @@ class DirectoryWorkspace:
             self._save()
 
     def remove(self) -> None:
+        self.close()
         remove_tree(str(self.root))
         shutil.rmtree(self.state, ignore_errors=True)
 
     def close(self) -> None:
-        pass
+        self.watch.close()

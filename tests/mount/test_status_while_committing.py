@@ -10,6 +10,7 @@ again the commit lands and the status is fresh.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import grpc
 import pytest
 
 from jupyterlab_pachls.mount import MountManager
-from jupyterlab_pachls.pfs import open_backend
+from jupyterlab_pachls.pfs import LocalBackend, open_backend
 from stoppable_cluster import Cluster
 
 ANSWERED = 30.0  # generous bound for a call that must not wait for the stalled cluster
@@ -127,3 +128,50 @@ def test_status_and_list_answer_while_the_mounts_commit_waits_for_the_cluster(cl
     assert (after.state, after.base, after.pending, after.behind) == ("mounted", landed.id, 0, 0)
     assert {i.path for i in backend.walk("r", "master") if not i.is_dir} == \
         {"/keep.txt", "/old.txt", "/new.txt", "/theirs.txt"}
+
+
+def test_status_follows_every_change_and_scans_a_no_fuse_mount_only_after_one(tmp_path, dirs, monkeypatch):
+    """A no-FUSE read-write mount: the pending count is right right after any change made in the
+    directory, and a poll while nothing changed does not walk the directory again."""
+    monkeypatch.setenv("PACHLS_NO_FUSE", "1")
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("r")
+    with backend.commit("r", "master") as c:
+        c.put_files([("/a.txt", b"a"), ("/dir/b.txt", b"b"), ("/dir/c.txt", b"c")])
+    manager = MountManager(backend, dirs[0], dirs[1])
+    try:
+        manager.mount("r", mode="rw", name="w")
+        workspace = manager._mounts["w"].workspace
+        scans = []
+        real_scan = workspace._scan
+        monkeypatch.setattr(workspace, "_scan", lambda: (scans.append(1), (yield from real_scan()))[1])
+        mp = Path(manager.status("w").mountpoint)
+
+        def pending() -> int:
+            status = manager.status("w")
+            assert status.pending == len(manager.changes("w").changes)  # the count agrees with a full scan
+            return status.pending
+
+        assert pending() == 0
+        steps = [
+            (lambda: (mp / "new.txt").write_bytes(b"new"), 1),
+            (lambda: (mp / "a.txt").open("r+b").write(b"A"), 2),  # in place, same size
+            (lambda: os.truncate(mp / "dir/b.txt", 0), 3),
+            (lambda: (mp / "dir/c.txt").open("ab").write(b"more"), 4),
+            (lambda: (mp / "dir/c.txt").write_bytes(b"c"), 3),  # back to what was committed
+            (lambda: ((mp / "deep/er").mkdir(parents=True), (mp / "deep/er/d.txt").write_bytes(b"d")), 4),
+            (lambda: os.rename(mp / "deep/er/d.txt", mp / "deep/e.txt"), 4),
+            (lambda: (mp / "deep/e.txt").open("ab").write(b"e"), 4),
+            (lambda: (mp / "new.txt").unlink(), 3),
+            (lambda: os.link(mp / "a.txt", mp / "deep/hard.txt"), 3),  # two links: unsupported, a.txt unseen
+        ]
+        for change, expected in steps:
+            change()
+            assert pending() == expected
+        scans.clear()
+        for _ in range(5):
+            assert manager.status("w").pending == 3
+        assert scans == [], "an unchanged mount was walked again"
+    finally:
+        manager.close()
+        backend.close()
