@@ -19,10 +19,12 @@ server shuts down. Handlers reach it through ``settings["pachls"]``
 starts: ``/pachls/api/health`` reports the error and data routes answer 503.
 
 Blocking work runs on two thread pools that ``PachlsState`` owns (shut down with the server):
-short calls (the reads the panel polls) and long operations (commits, imports, Label Studio
-sessions, backend switches; ``PachlsConfig.long_operation_threads``). A handful of slow commits
-fills the long pool only, and the panel's polls keep their own threads. Which calls are long is
-decided in ``handlers/base.py`` (``call`` and ``call_long``).
+short calls (the reads the panel polls; ``PachlsConfig.short_operation_threads``) and long operations
+(commits, imports, Label Studio sessions, backend switches; ``PachlsConfig.long_operation_threads``).
+A handful of slow commits fills the long pool only, and the panel's polls keep their own threads.
+Which calls are long is decided in ``handlers/base.py`` (``call`` and ``call_long``). A cluster's
+deadlines (``PachlsConfig.rpc_timeout``, ``quick_rpc_timeout``) go to the backend through
+``config.backend_spec``.
 """
 
 from __future__ import annotations
@@ -48,11 +50,6 @@ from .pfs import open_backend as open_spec
 
 if TYPE_CHECKING:
     from .labeling.session import LabelingService
-
-
-#: Threads for short calls. A poll mostly waits on I/O, not on a core, so more than asyncio's default
-#: (cores + 4: 6 on a 2-core machine); a call is short because it needs one quick answer.
-SHORT_OPERATION_THREADS = 8
 
 
 class OperationPool:
@@ -130,7 +127,7 @@ class PachlsState:
     long_operations: OperationPool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.short_operations = OperationPool("short", SHORT_OPERATION_THREADS)
+        self.short_operations = OperationPool("short", self.config.short_operation_threads)
         self.long_operations = OperationPool("long", self.config.long_operation_threads,
                                              self.config.long_operation_queue)
 

@@ -77,6 +77,13 @@ class PachlsConfig(Configurable):
               "The panel polls only these: a cluster that stops answering shows as unavailable within it."),
     ).tag(config=True)
 
+    short_operation_threads = Int(
+        32, min=1,
+        help=("Threads that run short requests (the reads the panel polls). A short request mostly waits on "
+              "the store or the cluster, not on a core; while a cluster stalls, each poll that asks it waits "
+              "up to quick_rpc_timeout in one of them, so there are enough for as many panels polling at once."),
+    ).tag(config=True)
+
     long_operation_threads = Int(
         4, min=1,
         help=("Threads that run long operations (mount and label commits, imports, resyncs, Label Studio "

@@ -15,6 +15,7 @@ download) whose messages keep coming is not cut for its length.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -69,6 +70,7 @@ class Stall(grpc.ServerInterceptor):
     def __init__(self, methods=None) -> None:
         self.methods = None if methods is None else set(methods)
         self.stalled = threading.Event()
+        self.calls: dict[str, int] = {}  # stalled calls by method
         self.active = threading.Event()
         self.active.set()
 
@@ -80,6 +82,7 @@ class Stall(grpc.ServerInterceptor):
             return handler
 
         def blocked(request, context):
+            self.calls[details.method] = self.calls.get(details.method, 0) + 1
             self.stalled.set()
             while context.is_active():
                 time.sleep(0.02)
@@ -114,6 +117,19 @@ class Slow(grpc.ServerInterceptor):
 
         return grpc.unary_stream_rpc_method_handler(slowly, request_deserializer=handler.request_deserializer,
                                                     response_serializer=handler.response_serializer)
+
+
+def eventually(call):
+    """``call``'s answer once it stops raising Unavailable (a cluster that came back is seen again
+    within a quick deadline), within the generous bound."""
+    started = time.monotonic()
+    while True:
+        try:
+            return call()
+        except Unavailable:
+            if time.monotonic() - started > BOUND:
+                raise
+            time.sleep(0.1)
 
 
 def bounded(call):
@@ -284,7 +300,24 @@ def test_the_health_probe_of_a_cluster_that_never_answers_waits_seconds_not_the_
         assert stall.stalled.is_set()
         assert "InspectProject" in error.message and error.details["address"] == backend.address
         stall.active.clear()
-        backend.ping()  # the cluster answers again: so does the probe, on the same backend
+        eventually(backend.ping)  # the cluster answers again: so does the probe, on the same backend
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+
+
+def test_a_quick_read_that_ran_out_is_not_asked_again_until_the_cluster_answers(served):
+    server, backend, stall = stalled_cluster(served, None, rpc_timeout=3600.0)  # every method stalls
+    try:
+        first = bounded(backend.list_repos)
+        asked = stall.calls["/pfs_v2.API/ListRepo"]
+        again = bounded(backend.list_repos)  # refused without asking: it would hold a thread for nothing
+        assert stall.calls["/pfs_v2.API/ListRepo"] == asked
+        assert "ListRepo" in again.message and again.details == first.details
+        bounded(lambda: backend.inspect_branch("r", "master"))  # other reads are still asked
+        assert stall.calls["/pfs_v2.API/InspectBranch"] == 1
+        stall.active.clear()  # the cluster answers again: the probe sees it, and the reads are asked again
+        assert [r.name for r in eventually(backend.list_repos)] == ["r"]
     finally:
         backend.close()
         server.stop(grace=None).wait()
@@ -305,7 +338,12 @@ async def test_the_health_route_answers_while_the_cluster_never_does(served, api
         assert status == 200 and body["backend"]["connected"] is False, body
         assert "InspectProject" in body["backend"]["error"] and address in body["backend"]["error"]
         stall.active.clear()
-        status, body = await api("GET", "health")
+        started = time.monotonic()
+        while True:  # seen again within a quick deadline (the probe's call in flight ends first)
+            status, body = await api("GET", "health")
+            if body["backend"]["connected"] or time.monotonic() - started > BOUND:
+                break
+            await asyncio.sleep(0.2)
         assert status == 200 and body["backend"]["connected"] is True, body
     finally:
         server.stop(grace=None).wait()

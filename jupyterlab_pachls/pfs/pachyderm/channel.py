@@ -20,6 +20,12 @@ each call's deadline from the gRPC method (``deadline_kind``); callers pass noth
   so a slow reader is never cut.
 - ``ModifyFile`` (uploads of any size) gets the same idle deadline (``rpc_timeout``): the cluster must
   take each request, then answer, within it.
+
+A cluster that lets a quick read run out of its deadline is not asked that read again until it answers
+(``Stalls``): each such read is refused at once with the ``Unavailable`` of the one that ran out, while
+one thread asks the cluster (``InspectProject``, under the quick deadline) until it answers. Otherwise
+every poll of every panel would hold a server thread for the whole deadline, and a few panels would
+fill the threads the other requests need.
 """
 
 from __future__ import annotations
@@ -76,9 +82,13 @@ def deadline_kind(method: str, request) -> str:
 @dataclass
 class Asked:
     """One call as ``Channel`` asked for it: when (a quick read's deadline counts from then, waiting for
-    the connection included) and, filled in by ``CallOptions``, the deadline it got and its idle watch."""
+    the connection included) and, filled in by ``CallOptions``, its method, deadline kind, the deadline it
+    got and (streams) its watched replies."""
 
     at: float
+    probe: bool = False  # the stall probe: asked even while its read is refused to others
+    method: str = ""
+    kind: str = ""
     deadline: float | None = None
     replies: WatchedReplies | None = None
 
@@ -96,9 +106,10 @@ class CallOptions(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
     this one leaves every failure a ``grpc.RpcError``, which ``Channel`` maps to typed errors.
     """
 
-    def __init__(self, metadata, timeouts: dict[str, float]) -> None:
+    def __init__(self, metadata, timeouts: dict[str, float], stalls: Stalls) -> None:
         self.metadata = list(metadata)
         self.timeouts = timeouts  # the channel's, by deadline kind (``Channel.set_deadlines`` changes them)
+        self.stalls = stalls
 
     def _details(self, call_details, timeout: float | None):
         return call_details._replace(metadata=[*(call_details.metadata or ()), *self.metadata], timeout=timeout)
@@ -106,7 +117,9 @@ class CallOptions(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
     def _asked(self, call_details, request) -> tuple[Asked, str]:
         asked = _ASKED.get() or Asked(time.monotonic())
         kind = deadline_kind(call_details.method, request)
-        asked.deadline = self.timeouts[kind]
+        if kind == "quick" and not asked.probe:
+            self.stalls.refuse(call_details.method)
+        asked.method, asked.kind, asked.deadline = call_details.method, kind, self.timeouts[kind]
         return asked, kind
 
     def intercept_unary_unary(self, continuation, call_details, request):
@@ -131,6 +144,53 @@ class CallOptions(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
 
     def intercept_stream_stream(self, continuation, call_details, request_iterator):
         return continuation(self._details(call_details, self.timeouts["long"]), request_iterator)
+
+
+class Stalls:
+    """Quick reads the cluster let run out of their deadline, by method: refused at once (``refuse``
+    raises the read's last ``Unavailable``) until the cluster answers again. ``ran_out`` starts the one
+    thread that asks the cluster (``probe``: a quick read that raises on failure) until it answers;
+    ``answered`` (any call that got its answer) forgets them all."""
+
+    def __init__(self, probe, closed) -> None:
+        self.probe = probe
+        self.closed = closed  # True once the channel is closed: the probe stops
+        self._lock = threading.Lock()
+        self._errors: dict[str, Unavailable] = {}
+        self._probing = False
+
+    def refuse(self, method: str) -> None:
+        error = self._errors.get(method)
+        if error is not None:
+            raise Unavailable(f"{error.message} It has answered nothing since; it is asked again in the background.",
+                              **error.details)
+
+    def ran_out(self, method: str, error: Unavailable) -> None:
+        with self._lock:
+            self._errors[method] = error
+            start, self._probing = not self._probing, True
+        if start:
+            threading.Thread(target=self._ask_until_answered, name="pachls-stall-probe", daemon=True).start()
+
+    def answered(self) -> None:
+        if self._errors:
+            with self._lock:
+                self._errors.clear()
+
+    def _ask_until_answered(self) -> None:
+        while not self.closed():
+            asked_at = time.monotonic()
+            try:
+                self.probe()
+            except Unavailable:
+                time.sleep(max(0.0, DOWN_RECHECK - (time.monotonic() - asked_at)))  # never a busy loop
+                continue
+            except PfsError:
+                pass  # a typed answer (no such project, no permission) is an answer
+            self.answered()
+            break
+        with self._lock:
+            self._probing = False
 
 
 class IdleWatch:
@@ -249,8 +309,9 @@ class Channel:
         self._state = None
         self._down_at: float | None = None  # when a call last found the cluster unreachable
         self._closed = False
+        self._stalls = Stalls(lambda: self._inspect_default_project(probe=True), lambda: self._closed)
         raw.subscribe(self._on_state, try_to_connect=False)
-        channel = grpc.intercept_channel(raw, CallOptions(client._build_metadata(), self._timeouts))
+        channel = grpc.intercept_channel(raw, CallOptions(client._build_metadata(), self._timeouts, self._stalls))
         self.pfs = PfsStub(channel, get_transaction_id=lambda: None)
         # The data calls as gRPC's own callables: the stub's methods hide the call that IdleWatch cancels.
         self._get_file = channel.unary_stream("/pfs_v2.API/GetFile",
@@ -320,25 +381,41 @@ class Channel:
                 return self.unreachable(0, f"{what} failed: {exc.details() if hasattr(exc, 'details') else exc}")
         return error
 
-    def rpc(self, what: str, fn, **kwargs):
+    def _failed(self, exc: grpc.RpcError, what: str, asked: Asked) -> PfsError:
+        """The typed error of a call ``rpc`` or ``stream`` made; a quick read that ran out of its deadline
+        is refused to others until the cluster answers again (``Stalls``)."""
+        watch = asked.replies.watch if asked.replies is not None else None
+        error = self.error(exc, what, watch, asked.deadline)
+        ran_out = (watch is not None and watch.fired) or (hasattr(exc, "code") and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED)
+        if asked.kind == "quick" and ran_out and isinstance(error, Unavailable) and not asked.probe:
+            self._stalls.ran_out(asked.method, error)
+        return error
+
+    def rpc(self, what: str, fn, *, _asked: Asked | None = None, **kwargs):
         """A unary call (``fn``, a method of ``self.pfs``) once the cluster is ready; ``what`` names it.
         Its deadline is the one of its method (see the module docstring)."""
-        asked = Asked(time.monotonic())
+        asked = _asked or Asked(time.monotonic())
         self.ready()
         token = _ASKED.set(asked)
         try:
-            return fn(**kwargs)
+            answer = fn(**kwargs)
         except grpc.RpcError as exc:
-            raise self.error(exc, what, deadline=asked.deadline) from None
+            raise self._failed(exc, what, asked) from None
         finally:
             _ASKED.reset(token)
+        self._stalls.answered()
+        return answer
 
     def ping(self) -> None:
         """Inspect the default project, a quick read (a typed error within ``quick_rpc_timeout``): the
         health probe. pachd answers it from its metadata store without reading any repo, so a poll costs
         the same however big the cluster; it needs the token when auth is on (a wrong one shows); and a
         cluster that never answers is reported within seconds, not after ``rpc_timeout``."""
-        self.rpc("InspectProject", self.pfs.inspect_project, project=pfs.Project(name=DEFAULT_PROJECT))
+        self._inspect_default_project()
+
+    def _inspect_default_project(self, probe: bool = False) -> None:
+        self.rpc("InspectProject", self.pfs.inspect_project, _asked=Asked(time.monotonic(), probe=probe),
+                 project=pfs.Project(name=DEFAULT_PROJECT))
 
     def stream(self, what: str, fn, **kwargs) -> Iterator:
         """The replies of a server stream (``fn``, a method of ``self.pfs``), as ``rpc``, under an idle
@@ -352,12 +429,13 @@ class Channel:
                 try:
                     reply = next(replies)
                 except StopIteration:
+                    self._stalls.answered()
                     return
                 finally:
                     _ASKED.reset(token)
                 yield reply
         except grpc.RpcError as exc:
-            raise self.error(exc, what, asked.replies and asked.replies.watch, asked.deadline) from None
+            raise self._failed(exc, what, asked) from None
         finally:
             if asked.replies is not None:
                 asked.replies.close()
