@@ -25,6 +25,7 @@ each known difference; the main points:
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import tempfile
 import threading
@@ -38,6 +39,7 @@ from datetime import datetime, timezone
 import betterproto
 import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
+from cachetools import LRUCache
 from pachyderm_sdk.api import pfs
 
 from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, validate_name
@@ -61,6 +63,9 @@ URL_TIMEOUT = 60
 #: How long a waiting call sleeps between checks that its client is still there.
 WAIT_SLICE = 1.0
 
+#: Encoded ListRepo and ListBranch replies kept by what they hold: a panel polling a cluster of
+#: thousands of branches gets the same replies poll after poll, and betterproto encodes slowly.
+ENCODED_REPLIES = 50_000
 #: pachd's answer to ListBranch without a repo while auth is on.
 ALL_BRANCHES_WITH_AUTH = "Cannot list branches from all repos with auth activated"
 SQUASH_WITHOUT_CHILDREN = ("cannot squash a commit that has no children as that would cause data loss, "
@@ -93,6 +98,11 @@ NOT_SERVED = {
 def _unknown(message: str) -> Status:
     """pachd answers plain errors (``errors.Errorf``) with UNKNOWN."""
     return Status(grpc.StatusCode.UNKNOWN, message)
+
+
+def _frozen(record: dict) -> str:
+    """An annotation as part of a cache key."""
+    return json.dumps(record, sort_keys=True)
 
 
 def _ts(value) -> datetime:
@@ -171,6 +181,7 @@ class PfsService:
         self.hasher = Hasher(backend)
         self._lock = threading.Lock()
         self._open: dict[tuple[str, str], str] = {}  # (repo key, branch) -> open commit started here
+        self._encoded: LRUCache[tuple, bytes] = LRUCache(ENCODED_REPLIES)  # see ``_listed``
         self.transactions = None  # the TransactionService that pfs calls inside a transaction go to
         # Commits left open in the store (by an earlier run of the server) are their branch's head
         # again, as pachd's open commits stay heads across restarts.
@@ -452,6 +463,17 @@ class PfsService:
         self.backend.annotate("project", name, None)
         return Empty()
 
+    def _listed(self, what: tuple, make) -> bytes:
+        """A listing's reply, encoded as the stream would send it (``calls.nil_branch`` applied), kept
+        by ``what`` it holds; ``make()`` builds it the first time."""
+        with self._lock:
+            found = self._encoded.get(what)
+        if found is None:
+            found = bytes(calls.nil_branch(make()))
+            with self._lock:
+                self._encoded[what] = found
+        return found
+
     # -- repos -----------------------------------------------------------------------------------
     def _repo_info(self, repo, record: dict | None = None) -> pfs.RepoInfo:
         """``record``: the repo's annotation when the caller read them all (None: read it here)."""
@@ -495,7 +517,8 @@ class PfsService:
             repos = repos[start:start + request.page.page_size]
         records = self.backend.annotations("repo")  # one query, not one per repo
         for repo in repos:
-            yield self._repo_info(repo, records.get(repo.key, {}))
+            record = records.get(repo.key, {})
+            yield self._listed(("repo", repo, _frozen(record)), lambda: self._repo_info(repo, record))
 
     def _delete_repo(self, key: str) -> None:
         self.backend.delete_repo(key)
@@ -545,15 +568,19 @@ class PfsService:
         return pfs.ReposSummaryResponse(summaries=[summaries[n] for n in names if n in summaries])
 
     # -- branches --------------------------------------------------------------------------------
-    def _branch_info(self, key: str, name: str, head: Commit | None, record: dict | None = None) -> pfs.BranchInfo:
-        """``record``: the branch's annotation when the caller read them all (None: read it here)."""
+    def _head_id(self, key: str, name: str, head: Commit | None) -> str | None:
+        """The head clients of this server see: the open commit started here, else the store's head."""
+        with self._lock:
+            open_id = self._open.get((key, name))
+        return open_id or (head.id if head is not None else None)
+
+    def _branch_info(self, key: str, name: str, head_id: str | None, record: dict | None = None) -> pfs.BranchInfo:
+        """``head_id`` from ``_head_id``; ``record``: the branch's annotation when the caller read them
+        all (None: read it here)."""
         if record is None:
             record = self.backend.annotation("branch", f"{key}@{name}") or {}
         branch = branch_msg(key, name)
         info = pfs.BranchInfo(branch=branch, metadata=dict(record.get("metadata", {})))
-        with self._lock:
-            open_id = self._open.get((key, name))
-        head_id = open_id or (head.id if head is not None else None)
         if head_id:
             # the branch's own Repo message (a listing makes thousands); the head's branch is cleared in replies
             info.head = pfs.Commit(repo=branch.repo, id=head_id)
@@ -594,7 +621,7 @@ class PfsService:
     def inspect_branch(self, context, request: pfs.InspectBranchRequest):
         key, name = self._branch_name(request.branch if calls.has(request, "branch") else None)
         branch = self.backend.inspect_branch(key, name)
-        return self._branch_info(key, name, branch.head)
+        return self._branch_info(key, name, self._head_id(key, name, branch.head))
 
     def list_branch(self, context, request: pfs.ListBranchRequest):
         if calls.has(request, "repo") and request.repo.name:
@@ -607,7 +634,10 @@ class PfsService:
             branches = branches[::-1]
         records = self.backend.annotations("branch")  # one query, not one per branch
         for b in branches:
-            yield self._branch_info(b.repo, b.name, b.head, records.get(f"{b.repo}@{b.name}", {}))
+            record = records.get(f"{b.repo}@{b.name}", {})
+            head = self._head_id(b.repo, b.name, b.head)
+            yield self._listed(("branch", b.repo, b.name, head, _frozen(record)),
+                               lambda: self._branch_info(b.repo, b.name, head, record))
 
     def delete_branch(self, context, request: pfs.DeleteBranchRequest):
         key, name = self._branch_name(request.branch)
@@ -623,7 +653,7 @@ class PfsService:
             if request.max_branches and n >= request.max_branches:
                 return
             key, name = self.pick_branch(picker)
-            yield self._branch_info(key, name, self.backend.inspect_branch(key, name).head)
+            yield self._branch_info(key, name, self._head_id(key, name, self.backend.inspect_branch(key, name).head))
 
     # -- commits ---------------------------------------------------------------------------------
     def start_commit(self, context, request: pfs.StartCommitRequest, commit_id: str | None = None):
