@@ -19,6 +19,7 @@ import pytest
 from jupyterlab_pachls.client.http import ServerClient, retry_after_seconds
 from jupyterlab_pachls.pfs import Unavailable
 from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
+from test_api_pachyderm import cluster, switch_to  # noqa: F401  (the package's Pachyderm-API gRPC server)
 
 #: Fail-safe bound for a held commit and for what must happen now: a failing test ends instead of hanging.
 SOON = 60
@@ -124,6 +125,31 @@ async def test_a_failing_part_does_not_hide_the_others(raw_api, pachls_state, ba
     assert body["health"]["backend"]["connected"] is False
     assert body["health"]["backend"]["error"] == body["errors"]["repos"]["message"]
     assert body["mounts"] is not None and body["mounts"]["mounts"] == []
+
+
+async def test_panel_on_a_cluster(raw_api, api, cluster, pachls_state):
+    """The same answer through the Pachyderm backend (the real pachyderm_sdk client); the cluster's store
+    closing fails the repos part, and health says the store does not answer."""
+    served, address = cluster
+    backend = await switch_to(api, address, pachls_state)
+    await asyncio.to_thread(backend.create_repo, "images")
+    first = await panel(raw_api)
+    body = json.loads(first.body)
+    assert body["errors"] == {} and body["health"]["backend"]["kind"] == "pachyderm"
+    assert body["health"]["backend"]["connected"] is True
+    assert [r["name"] for r in body["repos"]["repos"]] == ["images"]
+    assert (await panel(raw_api, first.headers["ETag"])).code == 304
+
+    head = await asyncio.to_thread(commit_file, backend, "images", "/a.txt", b"a")
+    changed = await panel(raw_api, first.headers["ETag"])
+    assert changed.code == 200
+    assert json.loads(changed.body)["repos"]["repos"][0]["branches"][0]["head"]["id"] == head
+
+    await asyncio.to_thread(served.close)
+    body = json.loads((await panel(raw_api)).body)
+    assert body["repos"] is None and body["errors"]["repos"]["status"] >= 500
+    assert body["health"]["backend"]["connected"] is False
+    assert body["mounts"] is not None
 
 
 @pytest.fixture
