@@ -12,7 +12,8 @@ rounds each point at the data version they were made on.
 The labeling config is not committed with the labels (a session keeps it in its Label Studio
 project), and the converter needs its tags and label names. They are rebuilt from the committed
 annotations: one control per ``from_name`` with its type and the label values seen, on an Image
-object when the results are image regions (they carry the image's size), else on a Text object.
+object when the results are image regions (they carry the image's size) or the data files are
+images, else on a Text object.
 Category ids (COCO, YOLO) follow ``classes`` when given, else the label names sorted.
 
 COCO, CSV and JSON_MIN are one file; YOLO and VOC are a tree, sent as a zip whose label files
@@ -35,7 +36,7 @@ from xml.sax.saxutils import escape, quoteattr
 from ..pfs.backend import Backend
 from ..pfs.errors import Conflict, InvalidArgument, NotFound
 from .labelfile import SCHEMA, SUFFIX, authors
-from .templates import CONTROL_TAGS
+from .templates import CONTROL_TAGS, IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,8 @@ def labeling_config(items: Iterable[_Item], classes: list[str] | None = None) ->
                 if kind.endswith("labels") or kind == "choices":
                     found = (result.get("value") or {}).get(kind) or []
                     control["labels"].update(v for v in found if isinstance(v, str))
-                if kind in IMAGE_REGIONS or "original_width" in result:
+                if kind in IMAGE_REGIONS or "original_width" in result or \
+                        item.data_path.lower().endswith(IMAGE_EXTENSIONS):  # choices carry no image size
                     objects[target] = "Image"
                 objects.setdefault(target, "Text")
     # categories are the labels of regions and spans (choices classify the whole item: no category)

@@ -180,12 +180,15 @@ def test_voc_is_a_zip_of_pascal_xml_with_pixel_boxes(store):
         assert root.findtext("filename") == data_path.rsplit("/", 1)[1]
         assert root.findtext("path") == address
         assert (root.findtext("size/width"), root.findtext("size/height")) == (str(WIDTH), str(HEIGHT))
-        objects = sorted((o.findtext("name"), [int(o.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")])
+        corners = ("xmin", "ymin", "xmax", "ymax")
+        objects = sorted((o.findtext("name"), [int(o.findtext(f"bndbox/{k}")) for k in corners])
                          for o in root.iter("object"))
-        want = sorted((label, [int(x / 100 * WIDTH), int(y / 100 * HEIGHT),
-                               int(x / 100 * WIDTH) + int(w / 100 * WIDTH), int(y / 100 * HEIGHT) + int(h / 100 * HEIGHT)])
-                      for label, x, y, w, h in BOXES[data_path])
-        assert objects == want
+        # the converter truncates pixels: xmax = int(x) + int(w)
+        want = []
+        for label, x, y, w, h in BOXES[data_path]:
+            left, top = int(x / 100 * WIDTH), int(y / 100 * HEIGHT)
+            want.append((label, [left, top, left + int(w / 100 * WIDTH), top + int(h / 100 * HEIGHT)]))
+        assert objects == sorted(want)
 
 
 def test_csv_and_json_min_name_the_data_at_its_commit(store):
@@ -200,7 +203,8 @@ def test_csv_and_json_min_name_the_data_at_its_commit(store):
     records = json.loads(render(backend, "JSON_MIN"))
     assert sorted(r["image"] for r in records) == sorted(made["address"].values())
     first = next(r for r in records if r["image"] == made["address"]["/cats/001.png"])
-    assert [(r["x"], r["y"], r["width"], r["height"]) for r in first["label"]] == [b[1:] for b in BOXES["/cats/001.png"]]
+    regions = [(r["x"], r["y"], r["width"], r["height"]) for r in first["label"]]
+    assert regions == [b[1:] for b in BOXES["/cats/001.png"]]
     assert first["annotator"] == "ana@example.com" and first["lead_time"] == 2.5
 
 
@@ -234,6 +238,17 @@ def test_bad_inputs_are_typed_errors(store, tmp_path):
     with export_labels(backend, "sentiment", "master", "CSV") as export:
         (row,) = csv.DictReader(io.StringIO(export.path.read_text()))
         assert row["text"] == f"texts@{text}:/a.txt" and row["choice"] == "positive"
+    # image classification: choices on images (no region, no image size in the results)
+    backend.create_repo("kinds")
+    task = {"annotations": [{"id": 10, "completed_by": 2, "result": [
+        {"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": ["Cat"]}}]}]}
+    with backend.commit("kinds", "master", message="k", provenance=[Provenance("images", made["first"])]) as c:
+        c.put_file("/cats/001.png.json", encode(label_document(
+            repo="images", commit=made["first"], path="/cats/001.png", task=task, users=USERS)))
+    with pytest.raises(FormatMismatch, match="Choices on Image"):
+        export_labels(backend, "kinds", "master", "COCO")
+    with export_labels(backend, "kinds", "master", "JSON_MIN") as export:
+        assert json.loads(export.path.read_text())[0]["image"] == made["address"]["/cats/001.png"]
     # YOLO and VOC name label files by data name without extension: two such names collide
     with backend.commit("labels", "master", message="jpg too") as c:
         c.put_file("/cats/001.jpg.json", label_file(made["first"], "/cats/001.jpg", [(4, 1, [box("cat", 1, 1, 1, 1)])]))
