@@ -5,7 +5,7 @@ whose Pachyderm backend points at one of two faithful stand-ins for such a clust
 - ``grpc``: the package's real Pachyderm-API server over an embedded store, made to block: once the
   Jupyter server is up, every call's handler sends nothing until the client gives up.
 
-Every panel route answers: those that ask the cluster (health, backend, repos) with what timed out
+Every panel route answers: those that ask the cluster (health, backend, repos, panel) with what timed out
 (``unavailable`` naming the call or the wait and the address), within the quick deadline and well
 before the 120 s of the long one; those that need no cluster (identity, labeling status, mounts, the
 API document) answer while a stalled request is still waiting. Bounds are generous: calls must end,
@@ -77,6 +77,10 @@ def test_routes_that_ask_a_stalled_cluster_answer_unavailable_naming_what_timed_
         status, repos = ask(jupyter, "repos")
         assert status == 503 and repos["error"] == "unavailable", repos
         assert repos["details"]["address"] == address and "does not answer" in repos["message"], repos
+
+        status, panel = ask(jupyter, "panel")  # what the panel polls: the failed part says why
+        assert status == 200 and panel["health"]["backend"]["connected"] is False, panel
+        assert panel["errors"]["repos"]["error"] == "unavailable" and address in panel["errors"]["repos"]["message"]
 
 
 @pytest.mark.parametrize("stalled_server", ["grpc"], indirect=True)  # each of its polls waits the whole deadline
