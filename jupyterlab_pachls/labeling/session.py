@@ -199,6 +199,8 @@ class LabelingService:
         #: short threads may take it: the sessions dict and the containers of each session are read
         #: as a copy taken under it and changed under it, never iterated while a worker changes them.
         self._snapshot_lock = threading.Lock()
+        #: One write of sessions.json at a time, each of a copy taken under it: the last one the newest.
+        self._save_lock = threading.Lock()
         self._accounts_lock = threading.Lock()
         #: labels mount -> the lock its label commits take one at a time; dropped when no session
         #: writes to that mount any more (see _drop_commit_lock). Changed under _snapshot_lock.
@@ -229,10 +231,11 @@ class LabelingService:
 
     # -- persistence ---------------------------------------------------------------------
     def _save(self) -> None:
-        """Write every session (the callers hold ``_lock``: one write at a time, the last one the newest)."""
-        with self._snapshot_lock:
-            rows = [asdict(s) for s in self._sessions.values()]
-        write_json(self._path, rows)
+        """Write every session."""
+        with self._save_lock:
+            with self._snapshot_lock:
+                rows = [asdict(s) for s in self._sessions.values()]
+            write_json(self._path, rows)
 
     def list_sessions(self) -> list[Session]:
         with self._snapshot_lock:
@@ -608,14 +611,14 @@ class LabelingService:
                     f"lost. To keep those labels, resync this session from {where}; to replace them with "
                     f"this session's, discard and refresh the labels mount ({session.labels_mount}), then "
                     "commit labels again.", **clash.details) from None
-            with self._lock:
-                with self._snapshot_lock:
-                    for path, raw in pending.files.items():
-                        if raw is not None:
-                            digest = hashlib.sha256(raw).hexdigest()
-                            versions = [d for d in session.committed.get(path, []) if d != digest]
-                            session.committed[path] = (versions + [digest])[-COMMITTED_KEPT:]
-                self._save()
+            # not under _lock: a resync holding it may be waiting for this commit's lock
+            with self._snapshot_lock:
+                for path, raw in pending.files.items():
+                    if raw is not None:
+                        digest = hashlib.sha256(raw).hexdigest()
+                        versions = [d for d in session.committed.get(path, []) if d != digest]
+                        session.committed[path] = (versions + [digest])[-COMMITTED_KEPT:]
+            self._save()
             return landed
         finally:
             lock.release()

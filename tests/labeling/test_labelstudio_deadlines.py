@@ -193,7 +193,8 @@ def test_pending_answers_while_a_label_commit_holds_its_lock_and_a_resync_waits_
     """The chain that made a poll wait: a label commit holds its labels mount's lock, a resync (a long
     operation) waits for that lock holding the service's lock, and the poll, finding a file on the
     labels branch whose digest it did not know (a cluster's hashes are opaque), needed the service's
-    lock to remember it."""
+    lock to remember it. And the commit, once landed, took that lock too: commit and resync waited
+    for each other until the resync gave up (COMMIT_WAIT, 300 s)."""
     monkeypatch.setenv("PACHLS_NO_FUSE", "1")
     backend = pachyderm_backend
     backend.create_repo("images")
@@ -222,7 +223,9 @@ def test_pending_answers_while_a_label_commit_holds_its_lock_and_a_resync_waits_
             return real_commit(*args, **kwargs)
 
         monkeypatch.setattr(mounts, "commit", slow_commit)
-        committing = threading.Thread(target=lambda: service.commit_labels(cats.id, message="second", author="ana"))
+        landed = []
+        committing = threading.Thread(
+            target=lambda: landed.append(service.commit_labels(cats.id, message="second", author="ana")))
         committing.start()
         try:
             assert in_store.wait(60)
@@ -242,6 +245,8 @@ def test_pending_answers_while_a_label_commit_holds_its_lock_and_a_resync_waits_
             release.set()
             committing.join(120)
         resyncing.join(120)
+        # neither waits for the other: the commit records what it landed without the resync's lock
+        assert not committing.is_alive() and not resyncing.is_alive() and landed
         assert service.pending(cats.id).count == 0
         labels = {i.path for i in backend.walk("labels", "master") if not i.is_dir}
         assert labels == {"/README.md", label_path("/cats/001.png"), label_path("/cats/002.png")}
