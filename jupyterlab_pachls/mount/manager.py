@@ -252,7 +252,7 @@ class MountManager:
             mount = _Mount(record)
             self._mounts[name] = mount
         try:
-            with disk_space(f"mount {name}", name):
+            with disk_space(f"mount {name}", name), mount.lock:  # status shows it mounting meanwhile
                 self._present(mount)
         except BaseException:
             with self._lock:
