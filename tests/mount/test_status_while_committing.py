@@ -144,7 +144,12 @@ def test_status_follows_every_change_and_scans_a_no_fuse_mount_only_after_one(tm
         workspace = manager._mounts["w"].workspace
         scans = []
         real_scan = workspace._scan
-        monkeypatch.setattr(workspace, "_scan", lambda: (scans.append(1), (yield from real_scan()))[1])
+
+        def counted_scan():
+            scans.append(1)
+            yield from real_scan()
+
+        monkeypatch.setattr(workspace, "_scan", counted_scan)
         mp = Path(manager.status("w").mountpoint)
 
         def pending() -> int:
