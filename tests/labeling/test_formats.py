@@ -129,6 +129,23 @@ def test_coco_of_a_box_round_loads_with_pycocotools_with_the_right_boxes(store, 
     assert render(backend, "coco") == render(backend, "COCO", ref=made["labels"])
 
 
+def test_coco_of_labels_on_a_cluster(tmp_path):
+    """The same round through the Pachyderm backend (real gRPC to `jupyter pachls serve`'s server)."""
+    from jupyterlab_pachls.pfs import open_backend
+    from jupyterlab_pachls.pfs.server import make_server
+
+    served = LocalBackend(tmp_path / "served")
+    server, port = make_server(served, "127.0.0.1:0")
+    backend = open_backend({"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{port}"})
+    try:
+        made = fill(backend)
+        check_coco(render(backend, "COCO"), made, tmp_path)
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+        served.close()
+
+
 def test_an_earlier_round_exports_only_its_own_labels(store, tmp_path):
     backend, made = store
     document = json.loads(render(backend, "COCO", ref="master^1"))
