@@ -4,7 +4,7 @@
                          [--kernel-writers 1] [--interval 1.0] [--commit-pause 0.5] [--fuse] [--quick]
 
 The same load as ``bench/panel_polling.py`` (its panel clients and writers, unchanged), held for
-``--minutes``: ``--clients`` panels refresh every ``--interval`` seconds, ``--writers`` commit
+``--minutes``: ``--clients`` panels refresh every ``--interval`` seconds (``GET /panel``, as the panel does), ``--writers`` commit
 through read-write mounts and the REST API, ``--kernel-writers`` commit straight to the store
 from other processes, so every cache of the server (listing fragments, commit JSON, the store's
 commit cache and chains, mount state) keeps meeting new commits. The server's resident memory
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from _bench import add_json_argument, pct, write_json
 from api_listing import show_server_log, start_server
-from panel_polling import KERNEL_WRITER, Figures, Http, build_store, cpu_seconds, panel_client, writer
+from panel_polling import KERNEL_WRITER, Commits, Figures, Http, build_store, cpu_seconds, panel_client, writer
 
 
 def rss_mb(pid: int) -> float:
@@ -41,17 +41,17 @@ def rss_mb(pid: int) -> float:
 
 
 async def sample_rss(pid: int, every: float, stop: asyncio.Event, curve: list[tuple[float, float, int]],
-                     figures: Figures, start: float) -> None:
+                     commits: Commits, start: float) -> None:
     while not stop.is_set():
-        curve.append((time.perf_counter() - start, rss_mb(pid), figures.commits))
+        curve.append((time.perf_counter() - start, rss_mb(pid), commits.n))
         try:
             await asyncio.wait_for(stop.wait(), every)
         except asyncio.TimeoutError:
             pass
-    curve.append((time.perf_counter() - start, rss_mb(pid), figures.commits))
+    curve.append((time.perf_counter() - start, rss_mb(pid), commits.n))
 
 
-async def drive(server, args, figures: Figures, curve: list) -> float:
+async def drive(server, args, figures: Figures, commits: Commits, curve: list) -> float:
     http = Http(server.port, server.token)
     stop = asyncio.Event()
     rng = random.Random(7)
@@ -61,11 +61,11 @@ async def drive(server, args, figures: Figures, curve: list) -> float:
         if status != 201:
             raise RuntimeError(f"mount work{w}: {status} {body[:300]!r}")
     start = time.perf_counter()
-    tasks = [asyncio.ensure_future(writer(http, w, figures, stop, args.commit_pause, args.mount_dir, False))
+    tasks = [asyncio.ensure_future(writer(http, w, commits, stop, args.commit_pause, args.mount_dir, False))
              for w in range(args.writers)]
     tasks += [asyncio.ensure_future(panel_client(http, figures, stop, args.interval, args.repos,
                                                  rng.uniform(0, args.interval))) for _ in range(args.clients)]
-    sampler = asyncio.ensure_future(sample_rss(server.pid, args.sample, stop, curve, figures, start))
+    sampler = asyncio.ensure_future(sample_rss(server.pid, args.sample, stop, curve, commits, start))
     await asyncio.wait(tasks, timeout=args.minutes * 60, return_when=asyncio.FIRST_EXCEPTION)
     stop.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -99,7 +99,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pachls-soak-"))
     store = work / "store"
     server = None
-    figures = Figures()
+    figures = Figures("one")
+    commits = Commits()
+    kernel_commits = 0
     curve: list[tuple[float, float, int]] = []
     try:
         build_store(store, args.repos, args.branches, args.writers, args.kernel_writers)
@@ -110,14 +112,13 @@ def main() -> None:
                                      str(args.minutes * 60), str(args.commit_pause)], stdout=subprocess.PIPE, text=True)
                    for k in range(args.kernel_writers)]
         cpu_before = cpu_seconds(server.pid)
-        wall = asyncio.run(drive(server, args, figures, curve))
+        wall = asyncio.run(drive(server, args, figures, commits, curve))
         server_cpu = cpu_seconds(server.pid) - cpu_before
         for kernel in kernels:
             out, _ = kernel.communicate(timeout=120)
             if kernel.returncode != 0:
                 raise RuntimeError(f"a kernel writer failed ({kernel.returncode})")
-            figures.commits += int(out.split()[-1])
-            figures.kernel_commits += int(out.split()[-1])
+            kernel_commits += int(out.split()[-1])
     except BaseException:
         show_server_log(server)
         raise
@@ -131,22 +132,23 @@ def main() -> None:
           f"{'FUSE' if args.fuse else 'no-FUSE'} mounts, {wall / 60:.1f} min, server CPU {server_cpu:.0f} s")
     print(f"RSS before the load: {rss_at_start:.1f} MiB")
     print("     t(s)   RSS(MiB)   commits (mount writers)")
-    for t, rss, commits in curve:
-        print(f"  {t:7.0f}  {rss:9.1f}  {commits:8d}")
-    requests = sum(len(v) for v in figures.ms.values())
+    for t, rss, made in curve:
+        print(f"  {t:7.0f}  {rss:9.1f}  {made:8d}")
+    requests = figures.requests
+    total_commits = commits.n + kernel_commits
     for route, values in figures.ms.items():
-        print(f"GET /{route}: n={len(values)} p50={statistics.median(values):.1f} ms p95={pct(values, 0.95):.1f} ms")
+        print(f"{'a whole refresh' if route == 'refresh' else 'GET /' + route}: n={len(values)} p50={statistics.median(values):.1f} ms p95={pct(values, 0.95):.1f} ms")
     warm_index = next(i for i, (t, _, _) in enumerate(curve) if t >= wall / 4)
     warm, end = curve[warm_index][1], curve[-1][1]
     peak = max(rss for _, rss, _ in curve)
-    print(f"requests={requests} commits={figures.commits} ({figures.kernel_commits} from kernel writers) "
+    print(f"requests={requests} commits={total_commits} ({kernel_commits} from kernel writers) "
           f"peak_rss_mb={peak:.1f}")
     last = (f"rss_growth_after_warmup_mb={end - warm:.1f} rss_warm_mb={warm:.1f} rss_end_mb={end:.1f} "
-            f"commits={figures.commits}")
+            f"commits={total_commits}")
     print(last)
     write_json(args.json, "soak", args, {
         "minutes": wall / 60, "rss_before_load_mb": rss_at_start, "rss_warm_mb": warm, "rss_end_mb": end,
-        "rss_peak_mb": peak, "rss_growth_after_warmup_mb": end - warm, "commits": figures.commits,
+        "rss_peak_mb": peak, "rss_growth_after_warmup_mb": end - warm, "commits": total_commits,
         "requests": requests, "curve": [{"t_s": t, "rss_mb": rss, "commits": c} for t, rss, c in curve],
     }, last)
 
