@@ -23,7 +23,9 @@ each call's deadline from the gRPC method (``deadline_kind``); callers pass noth
 
 A cluster that lets a quick read run out of its deadline is not asked that read again until it answers
 (``Stalls``): each such read is refused at once with the ``Unavailable`` of the one that ran out, while
-one thread asks the cluster (``InspectProject``, under the quick deadline) until it answers. Otherwise
+one thread asks the cluster (``InspectProject``, under the quick deadline) until it answers. The same
+holds for a connection that could not be made within ``connect_timeout``: every call is refused at once
+until that thread has connected and been answered. Otherwise
 every poll of every panel would hold a server thread for the whole deadline, and a few panels would
 fill the threads the other requests need.
 """
@@ -65,7 +67,7 @@ QUICK_METHODS = frozenset(f"/pfs_v2.API/{name}" for name in (
 DEADLINE_KINDS = {"rpc_timeout": "long", "quick_rpc_timeout": "quick"}
 #: Calls that carry file data, each watched by its own method (``get_file``, ``modify_file``).
 DATA_METHODS = frozenset({"/pfs_v2.API/GetFile", "/pfs_v2.API/ModifyFile"})
-#: While the cluster is known to be down, a call waits this long for it (not connect_timeout each).
+#: While the cluster is known to be down, the probe waits this long for it each time (``Stalls``).
 DOWN_RECHECK = 1.0
 #: Reconnection attempts are at most this far apart, so a cluster that comes back is used within seconds.
 CHANNEL_OPTIONS = [*GRPC_CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", 250),
@@ -93,6 +95,8 @@ class Asked:
     replies: WatchedReplies | None = None
 
 
+#: ``Stalls`` key of a connection that could not be made (every call waits for one).
+CONNECTION = "connection"
 #: The call being asked for in this thread (set by ``Channel`` around the stub call only).
 _ASKED: ContextVar[Asked | None] = ContextVar("pachls_asked", default=None)
 
@@ -147,10 +151,10 @@ class CallOptions(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
 
 
 class Stalls:
-    """Quick reads the cluster let run out of their deadline, by method: refused at once (``refuse``
-    raises the read's last ``Unavailable``) until the cluster answers again. ``ran_out`` starts the one
-    thread that asks the cluster (``probe``: a quick read that raises on failure) until it answers;
-    ``answered`` (any call that got its answer) forgets them all."""
+    """Quick reads the cluster let run out of their deadline, by method, and the connection when it could
+    not be made (``CONNECTION``): refused at once (``refuse`` raises the last ``Unavailable``) until the
+    cluster answers again. ``ran_out`` starts the one thread that asks the cluster (``probe``: a quick read
+    that raises on failure) until it answers; ``answered`` (any call that got its answer) forgets them all."""
 
     def __init__(self, probe, closed) -> None:
         self.probe = probe
@@ -178,19 +182,25 @@ class Stalls:
                 self._errors.clear()
 
     def _ask_until_answered(self) -> None:
-        while not self.closed():
-            asked_at = time.monotonic()
-            try:
-                self.probe()
-            except Unavailable:
-                time.sleep(max(0.0, DOWN_RECHECK - (time.monotonic() - asked_at)))  # never a busy loop
-                continue
-            except PfsError:
-                pass  # a typed answer (no such project, no permission) is an answer
-            self.answered()
-            break
-        with self._lock:
-            self._probing = False
+        try:
+            while not self.closed():
+                asked_at = time.monotonic()
+                try:
+                    self.probe()
+                except Unavailable:
+                    time.sleep(max(0.0, DOWN_RECHECK - (time.monotonic() - asked_at)))  # never a busy loop
+                    continue
+                except PfsError:
+                    pass  # a typed answer (no such project, no permission) is an answer
+                except ValueError:  # gRPC's "channel closed": closed while the probe was being asked
+                    if self.closed():
+                        return
+                    raise
+                self.answered()
+                return
+        finally:
+            with self._lock:
+                self._probing = False
 
 
 class IdleWatch:
@@ -313,6 +323,7 @@ class Channel:
         raw.subscribe(self._on_state, try_to_connect=False)
         channel = grpc.intercept_channel(raw, CallOptions(client._build_metadata(), self._timeouts, self._stalls))
         self.pfs = PfsStub(channel, get_transaction_id=lambda: None)
+        self.grpc_channel = channel  # with the call options above, for callables that decode their own way
         # The data calls as gRPC's own callables: the stub's methods hide the call that IdleWatch cancels.
         self._get_file = channel.unary_stream("/pfs_v2.API/GetFile",
                                               request_serializer=pfs.GetFileRequest.SerializeToString,
@@ -350,18 +361,24 @@ class Channel:
             "Nothing was changed by the failed call; the connection is retried on the next request.",
             address=self.address)
 
-    def ready(self) -> None:
+    def ready(self, probe: bool = False) -> None:
+        """Wait for the connection (at most ``connect_timeout``). Once one could not be made, calls are
+        refused at once while the stall probe (``probe``) waits for it, ``DOWN_RECHECK`` at a time."""
         if self._closed:
             raise Unavailable("the backend is closed")
         if self._state == grpc.ChannelConnectivity.READY:
             return
-        # Known down: look again briefly instead of making every call of a request wait the full timeout.
+        if not probe:
+            self._stalls.refuse(CONNECTION)
         down = self._down_at is not None and time.monotonic() - self._down_at < self.connect_timeout
         timeout = min(DOWN_RECHECK, self.connect_timeout) if down else self.connect_timeout
         try:
             grpc.channel_ready_future(self._raw).result(timeout=timeout)
         except grpc.FutureTimeoutError:
-            raise self.unreachable(timeout) from None
+            error = self.unreachable(timeout)
+            if not probe:
+                self._stalls.ran_out(CONNECTION, error)
+            raise error from None
         self._down_at = None
 
     def error(self, exc: grpc.RpcError, what: str, watch: IdleWatch | None = None,
@@ -395,7 +412,7 @@ class Channel:
         """A unary call (``fn``, a method of ``self.pfs``) once the cluster is ready; ``what`` names it.
         Its deadline is the one of its method (see the module docstring)."""
         asked = _asked or Asked(time.monotonic())
-        self.ready()
+        self.ready(probe=asked.probe)
         token = _ASKED.set(asked)
         try:
             answer = fn(**kwargs)
