@@ -403,7 +403,8 @@ class Channel:
         is refused to others until the cluster answers again (``Stalls``)."""
         watch = asked.replies.watch if asked.replies is not None else None
         error = self.error(exc, what, watch, asked.deadline)
-        ran_out = (watch is not None and watch.fired) or (hasattr(exc, "code") and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED)
+        ran_out = ((watch is not None and watch.fired)
+                   or (hasattr(exc, "code") and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED))
         if asked.kind == "quick" and ran_out and isinstance(error, Unavailable) and not asked.probe:
             self._stalls.ran_out(asked.method, error)
         return error
