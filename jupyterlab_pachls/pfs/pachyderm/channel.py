@@ -25,9 +25,8 @@ A cluster that lets a quick read run out of its deadline is not asked that read 
 (``Stalls``): each such read is refused at once with the ``Unavailable`` of the one that ran out, while
 one thread asks the cluster (``InspectProject``, under the quick deadline) until it answers. The same
 holds for a connection that could not be made within ``connect_timeout``: every call is refused at once
-until that thread has connected and been answered. Otherwise
-every poll of every panel would hold a server thread for the whole deadline, and a few panels would
-fill the threads the other requests need.
+until that thread has connected and been answered. Otherwise every poll of every panel would hold a
+server thread for the whole deadline, and a few panels would fill the threads the other requests need.
 """
 
 from __future__ import annotations
