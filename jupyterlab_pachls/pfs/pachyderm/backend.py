@@ -17,7 +17,7 @@ from ..model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, 
 from ..wire import branch_msg, commit_msg, repo_key_of, repo_msg, split_key
 from .channel import RPC_TIMEOUT, Channel
 from .landing import BranchLocks, StagedCommits
-from .messages import head_id, is_finished, is_staging, repo_key, to_commit, to_repo
+from .messages import KeptDecoder, head_id, is_finished, is_staging, repo_key, to_commit, to_repo
 from .moves import META_REPO, BranchMoves
 from .reads import Reads
 from .refs import Refs
@@ -28,6 +28,12 @@ LISTED_BRANCHES = 50_000
 #: pachd 2.12's answer to ListBranch without a repo when auth is on.
 ALL_BRANCHES_REFUSED = "Cannot list branches from all repos with auth activated"
 META_KEY = str(parse_repo(META_REPO))
+
+
+def called_lazily(call, request) -> Iterator:
+    """The replies of ``call(request)``, the call made on the first ``next`` as the SDK's stubs make it
+    (``Channel.stream`` sets the call's deadline up around that)."""
+    yield from call(request)
 
 
 class PachydermBackend(Backend):
@@ -49,6 +55,14 @@ class PachydermBackend(Backend):
         self._listed: LRUCache[tuple[str, str, str | None], Branch] = LRUCache(LISTED_BRANCHES)
         self._listed_lock = threading.Lock()  # listings run on several worker threads
         self._per_repo_branches = False  # pachd refused ListBranch of every repo (auth on)
+        # The listings the panel polls, each distinct reply decoded once
+        listed = self.channel.grpc_channel
+        self._list_repo = listed.unary_stream("/pfs_v2.API/ListRepo",
+                                              request_serializer=pfs.ListRepoRequest.SerializeToString,
+                                              response_deserializer=KeptDecoder(pfs.RepoInfo, LISTED_BRANCHES))
+        self._list_branch = listed.unary_stream("/pfs_v2.API/ListBranch",
+                                                request_serializer=pfs.ListBranchRequest.SerializeToString,
+                                                response_deserializer=KeptDecoder(pfs.BranchInfo, LISTED_BRANCHES))
 
     @property
     def address(self) -> str:
@@ -89,7 +103,8 @@ class PachydermBackend(Backend):
         return to_repo(self._rpc("InspectRepo", self.pfs.inspect_repo, repo=repo_msg(key)))
 
     def list_repos(self) -> list[Repo]:
-        repos = [to_repo(i) for i in self._stream("ListRepo", self.pfs.list_repo, type="user")]
+        infos = self._stream("ListRepo", called_lazily, call=self._list_repo, request=pfs.ListRepoRequest(type="user"))
+        repos = [to_repo(i) for i in infos]
         repos = [r for r in repos if not (r.project == DEFAULT_PROJECT and r.name == META_REPO)]
         return sorted(repos, key=lambda r: (r.project, r.name))
 
@@ -131,7 +146,8 @@ class PachydermBackend(Backend):
         what a poll of an unchanged cluster costs does not grow with its repos and branches."""
         if repo is not None:
             key = self.inspect_repo(repo).key
-            infos = list(self._stream("ListBranch", self.pfs.list_branch, repo=repo_msg(key)))
+            infos = list(self._stream("ListBranch", called_lazily, call=self._list_branch,
+                                      request=pfs.ListBranchRequest(repo=repo_msg(key))))
         else:
             infos = self._every_branch()
         heads = []
@@ -150,7 +166,8 @@ class PachydermBackend(Backend):
         that (auth on)."""
         if not self._per_repo_branches:
             try:
-                return list(self._stream("ListBranch", self.pfs.list_branch))
+                return list(self._stream("ListBranch", called_lazily, call=self._list_branch,
+                                         request=pfs.ListBranchRequest()))
             except PfsError as exc:
                 if ALL_BRANCHES_REFUSED not in str(exc):
                     raise
@@ -158,7 +175,8 @@ class PachydermBackend(Backend):
         infos = []
         for r in self.list_repos():
             try:
-                infos.extend(self._stream("ListBranch", self.pfs.list_branch, repo=repo_msg(r.key)))
+                infos.extend(self._stream("ListBranch", called_lazily, call=self._list_branch,
+                                          request=pfs.ListBranchRequest(repo=repo_msg(r.key))))
             except NotFound:  # deleted since ListRepo
                 pass
         return infos

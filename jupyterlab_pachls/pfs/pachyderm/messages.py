@@ -5,9 +5,11 @@ field for (author, provenance pairs, metadata, target and staging branch, start 
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 
 import betterproto
+from cachetools import LRUCache
 from pachyderm_sdk.api import pfs
 
 from ..address import DEFAULT_PROJECT, is_commit_id, parse_ref, parse_repo
@@ -40,6 +42,26 @@ def decode_description(description: str) -> tuple[str, dict | None]:
 
 
 # -- reading replies -------------------------------------------------------------------------------
+class KeptDecoder:
+    """A gRPC deserializer that decodes each distinct reply once (least recently used forgotten first):
+    a cluster answers a listing with the same bytes poll after poll, and betterproto decodes slowly.
+    The messages it returns are shared: read them, never change them."""
+
+    def __init__(self, message_class: type[betterproto.Message], size: int) -> None:
+        self.message_class = message_class
+        self._kept: LRUCache[bytes, betterproto.Message] = LRUCache(size)
+        self._lock = threading.Lock()  # listings run on several worker threads
+
+    def __call__(self, data: bytes) -> betterproto.Message:
+        with self._lock:
+            found = self._kept.get(data)
+        if found is None:
+            found = self.message_class().parse(data)
+            with self._lock:
+                self._kept[data] = found
+        return found
+
+
 def is_set(msg) -> bool:
     """Whether an optional sub-message was present in a reply."""
     return msg is not None and betterproto.serialized_on_wire(msg)
