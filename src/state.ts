@@ -192,12 +192,6 @@ export function groupChanges<T extends { path: string; change: string }>(
 
 /** The text to show for any failure. */
 export function errorMessage(reason: unknown): string {
-  if (reason instanceof PachlsApiError) {
-    // A busy server says when to ask again: the action's message passes it on.
-    return reason.retryAfter !== null
-      ? `${reason.message} (retry in ${reason.retryAfter} s)`
-      : reason.message;
-  }
   if (reason instanceof Error) {
     return reason.message;
   }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ServerConnection } from '@jupyterlab/services';
 
 import {
@@ -6,6 +6,7 @@ import {
   clearReposCache,
   getPanel,
   listRepos,
+  MAX_RETRY_AFTER_WAIT,
   PachlsApiError,
   query,
   requestAPI,
@@ -192,23 +193,77 @@ describe('getPanel', () => {
 });
 
 describe('Retry-After', () => {
-  it('is kept on the error of a busy 503 and shown in its message', async () => {
-    const busy = { error: 'unavailable', message: 'the server is busy; try again in a moment', details: { reason: 'busy' } };
-    const settings = settingsWith(
-      () => new Response(JSON.stringify(busy), { status: 503, headers: { 'Retry-After': '5' } })
-    );
-    const error = await requestAPI('mounts/x/commit', { method: 'POST', body: {} }, settings).catch(e => e);
-    expect(error).toBeInstanceOf(PachlsApiError);
-    expect(error.status).toBe(503);
-    expect(error.retryAfter).toBe(5);
-    expect(errorMessage(error)).toBe('the server is busy; try again in a moment (retry in 5 s)');
+  const busy = {
+    error: 'unavailable',
+    message: 'the server is busy; try again in a moment',
+    details: { reason: 'busy' }
+  };
+
+  it('is waited out once: a busy 503 is sent again after Retry-After seconds', async () => {
+    vi.useFakeTimers();
+    try {
+      const sent: number[] = [];
+      const settings = settingsWith(call => {
+        sent.push(Date.now());
+        return call === 1
+          ? new Response(JSON.stringify(busy), { status: 503, headers: { 'Retry-After': '5' } })
+          : new Response('{"id": "c1"}', { status: 200 });
+      });
+      const answer = requestAPI('mounts/x/commit', { method: 'POST', body: { message: 'm' } }, settings);
+      await vi.advanceTimersByTimeAsync(4999);
+      expect(sent.length).toBe(1);
+      await vi.advanceTimersByTimeAsync(1);
+      await expect(answer).resolves.toEqual({ id: 'c1' });
+      expect(sent.length).toBe(2);
+      expect(sent[1] - sent[0]).toBe(5000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
-  it('is null without the header, and the message is the server\'s', async () => {
-    const settings = settingsWith(
-      () => new Response(JSON.stringify({ error: 'unavailable', message: 'down', details: {} }), { status: 503 })
-    );
+  it('a second busy 503 is thrown, its message without a countdown that would go stale', async () => {
+    vi.useFakeTimers();
+    try {
+      let calls = 0;
+      const settings = settingsWith(() => {
+        calls += 1;
+        return new Response(JSON.stringify(busy), { status: 503, headers: { 'Retry-After': '5' } });
+      });
+      const answer = requestAPI('mounts/x/commit', { method: 'POST', body: {} }, settings).catch(e => e);
+      await vi.advanceTimersByTimeAsync(5000);
+      const error = await answer;
+      expect(calls).toBe(2);
+      expect(error).toBeInstanceOf(PachlsApiError);
+      expect(error.status).toBe(503);
+      expect(error.retryAfter).toBe(5);
+      expect(errorMessage(error)).toBe('the server is busy; try again in a moment');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('longer than MAX_RETRY_AFTER_WAIT is not waited for: thrown at once', async () => {
+    let calls = 0;
+    const settings = settingsWith(() => {
+      calls += 1;
+      return new Response(JSON.stringify(busy), {
+        status: 503,
+        headers: { 'Retry-After': String(MAX_RETRY_AFTER_WAIT + 1) }
+      });
+    });
+    const error = await requestAPI('mounts/x/commit', { method: 'POST', body: {} }, settings).catch(e => e);
+    expect(calls).toBe(1);
+    expect(error.retryAfter).toBe(MAX_RETRY_AFTER_WAIT + 1);
+  });
+
+  it('is null without the header (not sent again), and the message is the server\'s', async () => {
+    let calls = 0;
+    const settings = settingsWith(() => {
+      calls += 1;
+      return new Response(JSON.stringify({ error: 'unavailable', message: 'down', details: {} }), { status: 503 });
+    });
     const error = await requestAPI('repos', {}, settings).catch(e => e);
+    expect(calls).toBe(1);
     expect(error.retryAfter).toBeNull();
     expect(errorMessage(error)).toBe('down');
   });

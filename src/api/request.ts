@@ -25,6 +25,7 @@ export class PachlsApiError extends Error {
   /**
    * Seconds the server asked to wait before trying again (its `Retry-After`,
    * sent with 503 `unavailable` when it is busy with long operations), else null.
+   * The request already waited that long and asked once more (requestAPI).
    */
   readonly retryAfter: number | null;
 
@@ -37,6 +38,12 @@ export class PachlsApiError extends Error {
     this.retryAfter = retryAfter;
   }
 }
+
+/**
+ * The longest `Retry-After` (seconds) a request waits out before it is sent
+ * once more; a longer wait is left to the user (the error is thrown).
+ */
+export const MAX_RETRY_AFTER_WAIT = 30;
 
 /** The seconds of a `Retry-After` header (delay-seconds or an HTTP date), else null. */
 export function retryAfterSeconds(value: string | null, now = Date.now()): number | null {
@@ -106,7 +113,7 @@ export async function requestAPIResponse<T>(
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): Promise<{ data: T | undefined; response: Response }> {
   try {
-    return await sendRequest<T>(endpoint, init, settings);
+    return await sendOnceMoreIfBusy<T>(endpoint, init, settings);
   } catch (reason) {
     const handler = identityRequiredHandler;
     if (
@@ -117,6 +124,36 @@ export async function requestAPIResponse<T>(
     ) {
       throw reason;
     }
+    return sendOnceMoreIfBusy<T>(endpoint, init, settings);
+  }
+}
+
+/**
+ * Send the request; when the server answers 503 with `Retry-After` (busy with
+ * long operations), wait that long and send it once more, so a pressed Commit
+ * still lands rather than leaving the user a countdown to watch. The busy
+ * server refused the request before running any of it, so sending it again
+ * is safe. A second refusal (or a longer wait than MAX_RETRY_AFTER_WAIT) is
+ * thrown.
+ */
+async function sendOnceMoreIfBusy<T>(
+  endpoint: string,
+  init: Omit<RequestInit, 'body'> & { body?: unknown },
+  settings: ServerConnection.ISettings
+): Promise<{ data: T | undefined; response: Response }> {
+  try {
+    return await sendRequest<T>(endpoint, init, settings);
+  } catch (reason) {
+    if (
+      !(reason instanceof PachlsApiError) ||
+      reason.status !== 503 ||
+      reason.retryAfter === null ||
+      reason.retryAfter > MAX_RETRY_AFTER_WAIT
+    ) {
+      throw reason;
+    }
+    const seconds = reason.retryAfter;
+    await new Promise(resolve => setTimeout(resolve, seconds * 1000));
     return sendRequest<T>(endpoint, init, settings);
   }
 }
