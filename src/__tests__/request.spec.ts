@@ -3,9 +3,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import {
   clearPanelCache,
-  clearReposCache,
   getPanel,
-  listRepos,
   MAX_RETRY_AFTER_WAIT,
   PachlsApiError,
   query,
@@ -125,35 +123,6 @@ describe('URL helpers', () => {
     expect(query({ limit: 20, before: null, x: undefined, y: '' })).toBe('?limit=20');
     expect(query({ path: '/a b' })).toBe('?path=%2Fa%20b');
     expect(query({})).toBe('');
-  });
-});
-
-describe('listRepos', () => {
-  it('sends the kept ETag back and reuses the answer on 304', async () => {
-    clearReposCache();
-    const seen: Array<string | null> = [];
-    let calls = 0;
-    const body = { backend: { kind: 'local', address: '/s' }, repos: [] };
-    const settings = ServerConnection.makeSettings({
-      baseUrl: 'http://127.0.0.1:8888/',
-      fetch: (async (input: RequestInfo, init?: RequestInit) => {
-        const request = new Request(input, init);
-        seen.push(request.headers.get('If-None-Match'));
-        calls += 1;
-        if (calls === 1) {
-          return new Response(JSON.stringify(body), { status: 200, headers: { ETag: '"t1"' } });
-        }
-        return new Response(null, { status: 304, headers: { ETag: '"t1"' } });
-      }) as typeof fetch,
-      Request: Request,
-      Headers: Headers
-    } as Partial<ServerConnection.ISettings>);
-    const first = await listRepos(settings);
-    const second = await listRepos(settings);
-    expect(first).toEqual(body);
-    expect(second).toBe(first);
-    expect(seen).toEqual([null, '"t1"']);
-    clearReposCache();
   });
 });
 

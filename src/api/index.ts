@@ -10,15 +10,13 @@ import {
   ICommitPage,
   ICommitResult,
   IDiff,
-  IHealth,
   IIdentity,
   IMountRequest,
   IMountsResponse,
   IMountStatus,
   IPanel,
   IProvenance,
-  IRepo,
-  IReposResponse
+  IRepo
 } from './models';
 
 export * from './request';
@@ -44,11 +42,6 @@ export function query(params: {
     parts.push(`${encodeURIComponent(key)}=${encodeURIComponent(String(value))}`);
   }
   return parts.length ? `?${parts.join('&')}` : '';
-}
-
-/** Backend kind, address and whether FUSE can be used. */
-export function getHealth(): Promise<IHealth> {
-  return requestAPI<IHealth>('health');
 }
 
 /** Who commits are recorded as. */
@@ -99,18 +92,6 @@ function keptByETag<T>(endpoint: string): {
       kept = null;
     }
   };
-}
-
-const reposRequest = keptByETag<IReposResponse>('repos');
-
-/** Every repo with its branches, in one request (304 and the kept answer while unchanged). */
-export function listRepos(settings?: ServerConnection.ISettings): Promise<IReposResponse> {
-  return reposRequest.get(settings);
-}
-
-/** Forget the kept repos answer (tests). */
-export function clearReposCache(): void {
-  reposRequest.clear();
 }
 
 const panelRequest = keptByETag<IPanel>('panel');
