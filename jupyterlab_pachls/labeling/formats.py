@@ -62,6 +62,10 @@ IMAGE_REGIONS = {"rectanglelabels", "rectangle", "polygonlabels", "polygon", "ke
                  "brushlabels", "brush", "ellipselabels", "ellipse"}
 #: Label files read at once (see ``_label_items``).
 READ_THREADS = 8
+#: The threads that read label files, shared by every export and kept: a backend may keep per-thread
+#: state until it closes (the embedded store opens one SQLite connection per thread), so a new pool
+#: per export would leave READ_THREADS more connections open each time (EMFILE after ~60 exports).
+_READERS = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pachls-export-read")
 #: Label Studio's result ``type`` -> the control tag that makes it (``rectanglelabels`` -> RectangleLabels).
 CONTROL_BY_TYPE = {tag.lower(): tag for tag in CONTROL_TAGS}
 
@@ -166,9 +170,8 @@ def _label_items(backend: Backend, repo: str, commit: str) -> list[_Item]:
     paths = [info.path for info in backend.walk(repo, commit, "/") if not info.is_dir and info.path.endswith(SUFFIX)]
     # a few reads at once: on a cluster each is a round trip (1,000 one by one: 25 s against
     # `jupyter pachls serve` on a loaded machine); backends serve concurrent calls anyway
-    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="pachls-export") as pool:
-        found = pool.map(lambda path: _label_item(backend, repo, commit, path), paths)
-        items = [item for item in found if item is not None]
+    found = _READERS.map(lambda path: _label_item(backend, repo, commit, path), paths)
+    items = [item for item in found if item is not None]
     items.sort(key=lambda item: item.data_path)
     return items
 

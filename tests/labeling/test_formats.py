@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import json
 import xml.etree.ElementTree as ElementTree
 import zipfile
@@ -19,7 +20,7 @@ from pycocotools.coco import COCO
 
 from jupyterlab_pachls import connect
 from jupyterlab_pachls.client import ServerClient
-from jupyterlab_pachls.labeling.formats import FormatMismatch, NotLabels, export_labels, labeling_config
+from jupyterlab_pachls.labeling.formats import READ_THREADS, FormatMismatch, NotLabels, export_labels, labeling_config
 from jupyterlab_pachls.labeling.labelfile import encode, label_document
 from jupyterlab_pachls.magics import PachlsMagics
 from jupyterlab_pachls.pfs import InvalidArgument, LocalBackend, NotFound, PfsError, Provenance
@@ -388,3 +389,24 @@ async def test_server_client_export(http_server_client, pachls_state, jp_http_po
         await asyncio.to_thread(use)
     finally:
         client.close()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_exports_do_not_leave_files_open(store):
+    """Reading label files on new threads per export left the embedded store one SQLite connection
+    per new thread (kept until the store closes): ~16 more open files per export."""
+    backend, made = store
+    with backend.commit("labels", "master", message="more files") as c:
+        for i in range(20):
+            c.put_file(f"/more/{i:03}.png.json", label_file(made["first"], f"/more/{i:03}.png",
+                                                             [(1, 1, [box("cat", 1, 1, 1, 1)])]))
+    import label_studio_sdk.converter  # noqa: F401  (what loading it opens is not the exports')
+
+    before = open_fds()
+    for _ in range(12):
+        render(backend, "COCO")
+    # the readers are READ_THREADS threads for good: at most one connection (2 files) each, however many exports
+    assert open_fds() - before <= 2 * READ_THREADS + 2
