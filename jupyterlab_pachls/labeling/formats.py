@@ -238,7 +238,8 @@ def _task(index: int, item: _Item, data_keys: list[str], value: str) -> dict:
         created_by, updated_by = authors(annotation)
         annotations.append({
             "id": annotation.get("id"), "completed_by": created_by, "updated_by": updated_by,
-            "result": annotation.get("result") or [], "created_at": annotation.get("created_at"),
+            # the converter sorts annotations by created_at: None < None is a TypeError, "" sorts first
+            "result": annotation.get("result") or [], "created_at": annotation.get("created_at") or "",
             "updated_at": annotation.get("updated_at"), "lead_time": annotation.get("lead_time"),
             "was_cancelled": bool(annotation.get("was_cancelled")),
         })

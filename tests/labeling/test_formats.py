@@ -410,3 +410,18 @@ def test_exports_do_not_leave_files_open(store):
         render(backend, "COCO")
     # the readers are READ_THREADS threads for good: at most one connection (2 files) each, however many exports
     assert open_fds() - before <= 2 * READ_THREADS + 2
+
+
+def test_annotations_without_creation_time_export(store):
+    """Label files may hold annotations without created_at (older label files, imported ones)."""
+    backend, made = store
+    document = json.loads(label_file(made["first"], "/cats/001.png", [(1, 1, [box("cat", 1, 1, 1, 1)]),
+                                                                       (2, 2, [box("dog", 2, 2, 2, 2)])]))
+    for annotation in document["annotations"]:
+        del annotation["created_at"]
+    with backend.commit("labels", "master", message="no times") as c:
+        c.put_file("/cats/001.png.json", encode(document))
+    for fmt in ("COCO", "YOLO", "VOC", "CSV", "JSON_MIN"):
+        assert render(backend, fmt)
+    labels = json.loads(render(backend, "COCO"))["annotations"]
+    assert len([a for a in labels if a["bbox"][0] in (6.4, 12.8)]) == 2  # both annotators' boxes
