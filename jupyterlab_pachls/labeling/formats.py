@@ -35,8 +35,9 @@ from typing import Any, Iterable, Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 from ..pfs.backend import Backend
-from ..pfs.errors import Conflict, InvalidArgument, NotFound
-from .labelfile import SCHEMA, SUFFIX, authors
+from ..pfs.address import is_commit_id, parse_repo
+from ..pfs.errors import Conflict, InvalidArgument, InvalidName, NotFound
+from .labelfile import SCHEMA, SUFFIX, authors, data_path
 from .templates import CONTROL_TAGS, IMAGE_EXTENSIONS
 
 
@@ -74,6 +75,13 @@ class NotLabels(InvalidArgument):
     """The commit holds no label file: it is not a label commit (or the repo is not a labels repo)."""
 
     code = "not_labels"
+
+
+class InvalidLabelFile(InvalidArgument):
+    """A label file (schema ``pachls.label/1``) whose data block is not the one its place implies: a
+    path elsewhere than the label file's own, a commit that is not an id, a repo that is not a name."""
+
+    code = "invalid_label_file"
 
 
 class FormatMismatch(InvalidArgument):
@@ -153,17 +161,34 @@ class _Item:
 
 
 def _label_item(backend: Backend, repo: str, commit: str, path: str) -> _Item | None:
-    """The label file at ``path`` as an item; None for any other file kept in the labels repo."""
+    """The label file at ``path`` as an item; None for any other file kept in the labels repo;
+    :class:`InvalidLabelFile` for a label file whose data block is not what a label commit writes."""
     try:
         document = json.loads(backend.get_file(repo, commit, path))
     except (NotFound, ValueError):
         return None
     data = document.get("data") if isinstance(document, dict) else None
-    if not isinstance(data, dict) or document.get("schema") != SCHEMA or \
-            not all(isinstance(data.get(k), str) and data.get(k) for k in ("repo", "commit", "path")):
+    if not isinstance(data, dict) or document.get("schema") != SCHEMA:
         return None
-    return _Item(path, data["path"], f"{data['repo']}@{data['commit']}:{data['path']}",
-                 list(document.get("annotations") or []))
+    data_repo, data_commit, data_file = _data_address(data, f"{repo}@{commit}:{path}", path)
+    return _Item(path, data_file, f"{data_repo}@{data_commit}:{data_file}", list(document.get("annotations") or []))
+
+
+def _data_address(data: dict, where: str, label_file: str) -> tuple[str, str, str]:
+    """(repo, commit id, path) of the data file a label file names, or :class:`InvalidLabelFile`.
+    They become archive entry names and addresses to train on: the path must be the label file's own
+    place (never ``/../x``), the commit an id (never a branch, which moves)."""
+    path = data_path(label_file)
+    if data.get("path") != path:
+        problem = f"data.path {str(data.get('path'))[:200]!r} is not {path!r}, the data file its place names"
+    elif not isinstance(data.get("commit"), str) or not is_commit_id(data["commit"]):
+        problem = f"data.commit {str(data.get('commit'))[:80]!r} is not a commit id"
+    else:
+        try:
+            return str(parse_repo(data.get("repo"))), data["commit"], path
+        except InvalidName as error:
+            problem = f"data.repo is not a repo name: {error}"
+    raise InvalidLabelFile(f"{where} is a label file whose {problem}; fix or remove it", path=label_file)
 
 
 def _label_items(backend: Backend, repo: str, commit: str) -> list[_Item]:
@@ -330,12 +355,12 @@ def _finish_coco(converted: Path, out: Path, items: list[_Item], *, repo: str, c
 
 def _mirrored(items: list[_Item], index: int, top: str, suffix: str, taken: dict[str, str]) -> str:
     """``labels/cats/001.txt`` for ``/cats/001.png``: the data path's place, refused when two collide."""
-    data_path = items[index].data_path
-    name = f"{top}{os.path.splitext(data_path)[0]}{suffix}"
-    other = taken.setdefault(name, data_path)
-    if other != data_path:
-        raise FormatMismatch(f"{other} and {data_path} would share the label file {name} (the format names "
-                             "label files by data file name without extension)", paths=[other, data_path])
+    data_file = items[index].data_path
+    name = f"{top}{os.path.splitext(data_file)[0]}{suffix}"
+    other = taken.setdefault(name, data_file)
+    if other != data_file:
+        raise FormatMismatch(f"{other} and {data_file} would share the label file {name} (the format names "
+                             "label files by data file name without extension)", paths=[other, data_file])
     return name
 
 
@@ -388,5 +413,5 @@ def _finish_voc(converted: Path, out: Path, items: list[_Item], *, repo: str, co
     _zip_tree(out, files, {"sources.json": _sources(indices, items, repo, commit)}, commit.finished)
 
 
-__all__ = ["FORMATS", "TREES", "ExportFormat", "FormatMismatch", "LabelExport", "NotLabels", "check_classes",
+__all__ = ["FORMATS", "TREES", "ExportFormat", "FormatMismatch", "InvalidLabelFile", "LabelExport", "NotLabels", "check_classes",
            "export_filename", "export_format", "export_labels", "labeling_config"]

@@ -10,6 +10,7 @@ import asyncio
 import csv
 import io
 import os
+import re
 import json
 import xml.etree.ElementTree as ElementTree
 import zipfile
@@ -20,7 +21,7 @@ from pycocotools.coco import COCO
 
 from jupyterlab_pachls import connect
 from jupyterlab_pachls.client import ServerClient
-from jupyterlab_pachls.labeling.formats import READ_THREADS, FormatMismatch, NotLabels, export_labels, labeling_config
+from jupyterlab_pachls.labeling.formats import READ_THREADS, FormatMismatch, InvalidLabelFile, NotLabels, export_labels, labeling_config
 from jupyterlab_pachls.labeling.labelfile import encode, label_document
 from jupyterlab_pachls.magics import PachlsMagics
 from jupyterlab_pachls.pfs import InvalidArgument, LocalBackend, NotFound, PfsError, Provenance
@@ -425,3 +426,22 @@ def test_annotations_without_creation_time_export(store):
         assert render(backend, fmt)
     labels = json.loads(render(backend, "COCO"))["annotations"]
     assert len([a for a in labels if a["bbox"][0] in (6.4, 12.8)]) == 2  # both annotators' boxes
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("path", "/../../../tmp/evil.png", "data.path '/../../../tmp/evil.png' is not '/evil.png'"),  # zip-slip
+    ("path", "/elsewhere.png", "data.path '/elsewhere.png' is not '/evil.png'"),
+    ("commit", "master", "data.commit 'master' is not a commit id"),  # a branch moves: not what was labeled
+    ("repo", "a/b/c", "data.repo is not a repo name"),
+])
+def test_a_label_file_naming_its_data_otherwise_is_refused(store, field, value, said):
+    backend, made = store
+    document = json.loads(label_file(made["first"], "/evil.png", [(1, 1, [box("cat", 1, 1, 1, 1)])]))
+    document["data"][field] = value
+    with backend.commit("labels", "master", message="bad data block") as c:
+        c.put_file("/evil.png.json", encode(document))
+    for fmt in ("YOLO", "COCO", "CSV"):
+        with pytest.raises(InvalidLabelFile, match=re.escape(said)) as refused:
+            render(backend, fmt)
+        assert refused.value.code == "invalid_label_file" and refused.value.details["path"] == "/evil.png.json"
+        assert f"labels@{backend.inspect_commit('labels', 'master').id}:/evil.png.json" in str(refused.value)
