@@ -152,6 +152,40 @@ async def test_panel_on_a_cluster(raw_api, api, cluster, pachls_state):
     assert body["mounts"] is not None
 
 
+async def test_panel_names_one_backend_across_a_switch(raw_api, api, cluster, pachls_state, monkeypatch):
+    """A backend switch while the panel lists the old store: health names the backend whose listing (or
+    failure) the answer carries, not the new one put in place meanwhile."""
+    old = pachls_state.backend
+    await asyncio.to_thread(old.create_repo, "images")
+    list_branches = old.list_branches
+    release, entered = threading.Event(), threading.Semaphore(0)
+
+    def held(*args, **kwargs):
+        entered.release()
+        release.wait(SOON)
+        return list_branches(*args, **kwargs)
+
+    monkeypatch.setattr(old, "list_branches", held)
+    polled = asyncio.ensure_future(panel(raw_api))
+    try:
+        assert await asyncio.to_thread(entered.acquire, timeout=SOON), "the panel did not list the old store"
+        switching = asyncio.ensure_future(api("PUT", "backend", {"kind": "pachyderm", "pachd_address": cluster[1]}))
+        for _ in range(SOON * 20):  # until the new backend is in place (the old one's close may wait for the listing)
+            if pachls_state.backend is not old:
+                break
+            await asyncio.sleep(0.05)
+        assert pachls_state.backend is not old and pachls_state.backend.kind == "pachyderm"
+    finally:
+        release.set()
+    body = json.loads((await asyncio.wait_for(polled, SOON)).body)
+    assert (await asyncio.wait_for(switching, SOON))[0] == 200
+    assert body["health"]["backend"]["kind"] == old.kind == "local"
+    assert body["health"]["backend"]["address"] == old.address
+    if body["repos"] is not None:
+        assert body["repos"]["backend"]["kind"] == "local"
+        assert [r["name"] for r in body["repos"]["repos"]] == ["images"]
+
+
 @pytest.fixture
 def held_finish(backend, monkeypatch):
     """Every ``finish_commit`` of the server's store waits for ``release``; ``entered`` counts them."""

@@ -51,6 +51,12 @@ MAX_JSON_BODY = 1 << 20  # 1 MiB
 BUSY_RETRY_AFTER = 5
 
 
+def store_unavailable(error: str | None) -> Unavailable:
+    """The 503 of a route that needs the store while none is open (``error``: why, when known)."""
+    reason = error or "the store was closed"
+    return Unavailable(f"The versioned store is not available ({reason}).", reason=reason)
+
+
 class ApiError(tornado.web.HTTPError):
     """An HTTP error that carries the JSON body to send."""
 
@@ -115,8 +121,7 @@ class PachlsHandler(APIHandler):
     def backend(self):
         state = self.state
         if state.backend is None:
-            reason = state.error or "the store was closed"
-            raise Unavailable(f"The versioned store is not available ({reason}).", reason=reason)
+            raise store_unavailable(state.error)
         return state.backend
 
     @property

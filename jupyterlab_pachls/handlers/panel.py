@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable
 import tornado.web
 
 from ..pfs.errors import PfsError
-from .base import ApiError, PachlsHandler, json_errors
+from .base import ApiError, PachlsHandler, json_errors, store_unavailable
 from .mounts import mounts_listing
 from .repos import repos_listing
 from .system import health_json
@@ -34,13 +34,22 @@ class PanelHandler(PachlsHandler):
     @json_errors
     async def get(self) -> None:
         state = self.state
+        # One backend for the whole answer, taken before the first await: a backend switch meanwhile
+        # must not give the new backend's health beside the old one's repos.
+        backend, backend_error = state.backend, state.error
+
+        async def load_repos() -> tuple[bytes, str]:
+            if backend is None:
+                raise store_unavailable(backend_error)
+            return await repos_listing(self, backend)
+
         (repos, repos_error), (mounts, mounts_error) = await asyncio.gather(
-            self.part(lambda: repos_listing(self)), self.part(lambda: mounts_listing(self)))
-        if state.backend is None or repos_error is None:
-            connected, error = repos_error is None, state.error
+            self.part(load_repos), self.part(lambda: mounts_listing(self)))
+        if backend is None or repos_error is None:
+            connected, error = repos_error is None, backend_error
         else:
             connected, error = False, repos_error["message"]
-        health = json.dumps(health_json(state, connected, error)).encode()
+        health = json.dumps(health_json(state, backend, connected, error)).encode()
         mounts_body = json.dumps(mounts).encode() if mounts is not None else b"null"
         errors = json.dumps({name: e for name, e in (("repos", repos_error), ("mounts", mounts_error))
                              if e is not None}).encode()

@@ -9,15 +9,16 @@ import urllib.parse
 import tornado.web
 
 from ..listing import branches_json, repo_json
-from ..pfs import Conflict, InvalidArgument, is_commit_id, normalize_path
+from ..pfs import Backend, Conflict, InvalidArgument, is_commit_id, normalize_path
 from ..pfs.follow import MAX_POLL_INTERVAL, POLL_INTERVAL, BranchFollower
 from .args import branch_arg, check_fields, commit_id_arg, ref_arg, repo_arg, string_field
 from .base import PachlsHandler, json_errors
 
 
-async def repos_listing(handler: PachlsHandler) -> tuple[bytes, str]:
-    """(body, ETag) of the ``GET /repos`` answer, kept while the store is unchanged (a short call)."""
-    return await handler.call(handler.state.repos_listing(handler.backend).load)
+async def repos_listing(handler: PachlsHandler, backend: Backend) -> tuple[bytes, str]:
+    """(body, ETag) of the ``GET /repos`` answer of ``backend`` (the caller's, taken once), kept while
+    the store is unchanged (a short call)."""
+    return await handler.call(handler.state.repos_listing(backend).load)
 
 
 class ReposHandler(PachlsHandler):
@@ -30,7 +31,7 @@ class ReposHandler(PachlsHandler):
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        body, etag = await repos_listing(self)
+        body, etag = await repos_listing(self, self.backend)
         self.send_with_etag(etag, lambda: body)
 
     def compute_etag(self) -> None:

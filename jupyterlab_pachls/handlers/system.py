@@ -31,9 +31,9 @@ async def reachability(handler: PachlsHandler, backend: Any, error: str | None) 
     return True, error
 
 
-def health_json(state, connected: bool, error: str | None) -> dict:
-    """The health report (schema ``Health``), with what is known of the backend's reachability."""
-    backend = state.backend
+def health_json(state, backend: Any, connected: bool, error: str | None) -> dict:
+    """The health report (schema ``Health``) of ``backend`` (the caller's, taken once; None: no store),
+    with what is known of its reachability."""
     return {
         "backend": {
             "kind": getattr(backend, "kind", None),
@@ -53,8 +53,9 @@ class HealthHandler(PachlsHandler):
     @json_errors
     async def get(self) -> None:
         state = self.state
-        connected, error = await reachability(self, state.backend, state.error)
-        self.send_json(health_json(state, connected, error))
+        backend = state.backend  # taken once: a backend switch during the ping must not mix two
+        connected, error = await reachability(self, backend, state.error)
+        self.send_json(health_json(state, backend, connected, error))
 
 
 @functools.lru_cache(maxsize=1)
