@@ -152,6 +152,19 @@ async def test_panel_on_a_cluster(raw_api, api, cluster, pachls_state):
     assert body["mounts"] is not None
 
 
+@pytest.mark.parametrize("route", ["panel", "repos"])
+async def test_if_none_match_is_matched_as_http_says(raw_api, backend, route):
+    """A weak tag (a proxy that compresses the body weakens the ETag), a list and ``*`` match; a list
+    naming other tags does not."""
+    await asyncio.to_thread(backend.create_repo, "images")
+    etag = (await raw_api("GET", route)).headers["ETag"]
+    for sent, code in ((f"W/{etag}", 304), (f'"other", W/{etag}', 304), (f'"other",{etag}', 304), ("*", 304),
+                       ('"other", W/"other"', 200)):
+        response = await raw_api("GET", route, headers={"If-None-Match": sent})
+        assert response.code == code, sent
+        assert response.headers["ETag"] == etag
+
+
 async def test_panel_names_one_backend_across_a_switch(raw_api, api, cluster, pachls_state, monkeypatch):
     """A backend switch while the panel lists the old store: health names the backend whose listing (or
     failure) the answer carries, not the new one put in place meanwhile."""

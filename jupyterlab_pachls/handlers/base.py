@@ -233,11 +233,13 @@ class PachlsHandler(APIHandler):
     # -- answers -------------------------------------------------------------------------------
     def send_with_etag(self, etag: str, body: Callable[[], bytes]) -> None:
         """Answer a JSON body with its ETag, or 304 with no body (``body`` is not even made) when the
-        request's ``If-None-Match`` names that ETag: what the panel polls mostly did not change. A handler
-        using it turns tornado's own ETag (a hash of every body) off: ``compute_etag`` returns None."""
+        request's ``If-None-Match`` names that ETag: what the panel polls mostly did not change. Matched as
+        HTTP says (tornado's ``check_etag_header``): a list, ``*``, and weak ``W/"..."`` tags, which a proxy
+        that compresses the body sends back. A handler using it turns tornado's own ETag (a hash of every
+        body) off: ``compute_etag`` returns None."""
         self.set_header("ETag", etag)
         self.set_header("Cache-Control", "no-cache")
-        if etag in [t.strip() for t in self.request.headers.get("If-None-Match", "").split(",")]:
+        if self.check_etag_header():
             self.set_status(304)
             self.finish()
             return
