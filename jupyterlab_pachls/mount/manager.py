@@ -38,7 +38,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
-from cachetools import LRUCache
+from cachetools import TTLCache
 
 from ..atomic_write import write_json
 from ..pfs.address import is_commit_id, normalize_path, parse_address
@@ -57,6 +57,7 @@ MOUNT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_BRANCH = "master"
 CAS_RETRIES = 20
 BEHIND_COUNTS = 4096  # (base, head) pairs whose distance is kept
+BEHIND_COUNT_AGE = 60.0  # seconds a distance is kept: how long a squash may go unseen
 
 
 @contextmanager
@@ -130,8 +131,9 @@ class MountManager:
         self.cache = ContentCache(self.state_dir / "cache")
         self._lock = threading.RLock()
         self._table_lock = threading.Lock()
-        # commits between a base and a head: fixed once both are (commits never change)
-        self._behind_counts: LRUCache = LRUCache(maxsize=BEHIND_COUNTS)
+        # commits between a base and a head: kept a while only, since a squash re-parents commits
+        # (the same pair then has another distance)
+        self._behind_counts: TTLCache = TTLCache(maxsize=BEHIND_COUNTS, ttl=BEHIND_COUNT_AGE)
         self._behind_lock = threading.Lock()
         self._mounts: dict[str, _Mount] = {}
         self._closed = False
@@ -451,7 +453,10 @@ class MountManager:
                 mount.lock.release()
             try:  # outside the lock: a commit starting now must not wait for the backend's answer
                 if record.commit is None and record.branch:
-                    mount.behind = self._behind(record)
+                    base = record.base  # a commit or refresh may move it meanwhile
+                    behind = self._behind(record, base)
+                    if record.base == base:
+                        mount.behind = behind
             except PfsError as exc:
                 message = exc.message
         error = mount.state == ERROR
@@ -461,33 +466,33 @@ class MountManager:
             behind=0 if error else mount.behind, pending=0 if error else mount.pending,
             mountpoint=str(self.mount_dir / record.name))
 
-    def _behind(self, record: MountRecord) -> int:
-        """Commits on the branch since the base: one branch lookup, and the history read only for a
+    def _behind(self, record: MountRecord, base: str | None) -> int:
+        """Commits on the branch since ``base``: one branch lookup, and the history read only for a
         (base, head) pair not counted before."""
         head = branch_head(self.backend, record)
-        if head is None or head == record.base:
+        if head is None or head == base:
             return 0
-        key = (record.repo, record.base, head)
+        key = (record.repo, base, head)
         with self._behind_lock:
             known = self._behind_counts.get(key)
         if known is None:
-            known = self._count_behind(record, head)
+            known = self._count_behind(record.repo, base, head)
             with self._behind_lock:
                 self._behind_counts[key] = known
         return known
 
-    def _count_behind(self, record: MountRecord, head: str) -> int:
+    def _count_behind(self, repo: str, base: str | None, head: str) -> int:
         count, before = 0, None
         while count < BEHIND_LIMIT:
-            page = self.backend.list_commits(record.repo, head, limit=100, before=before)
+            page = self.backend.list_commits(repo, head, limit=100, before=before)
             for commit in page:
-                if commit.id == record.base:
+                if commit.id == base:
                     return count
                 count += 1
             if len(page) < 100:
                 # the whole history: a mount made before the branch had commits is behind all of it;
                 # otherwise the base is not in the branch's history (the branch was rolled back)
-                return count if record.base is None else -1
+                return count if base is None else -1
             before = page[-1].id
         return count  # at least this many
 
