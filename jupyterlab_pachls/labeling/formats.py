@@ -28,10 +28,12 @@ import os
 import re
 import tempfile
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 from ..pfs.backend import Backend
@@ -191,12 +193,30 @@ def _data_address(data: dict, where: str, label_file: str) -> tuple[str, str, st
     raise InvalidLabelFile(f"{where} is a label file whose {problem}; fix or remove it", path=label_file)
 
 
+def _read_in_order(read: Callable[[str], Any], paths: Iterable[str]) -> Iterator[Any]:
+    """``read(path)`` of each path in order, READ_THREADS at a time on the shared readers. Closed early
+    (a read failed), it waits for the reads under way: none may outlive the export, whose caller may
+    then close the backend under them (SQLite crashes on a connection closed while it runs)."""
+    pending: deque[Future] = deque()
+    try:
+        for path in paths:
+            pending.append(_READERS.submit(read, path))
+            if len(pending) >= 2 * READ_THREADS:  # a bounded window: results wait in memory only so far
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        wait(pending)
+
+
 def _label_items(backend: Backend, repo: str, commit: str) -> list[_Item]:
     paths = [info.path for info in backend.walk(repo, commit, "/") if not info.is_dir and info.path.endswith(SUFFIX)]
     # a few reads at once: on a cluster each is a round trip (1,000 one by one: 25 s against
     # `jupyter pachls serve` on a loaded machine); backends serve concurrent calls anyway
-    found = _READERS.map(lambda path: _label_item(backend, repo, commit, path), paths)
-    items = [item for item in found if item is not None]
+    with closing(_read_in_order(lambda path: _label_item(backend, repo, commit, path), paths)) as found:
+        items = [item for item in found if item is not None]
     items.sort(key=lambda item: item.data_path)
     return items
 

@@ -11,6 +11,10 @@ import csv
 import io
 import os
 import re
+import sys
+import threading
+import time
+import traceback
 import json
 import xml.etree.ElementTree as ElementTree
 import zipfile
@@ -445,3 +449,26 @@ def test_a_label_file_naming_its_data_otherwise_is_refused(store, field, value, 
             render(backend, fmt)
         assert refused.value.code == "invalid_label_file" and refused.value.details["path"] == "/evil.png.json"
         assert f"labels@{backend.inspect_commit('labels', 'master').id}:/evil.png.json" in str(refused.value)
+
+
+def test_a_refused_export_leaves_no_read_running(store):
+    """A read that fails ends the export only once the other reads are done: the caller may close
+    the backend next, and the embedded store's SQLite crashes on a connection closed while in use."""
+    backend, made = store
+    document = json.loads(label_file(made["first"], "/a.png", [(1, 1, [box("cat", 1, 1, 1, 1)])]))
+    document["data"]["commit"] = "master"
+    read = backend.get_file
+
+    def get_file(repo, commit, path, *args, **kwargs):
+        if path != "/a.png.json":
+            time.sleep(0.3)  # the others are still reading when /a.png.json is refused
+        return read(repo, commit, path, *args, **kwargs)
+
+    with backend.commit("labels", "master", message="bad data block") as c:
+        c.put_file("/a.png.json", encode(document))
+    backend.get_file = get_file
+    reading = lambda: [t for t in threading.enumerate() if t.name.startswith("pachls-export-read")
+                       and "get_file" in "".join(traceback.format_stack(sys._current_frames()[t.ident]))]
+    with pytest.raises(InvalidLabelFile):
+        render(backend, "COCO")
+    assert reading() == []
