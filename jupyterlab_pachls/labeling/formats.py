@@ -63,7 +63,7 @@ TREES = ("YOLO", "VOC")
 #: Result types that mark regions of an image (the others hang on text, audio, ... or the whole item).
 IMAGE_REGIONS = {"rectanglelabels", "rectangle", "polygonlabels", "polygon", "keypointlabels", "keypoint",
                  "brushlabels", "brush", "ellipselabels", "ellipse"}
-#: Label files read at once (see ``_label_items``).
+#: Label files read at once (see ``_label_files``).
 READ_THREADS = 8
 #: The threads that read label files, shared by every export and kept: a backend may keep per-thread
 #: state until it closes (the embedded store opens one SQLite connection per thread), so a new pool
@@ -159,11 +159,10 @@ class _Item:
     label_path: str  # /cats/001.png.json
     data_path: str  # /cats/001.png
     address: str  # images@<commit>:/cats/001.png
-    annotations: list
 
 
-def _label_item(backend: Backend, repo: str, commit: str, path: str) -> _Item | None:
-    """The label file at ``path`` as an item; None for any other file kept in the labels repo;
+def _label_item(backend: Backend, repo: str, commit: str, path: str) -> tuple[_Item, list] | None:
+    """The label file at ``path``: its item and annotations; None for any other file kept in the labels repo;
     :class:`InvalidLabelFile` for a label file whose data block is not what a label commit writes."""
     try:
         document = json.loads(backend.get_file(repo, commit, path))
@@ -173,7 +172,8 @@ def _label_item(backend: Backend, repo: str, commit: str, path: str) -> _Item | 
     if not isinstance(data, dict) or document.get("schema") != SCHEMA:
         return None
     data_repo, data_commit, data_file = _data_address(data, f"{repo}@{commit}:{path}", path)
-    return _Item(path, data_file, f"{data_repo}@{data_commit}:{data_file}", list(document.get("annotations") or []))
+    annotations = [a for a in document.get("annotations") or [] if isinstance(a, dict)]
+    return _Item(path, data_file, f"{data_repo}@{data_commit}:{data_file}"), annotations
 
 
 def _data_address(data: dict, where: str, label_file: str) -> tuple[str, str, str]:
@@ -211,60 +211,68 @@ def _read_in_order(read: Callable[[str], Any], paths: Iterable[str]) -> Iterator
         wait(pending)
 
 
-def _label_items(backend: Backend, repo: str, commit: str) -> list[_Item]:
+def _label_files(backend: Backend, repo: str, commit: str) -> Iterator[tuple[_Item, list]]:
+    """Each label file of the commit (item, annotations), one after the other in walk order; a
+    few reads at once: on a cluster each is a round trip (1,000 one by one: 25 s against
+    `jupyter pachls serve` on a loaded machine); backends serve concurrent calls anyway."""
     paths = [info.path for info in backend.walk(repo, commit, "/") if not info.is_dir and info.path.endswith(SUFFIX)]
-    # a few reads at once: on a cluster each is a round trip (1,000 one by one: 25 s against
-    # `jupyter pachls serve` on a loaded machine); backends serve concurrent calls anyway
     with closing(_read_in_order(lambda path: _label_item(backend, repo, commit, path), paths)) as found:
-        items = [item for item in found if item is not None]
-    items.sort(key=lambda item: item.data_path)
-    return items
+        yield from (read for read in found if read is not None)
 
 
-def labeling_config(items: Iterable[_Item], classes: list[str] | None = None) -> tuple[str, list[str]]:
+class LabelingConfig:
     """A Label Studio labeling config that fits the committed annotations (see the module's
-    docstring), and the task data keys its objects read (``image``, ``text``)."""
-    controls: dict[str, dict] = {}  # from_name -> {tag, to, labels}
-    objects: dict[str, str] = {}  # to_name -> Image or Text
-    for item in items:
-        for annotation in item.annotations:
+    docstring), gathered one label file at a time."""
+
+    def __init__(self) -> None:
+        self.controls: dict[str, dict] = {}  # from_name -> {tag, to, labels}
+        self.objects: dict[str, str] = {}  # to_name -> Image or Text
+
+    def add(self, data_path: str, annotations: list) -> None:
+        for annotation in annotations:
             for result in annotation.get("result") or []:
+                if not isinstance(result, dict):
+                    continue
                 kind, source, target = result.get("type"), result.get("from_name"), result.get("to_name")
                 if not all(isinstance(v, str) and re.fullmatch(r"[A-Za-z_][\w.-]*", v) for v in (kind, source, target)):
                     continue  # nothing a converter could name (relations, malformed results)
-                control = controls.setdefault(source, {"tag": CONTROL_BY_TYPE.get(kind, kind), "to": target,
-                                                       "labels": set()})
+                control = self.controls.setdefault(source, {"tag": CONTROL_BY_TYPE.get(kind, kind), "to": target,
+                                                            "labels": set()})
                 if kind.endswith("labels") or kind == "choices":
                     found = (result.get("value") or {}).get(kind) or []
                     control["labels"].update(v for v in found if isinstance(v, str))
                 if kind in IMAGE_REGIONS or "original_width" in result or \
-                        item.data_path.lower().endswith(IMAGE_EXTENSIONS):  # choices carry no image size
-                    objects[target] = "Image"
-                objects.setdefault(target, "Text")
-    # categories are the labels of regions and spans (choices classify the whole item: no category)
-    seen = sorted({label for c in controls.values() if c["tag"].endswith("Labels") for label in c["labels"]})
-    if classes is not None:
-        missing = [label for label in seen if label not in classes]
-        if missing:
-            raise InvalidArgument(f"the labels hold {', '.join(map(repr, missing[:10]))}, which classes "
-                                  "does not list; add them to classes or leave classes out",
-                                  missing=missing[:100], classes=classes)
-    # the category of a label: the id COCO and YOLO give it, the same in every control
-    category = {label: i for i, label in enumerate(classes if classes is not None else seen)}
-    lines = ["<View>"]
-    for name, kind in sorted(objects.items()):
-        lines.append(f'  <{kind} name={quoteattr(name)} value="${kind.lower()}"/>')
-    for name, control in sorted(controls.items()):
-        tag = control["tag"]
-        if tag in ("Choices", "Taxonomy"):
-            children = "".join(f"<Choice value={quoteattr(v)}/>" for v in sorted(control["labels"]))
-        else:  # with classes, every class (ids fixed whichever labels this commit happens to use)
-            labels = category if classes is not None and tag.endswith("Labels") else sorted(control["labels"])
-            children = "".join(f'<Label value={quoteattr(v)} category="{category[v]}"/>' for v in labels)
-        lines.append(f"  <{tag} name={quoteattr(name)} toName={quoteattr(control['to'])}>{children}</{tag}>")
-    lines.append("</View>")
-    # no result at all (every annotation empty): the data file is still named, under "data"
-    return "\n".join(lines), sorted({kind.lower() for kind in objects.values()}) or ["data"]
+                        data_path.lower().endswith(IMAGE_EXTENSIONS):  # choices carry no image size
+                    self.objects[target] = "Image"
+                self.objects.setdefault(target, "Text")
+
+    def render(self, classes: list[str] | None = None) -> tuple[str, list[str]]:
+        """The config, and the task data keys its objects read (``image``, ``text``)."""
+        controls, objects = self.controls, self.objects
+        # categories are the labels of regions and spans (choices classify the whole item: no category)
+        seen = sorted({label for c in controls.values() if c["tag"].endswith("Labels") for label in c["labels"]})
+        if classes is not None:
+            missing = [label for label in seen if label not in classes]
+            if missing:
+                raise InvalidArgument(f"the labels hold {', '.join(map(repr, missing[:10]))}, which classes "
+                                      "does not list; add them to classes or leave classes out",
+                                      missing=missing[:100], classes=classes)
+        # the category of a label: the id COCO and YOLO give it, the same in every control
+        category = {label: i for i, label in enumerate(classes if classes is not None else seen)}
+        lines = ["<View>"]
+        for name, kind in sorted(objects.items()):
+            lines.append(f'  <{kind} name={quoteattr(name)} value="${kind.lower()}"/>')
+        for name, control in sorted(controls.items()):
+            tag = control["tag"]
+            if tag in ("Choices", "Taxonomy"):
+                children = "".join(f"<Choice value={quoteattr(v)}/>" for v in sorted(control["labels"]))
+            else:  # with classes, every class (ids fixed whichever labels this commit happens to use)
+                labels = category if classes is not None and tag.endswith("Labels") else sorted(control["labels"])
+                children = "".join(f'<Label value={quoteattr(v)} category="{category[v]}"/>' for v in labels)
+            lines.append(f"  <{tag} name={quoteattr(name)} toName={quoteattr(control['to'])}>{children}</{tag}>")
+        lines.append("</View>")
+        # no result at all (every annotation empty): the data file is still named, under "data"
+        return "\n".join(lines), sorted({kind.lower() for kind in objects.values()}) or ["data"]
 
 
 def _kinds(config: str) -> str:
@@ -277,18 +285,19 @@ def _kinds(config: str) -> str:
     return "; ".join(said) or "no annotation results"
 
 
-def _task(index: int, item: _Item, data_keys: list[str], value: str) -> dict:
-    annotations = []
-    for annotation in item.annotations:
+def _converter_annotations(annotations: list) -> list[dict]:
+    """A label file's annotations as Label Studio's export gives them to the converter."""
+    found = []
+    for annotation in annotations:
         created_by, updated_by = authors(annotation)
-        annotations.append({
+        found.append({
             "id": annotation.get("id"), "completed_by": created_by, "updated_by": updated_by,
             # the converter sorts annotations by created_at: None < None is a TypeError, "" sorts first
             "result": annotation.get("result") or [], "created_at": annotation.get("created_at") or "",
             "updated_at": annotation.get("updated_at"), "lead_time": annotation.get("lead_time"),
             "was_cancelled": bool(annotation.get("was_cancelled")),
         })
-    return {"id": index, "data": {key: value for key in data_keys}, "annotations": annotations}
+    return found
 
 
 def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
@@ -303,17 +312,25 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
     commit = backend.inspect_commit(repo, ref)
     if commit.finished is None:
         raise Conflict(f"{repo}@{commit.id} is still open; export a finished commit", commit=commit.id)
-    items = _label_items(backend, repo, commit.id)
-    if not items:
-        raise NotLabels(f"{repo}@{commit.id} holds no label file (a <data path>.json written by a label "
-                        "commit): it is not a label commit", repo=repo, commit=commit.id)
-    config, data_keys = labeling_config(items, classes)
-
-    from label_studio_sdk.converter import Converter  # numpy, pandas, PIL: loaded on first export only
-
     scratch = tempfile.TemporaryDirectory(prefix="pachls-export-", dir=workdir)
     try:
         root = Path(scratch.name)
+        # One label file at a time: its annotations go to a scratch file, what the config needs is kept,
+        # and of the item only its names (data path and address), so memory does not grow with the labels.
+        facts, items, annotation_count = LabelingConfig(), [], 0
+        with open(root / "annotations.jsonl", "w", encoding="utf-8") as lines:
+            for item, annotations in _label_files(backend, repo, commit.id):
+                facts.add(item.data_path, annotations)
+                lines.write(json.dumps(_converter_annotations(annotations)) + "\n")
+                items.append(item)
+                annotation_count += len(annotations)
+        if not items:
+            raise NotLabels(f"{repo}@{commit.id} holds no label file (a <data path>.json written by a label "
+                            "commit): it is not a label commit", repo=repo, commit=commit.id)
+        config, data_keys = facts.render(classes)
+
+        from label_studio_sdk.converter import Converter  # numpy, pandas, PIL: loaded on first export only
+
         # the converter looks for uploads under upload_dir; an empty one keeps it off Label Studio's data dir
         (root / "uploads").mkdir()
         converter = Converter(config, project_dir=None, upload_dir=str(root / "uploads"), download_resources=False)
@@ -322,29 +339,39 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
             raise FormatMismatch(f"{fmt.name} needs {fmt.needs}; the labels of {repo}@{commit.id} are "
                                  f"{_kinds(config)} (formats that fit: {', '.join(fits)})",
                                  format=fmt.name, fits=fits)
-        placeholders = root / "items"
-        if fmt.name in ("COCO",) + TREES:
-            # The converter keeps a path that exists as it is and rewrites any other into a cache name;
-            # an empty file per item (never an image: sizes come from the annotations) maps back exactly.
-            placeholders.mkdir()
-            for index in range(len(items)):
-                (placeholders / str(index)).touch()
-            values = [str(placeholders / str(index)) for index in range(len(items))]
-        else:
-            values = [item.address for item in items]
         tasks = root / "tasks.json"
-        tasks.write_text(json.dumps([_task(i, item, data_keys, values[i]) for i, item in enumerate(items)]))
+        _write_tasks(tasks, root / "annotations.jsonl", items, data_keys,
+                     root / "items" if fmt.name in ("COCO",) + TREES else None)
         converted = root / "converted"
         converter.convert(str(tasks), str(converted), fmt.name, is_dir=False)
         out = root / export_filename(repo, commit.id, fmt)
         finish = {"COCO": _finish_coco, "YOLO": _finish_yolo, "VOC": _finish_voc}.get(fmt.name, _finish_file)
         finish(converted, out, items, repo=repo, commit=commit)
         return LabelExport(path=out, filename=out.name, media_type=fmt.media_type, repo=repo, commit=commit.id,
-                           label_files=len(items), annotations=sum(len(i.annotations) for i in items),
-                           _scratch=scratch)
+                           label_files=len(items), annotations=annotation_count, _scratch=scratch)
     except BaseException:
         scratch.cleanup()
         raise
+
+
+def _write_tasks(tasks: Path, annotations: Path, items: list[_Item], data_keys: list[str],
+                 placeholders: Path | None) -> None:
+    """The tasks JSON array the converter reads (with ijson, one task at a time), written one task at
+    a time from the annotations file. With ``placeholders``, each task's data names an empty file there
+    instead of the address: the converter keeps a path that exists as it is and rewrites any other into
+    a cache name; ``items/<index>`` (never an image: sizes come from the annotations) maps back exactly."""
+    if placeholders is not None:
+        placeholders.mkdir()
+    with open(annotations, encoding="utf-8") as lines, open(tasks, "w", encoding="utf-8") as out:
+        out.write("[")
+        for index, (item, line) in enumerate(zip(items, lines, strict=True)):
+            value = item.address
+            if placeholders is not None:
+                (placeholders / str(index)).touch()
+                value = str(placeholders / str(index))
+            data = json.dumps({key: value for key in data_keys})
+            out.write(f'{"," if index else ""}\n{{"id": {index}, "data": {data}, "annotations": {line.rstrip()}}}')
+        out.write("\n]")
 
 
 def _index(path: object) -> int:
@@ -433,5 +460,5 @@ def _finish_voc(converted: Path, out: Path, items: list[_Item], *, repo: str, co
     _zip_tree(out, files, {"sources.json": _sources(indices, items, repo, commit)}, commit.finished)
 
 
-__all__ = ["FORMATS", "TREES", "ExportFormat", "FormatMismatch", "InvalidLabelFile", "LabelExport", "NotLabels", "check_classes",
-           "export_filename", "export_format", "export_labels", "labeling_config"]
+__all__ = ["FORMATS", "TREES", "ExportFormat", "FormatMismatch", "InvalidLabelFile", "LabelExport", "LabelingConfig", "NotLabels", "check_classes",
+           "export_filename", "export_format", "export_labels"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import io
 import os
 import re
@@ -25,7 +26,8 @@ from pycocotools.coco import COCO
 
 from jupyterlab_pachls import connect
 from jupyterlab_pachls.client import ServerClient
-from jupyterlab_pachls.labeling.formats import READ_THREADS, FormatMismatch, InvalidLabelFile, NotLabels, export_labels, labeling_config
+from jupyterlab_pachls.labeling.formats import (READ_THREADS, FormatMismatch, InvalidLabelFile, LabelingConfig,
+                                                NotLabels, export_labels)
 from jupyterlab_pachls.labeling.labelfile import encode, label_document
 from jupyterlab_pachls.magics import PachlsMagics
 from jupyterlab_pachls.pfs import InvalidArgument, LocalBackend, NotFound, PfsError, Provenance
@@ -280,12 +282,10 @@ def test_bad_inputs_are_typed_errors(store, tmp_path):
 
 
 def test_the_config_is_rebuilt_from_the_annotations():
-    from jupyterlab_pachls.labeling.formats import _Item
-
-    items = [_Item("/a.png.json", "/a.png", "images@c:/a.png", [
-        {"result": [box("cat", 1, 1, 1, 1), {"from_name": "choice", "to_name": "image", "type": "choices",
-                                            "value": {"choices": ["blurry"]}}]}])]
-    config, keys = labeling_config(items)
+    facts = LabelingConfig()
+    facts.add("/a.png", [{"result": [box("cat", 1, 1, 1, 1), {"from_name": "choice", "to_name": "image",
+                                                               "type": "choices", "value": {"choices": ["blurry"]}}]}])
+    config, keys = facts.render()
     assert keys == ["image"]
     assert '<Image name="image" value="$image"/>' in config
     assert '<RectangleLabels name="label" toName="image"><Label value="cat" category="0"/></RectangleLabels>' in config
@@ -472,3 +472,27 @@ def test_a_refused_export_leaves_no_read_running(store):
     with pytest.raises(InvalidLabelFile):
         render(backend, "COCO")
     assert reading() == []
+
+
+def test_label_files_are_not_all_held_at_once(store):
+    """An export reads one label file after the other into a scratch file: while the last is read, the
+    annotations of the earlier ones are no longer in memory (a few reads at once only)."""
+    backend, made = store
+    many = 200
+    with backend.commit("labels", "master", message="many") as c:
+        for i in range(many):
+            c.put_file(f"/many/{i:03}.png.json", label_file(made["first"], f"/many/{i:03}.png",
+                                                             [(1, 1, [box("cat", 1, 1, 1, 1, region="held")])]))
+    read = backend.get_file
+    held = []
+
+    def get_file(repo, commit, path, *args, **kwargs):
+        if path == f"/many/{many - 1:03}.png.json":
+            gc.collect()
+            held.append(sum(1 for o in gc.get_objects() if type(o) is dict and o.get("id") == "held"))
+        return read(repo, commit, path, *args, **kwargs)
+
+    backend.get_file = get_file
+    document = json.loads(render(backend, "JSON_MIN"))
+    assert len(document) == many + 3  # every label file is in the export
+    assert held and held[0] <= 4 * READ_THREADS
