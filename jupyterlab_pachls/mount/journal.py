@@ -173,8 +173,11 @@ class CommitJournal:
                 overlay.close()
         elif (self.stage_dir / "index.json").exists() and target.is_dir() and not target.is_symlink():
             workspace = DirectoryWorkspace(target, self.stage_dir, old_tree)
-            workspace.open()
-            tree = self.catch_up(workspace, note)
+            try:
+                workspace.open()
+                tree = self.catch_up(workspace, note)
+            finally:
+                workspace.close()
         else:
             tree = self._tree(landed_id)
         moved = record.base != landed_id

@@ -175,7 +175,7 @@ class DirectoryWorkspace:
         self.hashes = HashCache()
         self.index: dict[str, list] = {}
         self.unsupported: list[str] = []
-        self.watch = TreeWatch()
+        self.watch: TreeWatch | None = None  # opened by the first pending_count (an inotify instance)
         self._counted: int | None = None  # changes found by the last scan, while nothing changed since
 
     # -- setup -----------------------------------------------------------------------
@@ -217,7 +217,8 @@ class DirectoryWorkspace:
         stack = [base]
         while stack:
             current = stack.pop()
-            self.watch.watch(current)  # before reading it: a change from here on is reported
+            if self.watch is not None:
+                self.watch.watch(current)  # before reading it: a change from here on is reported
             try:
                 it = os.scandir(current)
             except (FileNotFoundError, NotADirectoryError):
@@ -247,13 +248,17 @@ class DirectoryWorkspace:
         """How many changes ``changes()`` finds, scanning only if something may have changed below
         the directory since the last scan (see the module doc)."""
         with self.lock:
+            if self.watch is None:
+                self.watch = TreeWatch()
+                self._counted = None  # the scan below watches what it reads
             if self.watch.changed() or self._counted is None:
                 self.changes()
             return self._counted
 
     def changes(self) -> list[Change]:
         with self.lock:
-            self.watch.changed()  # what happened before this scan; what happens during it stays reported
+            if self.watch is not None:
+                self.watch.changed()  # what happened before this scan; what happens during it stays reported
             self._counted = None
             result: list[Change] = []
             seen: set[str] = set()
@@ -374,4 +379,7 @@ class DirectoryWorkspace:
         shutil.rmtree(self.state, ignore_errors=True)
 
     def close(self) -> None:
-        self.watch.close()
+        with self.lock:
+            if self.watch is not None:
+                self.watch.close()
+                self.watch = None
