@@ -17,30 +17,34 @@ from typing import Any, Callable
 
 from cachetools import LRUCache
 
-#: JSON of finished commits by (repo, id), with the Commit it was made from: a listing of
-#: thousands of branches mostly shows the same commits request after request, and a commit whose
-#: metadata was edited since is a different value (JSON made again). Least recently used go first.
-_COMMIT_JSON: LRUCache[tuple[str, str], tuple[Any, dict]] = LRUCache(200_000)
-_COMMIT_JSON_LOCK = threading.Lock()  # listings are built on several worker threads
+#: JSON of each branch's finished head by (repo, branch), with the Commit it was made from: a
+#: listing of thousands of branches mostly shows the same heads request after request. Keyed by
+#: branch, not by commit, so a stream of commits replaces entries instead of adding them (the
+#: server's memory stays flat); a head whose metadata was edited since is a different value (JSON
+#: made again). Least recently used (deleted branches) go first.
+_HEAD_JSON: LRUCache[tuple[str, str], tuple[Any, dict]] = LRUCache(200_000)
+_HEAD_JSON_LOCK = threading.Lock()  # listings are built on several worker threads
 
 
-def commit_json(commit) -> dict:
-    if commit.finished is None:
-        return commit.to_json()
-    key = (commit.repo, commit.id)
-    with _COMMIT_JSON_LOCK:
-        found = _COMMIT_JSON.get(key)
-    if found is not None and (found[0] is commit or found[0] == commit):
+def head_json(branch) -> dict | None:
+    head = branch.head
+    if head is None:
+        return None
+    if head.finished is None:
+        return head.to_json()
+    key = (branch.repo, branch.name)
+    with _HEAD_JSON_LOCK:
+        found = _HEAD_JSON.get(key)
+    if found is not None and (found[0] is head or found[0] == head):
         return found[1]
-    made = commit.to_json()
-    with _COMMIT_JSON_LOCK:
-        _COMMIT_JSON[key] = (commit, made)
+    made = head.to_json()
+    with _HEAD_JSON_LOCK:
+        _HEAD_JSON[key] = (head, made)
     return made
 
 
 def branch_json(branch) -> dict:
-    return {"repo": branch.repo, "name": branch.name,
-            "head": commit_json(branch.head) if branch.head is not None else None}
+    return {"repo": branch.repo, "name": branch.name, "head": head_json(branch)}
 
 
 def branches_json(branches) -> list[dict]:

@@ -102,20 +102,21 @@ def test_commit_metadata_edited_by_another_process_is_seen(tmp_path):
 
 
 # -- the repos listing ----------------------------------------------------------------------------
-def test_commit_json_cache_holds_its_limit_and_follows_edits(tmp_path, monkeypatch):
-    monkeypatch.setattr(listing, "_COMMIT_JSON", LRUCache(10))
+def test_head_json_cache_holds_one_entry_per_branch_and_follows_edits(tmp_path, monkeypatch):
+    monkeypatch.setattr(listing, "_HEAD_JSON", LRUCache(10))
     backend = LocalBackend(tmp_path / "store")
     backend.create_repo("data")
-    commits = []
-    for n in range(100):
+    for n in range(100):  # a stream of commits replaces the branch's entry, never adds one
         with backend.commit("data", "master", message=f"c{n}") as c:
             c.put_file("/a", str(n).encode())
-        commits.append(c.finished)
-        assert listing.commit_json(c.finished)["message"] == f"c{n}"
-        assert len(listing._COMMIT_JSON) <= 10
-    assert len(listing._COMMIT_JSON) == 10
-    edited = backend.set_commit_metadata("data", commits[-1].id, {"k": "v"})
-    assert listing.commit_json(edited)["metadata"] == {"k": "v"}
+        assert listing.branch_json(backend.inspect_branch("data", "master"))["head"]["message"] == f"c{n}"
+        assert len(listing._HEAD_JSON) == 1
+    for n in range(20):  # more branches than the limit: the least recently used go
+        backend.create_branch("data", f"b{n}", head="master")
+        assert listing.branch_json(backend.inspect_branch("data", f"b{n}"))["head"]["id"] == c.finished.id
+        assert len(listing._HEAD_JSON) <= 10
+    backend.set_commit_metadata("data", c.finished.id, {"k": "v"})
+    assert listing.branch_json(backend.inspect_branch("data", "master"))["head"]["metadata"] == {"k": "v"}
     backend.close()
 
 

@@ -74,7 +74,7 @@ SMALL_BLOB = 64 << 10  # written in place; larger blobs go through tmp/ and a re
 GC_REFRESH_SECONDS = 600
 FLUSH_ROWS = 4096  # staged rows buffered in memory before they are written
 BUSY_TIMEOUT_MS = 60_000
-COMMIT_CACHE = 100_000  # finished commits kept as values (least recently used dropped first)
+COMMIT_CACHE = 20_000  # finished commits kept as values (least recently used dropped first): ~1 KiB each
 CHAIN_CACHE = 20_000  # chains of the commits read most recently
 
 SCHEMA = """
