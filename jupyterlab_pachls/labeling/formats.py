@@ -60,9 +60,13 @@ FORMATS = {f.name: f for f in (
 )}
 #: Formats whose converter output is a tree of files (sent as one zip).
 TREES = ("YOLO", "VOC")
+#: Formats of regions on images, with categories (or classes) of regions.
+DETECTIONS = ("COCO", "YOLO", "VOC")
 #: Result types that mark regions of an image (the others hang on text, audio, ... or the whole item).
 IMAGE_REGIONS = {"rectanglelabels", "rectangle", "polygonlabels", "polygon", "keypointlabels", "keypoint",
                  "brushlabels", "brush", "ellipselabels", "ellipse"}
+#: Controls that classify the whole item: no region, so no category of a detection format.
+CLASSIFICATIONS = ("Choices", "Taxonomy")
 #: Label files read at once (see ``_label_files``).
 READ_THREADS = 8
 #: The threads that read label files, shared by every export and kept: a backend may keep per-thread
@@ -246,8 +250,9 @@ class LabelingConfig:
                     self.objects[target] = "Image"
                 self.objects.setdefault(target, "Text")
 
-    def render(self, classes: list[str] | None = None) -> tuple[str, list[str]]:
-        """The config, and the task data keys its objects read (``image``, ``text``)."""
+    def render(self, classes: list[str] | None = None, *, regions_only: bool = False) -> tuple[str, list[str]]:
+        """The config, and the task data keys its objects read (``image``, ``text``). ``regions_only``
+        leaves out choices: the converter would make their values COCO categories and YOLO classes."""
         controls, objects = self.controls, self.objects
         # categories are the labels of regions and spans (choices classify the whole item: no category)
         seen = sorted({label for c in controls.values() if c["tag"].endswith("Labels") for label in c["labels"]})
@@ -264,7 +269,9 @@ class LabelingConfig:
             lines.append(f'  <{kind} name={quoteattr(name)} value="${kind.lower()}"/>')
         for name, control in sorted(controls.items()):
             tag = control["tag"]
-            if tag in ("Choices", "Taxonomy"):
+            if tag in CLASSIFICATIONS and regions_only:
+                continue
+            if tag in CLASSIFICATIONS:
                 children = "".join(f"<Choice value={quoteattr(v)}/>" for v in sorted(control["labels"]))
             else:  # with classes, every class (ids fixed whichever labels this commit happens to use)
                 labels = category if classes is not None and tag.endswith("Labels") else sorted(control["labels"])
@@ -339,9 +346,12 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
             raise FormatMismatch(f"{fmt.name} needs {fmt.needs}; the labels of {repo}@{commit.id} are "
                                  f"{_kinds(config)} (formats that fit: {', '.join(fits)})",
                                  format=fmt.name, fits=fits)
+        if fmt.name in DETECTIONS:  # checked above with the choices: COCO of image classification is refused
+            converter = Converter(facts.render(classes, regions_only=True)[0], project_dir=None,
+                                  upload_dir=str(root / "uploads"), download_resources=False)
         tasks = root / "tasks.json"
         _write_tasks(tasks, root / "annotations.jsonl", items, data_keys,
-                     root / "items" if fmt.name in ("COCO",) + TREES else None)
+                     root / "items" if fmt.name in DETECTIONS else None)
         converted = root / "converted"
         converter.convert(str(tasks), str(converted), fmt.name, is_dir=False)
         out = root / export_filename(repo, commit.id, fmt)
@@ -460,5 +470,5 @@ def _finish_voc(converted: Path, out: Path, items: list[_Item], *, repo: str, co
     _zip_tree(out, files, {"sources.json": _sources(indices, items, repo, commit)}, commit.finished)
 
 
-__all__ = ["FORMATS", "TREES", "ExportFormat", "FormatMismatch", "InvalidLabelFile", "LabelExport", "LabelingConfig", "NotLabels", "check_classes",
-           "export_filename", "export_format", "export_labels"]
+__all__ = ["DETECTIONS", "FORMATS", "TREES", "ExportFormat", "FormatMismatch", "InvalidLabelFile", "LabelExport",
+           "LabelingConfig", "NotLabels", "check_classes", "export_filename", "export_format", "export_labels"]

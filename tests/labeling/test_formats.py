@@ -496,3 +496,25 @@ def test_label_files_are_not_all_held_at_once(store):
     document = json.loads(render(backend, "JSON_MIN"))
     assert len(document) == many + 3  # every label file is in the export
     assert held and held[0] <= 4 * READ_THREADS
+
+
+def test_choices_are_not_categories_of_regions(store):
+    """Boxes plus a whole-image choice (``blurry``): the choice is no COCO category, YOLO class or VOC object."""
+    backend, made = store
+    blurry = {"id": "c", "from_name": "quality", "to_name": "image", "type": "choices",
+              "value": {"choices": ["blurry"]}}
+    with backend.commit("labels", "master", message="boxes and a choice") as c:
+        c.put_file("/cats/001.png.json", label_file(made["first"], "/cats/001.png",
+                                                    [(1, 1, [box("cat", 10, 20, 30, 40), blurry])]))
+    coco = json.loads(render(backend, "COCO"))
+    assert [c["name"] for c in coco["categories"]] == ["cat", "dog"]
+    assert {a["category_id"] for a in coco["annotations"]} <= {0, 1}
+    yolo = zipfile.ZipFile(io.BytesIO(render(backend, "YOLO")))
+    assert yolo.read("classes.txt").decode() == "cat\ndog\n"
+    assert [c["name"] for c in json.loads(yolo.read("notes.json"))["categories"]] == ["cat", "dog"]
+    voc = zipfile.ZipFile(io.BytesIO(render(backend, "VOC")))
+    names = [o.findtext("name") for o in ElementTree.fromstring(voc.read("Annotations/cats/001.xml")).iter("object")]
+    assert names == ["cat"]
+    # what classifies the whole image stays in the formats that carry it
+    (record,) = [r for r in json.loads(render(backend, "JSON_MIN")) if r["image"].endswith("/cats/001.png")]
+    assert record["quality"] == "blurry"
