@@ -402,8 +402,19 @@ def _categories(categories: list[dict]) -> list[dict]:
 def _finish_coco(converted: Path, out: Path, items: list[_Item], *, repo: str, commit) -> None:
     document = json.loads((converted / "result.json").read_text())
     document["categories"] = _categories(document["categories"])
+    # the converter gives each annotation its image: one per file (its annotations all on it), and only
+    # with a size (an annotation without regions gives none: COCO readers need it, and no image is read)
+    images: dict[str, dict] = {}
+    image_of: dict[int, int] = {}
     for image in document["images"]:
-        image["file_name"] = items[_index(image["file_name"])].address
+        address = items[_index(image["file_name"])].address
+        first = images.setdefault(address, dict(image, file_name=address))
+        image_of[image["id"]] = first["id"]
+        if first["width"] is None or first["height"] is None:
+            first.update(width=image["width"], height=image["height"])
+    for annotation in document["annotations"]:
+        annotation["image_id"] = image_of[annotation["image_id"]]
+    document["images"] = [image for image in images.values() if image["width"] is not None and image["height"] is not None]
     # what the labels are, and the same bytes for the same commit (the converter stamps the time now)
     document["info"].update(description=f"{repo}@{commit.id}", date_created=commit.finished.isoformat(),
                             year=commit.finished.year)

@@ -518,3 +518,24 @@ def test_choices_are_not_categories_of_regions(store):
     # what classifies the whole image stays in the formats that carry it
     (record,) = [r for r in json.loads(render(backend, "JSON_MIN")) if r["image"].endswith("/cats/001.png")]
     assert record["quality"] == "blurry"
+
+
+def test_coco_has_one_image_per_file_and_only_sized_ones(store, tmp_path):
+    """Two annotators on one image: one COCO image with both's boxes. An annotation without regions
+    gives no image size: that image is left out (COCO readers need width and height)."""
+    backend, made = store
+    with backend.commit("labels", "master", message="two annotators, one empty") as c:
+        c.put_file("/cats/001.png.json", label_file(made["first"], "/cats/001.png",
+                                                    [(1, 1, [box("cat", 10, 20, 30, 40)]),
+                                                     (2, 2, [box("dog", 50, 50, 10, 10)])]))
+        c.put_file("/dogs/001.png.json", label_file(made["first"], "/dogs/001.png", [(3, 1, [])]))
+    path = tmp_path / "coco.json"
+    path.write_bytes(render(backend, "COCO"))
+    coco = COCO(str(path))
+    names = [image["file_name"] for image in coco.dataset["images"]]
+    assert sorted(names) == sorted([made["address"]["/cats/001.png"], made["address"]["/cats/002.png"]])
+    assert all(image["width"] == WIDTH and image["height"] == HEIGHT for image in coco.dataset["images"])
+    (cats,) = [image["id"] for image in coco.dataset["images"] if image["file_name"].endswith("/cats/001.png")]
+    boxes = coco.loadAnns(coco.getAnnIds(imgIds=[cats]))
+    assert sorted(coco.cats[a["category_id"]]["name"] for a in boxes) == ["cat", "dog"]
+    assert len(coco.dataset["annotations"]) == 3
