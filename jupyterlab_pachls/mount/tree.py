@@ -190,7 +190,11 @@ class ContentCache:
             fd = os.open(self.path(digest), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:  # never downloaded, or removed since
             return None
-        self._keep(digest)
+        try:
+            self._keep(digest)
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     def _open(self, backend: Backend, repo: str, commit: str, info: FileInfo) -> tuple[str, int]:
@@ -278,17 +282,24 @@ class ContentCache:
                 raise
         finally:
             tmp.unlink(missing_ok=True)
-        if info.hash and info.content_sha256 is None:
-            self._remember(backend, info, got)
-        self._keep(got, size)
+        try:
+            if info.hash and info.content_sha256 is None:
+                self._remember(backend, info, got)
+            self._keep(got, size)
+        except BaseException:  # the disk full, say: the caller never sees the descriptor
+            os.close(fd)
+            raise
         return got, fd
 
     def _remember(self, backend: Backend, info: FileInfo, digest: str) -> None:
         target = self._id_file(backend, info)
         target.parent.mkdir(exist_ok=True)
         tmp = self.root / "tmp" / uuid.uuid4().hex
-        tmp.write_text(f"{digest} {info.size}")
-        os.replace(tmp, target)
+        try:
+            tmp.write_text(f"{digest} {info.size}")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 class CommitTree:

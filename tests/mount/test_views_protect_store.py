@@ -13,6 +13,7 @@ file is removed right after it was found, and hashing never downloads a file aga
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -195,6 +196,45 @@ def test_hashing_an_evicted_file_does_not_download_it_again(cluster, tmp_path):
     assert downloads == ["/a.txt", "/b.txt"]
     assert tree.content_hash("/a.txt") == digest_a
     assert downloads == ["/a.txt", "/b.txt"]  # known from its first download
+
+
+def descriptors_into(directory) -> list[str]:
+    fds = "/proc/self/fd"
+    found = []
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(f"{fds}/{fd}")
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+        if target.startswith(str(directory) + "/"):
+            found.append(target)
+    return found
+
+
+def disk_full(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("failing", ["_remember", "_keep"])
+def test_a_download_failing_after_its_file_is_opened_leaves_no_descriptor(cluster, tmp_path, monkeypatch, failing):
+    backend, commit, _downloads = cluster
+    cache = ContentCache(tmp_path / "cache")
+    tree = CommitTree(backend, "data", commit, cache)
+    monkeypatch.setattr(cache, failing, disk_full)
+    with pytest.raises(OSError):
+        tree.open_file("/a.txt")
+    assert descriptors_into(tmp_path / "cache") == []
+
+
+def test_a_cached_file_failing_after_it_is_opened_leaves_no_descriptor(cluster, tmp_path, monkeypatch):
+    backend, commit, _downloads = cluster
+    cache = ContentCache(tmp_path / "cache")
+    tree = CommitTree(backend, "data", commit, cache)
+    os.close(tree.open_file("/a.txt"))
+    monkeypatch.setattr(cache, "_keep", disk_full)
+    with pytest.raises(OSError):
+        tree.open_file("/a.txt")
+    assert descriptors_into(tmp_path / "cache") == []
 
 
 if __name__ == "__main__":  # the child process of run_as
