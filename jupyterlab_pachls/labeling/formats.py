@@ -14,7 +14,14 @@ project), and the converter needs its tags and label names. They are rebuilt fro
 annotations: one control per ``from_name`` with its type and the label values seen, on an Image
 object when the results are image regions (they carry the image's size) or the data files are
 images, else on a Text object.
-Category ids (COCO, YOLO) follow ``classes`` when given, else the label names sorted.
+Category ids (COCO, YOLO) follow ``classes`` when given, else the label names sorted; choices
+classify the whole item and are no category (COCO, YOLO and VOC leave them out).
+
+Label files are read a few at a time and written one by one to scratch files (memory does not grow
+with them, but for one name pair per file). The converter reads the tasks one at a time and writes
+CSV and JSON_MIN row by row, but builds its COCO document in memory (and ``_finish_coco`` reads it
+whole again to name the images). COCO has one image per data file, and only images with a size (an
+annotation without regions gives none).
 
 COCO, CSV and JSON_MIN are one file; YOLO and VOC are a tree, sent as a zip whose label files
 mirror the data paths (``labels/cats/001.txt`` for ``/cats/001.png``, where the converter would
@@ -106,20 +113,23 @@ def export_format(name: object) -> ExportFormat:
 
 
 def check_classes(classes: object) -> list[str] | None:
-    """``classes`` as given (None: none given), or InvalidArgument: distinct non-empty names."""
+    """``classes`` without the spaces around each name (``cat, dog`` over REST), None when not given;
+    InvalidArgument unless distinct non-empty names."""
     if classes is None:
         return None
     if not isinstance(classes, (list, tuple)) or not classes or \
             not all(isinstance(c, str) and c.strip() and len(c) <= 200 and "," not in c for c in classes):
         # no comma: over REST and in %pachls classes travel comma-separated
         raise InvalidArgument("classes must be a non-empty list of label names (without commas)", field="classes")
+    classes = [name.strip() for name in classes]
     if len(set(classes)) != len(classes):
         raise InvalidArgument("classes must be distinct", field="classes", classes=list(classes))
     return list(classes)
 
 
 def export_filename(repo: str, commit: str, fmt: ExportFormat) -> str:
-    """``labels-<commit[:12]>-coco.json``: what a download is called unless told otherwise."""
+    """``<repo>-<commit[:12]>-<format>.<suffix>`` (``labels-0123456789ab-coco.json``; a project's repo
+    ``proj_labels-…``): what a download is called unless told otherwise."""
     return f"{repo.replace('/', '_')}-{commit[:12]}-{fmt.name.lower()}{fmt.suffix}"
 
 
@@ -130,10 +140,6 @@ class LabelExport:
     path: Path
     filename: str
     media_type: str
-    repo: str
-    commit: str
-    label_files: int
-    annotations: int
     _scratch: Any = field(repr=False, default=None)
 
     @property
@@ -308,7 +314,7 @@ def _converter_annotations(annotations: list) -> list[dict]:
 
 
 def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
-                  classes: list[str] | None = None, workdir: str | None = None) -> LabelExport:
+                  classes: list[str] | None = None) -> LabelExport:
     """Render the label files of ``repo@ref`` as ``format`` (see :data:`FORMATS`) into one file.
 
     NotFound for an unknown repo or ref, :class:`NotLabels` when the commit holds no label file,
@@ -319,18 +325,17 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
     commit = backend.inspect_commit(repo, ref)
     if commit.finished is None:
         raise Conflict(f"{repo}@{commit.id} is still open; export a finished commit", commit=commit.id)
-    scratch = tempfile.TemporaryDirectory(prefix="pachls-export-", dir=workdir)
+    scratch = tempfile.TemporaryDirectory(prefix="pachls-export-")
     try:
         root = Path(scratch.name)
         # One label file at a time: its annotations go to a scratch file, what the config needs is kept,
         # and of the item only its names (data path and address), so memory does not grow with the labels.
-        facts, items, annotation_count = LabelingConfig(), [], 0
+        facts, items = LabelingConfig(), []
         with open(root / "annotations.jsonl", "w", encoding="utf-8") as lines:
             for item, annotations in _label_files(backend, repo, commit.id):
                 facts.add(item.data_path, annotations)
                 lines.write(json.dumps(_converter_annotations(annotations)) + "\n")
                 items.append(item)
-                annotation_count += len(annotations)
         if not items:
             raise NotLabels(f"{repo}@{commit.id} holds no label file (a <data path>.json written by a label "
                             "commit): it is not a label commit", repo=repo, commit=commit.id)
@@ -357,8 +362,7 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
         out = root / export_filename(repo, commit.id, fmt)
         finish = {"COCO": _finish_coco, "YOLO": _finish_yolo, "VOC": _finish_voc}.get(fmt.name, _finish_file)
         finish(converted, out, items, repo=repo, commit=commit)
-        return LabelExport(path=out, filename=out.name, media_type=fmt.media_type, repo=repo, commit=commit.id,
-                           label_files=len(items), annotations=annotation_count, _scratch=scratch)
+        return LabelExport(path=out, filename=out.name, media_type=fmt.media_type, _scratch=scratch)
     except BaseException:
         scratch.cleanup()
         raise

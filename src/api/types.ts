@@ -2642,8 +2642,9 @@ export interface operations {
                 /** @description any case */
                 format: "COCO" | "YOLO" | "VOC" | "CSV" | "JSON_MIN";
                 /**
-                 * @description Comma-separated label names in category order (COCO and YOLO ids 0, 1, ...); every label
-                 *     the annotations hold must be listed. Default: the labels found, sorted.
+                 * @description Comma-separated label names in category order (COCO and YOLO ids 0, 1, ...; spaces around
+                 *     a name are dropped); every label of a region the annotations hold must be listed. Default:
+                 *     the labels found, sorted. Choices are no categories.
                  *
                  * @example cat,dog
                  */
@@ -2655,7 +2656,8 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The export as an attachment (`labels-<commit[:12]>-<format>.<json|csv|zip>`):
+            /** @description The export as an attachment (`<repo>-<commit[:12]>-<format>.<json|csv|zip>`, `/` of a
+             *     project's repo as `_`):
              *     `application/json` (COCO, JSON_MIN), `text/csv` (CSV), `application/zip` (YOLO, VOC).
              *      */
             200: {
@@ -2669,7 +2671,9 @@ export interface operations {
                 };
             };
             /** @description `invalid_argument` (no or unknown format, bad classes, a label classes does not list),
-             *     `not_labels` (the commit holds no label file), `format_mismatch` (the labels are not of a
+             *     `not_labels` (the commit holds no label file), `invalid_label_file` (a label file whose data
+             *     block names another path than its own place, a commit that is not an id, or no repo name;
+             *     `details.path` names it), `format_mismatch` (the labels are not of a
              *     kind the format expresses, e.g. COCO of text classification; `details.fits` lists the
              *     formats that fit), `invalid_name` / `parse_error` (repo, ref).
              *      */

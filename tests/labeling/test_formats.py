@@ -170,6 +170,9 @@ def test_classes_fix_the_category_ids(store, tmp_path):
     assert archive.read("labels/dogs/001.txt").decode().split()[0] == "0"
     with pytest.raises(InvalidArgument, match="'dog'"):
         render(backend, "COCO", classes=["cat"])
+    # "dog, cat" as typed over REST and in %pachls: the names, not the spaces
+    assert render(backend, "COCO", classes=["dog", " cat ", "bird"]) == render(backend, "COCO",
+                                                                             classes=["dog", "cat", "bird"])
     for bad in ([], ["cat", "cat"], ["a,b"], [""], "cat"):
         with pytest.raises(InvalidArgument):
             render(backend, "COCO", classes=bad)
@@ -350,7 +353,7 @@ async def test_export_route(raw_api, api, pachls_state, tmp_path):
         f'attachment; filename="labels-{made["labels"][:12]}-coco.json"')
     assert int(response.headers["Content-Length"]) == len(response.body)
     check_coco(response.body, made, tmp_path)
-    response = await raw_api("GET", "labels/export?repo=labels&format=yolo&classes=dog,cat")
+    response = await raw_api("GET", "labels/export?repo=labels&format=yolo&classes=dog,%20cat")  # "dog, cat"
     assert response.code == 200 and response.headers["Content-Type"] == "application/zip"
     assert zipfile.ZipFile(io.BytesIO(response.body)).read("classes.txt") == b"dog\ncat\n"
     response = await raw_api("GET", "labels/export?repo=labels&format=CSV")
@@ -360,6 +363,7 @@ async def test_export_route(raw_api, api, pachls_state, tmp_path):
         ({"repo": "labels", "format": "PNG"}, 400, "invalid_argument"),
         ({"repo": "labels", "format": "COCO", "classes": "cat"}, 400, "invalid_argument"),
         ({"repo": "labels", "format": "COCO", "classes": "cat,,dog"}, 400, "invalid_argument"),
+        ({"repo": "labels", "format": "COCO", "classes": "cat, cat"}, 400, "invalid_argument"),
         ({"repo": "images", "format": "COCO"}, 400, "not_labels"),
         ({"repo": "labels", "ref": "nosuch", "format": "COCO"}, 404, "not_found"),
         ({"repo": "nosuch", "format": "COCO"}, 404, "not_found"),
