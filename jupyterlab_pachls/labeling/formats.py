@@ -332,9 +332,9 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
         # and of the item only its names (data path and address), so memory does not grow with the labels.
         facts, items = LabelingConfig(), []
         with open(root / "annotations.jsonl", "w", encoding="utf-8") as lines:
-            for item, annotations in _label_files(backend, repo, commit.id):
-                facts.add(item.data_path, annotations)
-                lines.write(json.dumps(_converter_annotations(annotations)) + "\n")
+            for item, labels in _label_files(backend, repo, commit.id):
+                facts.add(item.data_path, labels)
+                lines.write(json.dumps(_converter_annotations(labels)) + "\n")
                 items.append(item)
         if not items:
             raise NotLabels(f"{repo}@{commit.id} holds no label file (a <data path>.json written by a label "
