@@ -15,6 +15,7 @@ mount stay staged and the next attempt re-renders the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -202,6 +203,12 @@ class LabelingService:
         #: One write of sessions.json at a time, each of a copy taken under it: the last one the newest.
         self._save_lock = threading.Lock()
         self._accounts_lock = threading.Lock()
+        #: session id -> the lock held by whatever changes that session's annotations in Label Studio
+        #: (a resync's deletes and recreations, loading label files, an import, its deletion) and by a
+        #: label commit from before its reads to its end, so a commit never exports a half-changed
+        #: project. Order: _lock, then a session lock, then a commit lock; a commit never takes _lock.
+        #: Changed under _snapshot_lock; dropped with the session.
+        self._session_locks: dict[str, threading.RLock] = {}
         #: labels mount -> the lock its label commits take one at a time; dropped when no session
         #: writes to that mount any more (see _drop_commit_lock). Changed under _snapshot_lock.
         self._commit_locks: dict[str, threading.Lock] = {}
@@ -394,7 +401,11 @@ class LabelingService:
         """Load the label files the labels branch holds for the data files ``paths`` (None: all the
         project's) into the project as annotations, as their original authors (as a resync does), so a
         new session or newly imported data starts with nothing pending. Tasks that have annotations
-        are left as they are."""
+        are left as they are. Under the session's lock: a label commit never sees some of them."""
+        with self._session_held(session.id):
+            return self._load_labels_held(session, paths)
+
+    def _load_labels_held(self, session: Session, paths: set[str] | None) -> int:
         try:
             head = self.backend.inspect_branch(session.labels_repo, session.labels_branch).head
         except NotFound:
@@ -449,20 +460,24 @@ class LabelingService:
     def import_new_data(self, session_id: str) -> Session:
         """Pin the session to the data branch head and add tasks for files that are new there."""
         with self._lock:
-            session = self.get(session_id)
-            head = self.backend.inspect_branch(session.data_repo, session.data_branch).head
-            if head is None or head.id == session.data_commit:
-                return session
-            known = {t["data"].get("pachls_path") for t in self._export(session, all_tasks=True)}
-            mount = self._ensure_mount(session.data_repo, commit=head.id, mode="ro",
-                                       name=f"{parse_address(session.data_repo).repo}_{head.short_id}")
-            self._allow_serving(session, mount)
-            new = self._import(session, head.id, mount, known)
-            session.tasks += len(new)
-            session.data_commit, session.data_mount = head.id, mount
-            self._save()
-            self._load_labels(session, new)
+            self.get(session_id)
+            with self._session_held(session_id):
+                return self._import_new_data_held(self.get(session_id))
+
+    def _import_new_data_held(self, session: Session) -> Session:
+        head = self.backend.inspect_branch(session.data_repo, session.data_branch).head
+        if head is None or head.id == session.data_commit:
             return session
+        known = {t["data"].get("pachls_path") for t in self._export(session, all_tasks=True)}
+        mount = self._ensure_mount(session.data_repo, commit=head.id, mode="ro",
+                                   name=f"{parse_address(session.data_repo).repo}_{head.short_id}")
+        self._allow_serving(session, mount)
+        new = self._import(session, head.id, mount, known)
+        session.tasks += len(new)
+        session.data_commit, session.data_mount = head.id, mount
+        self._save()
+        self._load_labels(session, new)
+        return session
 
     # -- pending and commit ----------------------------------------------------------------
     def _export(self, session: Session, *, all_tasks: bool = False, deadline: CallDeadline = WORK) -> list[dict]:
@@ -575,6 +590,13 @@ class LabelingService:
         if not isinstance(message, str) or not message.strip():
             raise InvalidArgument("a commit message is required")
         session = self.get(session_id)
+        # The session's lock first (never _lock: a resync holding it may wait for this commit's lock):
+        # a resync or an import changing this project's annotations ends before this commit reads them.
+        with self._session_held(session_id, wait=COMMIT_WAIT):
+            self.get(session_id)  # deleted while this waited: NotFound
+            return self._commit_labels_held(session, message=message, author=author)
+
+    def _commit_labels_held(self, session: Session, *, message: str, author: str) -> Commit:
         # One label commit at a time per labels mount: sessions writing to the same labels branch
         # share its mount, and one's files must not ride along in the other's commit. A second
         # press waits for the first, then commits what is left (or finds nothing to commit).
@@ -623,6 +645,23 @@ class LabelingService:
         finally:
             lock.release()
             self._drop_commit_lock(session.labels_mount)  # its session may have been deleted meanwhile
+
+    @contextlib.contextmanager
+    def _session_held(self, session_id: str, *, wait: float = -1):
+        """Hold the lock of a session's annotations in Label Studio (see _session_locks); Conflict if
+        not had within ``wait`` s. A lock made for a session deleted meanwhile is not kept."""
+        with self._snapshot_lock:
+            lock = self._session_locks.setdefault(session_id, threading.RLock())
+        if not lock.acquire(timeout=wait):
+            raise Conflict(f"a resync or data import of this session has been running for over {wait:g} s; "
+                           "try again when it is done", session=session_id)
+        try:
+            yield
+        finally:
+            lock.release()
+            with self._snapshot_lock:
+                if session_id not in self._sessions and self._session_locks.get(session_id) is lock:
+                    del self._session_locks[session_id]
 
     def _hold_commit_lock(self, labels_mount: str) -> threading.Lock | None:
         """Acquire the commit lock of ``labels_mount`` (made if missing) within COMMIT_WAIT s, or None.
@@ -752,15 +791,17 @@ class LabelingService:
                     field="commit")
             user_ids = {email.lower(): uid for uid, email in plan["users"].items()}
             restored, removed = 0, 0
-            for path, (task, current, annotations) in plan["actions"].items():
-                for annotation in current:
-                    self._request("DELETE", f"/api/annotations/{annotation['id']}/")
-                    with self._snapshot_lock:
-                        session.restored.pop(str(annotation["id"]), None)
-                    removed += 1
-                restored += self._recreate(session, task, annotations, user_ids)
-                self._save()  # after each data file: a failure midway keeps what was recreated so far
-            self._follow_labels_branch(session)
+            # a label commit exporting between a DELETE and its POST would commit a deletion
+            with self._session_held(session.id):
+                for path, (task, current, annotations) in plan["actions"].items():
+                    for annotation in current:
+                        self._request("DELETE", f"/api/annotations/{annotation['id']}/")
+                        with self._snapshot_lock:
+                            session.restored.pop(str(annotation["id"]), None)
+                        removed += 1
+                    restored += self._recreate(session, task, annotations, user_ids)
+                    self._save()  # after each data file: a failure midway keeps what was recreated so far
+                self._follow_labels_branch(session)
             return {"restored": restored, "removed": removed, "commit": preview["commit"]}
 
     def _follow_labels_branch(self, session: Session) -> None:
@@ -803,24 +844,28 @@ class LabelingService:
             raise InvalidArgument("'project' must be keep or delete", parameter="project")
         with self._lock:
             session = self.get(session_id)
-            if not force:
-                count = self._pending(session, COMMIT).count
-                if count:
-                    raise PendingLabels(
-                        f"{count} label file(s) of this session have changes not yet committed; commit labels "
-                        "first, or delete with force=true to drop them", pending=count)
-            if project == "delete":
-                try:
-                    self._request("DELETE", f"/api/projects/{session.project_id}/")
-                except NotFound:
-                    pass  # already gone
-            with self._snapshot_lock:
-                del self._sessions[session.id]
-                self._export_seconds.pop(session.id, None)
-            self._save()
-            self._drop_commit_lock(session.labels_mount)
+            with self._session_held(session.id):
+                self._delete_session_held(session, project=project, force=force)
         return {"deleted": session.id, "project": "deleted" if project == "delete" else "kept",
                 "project_id": session.project_id}
+
+    def _delete_session_held(self, session: Session, *, project: str, force: bool) -> None:
+        if not force:
+            count = self._pending(session, COMMIT).count
+            if count:
+                raise PendingLabels(
+                    f"{count} label file(s) of this session have changes not yet committed; commit labels "
+                    "first, or delete with force=true to drop them", pending=count)
+        if project == "delete":
+            try:
+                self._request("DELETE", f"/api/projects/{session.project_id}/")
+            except NotFound:
+                pass  # already gone
+        with self._snapshot_lock:
+            del self._sessions[session.id]
+            self._export_seconds.pop(session.id, None)
+        self._save()
+        self._drop_commit_lock(session.labels_mount)
 
     def account_owner(self, email: str) -> str | None:
         """The Jupyter user whose managed Label Studio account has ``email`` (any case), or None."""

@@ -28,7 +28,7 @@ from jupyterlab_pachls.labeling.labelstudio import ExternalLabelStudio
 from jupyterlab_pachls.labeling.session import CallDeadline, LabelingService
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.pfs import LocalBackend
-from jupyterlab_pachls.pfs.errors import Unavailable
+from jupyterlab_pachls.pfs.errors import InvalidArgument, Unavailable
 from labeling.test_proxy import ls_copy, wait_running  # noqa: F401  (fixture: a server's own Label Studio)
 from labeling.test_session import pachyderm_backend  # noqa: F401  (fixture: the store over real gRPC)
 
@@ -328,3 +328,55 @@ async def test_a_flood_of_label_commits_while_the_panel_polls(api, pachls_state,
     status, body = await api("DELETE", f"labeling/sessions/{sid}")
     assert status == 200, body
     assert pachls_state.labeling._commit_locks == {}  # the session's commit lock went with it
+
+
+def test_a_label_commit_pressed_during_a_resync_waits_for_it_and_never_commits_a_half_done_resync(
+        world, label_studio):
+    """A resync deletes a data file's annotations one by one, then recreates the label file's: a label
+    commit reading the project in between would commit what is left at that moment (one of the two
+    annotations; none: the label file's deletion)."""
+    backend, mounts, service = world
+    session = service.create_session(data="images@master", labels="labels@master", glob="/cats/00[12].png",
+                                     template="image-classification", classes=["cat", "dog"], user="ana")
+    client = sdk(label_studio)
+    task = tasks_by_path(client, session.project_id)["/cats/001.png"]
+    choose(client, task, "cat")
+    first = service.commit_labels(session.id, message="first round", author="ana")
+    choose(client, task, "dog")  # a second annotation: the resync replaces both with the committed one
+
+    deleted, release, commit_reads = threading.Event(), threading.Event(), threading.Event()
+    real_request, real_pending = service._request, service._pending
+
+    def request(method, path, **kwargs):
+        answer = real_request(method, path, **kwargs)
+        if method == "DELETE" and path.startswith("/api/annotations/"):
+            deleted.set()
+            assert release.wait(120)
+        return answer
+
+    def pending(one, deadline):
+        if deadline is labeling_session.COMMIT:
+            commit_reads.set()
+        return real_pending(one, deadline)
+
+    service._request, service._pending = request, pending
+    resynced: list = []
+    resyncing = threading.Thread(target=lambda: resynced.append(outcome(
+        lambda: service.resync(session.id, "master", commit=first.id, confirm=True), 180)), daemon=True)
+    resyncing.start()
+    assert deleted.wait(60)
+    committed: list = []
+    committing = threading.Thread(target=lambda: committed.append(outcome(
+        lambda: service.commit_labels(session.id, message="pressed mid-resync", author="ana"), 180)), daemon=True)
+    committing.start()
+    if commit_reads.wait(10):  # it did not wait: let it finish while the resync is held
+        committing.join(60)
+    release.set()
+    resyncing.join(180)
+    committing.join(180)
+    assert resynced and resynced[0]["removed"] == 2 and resynced[0]["restored"] == 1, resynced
+    # the commit waited for the resync, then found the project as committed: nothing to commit
+    assert committed and isinstance(committed[0], InvalidArgument), committed
+    assert backend.inspect_branch("labels", "master").head.id == first.id
+    label = decode(backend.get_file("labels", "master", label_path("/cats/001.png")))
+    assert [a["result"][0]["value"]["choices"] for a in label["annotations"]] == [["cat"]]
