@@ -183,6 +183,20 @@ def test_an_open_landing_shows_its_parent_and_staging_branches_stay_hidden(clust
     backend.abort_commit(staged)
 
 
+def test_a_first_commit_open_during_a_poll_shows_once_it_is_finished(cluster):
+    store, counter, backend, port = cluster
+    listing = ReposListing(backend)
+    store.create_repo("fresh")
+    client = Client("127.0.0.1", port)
+    landing = client.pfs.start_commit(branch=pfs.Branch.from_uri("fresh@master"))  # no parent
+    assert heads(listed(listing))["fresh"]["master"] is None  # readers see nothing yet
+    client.pfs.finish_commit(commit=landing)
+    client.pfs.wait_commit(landing)
+    body = listed(listing)
+    assert heads(body)["fresh"]["master"] == landing.id
+    assert_right(body, port)
+
+
 def test_with_auth_on_branches_are_listed_per_repo_and_heads_are_still_known(tmp_path):
     store, counter, server, port = serve(tmp_path, auth_token=TOKEN)
     backend = PachydermBackend(pachd_address=f"grpc://127.0.0.1:{port}", auth_token=TOKEN)

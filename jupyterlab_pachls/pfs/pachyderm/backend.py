@@ -189,7 +189,9 @@ class PachydermBackend(Backend):
             return found
         info = self.refs.shown(key, head)
         branch = Branch(repo=key, name=name, head=to_commit(info, key, name) if info is not None else None)
-        if info is None or (info.commit.id == head and is_finished(info)):  # an open head moves on: ask again
+        # Kept only for an empty branch or a finished head: an open head (shown as its parent, or as
+        # nothing when it is the branch's first commit) changes when it finishes, so it is asked again
+        if head is None or (info is not None and info.commit.id == head and is_finished(info)):
             with self._listed_lock:
                 self._listed[(key, name, head)] = branch
         return branch
