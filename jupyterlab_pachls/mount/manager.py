@@ -252,9 +252,10 @@ class MountManager:
             if (self.state_dir / "stage" / name).exists():
                 shutil.rmtree(self.state_dir / "stage" / name)  # left by an unmounted mount
             mount = _Mount(record)
+            mount.lock.acquire()  # before anyone can find it: status shows it mounting meanwhile
             self._mounts[name] = mount
         try:
-            with disk_space(f"mount {name}", name), mount.lock:  # status shows it mounting meanwhile
+            with disk_space(f"mount {name}", name):
                 self._present(mount)
         except BaseException:
             with self._lock:
@@ -263,6 +264,8 @@ class MountManager:
             if self._reusable(target):
                 target.rmdir()  # the empty mount point made for it
             raise
+        finally:
+            mount.lock.release()
         self._save()
         return self.status(name)
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 import pytest
 
 from jupyterlab_pachls.mount import MountManager
+from jupyterlab_pachls.mount import manager as manager_module
 from jupyterlab_pachls.pfs import LocalBackend, open_backend
 from stoppable_cluster import Cluster
 
@@ -177,6 +179,41 @@ def test_status_follows_every_change_and_scans_a_no_fuse_mount_only_after_one(tm
         for _ in range(5):
             assert manager.status("w").pending == 3
         assert scans == [], "an unchanged mount was walked again"
+    finally:
+        manager.close()
+        backend.close()
+
+
+def test_a_new_mount_is_locked_before_anyone_can_find_it(tmp_path, dirs, monkeypatch):
+    """From the moment a new mount can be found, its lock is held until it is presented: a commit,
+    refresh or unmount of it waits meanwhile."""
+    monkeypatch.setenv("PACHLS_NO_FUSE", "1")
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("r")
+    manager = MountManager(backend, dirs[0], dirs[1])
+    taken_by_another_thread = []
+    real_disk_space = manager_module.disk_space
+
+    @contextmanager
+    def disk_space_looking_first(what, name):
+        found = manager._mounts[name]  # published: others can find it from here on
+
+        def try_lock() -> bool:
+            taken = found.lock.acquire(blocking=False)
+            if taken:
+                found.lock.release()
+            return taken
+
+        thread, out = in_thread(try_lock)
+        thread.join(ANSWERED)
+        taken_by_another_thread.append(out["value"])
+        with real_disk_space(what, name):
+            yield
+
+    monkeypatch.setattr(manager_module, "disk_space", disk_space_looking_first)
+    try:
+        manager.mount("r", mode="rw")
+        assert taken_by_another_thread == [False]
     finally:
         manager.close()
         backend.close()
