@@ -59,33 +59,36 @@ class CallDeadline:
     ``ready``: seconds to wait for a (re)starting Label Studio before the call. ``timeout``: httpx's
     connect, then read and write deadlines, which are idle deadlines (no byte for that long), so a
     big answer still arriving is not cut; Label Studio sends its JSON export only once it is built,
-    so the read deadline also bounds the wait for the first byte."""
+    so the read deadline also bounds the wait for the first byte. ``read_most``: how far the read
+    deadline of an export stretches for a session whose exports take long."""
 
     kind: str
     ready: float
     timeout: httpx.Timeout
+    read_most: float
 
     def reading_at_least(self, seconds: float) -> "CallDeadline":
-        """This deadline with a read deadline of at least ``seconds``."""
-        read = max(self.timeout.read, seconds)
+        """This deadline with a read deadline of at least ``seconds``, at most ``read_most``."""
+        read = max(self.timeout.read, min(seconds, self.read_most))
         return CallDeadline(self.kind, self.ready, httpx.Timeout(self.timeout.connect, read=read,
-                                                                 write=self.timeout.write, pool=self.timeout.pool))
+                                                                 write=self.timeout.write, pool=self.timeout.pool),
+                            self.read_most)
 
 
 #: What the panel polls (pending labels): it must answer within seconds, also when Label Studio
 #: accepts and never answers. Label Studio builds an export whole before its first byte (1,000
 #: annotated tasks: 1-2 s idle, 5-6 s on a loaded 2-core machine), so the export of a session whose
-#: last one took long gets EXPORT_ALLOWANCE times that, up to POLL_READ_MOST seconds.
-POLL = CallDeadline("poll", ready=2.0, timeout=httpx.Timeout(5.0, connect=2.0, pool=2.0))
+#: last one took long gets EXPORT_ALLOWANCE times that, up to 30 s.
+POLL = CallDeadline("poll", ready=2.0, timeout=httpx.Timeout(5.0, connect=2.0, pool=2.0), read_most=30.0)
 EXPORT_ALLOWANCE = 3.0
-POLL_READ_MOST = 30.0
 #: The reads of a label commit (and the pending check of a session's deletion): longer, since the
-#: user waits for them and a bigger project's export is allowed more; nothing is written before
-#: they answer, so running out leaves no half-commit and loses no label.
-COMMIT = CallDeadline("commit", ready=READY_TIMEOUT, timeout=httpx.Timeout(60.0, connect=5.0))
+#: user waits for them; a big round's export (about 12,000 annotated tasks take over 60 s on a loaded
+#: machine) gets EXPORT_ALLOWANCE times the session's last one, up to 300 s. Nothing is written
+#: before they answer, so running out leaves no half-commit and loses no label.
+COMMIT = CallDeadline("commit", ready=READY_TIMEOUT, timeout=httpx.Timeout(60.0, connect=5.0), read_most=300.0)
 #: Project creation, task imports (one request per IMPORT_BATCH tasks, answered when all are in),
 #: full exports, resyncs, accounts.
-WORK = CallDeadline("work", ready=READY_TIMEOUT, timeout=httpx.Timeout(300.0, connect=5.0))
+WORK = CallDeadline("work", ready=READY_TIMEOUT, timeout=httpx.Timeout(300.0, connect=5.0), read_most=300.0)
 
 
 @dataclass
@@ -492,7 +495,7 @@ class LabelingService:
             took = self._export_seconds.get(session.id, 0.0)
         started = time.monotonic()
         tasks = self._request("GET", f"/api/projects/{session.project_id}/export", params=params,
-                              deadline=deadline.reading_at_least(min(EXPORT_ALLOWANCE * took, POLL_READ_MOST)))
+                              deadline=deadline.reading_at_least(EXPORT_ALLOWANCE * took))
         with self._snapshot_lock:
             self._export_seconds[session.id] = time.monotonic() - started
         return tasks

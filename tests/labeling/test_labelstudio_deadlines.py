@@ -25,7 +25,7 @@ from jupyterlab_pachls.demo import demo_files
 from jupyterlab_pachls.labeling import session as labeling_session
 from jupyterlab_pachls.labeling.labelfile import decode, label_path
 from jupyterlab_pachls.labeling.labelstudio import ExternalLabelStudio
-from jupyterlab_pachls.labeling.session import CallDeadline, LabelingService
+from jupyterlab_pachls.labeling.session import COMMIT, POLL, CallDeadline, LabelingService, Session
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.pfs import LocalBackend
 from jupyterlab_pachls.pfs.errors import InvalidArgument, Unavailable
@@ -36,7 +36,7 @@ from labeling.test_session import pachyderm_backend  # noqa: F401  (fixture: the
 #: busy machine's slack; far shorter than the 300 s the calls had before deadlines.
 ENDED_WITHIN = 45.0
 #: A label commit's deadline made short for these tests (the default is a minute).
-SHORT_COMMIT = CallDeadline("commit", ready=2.0, timeout=httpx.Timeout(3.0, connect=2.0))
+SHORT_COMMIT = CallDeadline("commit", ready=2.0, timeout=httpx.Timeout(3.0, connect=2.0), read_most=3.0)
 
 
 @pytest.fixture
@@ -380,3 +380,29 @@ def test_a_label_commit_pressed_during_a_resync_waits_for_it_and_never_commits_a
     assert backend.inspect_branch("labels", "master").head.id == first.id
     label = decode(backend.get_file("labels", "master", label_path("/cats/001.png")))
     assert [a["result"][0]["value"]["choices"] for a in label["annotations"]] == [["cat"]]
+
+
+def a_session(service: LabelingService) -> Session:
+    """A session as the service keeps it (for what is decided before any call to Label Studio)."""
+    session = Session(id=uuid.uuid4().hex[:12], title="t", data_repo="images", data_branch="master",
+                      data_commit="0" * 32, glob="/**", labels_repo="labels", labels_branch="master",
+                      project_id=7, data_mount="images_0", labels_mount="labels", data_key="image",
+                      created_by="ana", created=time.time())
+    service._sessions[session.id] = session
+    return session
+
+
+def test_a_label_commit_of_a_big_round_gets_three_times_its_last_export_up_to_five_minutes(tmp_path):
+    """Label Studio builds an export whole before its first byte: a round of ~12,000 annotated tasks
+    takes over the commit's 60 s on a loaded machine, so its read deadline follows the last export."""
+    service = LabelingService(lambda: None, lambda: None, None, tmp_path / "labeling")
+    session = a_session(service)
+    asked: list[CallDeadline] = []
+    service._request = lambda method, path, *, deadline, **kwargs: asked.append(deadline) or []
+    for took in (10.0, 70.0, 200.0):
+        service._export_seconds[session.id] = took
+        service._export(session, deadline=COMMIT)
+        service._export_seconds[session.id] = took
+        service._export(session, deadline=POLL)
+    assert [d.timeout.read for d in asked if d.kind == "commit"] == [60.0, 210.0, 300.0]
+    assert [d.timeout.read for d in asked if d.kind == "poll"] == [30.0, 30.0, 30.0]
