@@ -21,12 +21,15 @@ first, the hash only when they differ. Symlinks, hard links (a file with more th
 one link may be a file from outside) and special files are never followed nor committed: they are
 reported as ``unsupported`` and a commit refuses while any exist.
 
-The count of pending changes that a mount's status shows is kept from the last scan while
-nothing below the directory changed: every directory the scan reads is watched (inotify) first,
-so any write, truncation, creation, removal, rename or mode change below it since is seen and the
-next count scans again. Commits, discards and the list of changes always scan. Where inotify is
-unavailable (or its watch limit is reached) every count scans. Writes through a shared memory map
-raise no inotify event: such a change is counted at the next scan that something else causes.
+The count of pending changes that a mount's status shows is kept from the last scan while the
+watch reports nothing below the directory, and for at most ``RESCAN_AGE`` (30 s). Every directory
+the scan reads is watched (inotify) first, so a write, truncation, creation, removal, rename or
+mode change made through a path inside the directory is seen and the next count scans again. Some
+changes raise no event there: a write through a hard link made outside the directory (the event
+goes to the directory of the path used), a write through a shared memory map, a change made by
+another host on a network filesystem. Those are counted at the next scan, within ``RESCAN_AGE``.
+On NFS, SMB/CIFS, FUSE and 9p (``statfs``), where inotify is unavailable, or past its watch limit,
+every count scans. Commits, discards and the list of changes always scan.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import os
 import shutil
 import stat
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -90,6 +94,18 @@ def remove_tree(root: str) -> None:
 _IN_CHANGES = (0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800)  # modify, attrib,
 # close_write, moved_from/to, create, delete, delete_self, move_self
 _IN_ONLYDIR, _IN_DONT_FOLLOW = 0x01000000, 0x02000000
+# filesystems whose changes made elsewhere (another host, a FUSE daemon) raise no inotify event here:
+# NFS, SMB, CIFS, SMB2, FUSE, 9p
+_UNWATCHABLE = {0x6969, 0x517B, 0xFF534D42, 0xFE534D42, 0x65735546, 0x01021997}
+RESCAN_AGE = 30.0  # seconds a count may be kept without a scan, whatever the watch says (see the module doc)
+
+
+def _filesystem_magic(path: str) -> int | None:
+    """``statfs``'s f_type of the filesystem holding ``path`` (its first field on Linux), or None."""
+    buf = ctypes.create_string_buffer(256)  # larger than struct statfs
+    if ctypes.CDLL(None, use_errno=True).statfs(os.fsencode(path), buf) != 0:
+        return None
+    return ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
 
 
 class TreeWatch:
@@ -97,9 +113,12 @@ class TreeWatch:
     by inotify on every directory given to ``watch``. Without inotify (or past its limits) it always
     answers True."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: str) -> None:
         self._libc = ctypes.CDLL(None, use_errno=True)
-        self.fd: int | None = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.fd: int | None = None
+        if _filesystem_magic(root) in _UNWATCHABLE:
+            return  # a network or FUSE filesystem: scan every time
+        self.fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if self.fd < 0:
             self.fd = None  # too many inotify instances for this user: scan every time
 
@@ -177,6 +196,7 @@ class DirectoryWorkspace:
         self.unsupported: list[str] = []
         self.watch: TreeWatch | None = None  # opened by the first pending_count (an inotify instance)
         self._counted: int | None = None  # changes found by the last scan, while nothing changed since
+        self._scanned_at = 0.0  # time.monotonic() when the last scan started
 
     # -- setup -----------------------------------------------------------------------
     def open(self) -> None:
@@ -249,9 +269,9 @@ class DirectoryWorkspace:
         the directory since the last scan (see the module doc)."""
         with self.lock:
             if self.watch is None:
-                self.watch = TreeWatch()
+                self.watch = TreeWatch(str(self.root))
                 self._counted = None  # the scan below watches what it reads
-            if self.watch.changed() or self._counted is None:
+            if self.watch.changed() or self._counted is None or time.monotonic() - self._scanned_at > RESCAN_AGE:
                 self.changes()
             return self._counted
 
@@ -260,6 +280,7 @@ class DirectoryWorkspace:
             if self.watch is not None:
                 self.watch.changed()  # what happened before this scan; what happens during it stays reported
             self._counted = None
+            self._scanned_at = time.monotonic()
             result: list[Change] = []
             seen: set[str] = set()
             self.scanned: dict[str, tuple] = {}
