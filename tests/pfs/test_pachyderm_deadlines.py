@@ -119,6 +119,29 @@ class Slow(grpc.ServerInterceptor):
                                                     response_serializer=handler.response_serializer)
 
 
+class LateFirst(grpc.ServerInterceptor):
+    """The streams of ``methods`` send their first message ``pause`` seconds late, the rest at once: pachd
+    building a whole ListRepo reply (auth checks, each repo's size) before sending any of it."""
+
+    def __init__(self, methods, pause: float) -> None:
+        self.methods = set(methods)
+        self.pause = pause
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None or details.method not in self.methods or handler.unary_stream is None:
+            return handler
+        inner = handler.unary_stream
+
+        def late(request, context):
+            replies = list(inner(request, context))
+            time.sleep(self.pause)
+            yield from replies
+
+        return grpc.unary_stream_rpc_method_handler(late, request_deserializer=handler.request_deserializer,
+                                                    response_serializer=handler.response_serializer)
+
+
 def eventually(call):
     """``call``'s answer once it stops raising Unavailable (a cluster that came back is seen again
     within a quick deadline), within the generous bound."""
@@ -206,8 +229,10 @@ QUICK_READS = {
 
 @pytest.mark.parametrize("method", sorted(QUICK_READS))
 def test_a_quick_read_the_cluster_never_answers_ends_within_the_quick_deadline(served, method):
-    # the long deadline is far beyond the bound: only the quick one can end the call in time
-    server, backend, stall = stalled_cluster(served, [f"/pfs_v2.API/{method}"], rpc_timeout=3600.0)
+    # the long deadline is far beyond the bound: only the quick one can end the call in time. ListRepo's
+    # first message may take the long deadline while the cluster answers: here the whole cluster stalls
+    stalled = None if method == "ListRepo" else [f"/pfs_v2.API/{method}"]
+    server, backend, stall = stalled_cluster(served, stalled, rpc_timeout=3600.0)
     try:
         error = bounded(lambda: QUICK_READS[method](backend))
         assert stall.stalled.is_set()
@@ -259,6 +284,19 @@ def test_a_stream_whose_messages_keep_coming_is_not_cut_for_its_length(served, m
         started = time.monotonic()
         answer = backend.list_repos() if method == "ListRepo" else backend.diff("r", "master^", "master")
         assert len(answer) >= 5 and time.monotonic() - started > 2.0  # it did outlast the deadline
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+
+
+def test_a_list_repo_reply_built_whole_beyond_the_quick_deadline_is_waited_for(served):
+    # pachd sends nothing of ListRepo until it has the whole reply; the cluster answers other reads meanwhile
+    for n in range(3):
+        served.create_repo(f"more{n}")
+    server, backend, _ = stalled_cluster(served, [], interceptor=LateFirst(["/pfs_v2.API/ListRepo"], 2.5),
+                                         rpc_timeout=30.0, quick_rpc_timeout=1.0)
+    try:
+        assert [r.name for r in backend.list_repos()] == ["more0", "more1", "more2", "r"]
     finally:
         backend.close()
         server.stop(grace=None).wait()

@@ -17,7 +17,10 @@ each call's deadline from the gRPC method (``deadline_kind``); callers pass noth
   message came for the deadline while we wait on it (a quick stream's first message counts from when
   it was asked for). A stream is then never cut for being long (the repos of a big cluster, the diff
   of a huge commit), only for the cluster's silence. The caller's time with a message does not count,
-  so a slow reader is never cut.
+  so a slow reader is never cut. ListRepo, which pachd builds whole before sending anything
+  (``BUILT_WHOLE``), may wait up to ``rpc_timeout`` for its first message while the cluster answers a
+  quick read asked when the quick deadline passed; a stalled cluster still ends it within two quick
+  deadlines.
 - ``ModifyFile`` (uploads of any size) gets the same idle deadline (``rpc_timeout``): the cluster must
   take each request, then answer, within it.
 
@@ -62,6 +65,10 @@ QUICK_RPC_TIMEOUT = 5.0
 QUICK_METHODS = frozenset(f"/pfs_v2.API/{name}" for name in (
     "InspectProject", "ListProject", "InspectRepo", "ListRepo", "InspectBranch", "ListBranch",
     "InspectCommit", "ListCommit"))
+#: Quick streams pachd builds whole before sending the first message (ListRepo: auth checks and each
+#: repo's size in one transaction, seconds on a cluster of thousands of repos); ListBranch sends as it
+#: reads. Their first message may take ``rpc_timeout`` while the cluster answers (``IdleWatch``).
+BUILT_WHOLE = frozenset({"/pfs_v2.API/ListRepo"})
 #: The deadline settings, by the kind of call they are for (``deadline_kind``).
 DEADLINE_KINDS = {"rpc_timeout": "long", "quick_rpc_timeout": "quick"}
 #: Calls that carry file data, each watched by its own method (``get_file``, ``modify_file``).
@@ -109,10 +116,11 @@ class CallOptions(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
     this one leaves every failure a ``grpc.RpcError``, which ``Channel`` maps to typed errors.
     """
 
-    def __init__(self, metadata, timeouts: dict[str, float], stalls: Stalls) -> None:
+    def __init__(self, metadata, timeouts: dict[str, float], stalls: Stalls, answers) -> None:
         self.metadata = list(metadata)
         self.timeouts = timeouts  # the channel's, by deadline kind (``Channel.set_deadlines`` changes them)
         self.stalls = stalls
+        self.answers = answers  # True when the cluster answers a quick read (``Channel.answers``)
 
     def _details(self, call_details, timeout: float | None):
         return call_details._replace(metadata=[*(call_details.metadata or ()), *self.metadata], timeout=timeout)
@@ -135,7 +143,9 @@ class CallOptions(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
         if call_details.method in DATA_METHODS:
             return continuation(self._details(call_details, None), request)
         asked, kind = self._asked(call_details, request)
-        watch = IdleWatch(asked.deadline, since=asked.at if kind == "quick" else None)
+        first = ((self.timeouts["long"], self.answers)
+                 if kind == "quick" and call_details.method in BUILT_WHOLE else None)
+        watch = IdleWatch(asked.deadline, since=asked.at if kind == "quick" else None, first=first)
         call = continuation(self._details(call_details, None), request)
         watch.start(call)
         asked.replies = WatchedReplies(call, watch)
@@ -205,12 +215,18 @@ class Stalls:
 class IdleWatch:
     """Cancels a call (a ``grpc.Future``) once it has waited on the cluster for ``idle`` seconds without
     progress; ``waiting()`` / ``progress()`` mark the waits (``since``: a wait began before the call).
-    One thread per watched call, from ``start``."""
+    ``first``: (seconds, answers) for a reply the cluster builds whole before sending it: once ``idle``
+    passed without the first message, the call waits up to ``seconds`` for it if ``answers()`` (a quick
+    read of the cluster) says the cluster is alive. One thread per watched call, from ``start``."""
 
-    def __init__(self, idle: float, since: float | None = None) -> None:
+    def __init__(self, idle: float, since: float | None = None, first: tuple[float, object] | None = None) -> None:
         self.idle = idle
         self.fired = False
+        self.waited = idle  # the wait that ran out, once ``fired``
         self._since = since  # monotonic time the call began waiting on the cluster (None: not waiting)
+        self._first = first
+        self._extended = False  # the first message is given ``first``'s seconds
+        self._replied = False
         self._done = threading.Event()
 
     def start(self, call: grpc.Future) -> None:
@@ -221,6 +237,7 @@ class IdleWatch:
             self._since = time.monotonic()
 
     def progress(self) -> None:
+        self._replied = True
         self._since = None
 
     def stop(self) -> None:
@@ -229,9 +246,14 @@ class IdleWatch:
     def _watch(self, call: grpc.Future) -> None:
         while True:
             since = self._since
-            left = self.idle if since is None else since + self.idle - time.monotonic()
+            idle = self._first[0] if self._extended and not self._replied else self.idle
+            left = idle if since is None else since + idle - time.monotonic()
             if left <= 0:
-                self.fired = True
+                if self._first is not None and not (self._extended or self._replied):
+                    self._extended = True
+                    if self._first[1]():  # alive: it is still building the reply
+                        continue
+                self.fired, self.waited = True, idle
                 call.cancel()
                 return
             if self._done.wait(left):
@@ -320,7 +342,8 @@ class Channel:
         self._closed = False
         self._stalls = Stalls(lambda: self._inspect_default_project(probe=True), lambda: self._closed)
         raw.subscribe(self._on_state, try_to_connect=False)
-        channel = grpc.intercept_channel(raw, CallOptions(client._build_metadata(), self._timeouts, self._stalls))
+        channel = grpc.intercept_channel(raw, CallOptions(client._build_metadata(), self._timeouts, self._stalls,
+                                                          self.answers))
         self.pfs = PfsStub(channel, get_transaction_id=lambda: None)
         self.grpc_channel = channel  # with the call options above, for callables that decode their own way
         # The data calls as gRPC's own callables: the stub's methods hide the call that IdleWatch cancels.
@@ -387,7 +410,7 @@ class Channel:
         when not ``rpc_timeout``; ``rpc`` and ``stream`` pass what the call got)."""
         deadline = self.rpc_timeout if deadline is None else deadline
         if watch is not None and watch.fired:
-            return self.unreachable(deadline, f"{what} got nothing for {deadline:g} s")
+            return self.unreachable(watch.waited, f"{what} got nothing for {watch.waited:g} s")
         error = from_rpc_error(exc, what)
         if isinstance(error, Unavailable) and "address" not in error.details:
             code = exc.code() if hasattr(exc, "code") else None
@@ -429,6 +452,18 @@ class Channel:
         the same however big the cluster; it needs the token when auth is on (a wrong one shows); and a
         cluster that never answers is reported within seconds, not after ``rpc_timeout``."""
         self._inspect_default_project()
+
+    def answers(self) -> bool:
+        """Whether the cluster answers a quick read now (refused at once while it is known stalled)."""
+        try:
+            self._inspect_default_project()
+        except Unavailable:
+            return False
+        except PfsError:
+            return True  # a typed answer (no permission) is an answer
+        except ValueError:  # gRPC's "channel closed"
+            return False
+        return True
 
     def _inspect_default_project(self, probe: bool = False) -> None:
         self.rpc("InspectProject", self.pfs.inspect_project, _asked=Asked(time.monotonic(), probe=probe),

@@ -516,9 +516,11 @@ class PfsService:
             start = request.page.page_index * request.page.page_size
             repos = repos[start:start + request.page.page_size]
         records = self.backend.annotations("repo")  # one query, not one per repo
-        for repo in repos:
-            record = records.get(repo.key, {})
-            yield self._listed(("repo", repo, _frozen(record)), lambda: self._repo_info(repo, record))
+        # pachd builds the whole reply (auth checks, each repo's size) before sending its first message
+        replies = [self._listed(("repo", repo, _frozen(records.get(repo.key, {}))),
+                                lambda repo=repo: self._repo_info(repo, records.get(repo.key, {})))
+                   for repo in repos]
+        yield from replies
 
     def _delete_repo(self, key: str) -> None:
         self.backend.delete_repo(key)
