@@ -81,6 +81,10 @@ class CallDeadline:
 #: last one took long gets EXPORT_ALLOWANCE times that, up to 30 s.
 POLL = CallDeadline("poll", ready=2.0, timeout=httpx.Timeout(5.0, connect=2.0, pool=2.0), read_most=30.0)
 EXPORT_ALLOWANCE = 3.0
+#: A poll of a session whose last export took (or ran out after) the poll's longest read deadline
+#: answers unavailable at once for this many seconds, instead of leaving Label Studio building one
+#: more export nobody reads; then one poll tries again.
+SLOW_EXPORT_RETRY = 300.0
 #: The reads of a label commit (and the pending check of a session's deletion): longer, since the
 #: user waits for them; a big round's export (about 12,000 annotated tasks take over 60 s on a loaded
 #: machine) gets EXPORT_ALLOWANCE times the session's last one, up to 300 s. Nothing is written
@@ -215,8 +219,9 @@ class LabelingService:
         #: labels mount -> the lock its label commits take one at a time; dropped when no session
         #: writes to that mount any more (see _drop_commit_lock). Changed under _snapshot_lock.
         self._commit_locks: dict[str, threading.Lock] = {}
-        #: session id -> seconds its last export of annotated tasks took (see POLL); under _snapshot_lock.
-        self._export_seconds: dict[str, float] = {}
+        #: session id -> (seconds its last export of annotated tasks took, or the read deadline it ran
+        #: out of; time.monotonic() then) (see POLL); under _snapshot_lock.
+        self._export_seconds: dict[str, tuple[float, float]] = {}
         #: (repo, path, store hash) -> sha256; read and changed under _snapshot_lock.
         self._digests: cachetools.LRUCache = cachetools.LRUCache(DIGESTS_KEPT)
         self._sessions: dict[str, Session] = {}
@@ -270,6 +275,11 @@ class LabelingService:
 
     def _request(self, method: str, path: str, *, deadline: CallDeadline = WORK, **kwargs) -> Any:
         url, headers = self._ls(deadline)
+        return self._send(url, headers, method, path, deadline=deadline, **kwargs)
+
+    def _send(self, url: str, headers: dict[str, str], method: str, path: str, *, deadline: CallDeadline,
+              **kwargs) -> Any:
+        """One request to a Label Studio known to be up (``_ls``)."""
         try:
             response = httpx.request(method, url + path, headers=headers, timeout=deadline.timeout, **kwargs)
         except httpx.TimeoutException as exc:
@@ -491,14 +501,31 @@ class LabelingService:
             params["download_all_tasks"] = "true"
             return self._request("GET", f"/api/projects/{session.project_id}/export", params=params,
                                  deadline=deadline)
+        path = f"/api/projects/{session.project_id}/export"
         with self._snapshot_lock:
-            took = self._export_seconds.get(session.id, 0.0)
+            took, when = self._export_seconds.get(session.id, (0.0, 0.0))
+        if deadline.kind == "poll" and took >= deadline.read_most and time.monotonic() - when < SLOW_EXPORT_RETRY:
+            raise Unavailable(
+                f"Label Studio's last export of this session's annotations took {took:g} s or more, longer than "
+                f"a poll waits ({deadline.read_most:g} s); pending labels are asked again in at most "
+                f"{SLOW_EXPORT_RETRY:g} s, and a label commit waits longer", label_studio="slow_export",
+                call=f"GET {path}", kind=deadline.kind, last_export_seconds=took)
+        deadline = deadline.reading_at_least(EXPORT_ALLOWANCE * took)
+        url, headers = self._ls(deadline)  # not timed: a restarting Label Studio is waited for here
         started = time.monotonic()
-        tasks = self._request("GET", f"/api/projects/{session.project_id}/export", params=params,
-                              deadline=deadline.reading_at_least(EXPORT_ALLOWANCE * took))
-        with self._snapshot_lock:
-            self._export_seconds[session.id] = time.monotonic() - started
+        try:
+            tasks = self._send(url, headers, "GET", path, params=params, deadline=deadline)
+        except Unavailable as exc:
+            if exc.details.get("label_studio") == "timeout" and exc.details.get("timed_out") == "read":
+                self._export_took(session, deadline.timeout.read)  # at least that: the next one waits longer
+            raise
+        self._export_took(session, time.monotonic() - started)
         return tasks
+
+    def _export_took(self, session: Session, seconds: float) -> None:
+        with self._snapshot_lock:
+            if session.id in self._sessions:  # a deleted session's entry is not brought back
+                self._export_seconds[session.id] = (seconds, time.monotonic())
 
     def _committed_digests(self, session: Session) -> dict[str, str]:
         """label path -> sha256 of its bytes on the labels branch.

@@ -10,6 +10,7 @@ Bounds on how long a call took are generous: they tell "ended within its deadlin
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import signal
 import socket
@@ -398,11 +399,89 @@ def test_a_label_commit_of_a_big_round_gets_three_times_its_last_export_up_to_fi
     service = LabelingService(lambda: None, lambda: None, None, tmp_path / "labeling")
     session = a_session(service)
     asked: list[CallDeadline] = []
-    service._request = lambda method, path, *, deadline, **kwargs: asked.append(deadline) or []
+    service._ls = lambda deadline: ("http://label-studio.invalid", {})
+    service._send = lambda url, headers, method, path, *, deadline, **kwargs: asked.append(deadline) or []
     for took in (10.0, 70.0, 200.0):
-        service._export_seconds[session.id] = took
+        service._export_seconds[session.id] = (took, time.monotonic())
         service._export(session, deadline=COMMIT)
-        service._export_seconds[session.id] = took
-        service._export(session, deadline=POLL)
-    assert [d.timeout.read for d in asked if d.kind == "commit"] == [60.0, 210.0, 300.0]
-    assert [d.timeout.read for d in asked if d.kind == "poll"] == [30.0, 30.0, 30.0]
+    service._export_seconds[session.id] = (10.0, time.monotonic())
+    service._export(session, deadline=POLL)
+    assert [d.timeout.read for d in asked] == [60.0, 210.0, 300.0, 30.0]
+
+
+@pytest.fixture
+def export_stalls():
+    """A faithful HTTP stand-in for a team Label Studio whose exports never come: it answers
+    ``GET /api/users/`` (an empty user list, as Label Studio's JSON) and accepts
+    ``GET /api/projects/<id>/export`` without ever answering it. Yields its URL and the count of
+    exports asked."""
+    asked = {"exports": 0}
+    stop = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+            if self.path.startswith("/api/users/"):
+                body = b"[]"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif self.path.startswith("/api/projects/") and "/export" in self.path:
+                asked["exports"] += 1
+                stop.wait()  # building an export that never ends
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="export-stalls", daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_poll_whose_export_runs_out_waits_longer_next_time_then_stops_asking(tmp_path, export_stalls,
+                                                                                monkeypatch):
+    """A session whose export takes longer than a poll's first deadline (no history after a restart)
+    timed out on every poll, each leaving Label Studio building an export nobody read."""
+    url, asked = export_stalls
+    monkeypatch.setattr(labeling_session, "POLL", CallDeadline(
+        "poll", ready=1.0, timeout=httpx.Timeout(1.0, connect=1.0), read_most=4.0))
+    store = LocalBackend(tmp_path / "store")
+    try:
+        service = LabelingService(lambda: store, lambda: None, ExternalLabelStudio(url, "token"),
+                                  tmp_path / "labeling")
+        session = a_session(service)
+        deadlines = []
+        for _ in range(3):
+            error = outcome(lambda: service.pending(session.id))
+            assert_timed_out(error, "poll")
+            deadlines.append(error.details["deadline"])
+        assert deadlines == [1.0, 3.0, 4.0]  # 3 x what ran out, up to the poll's longest
+        error = outcome(lambda: service.pending(session.id))
+        assert isinstance(error, Unavailable) and error.details["label_studio"] == "slow_export", repr(error)
+        assert error.details["last_export_seconds"] == 4.0 and "Label Studio" in error.message
+        assert asked["exports"] == 3  # no export started for the poll that gave up at once
+    finally:
+        store.close()
+
+
+def test_a_poll_ending_after_its_session_was_deleted_leaves_no_export_timing(tmp_path):
+    service = LabelingService(lambda: None, lambda: None, None, tmp_path / "labeling")
+    session = a_session(service)
+    service._ls = lambda deadline: ("http://label-studio.invalid", {})
+
+    def deleted_meanwhile(url, headers, method, path, *, deadline, **kwargs):
+        service.delete_session(session.id, force=True)
+        return []
+
+    service._send = deleted_meanwhile
+    service._export(session, deadline=POLL)
+    assert service._export_seconds == {}
