@@ -486,8 +486,9 @@ class LabelingService:
                                    name=f"{parse_address(session.data_repo).repo}_{head.short_id}")
         self._allow_serving(session, mount)
         new = self._import(session, head.id, mount, known)
-        session.tasks += len(new)
-        session.data_commit, session.data_mount = head.id, mount
+        with self._snapshot_lock:  # a label commit's _save() copies the session meanwhile
+            session.tasks += len(new)
+            session.data_commit, session.data_mount = head.id, mount
         self._save()
         self._load_labels(session, new)
         return session
