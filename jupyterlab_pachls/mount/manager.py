@@ -322,7 +322,7 @@ class MountManager:
                 return
         elif record.mode == RO:
             mount.view = LinkView(self.mount_dir, record.name)
-            mount.view.show(mount.tree)
+            mount.view.show(mount.tree, keep_untouched=True)  # a restart keeps the view it finds intact
         else:
             mount.workspace = DirectoryWorkspace(target, stage_dir, mount.tree)
             if (stage_dir / "upper").is_dir():

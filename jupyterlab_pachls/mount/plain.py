@@ -54,6 +54,7 @@ from .tree import CommitTree
 
 VIEWS = ".pachls-views"
 VIEW_FILE_MODE = 0o444  # a read-only view's files
+VIEW_INDEX = ".built.json"  # beside a view directory: what it was built for and the stat of each entry
 WORK_FILE_MODE = 0o644  # a read-write mount's files
 
 
@@ -78,6 +79,20 @@ def _materialize(tree: CommitTree, target: str, *, read_only: bool) -> dict[str,
                     st = os.stat(local)
                     index[path] = [st.st_size, st.st_mtime_ns, tree.content_hash(path, info)]
     return index
+
+
+def _view_stats(root: str) -> dict[str, list[int]]:
+    """Relative path -> [inode, size, mtime_ns, ctime_ns] of every entry below ``root`` and of root."""
+    def of(local: str) -> list[int]:
+        st = os.lstat(local)
+        return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+    stats = {".": of(root)}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            local = os.path.join(dirpath, name)
+            stats[os.path.relpath(local, root)] = of(local)
+    return stats
 
 
 def _chmod_tree(root: str, dir_mode: int) -> None:
@@ -155,13 +170,18 @@ class LinkView:
         self.link = self.mount_dir / name
         self.views = self.mount_dir / VIEWS / name
 
-    def show(self, tree: CommitTree) -> None:
+    def show(self, tree: CommitTree, *, keep_untouched: bool = False) -> None:
+        """Build ``tree``'s view and switch the link to it; with ``keep_untouched``, keep the view the
+        link shows when it was built for this commit and nothing in it changed since."""
+        if keep_untouched and self._untouched(tree.commit):
+            return
         self.views.mkdir(parents=True, exist_ok=True)
         view_name = f"{(tree.commit or 'empty')[:12]}-{uuid.uuid4().hex[:8]}"
         view = self.views / view_name
         try:
             _materialize(tree, str(view), read_only=True)
             _chmod_tree(str(view), 0o555)
+            write_json(self.views / (view_name + VIEW_INDEX), {"commit": tree.commit, "stats": _view_stats(str(view))})
             tmp_link = self.mount_dir / f".{self.name}.{uuid.uuid4().hex[:8]}.tmp"
             os.symlink(os.path.relpath(view, self.mount_dir), tmp_link)
             if self.link.exists() and not self.link.is_symlink():
@@ -170,10 +190,27 @@ class LinkView:
             os.replace(tmp_link, self.link)  # the atomic switch
         except BaseException:
             remove_tree(str(view))
+            (self.views / (view_name + VIEW_INDEX)).unlink(missing_ok=True)
             raise
         for old in self.views.iterdir():
-            if old.name != view_name:
+            if old.name == view_name + VIEW_INDEX:
+                continue
+            if old.name.endswith(VIEW_INDEX):
+                old.unlink()
+            elif old.name != view_name:
                 remove_tree(str(old))
+
+    def _untouched(self, commit: str | None) -> bool:
+        """Whether the link shows a view built for ``commit`` whose every entry has the inode, size,
+        mtime and ctime it had when built (a write, chmod, rename, creation or removal changes one)."""
+        try:
+            view = Path(os.path.realpath(self.link))
+            if view.parent != Path(os.path.realpath(self.views)):
+                return False
+            built = json.loads((self.views / (view.name + VIEW_INDEX)).read_text())
+            return built["commit"] == commit and built["stats"] == _view_stats(str(view))
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     def remove(self) -> None:
         if self.link.is_symlink():

@@ -237,5 +237,39 @@ def test_a_cached_file_failing_after_it_is_opened_leaves_no_descriptor(cluster, 
     assert descriptors_into(tmp_path / "cache") == []
 
 
+# -- a restart keeps an untouched view ---------------------------------------------------------------
+
+
+def test_a_restart_keeps_an_untouched_view_and_rebuilds_one_made_writable(tmp_path, monkeypatch):
+    monkeypatch.setenv("PACHLS_NO_FUSE", "1")
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("data")
+    with backend.commit("data", "master") as c:
+        c.put_files([("/a.txt", b"a" * 100), ("/d/b.txt", b"b")])
+    dirs = (tmp_path / "pfs", tmp_path / "state")
+
+    def restarted() -> tuple[str, int, int]:
+        manager = MountManager(backend, *dirs)
+        try:
+            view = os.path.realpath(manager.status("v").mountpoint)
+            st = os.stat(os.path.join(view, "a.txt"))
+            return view, st.st_ino, st.st_mode & 0o777
+        finally:
+            manager.close()
+
+    manager = MountManager(backend, *dirs)
+    try:
+        manager.mount("data", mode="ro", name="v")
+    finally:
+        manager.close()
+    built = restarted()
+    assert restarted() == built  # the same view, not built again
+    os.chmod(os.path.join(built[0], "a.txt"), 0o644)
+    again = restarted()
+    assert again[0] != built[0] and again[2] == 0o444  # built again: read-only once more
+    assert restarted() == again
+    backend.close()
+
+
 if __name__ == "__main__":  # the child process of run_as
     print(json.dumps(scenario(sys.argv[1], sys.argv[2])))
