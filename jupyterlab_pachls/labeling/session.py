@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-import cachetools
 import httpx
 
 from ..atomic_write import write_json
@@ -47,9 +46,6 @@ IMPORT_BATCH = 5000
 COMMITTED_KEPT = 20
 #: Seconds a call waits for Label Studio to answer (a restart after a crash takes a few); then 503.
 READY_TIMEOUT = 60.0
-#: Store hashes of label files whose sha256 is known (a real pachd's hash is opaque): enough for the
-#: label files of many sessions; one evicted is read again.
-DIGESTS_KEPT = 100_000
 
 
 @dataclass(frozen=True)
@@ -222,8 +218,11 @@ class LabelingService:
         #: session id -> (seconds its last export of annotated tasks took, or the read deadline it ran
         #: out of; time.monotonic() then) (see POLL); under _snapshot_lock.
         self._export_seconds: dict[str, tuple[float, float]] = {}
-        #: (repo, path, store hash) -> sha256; read and changed under _snapshot_lock.
-        self._digests: cachetools.LRUCache = cachetools.LRUCache(DIGESTS_KEPT)
+        #: (labels repo, branch) -> {path: (store hash, sha256)} of its label files when last walked
+        #: (a real pachd's hash is opaque): replaced whole by each walk, so it holds what the branch holds
+        #: (a bounded LRU missed every file once a branch had more); dropped with the last session of
+        #: that branch. Each map is never changed once in place; swapped under _snapshot_lock.
+        self._digests: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
         self._sessions: dict[str, Session] = {}
         if self._path.exists():
             for raw in json.loads(self._path.read_text()):
@@ -535,10 +534,31 @@ class LabelingService:
         pachd's is opaque): otherwise the content is read. Label files are small, and a file is read
         again only when the store's hash of it changed (equal hashes within one store, equal content)."""
         digests: dict[str, str] = {}
+        branch = (session.labels_repo, session.labels_branch)
         try:
-            infos = [i for i in self.backend.walk(session.labels_repo, session.labels_branch) if not i.is_dir]
+            infos = [i for i in self.backend.walk(*branch) if not i.is_dir]
         except NotFound:
             return digests
+        with self._snapshot_lock:
+            known = self._digests.get(branch, {})
+        walked: dict[str, tuple[str, str]] = {}
+        for info in infos:
+            digest = info.content_sha256
+            if digest is None and info.hash and known.get(info.path, ("", ""))[0] == info.hash:
+                digest = known[info.path][1]
+            if digest is None:
+                try:
+                    raw = self.backend.get_file(session.labels_repo, session.labels_branch, info.path)
+                except NotFound:
+                    continue  # deleted meanwhile
+                digest = hashlib.sha256(raw).hexdigest()
+            if info.hash and info.content_sha256 is None:
+                walked[info.path] = (info.hash, digest)
+            digests[info.path] = digest
+        with self._snapshot_lock:  # never _lock: a poll must not wait for a long operation
+            if any((s.labels_repo, s.labels_branch) == branch for s in self._sessions.values()):
+                self._digests[branch] = walked
+        return digests
         for info in infos:
             key = (session.labels_repo, info.path, info.hash)
             with self._snapshot_lock:
@@ -895,6 +915,9 @@ class LabelingService:
         with self._snapshot_lock:
             del self._sessions[session.id]
             self._export_seconds.pop(session.id, None)
+            branch = (session.labels_repo, session.labels_branch)
+            if not any((s.labels_repo, s.labels_branch) == branch for s in self._sessions.values()):
+                self._digests.pop(branch, None)
         self._save()
         self._drop_commit_lock(session.labels_mount)
 

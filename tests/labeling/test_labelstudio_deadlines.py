@@ -10,6 +10,7 @@ Bounds on how long a call took are generous: they tell "ended within its deadlin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http.server
 import os
 import signal
@@ -30,6 +31,7 @@ from jupyterlab_pachls.labeling.session import COMMIT, POLL, CallDeadline, Label
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.pfs import LocalBackend
 from jupyterlab_pachls.pfs.errors import InvalidArgument, Unavailable
+from jupyterlab_pachls.pfs.model import OPAQUE
 from labeling.test_proxy import ls_copy, wait_running  # noqa: F401  (fixture: a server's own Label Studio)
 from labeling.test_session import pachyderm_backend  # noqa: F401  (fixture: the store over real gRPC)
 
@@ -485,3 +487,41 @@ def test_a_poll_ending_after_its_session_was_deleted_leaves_no_export_timing(tmp
     service._send = deleted_meanwhile
     service._export(session, deadline=POLL)
     assert service._export_seconds == {}
+
+
+class OpaqueHashes:
+    """The embedded store as a cluster answers for it: hashes opaque (not the bytes' sha256), and
+    counting the label files read."""
+
+    def __init__(self, store: LocalBackend) -> None:
+        self.store, self.reads = store, 0
+
+    def walk(self, *args, **kwargs):
+        return [dataclasses.replace(i, hash_kind=OPAQUE) for i in self.store.walk(*args, **kwargs)]
+
+    def get_file(self, *args, **kwargs):
+        self.reads += 1
+        return self.store.get_file(*args, **kwargs)
+
+
+def test_label_files_are_read_again_only_when_their_store_hash_changed(tmp_path):
+    store = LocalBackend(tmp_path / "store")
+    try:
+        store.create_repo("labels")
+        with store.commit("labels", "master", message="labels") as c:
+            c.put_files([(label_path(f"/images/{n:03}.png"), b'{"n": %d}' % n) for n in range(40)])
+        opaque = OpaqueHashes(store)
+        service = LabelingService(lambda: opaque, lambda: None, None, tmp_path / "labeling")
+        session = a_session(service)
+        first = service._committed_digests(session)
+        assert opaque.reads == 40 and len(first) == 40
+        assert service._committed_digests(session) == first and opaque.reads == 40  # nothing read again
+        with store.commit("labels", "master", message="one changed") as c:
+            c.put_files([(label_path("/images/007.png"), b'{"n": "seven"}')])
+        changed = service._committed_digests(session)
+        assert opaque.reads == 41 and changed.pop(label_path("/images/007.png")) != first.pop(
+            label_path("/images/007.png")) and changed == first
+        service.delete_session(session.id, force=True)
+        assert service._digests == {}  # went with the branch's last session
+    finally:
+        store.close()
