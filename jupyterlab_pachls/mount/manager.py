@@ -738,10 +738,18 @@ class MountManager:
         with disk_space(f"refresh mount {name}", name):
             return self._refresh(name)
 
+    @staticmethod
+    def _restore_view(mount: _Mount) -> None:
+        """A refresh that stays on the same commit still replaces a no-FUSE view edited by hand."""
+        if mount.view is not None and mount.state != ERROR:
+            mount.view.show(mount.tree, keep_untouched=True)
+
     def _refresh(self, name: str) -> MountStatus:
         mount = self._get(name)
         record = mount.record
         if record.commit is not None:
+            with mount.lock:
+                self._restore_view(mount)
             return self.status(name)
         with mount.lock:
             if mount.state == ERROR and mount.follow is not None and mount.stage is not None \
@@ -756,6 +764,7 @@ class MountManager:
                     raise
             head = branch_head(self.backend, record)
             if head == record.base:
+                self._restore_view(mount)
                 return self.status(name)
             tree = self._tree(record, head)
             if record.mode == RO:

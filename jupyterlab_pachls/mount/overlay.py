@@ -59,6 +59,7 @@ class Overlay:
         self.lock = threading.RLock()
         self.open_for_write: dict[str, int] = {}  # repo path -> open write handles
         self.hashes = HashCache()
+        self._counted = 0  # what the last pending_count found
         self._db = sqlite3.connect(self.root / "whiteouts.sqlite", isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -121,8 +122,16 @@ class Overlay:
                 yield local[len(base):], local, st
 
     def pending_count(self) -> int:
-        """How many changes ``changes()`` finds (the staged files and whiteouts only are looked at)."""
-        return len(self.changes())
+        """How many changes ``changes()`` finds (the staged files and whiteouts only are looked at).
+        While another operation holds the overlay (a copy-up of a big file, say), the count found
+        last time: a status never waits for it."""
+        if not self.lock.acquire(blocking=False):
+            return self._counted
+        try:
+            self._counted = len(self.changes())
+            return self._counted
+        finally:
+            self.lock.release()
 
     def changes(self) -> list[Change]:
         with self.lock:

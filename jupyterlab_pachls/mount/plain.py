@@ -12,7 +12,11 @@ docs/performance.md). So whoever writes to a view, root included, changes that v
 never a committed file. The files are read-only (0444) and so are the view's directories (0555), so
 a write without a ``chmod`` fails (EACCES where a FUSE mount answers EROFS; root ignores mode bits).
 A refresh builds the new commit's view in a fresh directory and switches the symlink with one
-atomic rename, so a view edited by hand is replaced by the commit's content at the next refresh.
+atomic rename. A refresh that stays on the same commit (the head did not move, or a pinned commit)
+and a server start keep the view only while it is untouched: the inode, size, mtime and ctime of
+every entry, recorded beside the view when it was built, are unchanged (a write, ``chmod``,
+creation, removal or rename changes one). Otherwise the view is built again, so a view edited by
+hand is replaced by the commit's content at the next refresh or start.
 
 Read-write mounts: ``<mount_dir>/<name>`` is a real directory holding copies of the base commit's
 files (made the same way). Changes are found by a scan against an index of the base (path -> size,

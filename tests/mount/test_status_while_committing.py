@@ -20,6 +20,7 @@ import pytest
 
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.mount import manager as manager_module
+from jupyterlab_pachls.mount.fusefs import fuse_available
 from jupyterlab_pachls.pfs import LocalBackend, open_backend
 from stoppable_cluster import Cluster
 
@@ -217,3 +218,38 @@ def test_a_new_mount_is_locked_before_anyone_can_find_it(tmp_path, dirs, monkeyp
     finally:
         manager.close()
         backend.close()
+
+
+def test_status_answers_while_a_fuse_copy_up_holds_the_overlay(backend, tmp_path, dirs, monkeypatch):
+    """A copy-up (a big file downloaded before its first write) holds the overlay's lock: status answers
+    meanwhile with the count found last."""
+    monkeypatch.delenv("PACHLS_NO_FUSE", raising=False)
+    ok, why = fuse_available()
+    if not ok:
+        pytest.skip(f"FUSE not usable here: {why}")
+    backend.create_repo("r")
+    manager = MountManager(backend, dirs[0], dirs[1], fuse=True)
+    try:
+        manager.mount("r", mode="rw", name="w")
+        (Path(manager.status("w").mountpoint) / "new.txt").write_bytes(b"new")
+        assert manager.status("w").pending == 1
+        overlay = manager._mounts["w"].overlay
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            with overlay.lock:
+                held.set()
+                release.wait(HOLD_LIMIT)
+
+        holder, _ = in_thread(hold)
+        try:
+            assert held.wait(ANSWERED)
+            asked, out = in_thread(lambda: manager.status("w"))
+            asked.join(ANSWERED)
+            assert not asked.is_alive(), "status waited for the copy-up"
+            assert out["value"].pending == 1
+        finally:
+            release.set()
+            holder.join(ANSWERED)
+    finally:
+        manager.close()

@@ -268,6 +268,18 @@ def test_a_restart_keeps_an_untouched_view_and_rebuilds_one_made_writable(tmp_pa
     again = restarted()
     assert again[0] != built[0] and again[2] == 0o444  # built again: read-only once more
     assert restarted() == again
+    manager = MountManager(backend, *dirs)
+    try:  # a refresh that stays on the same commit replaces an edited view too
+        os.chmod(os.path.join(again[0], "d"), 0o755)
+        with open(os.path.join(again[0], "d", "new.txt"), "wb") as f:
+            f.write(b"new")
+        manager.refresh("v")
+        view = os.path.realpath(manager.status("v").mountpoint)
+        assert view != again[0] and sorted(os.listdir(os.path.join(view, "d"))) == ["b.txt"]
+        manager.refresh("v")
+        assert os.path.realpath(manager.status("v").mountpoint) == view  # untouched: kept
+    finally:
+        manager.close()
     backend.close()
 
 
