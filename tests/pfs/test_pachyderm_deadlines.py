@@ -142,6 +142,27 @@ class LateFirst(grpc.ServerInterceptor):
                                                     response_serializer=handler.response_serializer)
 
 
+class SlowReads(grpc.ServerInterceptor):
+    """The unary calls of ``methods`` answer ``pause`` seconds late: a cluster slow to read its metadata."""
+
+    def __init__(self, methods, pause: float) -> None:
+        self.methods = set(methods)
+        self.pause = pause
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None or details.method not in self.methods or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        def slowly(request, context):
+            time.sleep(self.pause)
+            return inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(slowly, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
+
+
 def eventually(call):
     """``call``'s answer once it stops raising Unavailable (a cluster that came back is seen again
     within a quick deadline), within the generous bound."""
@@ -297,6 +318,20 @@ def test_a_list_repo_reply_built_whole_beyond_the_quick_deadline_is_waited_for(s
                                          rpc_timeout=30.0, quick_rpc_timeout=1.0)
     try:
         assert [r.name for r in backend.list_repos()] == ["more0", "more1", "more2", "r"]
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+
+
+def test_a_commit_whose_reads_outlast_the_quick_deadline_lands_while_polls_are_refused(served):
+    slow = SlowReads([f"/pfs_v2.API/{m}" for m in ("InspectRepo", "InspectBranch", "InspectCommit")], 1.5)
+    server, backend, _ = stalled_cluster(served, [], interceptor=slow, rpc_timeout=60.0, quick_rpc_timeout=1.0)
+    try:
+        bounded(lambda: backend.inspect_branch("r", "master"))  # a poll's read runs out: polls are refused
+        with backend.commit("r", "master", message="slow reads") as c:
+            c.put_file("/slow.txt", b"landed")
+        assert c.finished is not None
+        assert b"".join(served.read_file("r", "master", "/slow.txt")) == b"landed"  # read where it is kept
     finally:
         backend.close()
         server.stop(grace=None).wait()

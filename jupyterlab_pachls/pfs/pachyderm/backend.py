@@ -15,7 +15,7 @@ from ..backend import DEFAULT_PAGE, Backend, Content, check_commit_fields
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PfsError
 from ..model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo
 from ..wire import branch_msg, commit_msg, repo_key_of, repo_msg, split_key
-from .channel import RPC_TIMEOUT, Channel
+from .channel import RPC_TIMEOUT, Channel, long_operation
 from .landing import BranchLocks, StagedCommits
 from .messages import KeptDecoder, head_id, is_finished, is_staging, repo_key, to_commit, to_repo
 from .moves import META_REPO, BranchMoves
@@ -85,6 +85,7 @@ class PachydermBackend(Backend):
         return self.channel.stream(what, fn, **kwargs)
 
     # -- repos ---------------------------------------------------------------------------------
+    @long_operation()
     def create_repo(self, repo: str, description: str = "") -> Repo:
         key = repo_key(repo)
         if not isinstance(description, str):
@@ -108,6 +109,7 @@ class PachydermBackend(Backend):
         repos = [r for r in repos if not (r.project == DEFAULT_PROJECT and r.name == META_REPO)]
         return sorted(repos, key=lambda r: (r.project, r.name))
 
+    @long_operation()
     def delete_repo(self, repo: str) -> None:
         key = repo_key(repo)
         self.inspect_repo(key)
@@ -119,6 +121,7 @@ class PachydermBackend(Backend):
         head = self.refs.head(key, name)
         return Branch(repo=key, name=name, head=to_commit(head, key, name) if head is not None else None)
 
+    @long_operation()
     def create_branch(self, repo: str, branch: str, head: str | None = None) -> Branch:
         validate_name(branch, "branch")
         key = self.inspect_repo(repo).key
@@ -196,10 +199,12 @@ class PachydermBackend(Backend):
                 self._listed[(key, name, head)] = branch
         return branch
 
+    @long_operation()
     def delete_branch(self, repo: str, branch: str) -> None:
         found = self.inspect_branch(repo, branch)
         self._rpc("DeleteBranch", self.pfs.delete_branch, branch=branch_msg(found.repo, branch), force=True)
 
+    @long_operation()
     def move_branch(self, repo: str, branch: str, to: str, *, expected_head: str | None = None,
                     author: str = "", reason: str = "rollback") -> Branch:
         validate_name(branch, "branch")
@@ -221,6 +226,7 @@ class PachydermBackend(Backend):
         return self.moves.of(self.inspect_repo(repo).key, branch)
 
     # -- commits -------------------------------------------------------------------------------
+    @long_operation()
     def start_commit(self, repo: str, branch: str, *, message: str = "", author: str = "",
                      provenance: Iterable[Provenance] = (), metadata: dict[str, str] | None = None) -> Commit:
         validate_name(branch, "branch")
@@ -230,15 +236,19 @@ class PachydermBackend(Backend):
         return self.commits.start(key, branch, message=message, author=author, provenance=provenance,
                                   metadata=metadata)
 
+    @long_operation()
     def put_files(self, commit: Commit, items: Iterable[tuple[str, Content]]) -> int:
         return self.commits.put_files(commit, items)
 
+    @long_operation()
     def delete_file(self, commit: Commit, path: str) -> None:
         self.commits.delete_file(commit, path)
 
+    @long_operation()
     def finish_commit(self, commit: Commit, *, expected_parent: str | None = None) -> Commit:
         return self.commits.finish(commit, expected_parent=expected_parent)
 
+    @long_operation()
     def abort_commit(self, commit: Commit) -> None:
         self.commits.abort(commit)
 

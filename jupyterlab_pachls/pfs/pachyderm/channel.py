@@ -38,6 +38,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,26 @@ CHANNEL_OPTIONS = [*GRPC_CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", 
                    ("grpc.min_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
+#: True while this thread runs a long operation (``long_operation``).
+_LONG_OPERATION: ContextVar[bool] = ContextVar("pachls_long_operation", default=False)
+
+
+@contextmanager
+def long_operation() -> Iterator[None]:
+    """Around a commit, a landing or a branch move (also a decorator): its reads get ``rpc_timeout``
+    and are asked even while the stall guard refuses them to the panel's polls, so a slow cluster slows
+    the operation down instead of failing it halfway."""
+    token = _LONG_OPERATION.set(True)
+    try:
+        yield
+    finally:
+        _LONG_OPERATION.reset(token)
+
+
 def deadline_kind(method: str, request) -> str:
-    """``"quick"`` for a quick read (``QUICK_METHODS``, InspectCommit without ``wait``), else ``"long"``."""
-    if method not in QUICK_METHODS:
+    """``"quick"`` for a quick read (``QUICK_METHODS``, InspectCommit without ``wait``) outside a
+    ``long_operation``, else ``"long"``."""
+    if method not in QUICK_METHODS or _LONG_OPERATION.get():
         return "long"
     return "long" if getattr(request, "wait", None) else "quick"
 
@@ -390,7 +408,7 @@ class Channel:
             raise Unavailable("the backend is closed")
         if self._state == grpc.ChannelConnectivity.READY:
             return
-        if not probe:
+        if not (probe or _LONG_OPERATION.get()):
             self._stalls.refuse(CONNECTION)
         down = self._down_at is not None and time.monotonic() - self._down_at < self.connect_timeout
         timeout = min(DOWN_RECHECK, self.connect_timeout) if down else self.connect_timeout
