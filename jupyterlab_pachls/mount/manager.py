@@ -773,7 +773,9 @@ class MountManager:
                     record.base = head
                     self._present(mount)
                 else:
-                    mount.view.show(tree)
+                    changed = None if record.base is None else \
+                        {fc.path for fc in self.backend.diff(record.repo, record.base, head)}
+                    mount.view.show(tree, changed=changed)
                     mount.tree, record.base = tree, head
             else:
                 with mount.stage.lock:

@@ -12,11 +12,14 @@ docs/performance.md). So whoever writes to a view, root included, changes that v
 never a committed file. The files are read-only (0444) and so are the view's directories (0555), so
 a write without a ``chmod`` fails (EACCES where a FUSE mount answers EROFS; root ignores mode bits).
 A refresh builds the new commit's view in a fresh directory and switches the symlink with one
-atomic rename. A refresh that stays on the same commit (the head did not move, or a pinned commit)
-and a server start keep the view only while it is untouched: the inode, size, mtime and ctime of
-every entry, recorded beside the view when it was built, are unchanged (a write, ``chmod``,
-creation, removal or rename changes one). Otherwise the view is built again, so a view edited by
-hand is replaced by the commit's content at the next refresh or start.
+atomic rename. The inode, size, mtime and ctime of every entry of a view are recorded beside it
+when it is built (a write, ``chmod``, creation, removal or rename changes one). A refresh to a new
+commit copies only the files the diff between the two commits names; every other file is
+hard-linked from the shown view when its recorded stat is untouched (a link between two views'
+own files, never one to the store; the old view is removed right after). A refresh that stays on
+the same commit (the head did not move, or a pinned commit) and a server start keep the view only
+while it is untouched. Otherwise the view is built again, so a view edited by hand is replaced by
+the commit's content at the next refresh or start.
 
 Read-write mounts: ``<mount_dir>/<name>`` is a real directory holding copies of the base commit's
 files (made the same way). Changes are found by a scan against an index of the base (path -> size,
@@ -62,9 +65,10 @@ VIEW_INDEX = ".built.json"  # beside a view directory: what it was built for and
 WORK_FILE_MODE = 0o644  # a read-write mount's files
 
 
-def _materialize(tree: CommitTree, target: str, *, read_only: bool) -> dict[str, list]:
-    """Write every file of ``tree`` below ``target`` (files of their own); return the index of what
-    was written (path -> size, mtime, sha256) for a read-write mount, nothing for a read-only view."""
+def _materialize(tree: CommitTree, target: str, *, read_only: bool, reuse=lambda path, local: False) -> dict[str, list]:
+    """Write every file of ``tree`` below ``target`` (files of their own, or what ``reuse`` put
+    there); return the index of what was written (path -> size, mtime, sha256) for a read-write
+    mount, nothing for a read-only view."""
     os.makedirs(target, exist_ok=True)
     index: dict[str, list] = {}
     stack = ["/"]
@@ -77,7 +81,7 @@ def _materialize(tree: CommitTree, target: str, *, read_only: bool) -> dict[str,
             if info.is_dir:
                 os.mkdir(local)
                 stack.append(path)
-            else:
+            elif not reuse(path, local):
                 tree.copy_to(path, local, info=info, mode=VIEW_FILE_MODE if read_only else WORK_FILE_MODE)
                 if not read_only:
                     st = os.stat(local)
@@ -174,18 +178,19 @@ class LinkView:
         self.link = self.mount_dir / name
         self.views = self.mount_dir / VIEWS / name
 
-    def show(self, tree: CommitTree, *, keep_untouched: bool = False) -> None:
+    def show(self, tree: CommitTree, *, keep_untouched: bool = False, changed: set[str] | None = None) -> None:
         """Build ``tree``'s view and switch the link to it; with ``keep_untouched``, keep the view the
-        link shows when it was built for this commit and nothing in it changed since."""
+        link shows when it was built for this commit and nothing in it changed since. ``changed``: the
+        paths that differ between the shown view's commit and ``tree`` (a diff); the shown view's other
+        files are hard-linked into the new view when untouched since it was built, not copied."""
         if keep_untouched and self._untouched(tree.commit):
             return
         self.views.mkdir(parents=True, exist_ok=True)
         view_name = f"{(tree.commit or 'empty')[:12]}-{uuid.uuid4().hex[:8]}"
         view = self.views / view_name
         try:
-            _materialize(tree, str(view), read_only=True)
+            _materialize(tree, str(view), read_only=True, reuse=self._reuser(changed))
             _chmod_tree(str(view), 0o555)
-            write_json(self.views / (view_name + VIEW_INDEX), {"commit": tree.commit, "stats": _view_stats(str(view))})
             tmp_link = self.mount_dir / f".{self.name}.{uuid.uuid4().hex[:8]}.tmp"
             os.symlink(os.path.relpath(view, self.mount_dir), tmp_link)
             if self.link.exists() and not self.link.is_symlink():
@@ -197,12 +202,38 @@ class LinkView:
             (self.views / (view_name + VIEW_INDEX)).unlink(missing_ok=True)
             raise
         for old in self.views.iterdir():
-            if old.name == view_name + VIEW_INDEX:
-                continue
             if old.name.endswith(VIEW_INDEX):
                 old.unlink()
             elif old.name != view_name:
                 remove_tree(str(old))
+        # after the old views are gone: removing a link to a reused file changes its ctime
+        write_json(self.views / (view_name + VIEW_INDEX), {"commit": tree.commit, "stats": _view_stats(str(view))})
+
+    def _reuser(self, changed: set[str] | None):
+        """``reuse(path, local)`` for ``_materialize``: hard-links the shown view's file of an unchanged
+        path when it is untouched since that view was built (never a link to the store)."""
+        if changed is None:
+            return lambda path, local: False
+        try:
+            shown = Path(os.path.realpath(self.link))
+            built = json.loads((self.views / (shown.name + VIEW_INDEX)).read_text())["stats"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return lambda path, local: False
+        if shown.parent != Path(os.path.realpath(self.views)):
+            return lambda path, local: False
+
+        def reuse(path: str, local: str) -> bool:
+            source = str(shown) + path
+            if path in changed or built.get(path[1:]) is None:
+                return False
+            st = os.lstat(source) if os.path.lexists(source) else None
+            if st is None or not stat.S_ISREG(st.st_mode) or \
+                    [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns] != built[path[1:]]:
+                return False
+            os.link(source, local)
+            return True
+
+        return reuse
 
     def _untouched(self, commit: str | None) -> bool:
         """Whether the link shows a view built for ``commit`` whose every entry has the inode, size,

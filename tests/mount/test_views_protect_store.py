@@ -283,5 +283,42 @@ def test_a_restart_keeps_an_untouched_view_and_rebuilds_one_made_writable(tmp_pa
     backend.close()
 
 
+def test_a_refresh_reuses_the_untouched_unchanged_files_of_the_shown_view(tmp_path, monkeypatch):
+    monkeypatch.setenv("PACHLS_NO_FUSE", "1")
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("data")
+    with backend.commit("data", "master") as c:
+        c.put_files([("/a.txt", b"a" * 100), ("/d/b.txt", b"b")])
+    manager = MountManager(backend, tmp_path / "pfs", tmp_path / "state")
+    try:
+        mp = manager.mount("data", mode="ro", name="v").mountpoint
+
+        def inode(path: str) -> int:
+            return os.stat(os.path.join(mp, path)).st_ino
+
+        a_inode, b_inode = inode("a.txt"), inode("d/b.txt")
+        with backend.commit("data", "master") as c:
+            c.put_file("/d/b.txt", b"b2")
+        manager.refresh("v")
+        assert inode("a.txt") == a_inode and inode("d/b.txt") != b_inode  # a.txt linked from the old view
+        assert open(os.path.join(mp, "d/b.txt"), "rb").read() == b"b2"
+        os.chmod(os.path.join(mp, "a.txt"), 0o644)  # touched: never reused
+        with backend.commit("data", "master") as c:
+            c.put_file("/c.txt", b"c")
+        manager.refresh("v")
+        assert inode("a.txt") != a_inode and os.stat(os.path.join(mp, "a.txt")).st_mode & 0o777 == 0o444
+        assert os.stat(os.path.join(mp, "a.txt")).st_nlink == 1
+        shown = os.path.realpath(mp)
+    finally:
+        manager.close()
+    manager = MountManager(backend, tmp_path / "pfs", tmp_path / "state")
+    try:
+        assert os.path.realpath(manager.status("v").mountpoint) == shown  # its record is right: kept
+        assert backend.fsck(verify_content=True).problems == []
+    finally:
+        manager.close()
+        backend.close()
+
+
 if __name__ == "__main__":  # the child process of run_as
     print(json.dumps(scenario(sys.argv[1], sys.argv[2])))
