@@ -579,7 +579,7 @@ class ExternalLabelStudio:
         return Unavailable(f"Label Studio at {self.url} does not answer; check that it runs, then try again",
                            label_studio="unreachable")
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float) -> None:
         """One ``GET /health``, within ``timeout`` s (at most HEALTH_TIMEOUT: a server that accepts and
         never answers is reported as such, not waited for)."""
         limit = min(timeout, HEALTH_TIMEOUT)

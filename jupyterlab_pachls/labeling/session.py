@@ -75,7 +75,7 @@ class CallDeadline:
 #: accepts and never answers. Label Studio builds an export whole before its first byte (1,000
 #: annotated tasks: 1-2 s idle, 5-6 s on a loaded 2-core machine), so the export of a session whose
 #: last one took long gets EXPORT_ALLOWANCE times that, up to 30 s.
-POLL = CallDeadline("poll", ready=2.0, timeout=httpx.Timeout(5.0, connect=2.0, pool=2.0), read_most=30.0)
+POLL = CallDeadline("poll", ready=2.0, timeout=httpx.Timeout(5.0, connect=2.0), read_most=30.0)
 EXPORT_ALLOWANCE = 3.0
 #: A poll of a session whose last export took (or ran out after) the poll's longest read deadline
 #: answers unavailable at once for this many seconds, instead of leaving Label Studio building one
@@ -303,9 +303,9 @@ class LabelingService:
     @staticmethod
     def _timed_out(method: str, path: str, deadline: CallDeadline, exc: httpx.TimeoutException) -> Unavailable:
         """The error of a call that ran out of its deadline: which call, which deadline, how long."""
+        # one client per request (httpx.request): no pool to wait for
         phase, what = {httpx.ConnectTimeout: ("connect", "accept the connection of"),
-                       httpx.WriteTimeout: ("write", "take"),
-                       httpx.PoolTimeout: ("pool", "free a connection for")}.get(type(exc), ("read", "answer"))
+                       httpx.WriteTimeout: ("write", "take")}.get(type(exc), ("read", "answer"))
         seconds = getattr(deadline.timeout, phase)
         return Unavailable(f"Label Studio did not {what} {method} {path} within {seconds:g} s (the {phase} deadline "
                            f"of its {deadline.kind} calls); it is overloaded or stuck: try again",
