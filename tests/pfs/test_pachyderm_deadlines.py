@@ -27,6 +27,7 @@ from pachyderm_sdk.api import pfs
 
 from jupyterlab_pachls.pfs import LocalBackend, open_backend
 from jupyterlab_pachls.pfs.errors import InvalidArgument, Unavailable
+from jupyterlab_pachls.pfs.pachyderm.channel import Stalls
 from jupyterlab_pachls.pfs.pachyderm.messages import repo_key
 from jupyterlab_pachls.pfs.server import make_server
 from jupyterlab_pachls.pfs.wire import commit_msg
@@ -394,6 +395,26 @@ def test_a_quick_read_that_ran_out_is_not_asked_again_until_the_cluster_answers(
     finally:
         backend.close()
         server.stop(grace=None).wait()
+
+
+def test_a_stall_probe_that_fails_unexpectedly_asks_again_until_the_cluster_answers():
+    failures = ["probe broke"]
+
+    def probe():  # the first ask fails with what no call should raise; the next one is answered
+        if failures:
+            raise RuntimeError(failures.pop())
+
+    stalls = Stalls(probe, closed=lambda: False)
+    stalls.ran_out("/pfs_v2.API/ListRepo", Unavailable("ListRepo got nothing", address="grpc://x"))
+    started = time.monotonic()
+    while True:
+        try:
+            stalls.refuse("/pfs_v2.API/ListRepo")
+            break  # asked again: the probe saw the cluster answer
+        except Unavailable:
+            assert time.monotonic() - started < BOUND
+            time.sleep(0.05)
+    assert not failures
 
 
 async def test_the_health_route_answers_while_the_cluster_never_does(served, api):

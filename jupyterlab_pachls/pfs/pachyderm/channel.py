@@ -34,6 +34,7 @@ server thread for the whole deadline, and a few panels would fill the threads th
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -54,6 +55,8 @@ from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
 from ..address import DEFAULT_PROJECT
 from ..errors import InvalidArgument, PfsError, Unavailable
 from .errors import from_rpc_error
+
+logger = logging.getLogger(__name__)
 
 #: Default deadline of the calls that are not quick reads (see the module docstring): finishing a big
 #: commit (InspectCommit waiting for FINISHED) and the diff a landing replays grow with the commit, and
@@ -193,41 +196,49 @@ class Stalls:
     def refuse(self, method: str) -> None:
         error = self._errors.get(method)
         if error is not None:
+            self._start_probe()  # one runs already, unless the last one ended just before a call ran out
             raise Unavailable(f"{error.message} It has answered nothing since; it is asked again in the background.",
                               **error.details)
 
     def ran_out(self, method: str, error: Unavailable) -> None:
         with self._lock:
             self._errors[method] = error
-            start, self._probing = not self._probing, True
-        if start:
-            threading.Thread(target=self._ask_until_answered, name="pachls-stall-probe", daemon=True).start()
+        self._start_probe()
 
     def answered(self) -> None:
         if self._errors:
             with self._lock:
                 self._errors.clear()
 
+    def _start_probe(self) -> None:
+        with self._lock:
+            start, self._probing = not self._probing, True
+        if start:
+            threading.Thread(target=self._ask_until_answered, name="pachls-stall-probe", daemon=True).start()
+
     def _ask_until_answered(self) -> None:
-        try:
-            while not self.closed():
-                asked_at = time.monotonic()
-                try:
-                    self.probe()
-                except Unavailable:
-                    time.sleep(max(0.0, DOWN_RECHECK - (time.monotonic() - asked_at)))  # never a busy loop
-                    continue
-                except PfsError:
-                    pass  # a typed answer (no such project, no permission) is an answer
-                except ValueError:  # gRPC's "channel closed": closed while the probe was being asked
-                    if self.closed():
-                        return
-                    raise
-                self.answered()
-                return
-        finally:
+        while not self.closed():
+            asked_at = time.monotonic()
+            try:
+                self.probe()
+            except Unavailable:
+                time.sleep(max(0.0, DOWN_RECHECK - (time.monotonic() - asked_at)))  # never a busy loop
+                continue
+            except PfsError:
+                pass  # a typed answer (no such project, no permission) is an answer
+            except Exception:  # gRPC's "channel closed" once closed; anything else must not end the probe
+                if self.closed():
+                    break
+                logger.exception("the stall probe of the Pachyderm API failed; asking again")
+                time.sleep(max(0.0, DOWN_RECHECK - (time.monotonic() - asked_at)))
+                continue
+            # one block: a call that runs out after it starts a new probe, before it is forgotten here
             with self._lock:
+                self._errors.clear()
                 self._probing = False
+            return
+        with self._lock:
+            self._probing = False
 
 
 class IdleWatch:
