@@ -197,6 +197,46 @@ def test_a_first_commit_open_during_a_poll_shows_once_it_is_finished(cluster):
     assert_right(body, port)
 
 
+class DeletesAfterListBranch(grpc.ServerInterceptor):
+    """Deletes ``repo`` from the store right after the first ListBranch sent its replies: a repo deleted
+    by someone else between a listing's ListBranch and its InspectCommit of a new head."""
+
+    def __init__(self, store: LocalBackend, repo: str) -> None:
+        self.store, self.repo = store, repo
+        self.done = threading.Event()
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None or not details.method.endswith("/ListBranch") or self.done.is_set():
+            return handler
+        inner = handler.unary_stream
+
+        def then_delete(request, context):
+            yield from inner(request, context)
+            self.store.delete_repo(self.repo)
+            self.done.set()
+
+        return grpc.unary_stream_rpc_method_handler(then_delete, request_deserializer=handler.request_deserializer,
+                                                    response_serializer=handler.response_serializer)
+
+
+def test_a_repo_deleted_during_a_listing_leaves_out_its_branches_only(tmp_path):
+    store = LocalBackend(tmp_path / "served-store")
+    add_repos(store, 0, 3)
+    deleting = DeletesAfterListBranch(store, "repo001")
+    server, port = make_server(store, "127.0.0.1:0", interceptors=(deleting,))
+    backend = PachydermBackend(pachd_address=f"grpc://127.0.0.1:{port}")
+    try:
+        branches = backend.list_branches()
+        assert deleting.done.is_set()
+        assert sorted({b.repo for b in branches}) == ["repo000", "repo002"]
+        assert all(b.head is not None for b in branches)
+    finally:
+        backend.close()
+        server.stop(grace=None).wait()
+        store.close()
+
+
 def test_with_auth_on_branches_are_listed_per_repo_and_heads_are_still_known(tmp_path):
     store, counter, server, port = serve(tmp_path, auth_token=TOKEN)
     backend = PachydermBackend(pachd_address=f"grpc://127.0.0.1:{port}", auth_token=TOKEN)
@@ -213,7 +253,7 @@ def test_with_auth_on_branches_are_listed_per_repo_and_heads_are_still_known(tmp
         assert all(h is not None for r in heads(body).values() for h in r.values())
         counter.taken()
         listed(listing)
-        assert counter.taken() == {"ListRepo": 2, "ListBranch": 3}
+        assert counter.taken() == {"ListRepo": 1, "ListBranch": 3}  # the branches of the repos just listed
     finally:
         backend.close()
         server.stop(grace=None).wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 
 from cachetools import LRUCache
@@ -25,6 +26,9 @@ from .refs import Refs
 #: Branches the listing keeps (``PachydermBackend._listed``): 10 times the 1,000 repos x 5 branches of
 #: the benchmark; each is a few hundred bytes.
 LISTED_BRANCHES = 50_000
+#: Once pachd refused ListBranch of every repo (auth on), branches are listed per repo; every this many
+#: seconds ListBranch of every repo is asked again (auth may have been turned off).
+RETRY_ALL_BRANCHES = 300.0
 #: pachd 2.12's answer to ListBranch without a repo when auth is on.
 ALL_BRANCHES_REFUSED = "Cannot list branches from all repos with auth activated"
 META_KEY = str(parse_repo(META_REPO))
@@ -54,7 +58,8 @@ class PachydermBackend(Backend):
         #: none): pachd never changes a finished commit, so a head seen once is never inspected again.
         self._listed: LRUCache[tuple[str, str, str | None], Branch] = LRUCache(LISTED_BRANCHES)
         self._listed_lock = threading.Lock()  # listings run on several worker threads
-        self._per_repo_branches = False  # pachd refused ListBranch of every repo (auth on)
+        self._all_branches_refused_at: float | None = None  # pachd refused ListBranch of every repo
+        self._listed_repos = threading.local()  # this thread's last list_repos, for the branches per repo
         # The listings the panel polls, each distinct reply decoded once
         listed = self.channel.grpc_channel
         self._list_repo = listed.unary_stream("/pfs_v2.API/ListRepo",
@@ -107,7 +112,9 @@ class PachydermBackend(Backend):
         infos = self._stream("ListRepo", called_lazily, call=self._list_repo, request=pfs.ListRepoRequest(type="user"))
         repos = [to_repo(i) for i in infos]
         repos = [r for r in repos if not (r.project == DEFAULT_PROJECT and r.name == META_REPO)]
-        return sorted(repos, key=lambda r: (r.project, r.name))
+        repos = sorted(repos, key=lambda r: (r.project, r.name))
+        self._listed_repos.repos = repos  # a listing asks for every branch next: see ``_every_branch``
+        return repos
 
     @long_operation()
     def delete_repo(self, repo: str) -> None:
@@ -152,7 +159,8 @@ class PachydermBackend(Backend):
             infos = list(self._stream("ListBranch", called_lazily, call=self._list_branch,
                                       request=pfs.ListBranchRequest(repo=repo_msg(key))))
         else:
-            infos = self._every_branch()
+            infos = self._every_branch(getattr(self._listed_repos, "repos", None))
+        self._listed_repos.repos = None
         heads = []
         for info in infos:
             of, name = info.branch.repo, info.branch.name
@@ -162,21 +170,31 @@ class PachydermBackend(Backend):
                 continue
             heads.append(((*split_key(key), name), key, head_id(info)))
         heads.sort()  # as list_repos orders repos, then by branch name
-        return [self._listed_branch(key, order[2], head) for order, key, head in heads]
-
-    def _every_branch(self) -> list[pfs.BranchInfo]:
-        """Every branch of every repo: one ListBranch without a repo; one per repo where pachd refuses
-        that (auth on)."""
-        if not self._per_repo_branches:
+        branches = []
+        for order, key, head in heads:
             try:
-                return list(self._stream("ListBranch", called_lazily, call=self._list_branch,
-                                         request=pfs.ListBranchRequest()))
+                branches.append(self._listed_branch(key, order[2], head))
+            except NotFound:  # its repo was deleted since ListBranch: it is gone
+                pass
+        return branches
+
+    def _every_branch(self, repos: list[Repo] | None) -> list[pfs.BranchInfo]:
+        """Every branch of every repo: one ListBranch without a repo; one per repo (of ``repos``, this
+        thread's last ``list_repos``, else asked) where pachd refuses that (auth on)."""
+        refused_at = self._all_branches_refused_at
+        if refused_at is None or time.monotonic() - refused_at > RETRY_ALL_BRANCHES:
+            try:
+                infos = list(self._stream("ListBranch", called_lazily, call=self._list_branch,
+                                          request=pfs.ListBranchRequest()))
             except PfsError as exc:
                 if ALL_BRANCHES_REFUSED not in str(exc):
                     raise
-                self._per_repo_branches = True  # auth stays on: ask per repo from now on
+                self._all_branches_refused_at = time.monotonic()  # auth on: ask per repo for a while
+            else:
+                self._all_branches_refused_at = None
+                return infos
         infos = []
-        for r in self.list_repos():
+        for r in self.list_repos() if repos is None else repos:
             try:
                 infos.extend(self._stream("ListBranch", called_lazily, call=self._list_branch,
                                           request=pfs.ListBranchRequest(repo=repo_msg(r.key))))
