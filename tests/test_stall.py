@@ -30,8 +30,15 @@ BOUND = 40.0
 FAST_ROUTES = ("identity", "labeling", "mounts", "openapi.json")
 
 
+@pytest.fixture
+def quick_rpc_timeout() -> float | None:
+    """The ``PachlsConfig.quick_rpc_timeout`` of ``stalled_server`` (None: the default); a test
+    parametrizes it to change it."""
+    return None
+
+
 @pytest.fixture(params=["tcp", "grpc"])
-def stalled_server(request, tmp_path):
+def stalled_server(request, tmp_path, quick_rpc_timeout):
     """A Jupyter server whose saved backend choice is a cluster that never answers (see the module doc)."""
     store = LocalBackend(tmp_path / "served")
     store.create_repo("images")
@@ -46,8 +53,10 @@ def stalled_server(request, tmp_path):
     address = f"grpc://127.0.0.1:{port}"
     choice = tmp_path / "backend.json"
     choice.write_text(json.dumps({"kind": "pachyderm", "pachd_address": address}))
-    jupyter = JupyterServer(tmp_path / "root", store=tmp_path / "store", no_fuse=True,
-                            config={"PachlsConfig.backend_file": str(choice)})
+    config = {"PachlsConfig.backend_file": str(choice)}
+    if quick_rpc_timeout is not None:
+        config["PachlsConfig.quick_rpc_timeout"] = quick_rpc_timeout
+    jupyter = JupyterServer(tmp_path / "root", store=tmp_path / "store", no_fuse=True, config=config)
     try:
         jupyter.start()
         stall.active.set()
@@ -83,7 +92,10 @@ def test_routes_that_ask_a_stalled_cluster_answer_unavailable_naming_what_timed_
         assert panel["errors"]["repos"]["error"] == "unavailable" and address in panel["errors"]["repos"]["message"]
 
 
-@pytest.mark.parametrize("stalled_server", ["grpc"], indirect=True)  # each of its polls waits the whole deadline
+# each of its polls waits the whole deadline; a long one (ListRepo: twice it, the cluster asked whether it
+# answers), so that the fast routes surely answer before it ends, within BOUND
+@pytest.mark.parametrize("quick_rpc_timeout", [15.0])
+@pytest.mark.parametrize("stalled_server", ["grpc"], indirect=True)
 def test_routes_that_need_no_cluster_answer_while_a_stalled_poll_waits(stalled_server):
     jupyter, _ = stalled_server
     answered: dict[str, tuple[int, dict]] = {}
