@@ -157,9 +157,10 @@ class ReposListing:
         every_part_kept = True
         for repo in repos:
             mine = by_repo.get(repo.key, [])
-            # an open head (a Pachyderm branch mid-commit) changes under the same id: never reused
+            # an open head (a Pachyderm branch mid-commit) changes under the same id: never reused; a
+            # finished one seldom does (a squash re-parents it): the branches themselves are compared
             signature = None if any(b.head is not None and b.head.finished is None for b in mine) else (
-                repo, tuple((b.name, b.head.id if b.head is not None else None) for b in mine))
+                repo, tuple(mine))
             kept = self._fragments.get(repo.key)
             if signature is not None and kept is not None and kept[0] == signature:
                 part = kept[1]

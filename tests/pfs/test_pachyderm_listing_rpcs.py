@@ -21,6 +21,7 @@ from pachyderm_sdk.api import pfs
 from jupyterlab_pachls.listing import ReposListing
 from jupyterlab_pachls.pfs import LocalBackend
 from jupyterlab_pachls.pfs.pachyderm import META_REPO, STAGING_PREFIX, PachydermBackend
+from jupyterlab_pachls.pfs.pachyderm import backend as backend_module
 from jupyterlab_pachls.pfs.server import make_server
 
 TOKEN = "listing-test-token-0123456789abcdef"
@@ -235,6 +236,38 @@ def test_a_repo_deleted_during_a_listing_leaves_out_its_branches_only(tmp_path):
         backend.close()
         server.stop(grace=None).wait()
         store.close()
+
+
+def test_what_the_listing_keeps_is_bounded_by_the_cluster_not_by_its_history(cluster):
+    store, counter, backend, port = cluster
+    listing = ReposListing(backend)
+    add_repos(store, 0, 3)  # 9 branches
+    listed(listing)
+    for n in range(6):  # each commit moves a head: new replies, a new head to keep
+        with backend.commit("repo001", "master", message=f"move {n}") as c:
+            c.put_file("/n.txt", str(n).encode())
+        assert heads(listed(listing))["repo001"]["master"] == c.finished.id
+    # this listing's 9 branches, and the head the one before saw and this one did not
+    assert len(backend._listed) <= 9 + 1
+    assert len(backend._branch_replies.kept) <= 9 + 1
+    assert len(backend._repo_replies.kept) <= 3 + 1
+
+
+def test_a_head_re_parented_by_a_squash_is_listed_anew_once_rechecked(cluster, monkeypatch):
+    store, counter, backend, port = cluster
+    store.create_repo("r")
+    ids = []
+    for n in range(3):
+        with store.commit("r", "master", message=f"c{n}") as c:
+            c.put_file(f"/f{n}", b"x")
+        ids.append(c.finished.id)
+    listing = ReposListing(backend)
+    assert listed(listing)["repos"][0]["branches"][0]["head"]["parent"] == ids[1]
+    Client("127.0.0.1", port).pfs.squash_commit_set(commit_set=pfs.CommitSet(id=ids[1]))  # head's parent now ids[0]
+    monkeypatch.setattr(backend_module, "LISTED_RECHECK", 0.0)  # every kept head is due
+    body = listed(listing)
+    assert body["repos"][0]["branches"][0]["head"]["parent"] == ids[0]
+    assert_right(body, port)
 
 
 def test_with_auth_on_branches_are_listed_per_repo_and_heads_are_still_known(tmp_path):

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 
-from cachetools import LRUCache
 from pachyderm_sdk.api import pfs
 
 from ..address import DEFAULT_PROJECT, parse_repo, validate_name
@@ -18,14 +17,16 @@ from ..model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, 
 from ..wire import branch_msg, commit_msg, repo_key_of, repo_msg, split_key
 from .channel import RPC_TIMEOUT, Channel, long_operation
 from .landing import BranchLocks, StagedCommits
-from .messages import KeptDecoder, head_id, is_finished, is_staging, repo_key, to_commit, to_repo
+from .messages import Generations, KeptDecoder, head_id, is_finished, is_staging, repo_key, to_commit, to_repo
 from .moves import META_REPO, BranchMoves
 from .reads import Reads
 from .refs import Refs
 
-#: Branches the listing keeps (``PachydermBackend._listed``): 10 times the 1,000 repos x 5 branches of
-#: the benchmark; each is a few hundred bytes.
-LISTED_BRANCHES = 50_000
+#: A listed branch at a finished head is asked again once it is this old (seconds): a finished commit
+#: does change now and then (SquashCommitSet re-parents it, EditMetadata edits it)...
+LISTED_RECHECK = 60.0
+#: ... at most this many per listing, so a poll never costs a whole cluster's InspectCommit.
+RECHECKED_PER_LISTING = 20
 #: Once pachd refused ListBranch of every repo (auth on), branches are listed per repo; every this many
 #: seconds ListBranch of every repo is asked again (auth may have been turned off).
 RETRY_ALL_BRANCHES = 300.0
@@ -54,20 +55,21 @@ class PachydermBackend(Backend):
         self.commits = StagedCommits(self.channel, self.refs, self.locks)
         self.reads = Reads(self.channel, self.refs)
         self.moves = BranchMoves(self)
-        #: Branches as listed, by (repo key, branch, head id) while that head is a finished commit (or
-        #: none): pachd never changes a finished commit, so a head seen once is never inspected again.
-        self._listed: LRUCache[tuple[str, str, str | None], Branch] = LRUCache(LISTED_BRANCHES)
-        self._listed_lock = threading.Lock()  # listings run on several worker threads
+        #: (Branch, when inspected) as listed, by (repo key, branch, head id) while that head is a finished
+        #: commit (or none): a head seen once is inspected again only after LISTED_RECHECK, a few a poll
+        self._listed = Generations()
         self._all_branches_refused_at: float | None = None  # pachd refused ListBranch of every repo
         self._listed_repos = threading.local()  # this thread's last list_repos, for the branches per repo
         # The listings the panel polls, each distinct reply decoded once
+        # (swapped after each complete listing: memory bounded by the cluster, not by its history)
         listed = self.channel.grpc_channel
+        self._repo_replies, self._branch_replies = KeptDecoder(pfs.RepoInfo), KeptDecoder(pfs.BranchInfo)
         self._list_repo = listed.unary_stream("/pfs_v2.API/ListRepo",
                                               request_serializer=pfs.ListRepoRequest.SerializeToString,
-                                              response_deserializer=KeptDecoder(pfs.RepoInfo, LISTED_BRANCHES))
+                                              response_deserializer=self._repo_replies)
         self._list_branch = listed.unary_stream("/pfs_v2.API/ListBranch",
                                                 request_serializer=pfs.ListBranchRequest.SerializeToString,
-                                                response_deserializer=KeptDecoder(pfs.BranchInfo, LISTED_BRANCHES))
+                                                response_deserializer=self._branch_replies)
 
     @property
     def address(self) -> str:
@@ -114,6 +116,7 @@ class PachydermBackend(Backend):
         repos = [r for r in repos if not (r.project == DEFAULT_PROJECT and r.name == META_REPO)]
         repos = sorted(repos, key=lambda r: (r.project, r.name))
         self._listed_repos.repos = repos  # a listing asks for every branch next: see ``_every_branch``
+        self._repo_replies.kept.swap()
         return repos
 
     @long_operation()
@@ -170,12 +173,15 @@ class PachydermBackend(Backend):
                 continue
             heads.append(((*split_key(key), name), key, head_id(info)))
         heads.sort()  # as list_repos orders repos, then by branch name
-        branches = []
+        branches, rechecks = [], [RECHECKED_PER_LISTING]
         for order, key, head in heads:
             try:
-                branches.append(self._listed_branch(key, order[2], head))
+                branches.append(self._listed_branch(key, order[2], head, rechecks))
             except NotFound:  # its repo was deleted since ListBranch: it is gone
                 pass
+        if repo is None:  # a complete listing: forget what neither it nor the one before saw
+            self._branch_replies.kept.swap()
+            self._listed.swap()
         return branches
 
     def _every_branch(self, repos: list[Repo] | None) -> list[pfs.BranchInfo]:
@@ -202,19 +208,22 @@ class PachydermBackend(Backend):
                 pass
         return infos
 
-    def _listed_branch(self, key: str, name: str, head: str | None) -> Branch:
-        """The branch as readers see it at ``head`` (``Refs.shown``), inspected once per finished head."""
-        with self._listed_lock:
-            found = self._listed.get((key, name, head))
+    def _listed_branch(self, key: str, name: str, head: str | None, rechecks: list[int]) -> Branch:
+        """The branch as readers see it at ``head`` (``Refs.shown``), inspected once per finished head,
+        again once older than LISTED_RECHECK while ``rechecks[0]`` (this listing's) lasts."""
+        found = self._listed.get((key, name, head))
+        now = time.monotonic()
         if found is not None:
-            return found
+            branch, inspected = found
+            if head is None or now - inspected < LISTED_RECHECK or rechecks[0] <= 0:
+                return branch
+            rechecks[0] -= 1
         info = self.refs.shown(key, head)
         branch = Branch(repo=key, name=name, head=to_commit(info, key, name) if info is not None else None)
         # Kept only for an empty branch or a finished head: an open head (shown as its parent, or as
         # nothing when it is the branch's first commit) changes when it finishes, so it is asked again
         if head is None or (info is not None and info.commit.id == head and is_finished(info)):
-            with self._listed_lock:
-                self._listed[(key, name, head)] = branch
+            self._listed.put((key, name, head), (branch, now))
         return branch
 
     @long_operation()

@@ -9,7 +9,6 @@ import threading
 from datetime import datetime
 
 import betterproto
-from cachetools import LRUCache
 from pachyderm_sdk.api import pfs
 
 from ..address import DEFAULT_PROJECT, is_commit_id, parse_ref, parse_repo
@@ -42,23 +41,52 @@ def decode_description(description: str) -> tuple[str, dict | None]:
 
 
 # -- reading replies -------------------------------------------------------------------------------
-class KeptDecoder:
-    """A gRPC deserializer that decodes each distinct reply once (least recently used forgotten first):
-    a cluster answers a listing with the same bytes poll after poll, and betterproto decodes slowly.
-    The messages it returns are shared: read them, never change them."""
+class Generations:
+    """What the last two complete listings saw, by key: ``swap`` after each complete listing forgets
+    what neither saw (a head that moved, a repo deleted), so it holds at most two listings' worth, however
+    long it runs."""
 
-    def __init__(self, message_class: type[betterproto.Message], size: int) -> None:
-        self.message_class = message_class
-        self._kept: LRUCache[bytes, betterproto.Message] = LRUCache(size)
+    def __init__(self) -> None:
+        self._current: dict = {}
+        self._previous: dict = {}
         self._lock = threading.Lock()  # listings run on several worker threads
 
-    def __call__(self, data: bytes) -> betterproto.Message:
+    def __len__(self) -> int:
         with self._lock:
-            found = self._kept.get(data)
+            return len(self._current) + len(self._previous)
+
+    def get(self, key):
+        with self._lock:
+            found = self._current.get(key)
+            if found is None:
+                found = self._previous.pop(key, None)
+                if found is not None:
+                    self._current[key] = found
+            return found
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._current[key] = value
+
+    def swap(self) -> None:
+        with self._lock:
+            self._previous, self._current = self._current, {}
+
+
+class KeptDecoder:
+    """A gRPC deserializer that decodes each distinct reply once (``Generations``: ``swap`` after each
+    complete listing): a cluster answers a listing with the same bytes poll after poll, and betterproto
+    decodes slowly. The messages it returns are shared: read them, never change them."""
+
+    def __init__(self, message_class: type[betterproto.Message]) -> None:
+        self.message_class = message_class
+        self.kept = Generations()
+
+    def __call__(self, data: bytes) -> betterproto.Message:
+        found = self.kept.get(data)
         if found is None:
             found = self.message_class().parse(data)
-            with self._lock:
-                self._kept[data] = found
+            self.kept.put(data, found)
         return found
 
 
@@ -100,8 +128,6 @@ def branch_named(ref: str) -> str | None:
     except PfsError:
         return None
     return None if ancestors or is_commit_id(name) else name
-
-
 
 
 def to_commit(info: pfs.CommitInfo, key: str, branch: str | None = None) -> Commit:
