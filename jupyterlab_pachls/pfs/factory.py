@@ -26,11 +26,5 @@ def open_backend(config: dict[str, Any]) -> Backend:
     if kind == "pachyderm":
         from .pachyderm import PachydermBackend
 
-        from .pachyderm.channel import check_seconds
-
-        quick = {"quick_rpc_timeout": options.pop("quick_rpc_timeout")} if "quick_rpc_timeout" in options else {}
-        check_seconds(**quick)  # before the channel opens: a refused setting leaves nothing to close
-        backend = PachydermBackend(**options)
-        backend.channel.set_deadlines(**quick)
-        return backend
+        return PachydermBackend(**options)
     raise InvalidArgument(f"unknown backend kind {kind!r}; expected 'local' or 'pachyderm'", kind=kind)

@@ -6,11 +6,13 @@ active context of ``config_path``, ``$PACH_CONFIG`` or ``~/.pachyderm/config.jso
 (address, session token, CA certificates), as ``pachctl`` reads it. No call is
 made at construction; the first operation waits at most ``connect_timeout``
 seconds (default 5) for the cluster and raises ``Unavailable`` otherwise (never hangs).
-Once connected, every call has a deadline of ``rpc_timeout`` seconds (default 120): the
-whole call for unary calls and listings, the silence between messages for file data
-(``GetFile``, ``ModifyFile``: a big transfer is never cut for its size). A cluster that
-accepts connections and never answers makes each operation fail within that time with an
-``Unavailable`` naming the call and the address (``channel`` says why each call gets which).
+Once connected, quick reads (projects, repos, branches, commits without waiting: what the panel
+polls) have a deadline of ``quick_rpc_timeout`` seconds (default 5), every other call
+``rpc_timeout`` (default 120), and so do the reads inside a commit, a landing or a branch move;
+on streams and file data it is the silence between messages (a big transfer or listing is never
+cut for its size). A cluster that accepts connections and never answers makes each call fail
+within its deadline with an ``Unavailable`` naming the call and the address (``channel`` says
+which call gets which, ListRepo's first message, and the stall guard).
 
 How the embedded store's semantics are kept on pachd, where they differ:
 
@@ -58,11 +60,10 @@ How the embedded store's semantics are kept on pachd, where they differ:
   head is known from the branch asked for, and any other commit has ``branch`` None.
 - **The repos listing** (``list_branches`` of every repo, what the panel polls) is ListBranch
   without a repo (pachd refuses that with auth on: then one per repo), and an InspectCommit only
-  for a head not seen before (and its parent while it is a landing in progress): a finished
-  commit never changes, so the branch as shown at that head is kept (``LISTED_BRANCHES``). One
-  exception: metadata edited on a finished commit of another client (pachd's ``EditMetadata``)
-  shows in the listing once that branch's head moves or the server restarts; inspecting the commit
-  shows it at once.
+  for a head not seen before (and its parent while it is a landing in progress): the branch as
+  shown at a finished head is kept, and inspected again once older than ``LISTED_RECHECK``, a few
+  a listing (``RECHECKED_PER_LISTING``): a finished commit seldom changes, but a squash re-parents
+  it and ``EditMetadata`` edits it. What is kept is what the last two complete listings saw.
 - **AUTO commits.** ``CreateBranch`` without a head makes an empty, finished ``AUTO`` commit
   that becomes the branch head; it shows as a commit of origin ``AUTO`` (in histories, as a
   mount's base, as the parent of the branch's first commit, as a rollback target). A commit on

@@ -15,7 +15,7 @@ from ..backend import DEFAULT_PAGE, Backend, Content, check_commit_fields
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PfsError
 from ..model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, Provenance, Repo
 from ..wire import branch_msg, commit_msg, repo_key_of, repo_msg, split_key
-from .channel import RPC_TIMEOUT, Channel, long_operation
+from .channel import QUICK_RPC_TIMEOUT, RPC_TIMEOUT, Channel, long_operation
 from .landing import BranchLocks, StagedCommits
 from .messages import Generations, KeptDecoder, head_id, is_finished, is_staging, repo_key, to_commit, to_repo
 from .moves import META_REPO, BranchMoves
@@ -46,9 +46,9 @@ class PachydermBackend(Backend):
 
     def __init__(self, pachd_address: str | None = None, auth_token: str | None = None,
                  config_path: str | os.PathLike | None = None, *, connect_timeout: float = 5.0,
-                 rpc_timeout: float = RPC_TIMEOUT) -> None:
+                 rpc_timeout: float = RPC_TIMEOUT, quick_rpc_timeout: float = QUICK_RPC_TIMEOUT) -> None:
         self.channel = Channel(pachd_address, auth_token, config_path, connect_timeout=connect_timeout,
-                               rpc_timeout=rpc_timeout)
+                               rpc_timeout=rpc_timeout, quick_rpc_timeout=quick_rpc_timeout)
         self.pfs = self.channel.pfs
         self.refs = Refs(self.channel)
         self.locks = BranchLocks()

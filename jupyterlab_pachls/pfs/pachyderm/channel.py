@@ -9,7 +9,9 @@ each call's deadline from the gRPC method (``deadline_kind``); callers pass noth
 - quick reads (``QUICK_METHODS``: projects, repos, branches, commits without waiting — what pachd
   answers from its metadata store, whatever the size of the data): ``quick_rpc_timeout`` seconds
   (default 5), counted from when the call was asked for, waiting for the connection included. The
-  panel's polls make only these, so a stalled cluster answers them ``Unavailable`` within that time.
+  panel's polls make only these, so a stalled cluster answers them ``Unavailable`` within that time
+  (ListRepo within twice it, see below). Inside a ``long_operation`` (a commit, a landing, a branch
+  move) they are long calls.
 - everything else (writes, ``InspectCommit`` waiting for a commit to finish, file listings, diffs):
   ``rpc_timeout`` seconds (default 120); finishing a big commit and the diff a landing replays grow
   with the commit.
