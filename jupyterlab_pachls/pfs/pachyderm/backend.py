@@ -25,8 +25,9 @@ from .refs import Refs
 #: A listed branch at a finished head is asked again once it is this old (seconds): a finished commit
 #: does change now and then (SquashCommitSet re-parents it, EditMetadata edits it)...
 LISTED_RECHECK = 60.0
-#: ... at most this many per listing, so a poll never costs a whole cluster's InspectCommit.
-RECHECKED_PER_LISTING = 20
+#: ... at most this many per listing, so an unchanged poll costs a handful of calls however big the
+#: cluster (ListRepo, ListBranch and these); a whole cluster's heads are rechecked over many polls.
+RECHECKED_PER_LISTING = 3
 #: Once pachd refused ListBranch of every repo (auth on), branches are listed per repo; every this many
 #: seconds ListBranch of every repo is asked again (auth may have been turned off).
 RETRY_ALL_BRANCHES = 300.0
