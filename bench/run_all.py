@@ -127,6 +127,13 @@ BENCHMARKS = [
               "stalled_routes_p95_ms", 5100, "#14", "— (new: waited for the 120 s call deadline)", unit="ms"),
         Check("the quick-read deadline", "deadline_ms", 5000, "#14", "120,000 ms", unit="ms"),
     ]),
+    Bench("soak", [], ["--quick"], [
+        Check("server memory growth after the warm-up, {minutes:g} min of 20 panels polling while commits land",
+              "rss_growth_after_warmup_mb", 5, "#14", "29 MiB (30 min, 9,966 commits)", unit="MiB",
+              why="Memory grows with the commits while caches keyed by commit fill (the store's commit "
+                  "cache: 20,000) and, outside Python's allocator, while each worker thread's SQLite "
+                  "connection fills its page cache (up to 64 MiB each)."),
+    ], defaults={"minutes": 30}),
     Bench("labeling", [], ["--tasks", "200", "--annotations", "50"], [
         Check("import {tasks:,} tasks: session through a mount / Label Studio's own Local Files sync",
               "import_ratio", 1.2, "#6", "0.012–0.048"),
