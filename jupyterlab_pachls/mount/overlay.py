@@ -33,6 +33,9 @@ from .model import Change
 from .tree import CommitTree, file_hash
 
 
+#: seconds a pending count waits for the overlay before answering the count found last time
+COUNT_WAIT = 1.0
+
 class HashCache:
     """sha256 of local files, reused while (size, mtime_ns, inode) stay the same."""
 
@@ -123,9 +126,9 @@ class Overlay:
 
     def pending_count(self) -> int:
         """How many changes ``changes()`` finds (the staged files and whiteouts only are looked at).
-        While another operation holds the overlay (a copy-up of a big file, say), the count found
-        last time: a status never waits for it."""
-        if not self.lock.acquire(blocking=False):
+        While another operation holds the overlay for long (a copy-up of a big file, say), the count
+        found last time: a status waits at most ``COUNT_WAIT`` for it (FUSE calls hold it briefly)."""
+        if not self.lock.acquire(timeout=COUNT_WAIT):
             return self._counted
         try:
             self._counted = len(self.changes())
