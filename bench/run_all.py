@@ -130,9 +130,9 @@ BENCHMARKS = [
     Bench("soak", [], ["--quick"], [
         Check("server memory growth after the warm-up, {minutes:g} min of 20 panels polling while commits land",
               "rss_growth_after_warmup_mb", 5, "#14", "29 MiB (30 min, 9,966 commits)", unit="MiB",
-              why="Memory grows with the commits while caches keyed by commit fill (the store's commit "
-                  "cache: 20,000) and, outside Python's allocator, while each worker thread's SQLite "
-                  "connection fills its page cache (up to 64 MiB each)."),
+              why="Memory grows with the commits: about a third is the store's commit cache filling to its "
+                  "20,000 entries; the rest is outside what tracemalloc sees and not yet explained (not "
+                  "SQLite's page cache, not malloc arenas)."),
     ], defaults={"minutes": 30}),
     Bench("labeling", [], ["--tasks", "200", "--annotations", "50"], [
         Check("import {tasks:,} tasks: session through a mount / Label Studio's own Local Files sync",
