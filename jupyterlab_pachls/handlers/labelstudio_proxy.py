@@ -12,6 +12,10 @@ prefixed Label Studio needs:
   browser that opened Jupyter under another host name (localhost vs
   127.0.0.1) would load nothing. The baked origin is rewritten to the
   request's own ``protocol://host`` in text bodies.
+- Label Studio's stylesheets load its fonts from root-relative ``url(/static/...)`` and its app
+  registers its service worker as ``/sw.js``: both would reach Jupyter's own routes (404), so they
+  are rewritten to the proxy's prefix. The service worker then also gets the prefix as its scope,
+  never the whole Jupyter origin.
 
 While a managed Label Studio is still starting (first start migrates its
 database), the handler answers 503 with a small page that reloads itself, so
@@ -21,6 +25,7 @@ the tab shows progress instead of hanging.
 from __future__ import annotations
 
 import html
+import re
 import urllib.parse
 
 from jupyter_server_proxy.handlers import LocalProxyHandler
@@ -28,6 +33,10 @@ from jupyter_server_proxy.handlers import LocalProxyHandler
 PREFIX = "pachls/labelstudio"
 TEXT_TYPES = ("text/", "application/json", "application/javascript", "application/x-javascript")
 JUPYTER_QUERY_KEYS = ("token", "_xsrf")
+# a stylesheet's root-relative url(/x), url("/x") or url('/x'); not a protocol-relative url(//host/x)
+# nor one under the prefix already
+CSS_ROOT_URL = rb"""url\((["']?)/(?!/|%s/)"""
+SERVICE_WORKER = b'"/sw.js"'
 
 
 class LabelStudioProxyHandler(LocalProxyHandler):
@@ -50,7 +59,10 @@ class LabelStudioProxyHandler(LocalProxyHandler):
         def rewrite_origin(response, request):
             self._rewrite_origin(response, request)
 
-        kwargs["rewrite_response"] = [strip_doubled_prefix, rewrite_origin]
+        def prefix_root_paths(response):
+            self._prefix_root_paths(response)
+
+        kwargs["rewrite_response"] = [strip_doubled_prefix, rewrite_origin, prefix_root_paths]
         super().__init__(*args, **kwargs)
 
     def _strip_doubled_prefix(self, response) -> None:
@@ -75,6 +87,17 @@ class LabelStudioProxyHandler(LocalProxyHandler):
         own = f"{request.protocol}://{request.host}".encode()
         if baked.encode() != own:
             response.body = response.body.replace(baked.encode(), own)
+
+    def _prefix_root_paths(self, response) -> None:
+        content_type = response.headers.get("Content-Type", "")
+        if not response.body:
+            return
+        prefix = (self.base_url.rstrip("/") + "/" + PREFIX).encode()
+        if content_type.startswith("text/css"):
+            pattern = re.compile(CSS_ROOT_URL % re.escape(prefix[1:]))
+            response.body = pattern.sub(lambda m: b"url(" + m.group(1) + prefix + b"/", response.body)
+        elif "javascript" in content_type and SERVICE_WORKER in response.body:
+            response.body = response.body.replace(SERVICE_WORKER, b'"' + prefix + b'/sw.js"')
 
     def get_client_uri(self, protocol, host, port, proxied_path):
         # Jupyter's token may come in the query (``?token=``): checked already, never passed on (Label

@@ -123,3 +123,21 @@ async def test_task_images_load_through_the_proxy(jp_fetch, api, pachls_state, j
     assert image.code == 200
     served = {p: data for p, data in demo_files()[:2]}[tasks[0]["data"]["pachls_path"]]
     assert image.body == served
+
+
+async def test_fonts_and_service_worker_load_under_the_proxy_prefix(jp_fetch, api, jp_base_url):
+    """Label Studio's stylesheets and app name root paths (``url(/static/fonts/...)``, ``"/sw.js"``) that
+    would reach Jupyter's own routes: the proxy rewrites them under its prefix, where they are served."""
+    await wait_running(api)
+    prefix = f"{jp_base_url}pachls/labelstudio"
+    css = (await jp_fetch("pachls", "labelstudio", "react-app", "main.css")).body.decode()
+    fonts = re.findall(r"""url\(["']?([^)"']*Figtree-Regular\.ttf)""", css)
+    assert fonts and all(f == f"{prefix}/static/fonts/Figtree-Regular.ttf" for f in fonts), fonts
+    font = await jp_fetch(*fonts[0][len(jp_base_url):].split("/"))
+    assert font.code == 200 and font.body[:4] in (b"\x00\x01\x00\x00", b"OTTO", b"true")
+
+    app = (await jp_fetch("pachls", "labelstudio", "react-app", "main.js")).body.decode()
+    assert f'"{prefix}/sw.js"' in app and '"/sw.js"' not in app
+    worker = await jp_fetch("pachls", "labelstudio", "sw.js")
+    assert worker.code == 200 and "javascript" in worker.headers["Content-Type"]
+    assert b"CACHE_NAME" in worker.body
