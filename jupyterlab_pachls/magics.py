@@ -9,6 +9,8 @@
     ...cell that writes files under the mount...
     df = %pachls labels labels@master --data images@master
     %pachls export labels@master --format COCO          # labels-<commit>-coco.json
+    %pachls put images@master:/raw ./photos             # ./photos -> /raw/photos/..., one commit
+    %pachls get images@master:/cats ./cats              # /cats/... -> ./cats/..., one pass
     commit = %pachls wait labels@master --timeout 3600
 
 ``%pachls --help`` lists the subcommands, ``%pachls SUBCOMMAND --help`` explains one.
@@ -113,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, metavar="FORMAT", help="COCO, YOLO, VOC, CSV or JSON_MIN")
     p.add_argument("--classes", metavar="A,B,...",
                    help="label names in category order (COCO/YOLO ids 0, 1, ...); default: those found, sorted")
+    p = add("put", "Import local files, directories (recursively) and globs into ONE commit on a branch "
+                   "(created if missing); each source keeps its own name below /DEST, as cp -r does. "
+                   "Shows progress (files, bytes, rate); nothing is committed if anything fails.")
+    p.add_argument("address", metavar="REPO@BRANCH[:/DEST]")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a file, a directory or a glob ('data/*.png')")
+    p.add_argument("-m", "--message", default="", metavar="TEXT", help="the commit message (default: Import N files)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p = add("get", "Copy a directory, a file or the whole repo at a commit into a local directory (made "
+                   "if missing), read in one pass: what is below /PATH keeps its place under LOCAL_DIR.")
+    p.add_argument("address", metavar="REPO@REF[:/PATH]")
+    p.add_argument("dest", nargs="?", default=".", metavar="LOCAL_DIR", help="where to write (default: here)")
     p = add("wait", "Block until a commit lands on REPO@BRANCH, print it and return it (the oldest new one, "
                     "if several landed). With --after, commits that landed after COMMIT count too, so "
                     "`wait labels@master --after {last.id}` in a loop sees every commit once.")
@@ -258,6 +271,11 @@ class PachlsMagics(Magics):
         """Versioned data and labels: %pachls --help lists the subcommands."""
         try:
             args = parse(line)
+            if args.command == "commit" and not args.message.strip():
+                # said before the cell runs: a cell whose writes cannot be committed should not run
+                raise UsageError(f"{'%%' if cell is not None else '%'}pachls commit: the commit message is empty; "
+                                 f"say what changed with -m \"...\" (nothing was {'run or ' if cell is not None else ''}"
+                                 "committed)")
             if cell is not None:
                 if args.command != "commit":
                     raise UsageError("%%pachls as a cell magic only runs 'commit NAME -m MESSAGE'")
@@ -374,6 +392,16 @@ class PachlsMagics(Magics):
         path = self.client.export_labels(args.address, args.format, args.dest, classes=classes)
         print(f"Exported {args.address} as {args.format.upper()} to {path} ({path.stat().st_size:,} bytes)")
         return path
+
+    def do_put(self, args):
+        commit = self.client.put(args.address, *args.paths, message=args.message, progress=args.progress)
+        print(f"Committed {commit.message!r} to {commit.repo}@{commit.branch}: {commit.id}")
+        return commit
+
+    def do_get(self, args):
+        done = self.client.get(args.address, args.dest)
+        print(f"Copied {done.files:,} files ({done.bytes:,} bytes) of {done.source} into {done.path}")
+        return done
 
     def do_wait(self, args):
         if args.timeout is not None and not args.timeout >= 0:

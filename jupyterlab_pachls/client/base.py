@@ -7,6 +7,7 @@ import dataclasses
 import os
 import tempfile
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
@@ -18,12 +19,13 @@ from ..pfs import (
     FileInfo,
     FilePage,
     InvalidArgument,
+    InvalidPath,
     ParseError,
     Repo,
     Unavailable,
     parse_address,
 )
-from .model import Mount, PendingChanges
+from .model import Download, Mount, PendingChanges
 from .tables import Table
 
 DEFAULT_BRANCH = "master"
@@ -152,6 +154,41 @@ class Client:
         with self.open(address) as f:
             return f.read()
 
+    def get(self, address: str, local_dir: str | os.PathLike = ".") -> Download:
+        """Copy ``repo@ref:/path`` (a directory, one file, or without a path the whole repo) into
+        ``local_dir`` (made if missing), read in one pass at the commit ``ref`` names when it starts.
+
+        What is below the path keeps its place under ``local_dir`` (``images@master:/cats`` gives
+        ``local_dir/001.png``, ``local_dir/kittens/...``, as ``pachctl get file -r ... -o``); one file
+        lands as ``local_dir/<its name>``. Each file is written beside and renamed into place, so none
+        is ever half written; a file already there is replaced; a failure midway leaves the files
+        written so far. Names that would leave ``local_dir`` are refused (InvalidPath).
+        """
+        source = to_address(address, path=True)
+        repo, path = source.repo_key, source.path or "/"
+        commit = self.inspect_commit(f"{repo}@{source.ref_text}")
+        root = Path(local_dir)
+        if root.exists() and not root.is_dir():
+            raise InvalidArgument(f"cannot write into {local_dir}: it is not a directory", dest=str(local_dir))
+        root.mkdir(parents=True, exist_ok=True)
+        files = size = 0
+        with closing(self._archive_members(repo, commit.id, path)) as members:
+            for name, reader in _local_members(members):
+                target = confined(root, name)
+                if reader is None:
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                size += _write_beside(target, reader)
+                files += 1
+        return Download(source=f"{repo}@{commit.id}:{path}", commit=commit.id, path=str(root), files=files,
+                        bytes=size)
+
+    def _archive_members(self, repo: str, commit: str, path: str) -> Iterator[tuple[str, BinaryIO | None]]:
+        """The entries of the archive of ``repo@commit:path`` as ``pfs/archive.py`` names them, each with
+        a reader of its bytes (None for a directory), to be read before the next is asked for."""
+        raise NotImplementedError
+
     def diff(self, new: str, old: str | None = None, path: str = "/") -> list[FileChange]:
         """Files changed from ``old`` (default: the parent of ``new``) to ``new``; both ``repo@ref``."""
         raise NotImplementedError
@@ -201,6 +238,44 @@ class Client:
         if named.is_commit and not named.ancestors:
             return named.ref
         return self.inspect_commit(text).id
+
+    # import
+    def put(self, address: str, *paths: str | os.PathLike, message: str = "",
+            progress: bool | None = None) -> Commit:
+        """Import local files, directories (recursively) and globs into ONE commit on
+        ``repo@branch[:/dest]`` (the branch is created if missing); returns that commit.
+
+        Each source lands below ``dest`` (default ``/``) under its own name, as ``cp -r`` does:
+        ``put("images@master:/raw", "data/cats", "notes.txt")`` gives ``/raw/cats/...`` and
+        ``/raw/notes.txt``; ``"data/*"`` imports what ``data`` holds. Symlinked files are read,
+        symlinked directories are not descended. Nothing is committed when anything fails (a missing
+        source, a bad name, an interrupt). ``progress``: a progress bar (files, bytes, rate; ``tqdm``),
+        by default only where output is a terminal or a notebook.
+        """
+        from ..pfs.imports import local_files
+
+        target = to_address(address, path=True)
+        if target.is_commit or target.ancestors:
+            raise InvalidArgument(f"{address!r} must name a branch (repo@branch[:/dest]), not a commit",
+                                  address=address)
+        if not paths:
+            raise InvalidArgument("name at least one file, directory or glob to put")
+        sources = [os.fspath(p) for p in paths]
+        dest = target.path or "/"
+        total_files = total_bytes = 0
+        for found in local_files(sources, dest):  # checked and counted before anything is sent
+            total_files, total_bytes = total_files + 1, total_bytes + found.size
+        if total_files == 0:
+            raise InvalidArgument(f"nothing to put: {', '.join(sources)} hold no files")
+        bar = progress_bar(total_bytes, total_files, f"put {target.repo_key}@{target.ref}", progress)
+        try:
+            return self._put(target.repo_key, target.ref, local_files(sources, dest),
+                             message or f"Import {total_files} files", bar.file_done)
+        finally:
+            bar.close()
+
+    def _put(self, repo: str, branch: str, files: Iterable, message: str, on_file) -> Commit:
+        raise NotImplementedError
 
     # mounts (server only)
     def mounts(self) -> list[Mount]:
@@ -332,6 +407,65 @@ class Client:
     def status(self) -> dict:
         """Where this client goes, the backend in use, and the mounts (server only)."""
         raise NotImplementedError
+
+
+def _local_members(members: Iterator[tuple[str, BinaryIO | None]]) -> Iterator[tuple[str, BinaryIO | None]]:
+    """The archive's entries named as they land in the target directory: what is below the top entry
+    (the directory the archive is of), or the top entry's own name when the archive is of one file."""
+    for name, reader in members:
+        top, _, below = name.rstrip("/").partition("/")
+        if reader is None and not below:
+            continue  # the archive's top directory is the target directory itself
+        yield (below or top), reader
+
+
+def confined(root: Path, name: str) -> Path:
+    """``root/name`` for a relative name that stays below ``root`` (no ``..``, no absolute path, no
+    symlink in ``root`` leading out); InvalidPath otherwise."""
+    parts = name.strip("/").split("/")
+    if name.startswith("/") or not name.strip("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidPath(f"archive entry {name[:200]!r} would be written outside the target directory", path=name)
+    target = root.joinpath(*parts)
+    real_root = os.path.realpath(root)
+    if not os.path.realpath(target.parent).startswith(real_root.rstrip(os.sep) + os.sep) \
+            and os.path.realpath(target.parent) != real_root:
+        raise InvalidPath(f"{target} leads outside {root} (a symlink?)", path=name)
+    return target
+
+
+def _write_beside(target: Path, chunks) -> int:
+    """Write ``target`` through a temporary file beside it and rename it into place; return its size."""
+    fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := chunks.read(1 << 20):
+                out.write(chunk)
+                size += len(chunk)
+        os.replace(partial, target)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return size
+
+
+class progress_bar:
+    """A ``tqdm`` bar over bytes with the file count beside it (``enabled=None``: tqdm decides)."""
+
+    def __init__(self, total_bytes: int, total_files: int, description: str, enabled: bool | None) -> None:
+        from tqdm.auto import tqdm
+
+        self.total_files, self.files = total_files, 0
+        self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=description,
+                        disable=None if enabled is None else not enabled, leave=True)
+        self.bar.set_postfix_str(f"0/{total_files} files", refresh=False)
+
+    def file_done(self, size: int) -> None:
+        self.files += 1
+        self.bar.set_postfix_str(f"{self.files}/{self.total_files} files", refresh=False)
+        self.bar.update(size)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 LABEL_COLUMNS = ("data_path", "data_repo", "data_commit", "label_path", "label_repo", "label_commit",

@@ -146,6 +146,13 @@ class DirectClient(Client):
 
         return commits()
 
+    def _put(self, repo: str, branch: str, files, message: str, on_file) -> Commit:
+        from ..pfs.imports import ImportProgress, import_items, local_items
+
+        progress = ImportProgress(repo=repo, branch=branch, on_file=on_file)
+        return import_items(self.backend, repo, branch, local_items(files), message=message, author=self.author,
+                            progress=progress).commit
+
     def blame(self, address: str) -> list:
         from ..labeling.history import blame
 
@@ -167,6 +174,12 @@ class DirectClient(Client):
         from ..labeling.rows import label_rows
 
         return label_rows(self.backend, repo, ref, data=data, path=path)
+
+    def _archive_members(self, repo: str, commit: str, path: str) -> Iterator[tuple[str, BinaryIO | None]]:
+        from ..pfs.archive import archive_entries, plan_archive
+
+        for name, _info, chunks in archive_entries(self.backend, plan_archive(self.backend, repo, commit, path)):
+            yield name, (None if chunks is None else ChunkReader(chunks, name=name))
 
     def _export_chunks(self, repo: str, commit: str, format: str, classes: list[str] | None) -> Iterator[bytes]:
         from ..labeling.formats import export_labels

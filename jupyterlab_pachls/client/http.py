@@ -7,6 +7,7 @@ import io
 import json
 import math
 import ssl
+import tarfile
 import threading
 import time
 import urllib.parse
@@ -20,6 +21,7 @@ from ..pfs import (
     Commit,
     FileChange,
     FilePage,
+    InvalidPath,
     PfsError,
     Repo,
     Unavailable,
@@ -136,9 +138,10 @@ class ServerClient(Client):
 
     # transport
     def request(self, method: str, path: str, *, query: dict | None = None, body: Any = None,
-                stream: bool = False, timeout: float | None = None) -> Any:
+                stream: bool = False, timeout: float | None = None,
+                upload: tuple[str, Iterable[bytes]] | None = None) -> Any:
         """Call ``/pachls/api/<path>``; decoded JSON (None for 204), or a binary file object over the
-        answer's body with ``stream``."""
+        answer's body with ``stream``. ``upload``: (content type, chunks) sent as the body while made."""
         url = self.url + "pachls/api/" + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -147,6 +150,8 @@ class ServerClient(Client):
         if body is not None:
             content = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        elif upload is not None:
+            headers["Content-Type"], content = upload
         elif method in ("POST", "PUT", "PATCH"):
             content = b""
         request = self._http.build_request(method, url, content=content, headers=headers,
@@ -317,6 +322,16 @@ class ServerClient(Client):
     def refresh(self, name: str) -> Mount:
         return mount_from_json(self.request("POST", f"mounts/{_q(name)}/refresh"))
 
+    # import
+    def _put(self, repo: str, branch: str, files, message: str, on_file) -> Commit:
+        from ..pfs.imports import tar_stream
+
+        self.request("GET", f"repos/{_q(repo)}")  # a missing repo said plainly, before any byte is sent
+        # a tar made while sent: repo paths as names, so the server's dest stays "/"
+        body = self.request("POST", f"repos/{_q(repo)}/branches/{_q(branch)}/import", query={"message": message},
+                            upload=("application/x-tar", tar_stream(files, on_file=on_file)))
+        return commit_from_json(body["commit"])
+
     # labels
     def blame(self, address: str) -> list:
         a = to_file_address(address)
@@ -337,6 +352,22 @@ class ServerClient(Client):
     def _label_rows(self, repo: str, ref: str, data: str | None, path: str) -> list[dict]:
         body = self.request("GET", "labels/rows", query={"repo": repo, "ref": ref, "data": data, "path": path})
         return list(body["rows"])
+
+    def _archive_members(self, repo: str, commit: str, path: str) -> Iterator[tuple[str, BinaryIO | None]]:
+        body = self.request("GET", f"repos/{_q(repo)}/commits/{_q(commit)}/archive",
+                            query={"path": path, "format": "tar"}, stream=True)
+        try:
+            with tarfile.open(fileobj=body, mode="r|") as archive:
+                for member in archive:
+                    if not (member.isfile() or member.isdir()):
+                        raise InvalidPath(f"the archive holds {member.name[:200]!r}, which is neither a file "
+                                          "nor a directory", path=member.name[:200])
+                    yield member.name, (archive.extractfile(member) if member.isfile() else None)
+        except tarfile.TarError as exc:  # the server cut the answer: a download that stopped midway
+            raise Unavailable(f"the download of {repo}@{commit}:{path} broke off: {exc}", repo=repo,
+                              commit=commit, path=path) from None
+        finally:
+            body.close()
 
     def _export_chunks(self, repo: str, commit: str, format: str, classes: list[str] | None) -> Iterator[bytes]:
         query = {"repo": repo, "ref": commit, "format": format, "classes": ",".join(classes) if classes else None}

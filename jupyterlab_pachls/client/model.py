@@ -1,4 +1,4 @@
-"""Value types of the client that pfs does not have: mounts and their staged changes."""
+"""Value types of the client that pfs does not have: mounts and their staged changes, downloads."""
 
 from __future__ import annotations
 
@@ -55,3 +55,15 @@ class PendingChanges(_Json):
 
     def __iter__(self) -> Iterator[PendingChange]:  # type: ignore[override]
         return iter(self.changes)
+
+
+@dataclass(frozen=True)
+class Download(_Json):
+    """What :meth:`Client.get` wrote: ``files`` files of ``bytes`` bytes in all below ``path`` (local),
+    read from ``source`` at ``commit``."""
+
+    source: str
+    commit: str
+    path: str
+    files: int = 0
+    bytes: int = 0

@@ -4,13 +4,14 @@ Every route lives under ``/pachls/api/`` and is described by the OpenAPI documen
 ``openapi.yaml`` (served at ``/pachls/api/openapi.json``). Handlers only parse and check
 requests (``args.py``), call the backend, the mount manager or labeling (in a worker
 thread: all are blocking) and shape JSON; ``base.py`` turns typed errors into JSON errors.
-One module per area: ``system.py``, ``repos.py``, ``mounts.py``, ``labeling.py``; ``panel.py`` answers
-the panel's poll with what ``/health``, ``/repos`` and ``/mounts`` answer, in one request.
+One module per area: ``system.py``, ``repos.py``, ``transfer.py`` (bulk in and out), ``mounts.py``,
+``labeling.py``; ``panel.py`` answers the panel's poll with what ``/health``, ``/repos`` and
+``/mounts`` answer, in one request.
 """
 
 from __future__ import annotations
 
-from . import labeling, mounts, panel, repos, system
+from . import labeling, mounts, panel, repos, system, transfer
 from .base import PachlsHandler
 
 API_PREFIX = "/pachls/api"
@@ -34,13 +35,18 @@ def route_table() -> list[tuple[str, type[PachlsHandler]]]:
         (rf"{p}/repos/{s}/branches/{s}/head", repos.BranchHeadHandler),
         (rf"{p}/repos/{s}/branches/{s}/wait", repos.BranchWaitHandler),
         (rf"{p}/repos/{s}/branches/{s}/moves", repos.BranchMovesHandler),
+        (rf"{p}/repos/{s}/branches/{s}/import", transfer.ImportHandler),
         (rf"{p}/repos/{s}/commits/{s}", repos.CommitHandler),
         (rf"{p}/repos/{s}/commits/{s}/files", repos.FilesHandler),
         (rf"{p}/repos/{s}/commits/{s}/file", repos.FileHandler),
+        (rf"{p}/repos/{s}/commits/{s}/archive", repos.ArchiveHandler),
         (rf"{p}/repos/{s}/diff", repos.DiffHandler),
+        (rf"{p}/imports", transfer.ImportsHandler),
+        (rf"{p}/imports/{s}", transfer.ImportCancelHandler),
         (rf"{p}/mounts", mounts.MountsHandler),
         (rf"{p}/mounts/{s}", mounts.MountHandler),
         (rf"{p}/mounts/{s}/refresh", mounts.MountRefreshHandler),
+        (rf"{p}/mounts/{s}/follow", mounts.MountFollowHandler),
         (rf"{p}/mounts/{s}/changes", mounts.MountChangesHandler),
         (rf"{p}/mounts/{s}/commit", mounts.MountCommitHandler),
         (rf"{p}/mounts/{s}/discard", mounts.MountDiscardHandler),

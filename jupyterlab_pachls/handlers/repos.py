@@ -6,10 +6,13 @@ import asyncio
 import mimetypes
 import urllib.parse
 
+import tornado.iostream
 import tornado.web
 
 from ..listing import branches_json, repo_json
-from ..pfs import Backend, Conflict, InvalidArgument, is_commit_id, normalize_path
+from ..pfs import Backend, Conflict, InvalidArgument, NotFound, is_commit_id, normalize_path
+from ..pfs.archive import FORMATS as ARCHIVE_TYPES
+from ..pfs.archive import archive_entries, archive_format, plan_archive, stream_archive
 from ..pfs.follow import MAX_POLL_INTERVAL, POLL_INTERVAL, BranchFollower
 from .args import branch_arg, check_fields, commit_id_arg, ref_arg, repo_arg, string_field
 from .base import PachlsHandler, json_errors
@@ -195,8 +198,35 @@ class BranchHeadHandler(PachlsHandler):
                                     expected_head=expected, author=self.user_name, reason=reason)
 
 
+#: how much of a branch's history, and of each line a move left, is read to find the commits it left
+MOVES_SHOWN, HISTORY_READ, LEFT_READ = 20, 1000, 100
+
+
+def commits_left(backend: Backend, repo: str, branch: str, moves) -> list:
+    """Commits that recorded head moves took out of the branch's history (a rollback's undone commits),
+    newest first: each move's old and new head and their parents down to where they meet the branch's
+    history (the newest ``MOVES_SHOWN`` moves, ``LEFT_READ`` commits of each line at most)."""
+    on_branch = {c.id for c in backend.list_commits(repo, branch, limit=HISTORY_READ)}
+    left: dict[str, object] = {}
+    for move in moves[:MOVES_SHOWN]:
+        for start in (move.old_head, move.new_head):
+            if start is None or start in on_branch or start in left:
+                continue
+            try:
+                line = backend.list_commits(repo, start, limit=LEFT_READ)
+            except NotFound:  # squashed or deleted since
+                continue
+            for commit in line:
+                if commit.id in on_branch or commit.id in left:
+                    break
+                left[commit.id] = commit
+    return sorted(left.values(), key=lambda c: c.finished or c.started, reverse=True)
+
+
 class BranchMovesHandler(PachlsHandler):
-    """``GET /pachls/api/repos/{repo}/branches/{branch}/moves``: recorded head moves, newest first."""
+    """``GET /pachls/api/repos/{repo}/branches/{branch}/moves``: recorded head moves, newest first, and
+    the commits they took out of the branch's history (``left``), so a history can show them in place
+    and move the branch back onto them."""
 
     @tornado.web.authenticated
     @json_errors
@@ -206,10 +236,11 @@ class BranchMovesHandler(PachlsHandler):
 
         def load():
             backend.inspect_branch(repo, branch)
-            return backend.branch_moves(repo, branch)
+            moves = backend.branch_moves(repo, branch)
+            return moves, commits_left(backend, repo, branch, moves)
 
-        moves = await self.call(load)
-        self.send_json({"moves": [m.to_json() for m in moves]})
+        moves, left = await self.call(load)
+        self.send_json({"moves": [m.to_json() for m in moves], "left": [c.to_json() for c in left]})
 
 
 # -- commits and files ----------------------------------------------------------------------------
@@ -289,6 +320,52 @@ class FileHandler(PachlsHandler):
             if close is not None:
                 close()
         self.finish()
+
+
+class ArchiveHandler(PachlsHandler):
+    """``GET /pachls/api/repos/{repo}/commits/{ref}/archive?path=&format=tar|zip``: ``path`` (default the
+    whole repo) and everything below it at the commit ``ref`` names, one archive streamed as it is read
+    (``pfs/archive.py``). A failure once the first bytes left cuts the connection, so the client sees a
+    broken download, never a shorter archive that looks whole."""
+
+    closed = False
+
+    def on_connection_close(self) -> None:
+        self.closed = True
+
+    @tornado.web.authenticated
+    @json_errors
+    async def get(self, repo: str, ref: str) -> None:
+        repo, ref = repo_arg(repo), ref_arg(ref)
+        path = self.path_query("path")
+        fmt = archive_format(self.query("format") or "tar")
+        backend = self.backend
+        archive = await self.call(plan_archive, backend, repo, ref, path)
+        chunks = stream_archive(fmt, archive_entries(backend, archive), archive.commit.finished.timestamp())
+        self.set_header("Content-Type", ARCHIVE_TYPES[fmt])
+        self.set_header("Content-Disposition", content_disposition(archive.filename(fmt)))
+        self.set_header("X-Pachls-Commit", archive.commit.id)
+        done = object()
+        try:
+            while not self.closed:
+                try:
+                    chunk = await self.call(next, chunks, done)
+                except Exception:
+                    if not self._headers_written:
+                        raise
+                    self.log.exception("archive of %s@%s:%s failed mid-stream", repo, archive.commit.id, path)
+                    self.request.connection.close()  # cut: a finished chunked answer would look whole
+                    return
+                if chunk is done:
+                    break
+                self.write(chunk)
+                await self.flush()
+        except tornado.iostream.StreamClosedError:
+            return  # the client went away
+        finally:
+            await self.call(chunks.close)  # closes the file being read, in a worker (it may touch the store)
+        if not self.closed:
+            self.finish()
 
 
 class DiffHandler(PachlsHandler):

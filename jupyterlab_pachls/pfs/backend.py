@@ -65,6 +65,22 @@ def walk_tree(list_dir: Callable[..., FilePage], repo: str, ref: str, path: str 
         stack.extend(reversed(children))
 
 
+def _depth_first(list_dir: Callable[..., FilePage], repo: str, ref: str, top: FileInfo) -> Iterator[FileInfo]:
+    """``top`` (left out when it is the root) and everything below it, depth first in path order."""
+    if top.path.rstrip("/"):
+        yield top
+    if not top.is_dir:
+        return
+    after = None
+    while True:
+        page = list_dir(repo, ref, top.path.rstrip("/") or "/", after=after)
+        for info in page.items:
+            yield from _depth_first(list_dir, repo, ref, info) if info.is_dir else (info,)
+        if page.next is None:
+            return
+        after = page.next
+
+
 def check_commit_fields(message: object, author: object, metadata: object) -> dict[str, str]:
     """Validate ``start_commit``'s message, author and metadata the same way in every backend; return
     the metadata as a new dict."""
@@ -222,6 +238,18 @@ class Backend(ABC):
 
     def get_file(self, repo: str, ref: str, path: str) -> bytes:
         return b"".join(self.read_file(repo, ref, path))
+
+    def read_tree(self, repo: str, ref: str, path: str = "/") -> Iterator[tuple[FileInfo, Iterator[bytes] | None]]:
+        """``path`` and everything below it, depth first in path order (a directory, then what it holds:
+        the order of a tar of it), each with its bytes: ``(info, chunks)`` for a file, ``(info, None)``
+        for a directory (``/`` itself is left out). The bulk read of downloads and exports: a backend
+        answers it in one pass where it can (a cluster: one ``GetFileTAR``), so a file's chunks must be
+        read before the next entry is asked for. Every entry comes from the commit ``ref`` names when
+        the read starts. NotFound when ``path`` does not exist."""
+        top = self.inspect_file(repo, ref, path)
+        commit = top.committed or ref
+        for info in _depth_first(self.list_dir, repo, commit, top):
+            yield info, (None if info.is_dir else self.read_file(repo, commit, info.path))
 
     def walk(self, repo: str, ref: str, path: str = "/", *, max_depth: int | None = None) -> Iterator[FileInfo]:
         """Every file and directory below ``path``: a directory's entries (in path order), then its subdirectories."""

@@ -287,11 +287,91 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Recorded head moves of the branch, newest first. */
+        /**
+         * Recorded head moves of the branch, newest first, and the commits they left.
+         * @description `left`: commits that head moves took out of the branch's history (a rollback's undone
+         *     commits), newest first, so a history can show them in place and move the branch onto them
+         *     again (`PUT .../head`). Read from the 20 newest moves, 100 commits of each line at most.
+         *
+         */
         get: operations["listBranchMoves"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/repos/{repo}/branches/{branch}/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `repo` or `project%2Frepo`
+                 * @example images
+                 */
+                repo: components["parameters"]["repo"];
+                /** @example master */
+                branch: components["parameters"]["branch"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import many files into ONE commit on the branch (created if missing).
+         * @description The body, by `Content-Type`: a tar stream (`application/x-tar`, or gzip), read while it
+         *     arrives; `multipart/form-data` (a browser's upload: each file part's filename, which may be
+         *     a relative path such as `cats/001.png`); or JSON `{"source": ...}` naming files or folders
+         *     under the Jupyter root that the server reads itself (confined: no absolute path, no `..`,
+         *     no symlink leading out). Files land below `dest` (a folder keeps its own name, as `cp -r`).
+         *     Big files are streamed and memory stays flat. Anything wrong midway (a bad name, a link in
+         *     the tar, a cut-off upload, a client that disconnects, a cancel) leaves no commit. With
+         *     `id`, `GET /imports/{id}` shows its progress and `DELETE /imports/{id}` cancels it.
+         *
+         */
+        post: operations["importFiles"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The imports running that were given an `id`, with their progress. */
+        get: operations["listImports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/imports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example upload-1 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** One running import's progress. */
+        get: operations["getImport"];
+        put?: never;
+        post?: never;
+        /** Cancel a running import; nothing of it is committed (its POST answers 409 `cancelled`). */
+        delete: operations["cancelImport"];
         options?: never;
         head?: never;
         patch?: never;
@@ -373,6 +453,34 @@ export interface paths {
         };
         /** Download one file of a commit (streamed, as an attachment). */
         get: operations["downloadFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/repos/{repo}/commits/{ref}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description `repo` or `project%2Frepo`
+                 * @example images
+                 */
+                repo: components["parameters"]["repo"];
+                /**
+                 * @description branch, 32-hex commit id, or branch^N (`^` encoded as %5E)
+                 * @example master
+                 */
+                ref: components["parameters"]["ref"];
+            };
+            cookie?: never;
+        };
+        /** Download a directory, one file or the whole repo at a commit as one tar or zip (streamed). */
+        get: operations["downloadArchive"];
         put?: never;
         post?: never;
         delete?: never;
@@ -473,6 +581,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/mounts/{name}/follow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example imgs */
+                name: components["parameters"]["mount"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a branch mount to its branch's head wherever it went (a rollback included).
+         * @description Read-write: the staged changes stay pending on top of the head, each staged file winning
+         *     over what the branch did to it (`pending: keep`, the default), or are dropped first
+         *     (`pending: drop`). Read-only: a refresh. 400 `invalid_argument` for a fixed-commit mount.
+         *
+         */
+        post: operations["followMount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/mounts/{name}/changes": {
         parameters: {
             query?: never;
@@ -506,8 +640,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Land every staged change of a read-write mount as ONE commit (author = the Jupyter user).
-         * @description 400 `invalid_argument` when nothing is staged or the mount is read-only; 409 `conflict`
+         * Land the staged changes of a read-write mount as ONE commit (author = the Jupyter user).
+         * @description With `paths`, only the changes at those paths land; the others stay pending (400
+         *     `invalid_argument` naming `details.paths` when one of them is not pending).
+         *     400 `invalid_argument` when nothing is staged or the mount is read-only; 409 `conflict`
          *     when commits that landed on the branch since the mount's base touched staged paths
          *     (`details.paths`). Nothing is committed then, and the staged changes are kept.
          *
@@ -943,6 +1079,26 @@ export interface components {
             commit: string;
             branch: string | null;
         };
+        ImportResult: {
+            commit: components["schemas"]["Commit"];
+            files: number;
+            bytes: number;
+        };
+        ImportProgress: {
+            id: string;
+            repo: string;
+            branch: string;
+            /** @enum {string} */
+            state: "running" | "committing" | "done" | "failed" | "cancelled";
+            files: number;
+            bytes: number;
+            /** @description known when the server reads a folder */
+            total_files: number | null;
+            total_bytes: number | null;
+            seconds: number;
+            bytes_per_second: number;
+            commit: string | null;
+        };
         Commit: {
             id: string;
             repo: string;
@@ -1026,8 +1182,12 @@ export interface components {
             state: "mounting" | "mounted" | "committing" | "error" | "unmounted";
             message: string;
             behind: number;
-            /** @description the branch was moved (rolled back) below the mount's base; refresh to follow it */
+            /** @description the branch was moved (rolled back) below the mount's base; follow to move with it */
             diverged?: boolean;
+            /** @description the branch's head when the status last looked (null for a fixed commit or an empty
+             *     branch); a read-only mount of a branch follows it at the next mounts listing
+             *      */
+            head?: string | null;
             pending: number;
             mountpoint: string;
         };
@@ -1632,7 +1792,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Moves. */
+            /** @description Moves and the commits they left. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1640,8 +1800,130 @@ export interface operations {
                 content: {
                     "application/json": {
                         moves: components["schemas"]["BranchMove"][];
+                        left: components["schemas"]["Commit"][];
                     };
                 };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    importFiles: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The repo folder to import into.
+                 * @example /incoming
+                 */
+                dest?: string;
+                message?: string;
+                /** @description A name of the client's choosing for progress and cancel (letters, digits, `_`, `-`). */
+                id?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `repo` or `project%2Frepo`
+                 * @example images
+                 */
+                repo: components["parameters"]["repo"];
+                /** @example master */
+                branch: components["parameters"]["branch"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /** @example {
+                 *       "source": "data/images"
+                 *     } */
+                "application/json": {
+                    /** @description A file, folder or glob under the Jupyter root, or a list of them. */
+                    source: string | string[];
+                };
+                "application/x-tar": string;
+                "multipart/form-data": {
+                    file?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description The commit that holds every imported file. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listImports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Running imports, by id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        imports: components["schemas"]["ImportProgress"][];
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    getImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example upload-1 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Its progress. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportProgress"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    cancelImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example upload-1 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancelled. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: components["responses"]["Error"];
         };
@@ -1752,6 +2034,50 @@ export interface operations {
                 };
                 content: {
                     "*/*": string;
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    downloadArchive: {
+        parameters: {
+            query?: {
+                /** @example /cats */
+                path?: string;
+                format?: "tar" | "zip";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `repo` or `project%2Frepo`
+                 * @example images
+                 */
+                repo: components["parameters"]["repo"];
+                /**
+                 * @description branch, 32-hex commit id, or branch^N (`^` encoded as %5E)
+                 * @example master
+                 */
+                ref: components["parameters"]["ref"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The archive, streamed as it is read (no `Content-Length`). Its entries sit in one
+             *     directory named after the path's last segment (`cats/001.png`), or `<repo>-<commit[:12]>`
+             *     for the whole repo; each carries the commit's time. `X-Pachls-Commit` is the commit
+             *     the ref named when the download started. A failure after the first bytes cuts the
+             *     connection (the download is broken, never a shorter archive that looks whole).
+             *      */
+            200: {
+                headers: {
+                    "Content-Disposition"?: string;
+                    "X-Pachls-Commit"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-tar": string;
+                    "application/zip": string;
                 };
             };
             default: components["responses"]["Error"];
@@ -1943,6 +2269,43 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    followMount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @example imgs */
+                name: components["parameters"]["mount"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /** @example {
+                 *       "pending": "keep"
+                 *     } */
+                "application/json": {
+                    /**
+                     * @default keep
+                     * @enum {string}
+                     */
+                    pending?: "keep" | "drop";
+                };
+            };
+        };
+        responses: {
+            /** @description Status after following the branch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MountStatus"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
     mountChanges: {
         parameters: {
             query?: never;
@@ -1987,6 +2350,8 @@ export interface operations {
                  *     } */
                 "application/json": {
                     message: string;
+                    /** @description commit only these pending paths (repo-absolute); default every one */
+                    paths?: string[];
                     /** @description data commits the change was made against */
                     provenance?: (string | {
                         repo: string;

@@ -1,0 +1,189 @@
+"""A directory of a commit (or the whole repo, or one file) as one tar or zip stream.
+
+What downloads (``GET .../commits/{commit}/archive``), ``Client.get`` and ``jupyter pachls serve``'s
+``GetFileTAR`` send. The entries come from ``Backend.read_tree`` (one pass over the store, or one
+``GetFileTAR`` on a cluster) and leave as they are read: the stream is cut into :data:`CHUNK`-sized
+pieces, so memory stays flat however big the tree, and nothing is buffered whole.
+
+Every entry carries the commit's finishing time and fixed modes (0644 files, 0755 directories), so
+the same commit and path give the same bytes each time. Tar entries use the POSIX (pax) format: long
+and non-ASCII names are kept exactly. Zip entries are stored (most data is already compressed) with
+zip64 where a file needs it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from .backend import Backend
+from .errors import Conflict, InvalidArgument, PfsError
+from .model import Commit, FileInfo
+
+#: Bytes per piece of the stream (what a handler writes and flushes at once).
+CHUNK = 1 << 20
+FORMATS = {"tar": "application/x-tar", "zip": "application/zip"}
+FILE_MODE, DIR_MODE = 0o644, 0o755
+
+#: An entry to archive: its name in the archive, what it is, and its bytes (None for a directory).
+Entry = tuple[str, FileInfo, "Iterator[bytes] | None"]
+
+
+def archive_format(name: object) -> str:
+    """``tar`` or ``zip`` (any case); InvalidArgument otherwise."""
+    if isinstance(name, str) and name.lower() in FORMATS:
+        return name.lower()
+    raise InvalidArgument(f"archive format must be one of {', '.join(FORMATS)}, not {str(name)[:20]!r}",
+                          format=str(name)[:20])
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A download of ``repo@commit:path``: ``top`` is the one directory (or file) its entries sit in."""
+
+    repo: str
+    commit: Commit
+    path: str
+    top: str
+
+    def filename(self, fmt: str) -> str:
+        return f"{self.top}.{fmt}"
+
+
+def plan_archive(backend: Backend, repo: str, ref: str, path: str) -> Archive:
+    """Resolve ``ref`` once (a branch that moves during the download changes nothing) and name the
+    archive's top entry: the last segment of ``path``, or ``<repo>-<commit[:12]>`` for the whole repo.
+    NotFound for a missing path, Conflict for an open commit."""
+    commit = backend.inspect_commit(repo, ref)
+    if commit.finished is None:
+        raise Conflict(f"{repo}@{commit.id} is still open; download a finished commit", commit=commit.id)
+    info = backend.inspect_file(repo, commit.id, path)
+    name = info.path.rstrip("/").rsplit("/", 1)[-1]
+    return Archive(repo=repo, commit=commit, path=info.path, top=name or f"{repo.replace('/', '-')}-{commit.id[:12]}")
+
+
+def archive_entries(backend: Backend, archive: Archive) -> Iterator[Entry]:
+    """The entries of ``archive``, named ``<top>/<path below archive.path>``."""
+    base = archive.path.rstrip("/")
+    if not base:  # the whole repo: its entries sit in one directory named after it
+        yield archive.top + "/", FileInfo(path="/", type="dir", size=0, committed=archive.commit.id), None
+    for info, chunks in backend.read_tree(archive.repo, archive.commit.id, archive.path):
+        below = info.path.rstrip("/")[len(base):].lstrip("/")
+        name = posixpath.join(archive.top, below) if below else archive.top
+        yield (name + "/" if info.is_dir else name), info, chunks
+
+
+def stream_archive(fmt: str, entries: Iterable[Entry], mtime: float | None = None) -> Iterator[bytes]:
+    """The archive (``tar`` or ``zip``) of ``entries``, in pieces of about :data:`CHUNK` bytes."""
+    when = time.time() if mtime is None else mtime
+    return (tar_stream if archive_format(fmt) == "tar" else zip_stream)(entries, when)
+
+
+class _Pieces:
+    """Collects what is written and hands it out in CHUNK-sized pieces (a non-seekable file for zipfile)."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self.written
+
+    def write(self, data) -> int:
+        self.pending += data
+        self.written += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def full(self) -> Iterator[bytes]:
+        if len(self.pending) >= CHUNK:
+            out = bytes(self.pending)
+            self.pending.clear()
+            yield out
+
+    def rest(self) -> Iterator[bytes]:
+        if self.pending:
+            out = bytes(self.pending)
+            self.pending.clear()
+            yield out
+
+
+def _copy(info: FileInfo, chunks: Iterator[bytes], write: Callable[[bytes], object]) -> Iterator[None]:
+    """Write a file's chunks, yielding after each so the caller can hand out full pieces; the bytes
+    must add up to the size the header announced (else the archive would be corrupt from there on)."""
+    done = 0
+    try:
+        for chunk in chunks:
+            done += len(chunk)
+            if done > info.size:
+                break
+            write(chunk)
+            yield
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    if done != info.size:
+        # a blob that does not hold what its entry says (a damaged store: fsck names it); the stream
+        # is cut here, since what follows would not be where the header said
+        raise PfsError(f"{info.path} holds {done} bytes where {info.size} are listed; the archive stops here",
+                       path=info.path)
+
+
+def tar_stream(entries: Iterable[Entry], mtime: float) -> Iterator[bytes]:
+    """A pax tar of ``entries`` (names as given; directories end with ``/``)."""
+    out = _Pieces()
+    for name, info, chunks in entries:
+        header = tarfile.TarInfo(name)
+        header.mtime = int(mtime)
+        if info.is_dir:
+            header.type, header.mode = tarfile.DIRTYPE, DIR_MODE
+        else:
+            header.size, header.mode = info.size, FILE_MODE
+        out.write(header.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if chunks is not None:
+            for _ in _copy(info, chunks, out.write):
+                yield from out.full()
+            if info.size % tarfile.BLOCKSIZE:
+                out.write(tarfile.NUL * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+        yield from out.full()
+    out.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # the end-of-archive marker
+    yield from out.rest()
+
+
+def zip_stream(entries: Iterable[Entry], mtime: float) -> Iterator[bytes]:
+    """A zip of ``entries``, stored (no compression), written for a non-seekable stream (sizes and
+    checksums follow each file in a data descriptor)."""
+    out = _Pieces()
+    stamp = time.localtime(max(mtime, 315532800))[:6]  # zip dates start in 1980
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, info, chunks in entries:
+            member = zipfile.ZipInfo(name, stamp)
+            member.external_attr = ((DIR_MODE | 0o40000) if info.is_dir else (FILE_MODE | 0o100000)) << 16
+            if info.is_dir:
+                member.external_attr |= 0x10  # MS-DOS directory flag
+                member.file_size = member.compress_size = member.CRC = 0
+                archive.mkdir(member)
+            else:
+                member.file_size = info.size
+                with archive.open(member, "w", force_zip64=info.size >= zipfile.ZIP64_LIMIT) as target:
+                    for _ in _copy(info, chunks, target.write):
+                        yield from out.full()
+            yield from out.full()
+    yield from out.rest()
+
+
+__all__ = ["Archive", "CHUNK", "FORMATS", "archive_entries", "archive_format", "plan_archive",
+           "stream_archive", "tar_stream", "zip_stream"]
