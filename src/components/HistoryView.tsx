@@ -26,6 +26,14 @@ import {
   initialHistory
 } from '../state';
 import { ActionButton, ChangeList, CommitId, ErrorText, TimeAgo } from './common';
+import { DiffView, IDiffOf } from './DiffView';
+
+/** ChangeList's `expand`: a clicked path opens its change between the two commits. */
+function showChange(trans: TranslationBundle, diffOf: IDiffOf) {
+  return (c: { path: string; change: 'added' | 'modified' | 'deleted' }) => (
+    <DiffView trans={trans} diffOf={diffOf} path={c.path} change={c.change} />
+  );
+}
 
 export interface IBranchMove {
   repo: string;
@@ -239,6 +247,12 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
             <ChangeList
               changes={diff.changes}
               trans={trans}
+              expand={showChange(trans, {
+                repo,
+                from: pair.from.id,
+                to: pair.to.id,
+                labels: isLabelCommit(pair.to.metadata)
+              })}
               emptyText={trans.__('The two commits hold the same files.')}
             />
           ) : diffError ? null : (
@@ -353,11 +367,13 @@ function CommitRow(props: {
           className="jp-PachlsLink jp-PachlsCommit-files"
           aria-expanded={open}
           aria-label={trans.__('Files changed by commit %1', shortId(commit.id))}
+          title={trans._n('%1 file in this commit', '%1 files in this commit', commit.n_files)}
           onClick={() => void toggleFiles()}
         >
+          {/* the count of changed files once known; the commit's file total is a different number */}
           {changed !== null
             ? trans._n('%1 file changed', '%1 files changed', changed)
-            : trans._n('%1 file', '%1 files', commit.n_files)}
+            : trans.__('files changed')}
         </button>
         {labelCommit ? (
           <button
@@ -401,7 +417,17 @@ function CommitRow(props: {
         <div className="jp-PachlsCommit-changes">
           <ErrorText message={filesError} trans={trans} />
           {files ? (
-            <ChangeList changes={files.changes} trans={trans} emptyText={trans.__('No file changed.')} />
+            <ChangeList
+              changes={files.changes}
+              trans={trans}
+              emptyText={trans.__('No file changed.')}
+              expand={showChange(trans, {
+                repo: props.repo,
+                from: commit.parent,
+                to: commit.id,
+                labels: labelCommit
+              })}
+            />
           ) : filesError ? null : (
             <div className="jp-PachlsEmpty">{trans.__('Loading…')}</div>
           )}

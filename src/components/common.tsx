@@ -215,9 +215,19 @@ export function ChangeList(props: {
   trans: TranslationBundle;
   emptyText?: string;
   limit?: number;
+  /** what a path opens below it when clicked (the change itself); without it paths are plain text */
+  expand?: (change: { path: string; change: 'added' | 'modified' | 'deleted' }) => JSX.Element;
 }): JSX.Element {
-  const { trans } = props;
+  const { trans, expand } = props;
   const [limit, setLimit] = React.useState(props.limit ?? 200);
+  const [open, setOpen] = React.useState<Set<string>>(new Set());
+  const toggle = (path: string) => {
+    const next = new Set(open);
+    if (!next.delete(path)) {
+      next.add(path);
+    }
+    setOpen(next);
+  };
   if (props.changes.length === 0) {
     return (
       <div className="jp-PachlsChanges-empty">
@@ -251,9 +261,23 @@ export function ChangeList(props: {
             <span className="jp-PachlsChange-mark" title={labels[c.change]} aria-label={labels[c.change]}>
               {marks[c.change]}
             </span>
-            <span className="jp-PachlsChange-path" title={c.path}>
-              {c.path}
-            </span>
+            {expand ? (
+              <button
+                type="button"
+                className="jp-PachlsLink jp-PachlsChange-path"
+                title={c.path}
+                aria-expanded={open.has(c.path)}
+                aria-label={trans.__('Show the change of %1', c.path)}
+                onClick={() => toggle(c.path)}
+              >
+                {c.path}
+              </button>
+            ) : (
+              <span className="jp-PachlsChange-path" title={c.path}>
+                {c.path}
+              </span>
+            )}
+            {expand && open.has(c.path) ? expand(c) : null}
           </li>
         ))}
       </ul>

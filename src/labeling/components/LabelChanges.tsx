@@ -15,6 +15,8 @@ export function LabelChanges(props: {
   repo: string;
   commit: string;
   parent: string | null;
+  /** only the annotations of this data file */
+  path?: string;
   load?: typeof diffLabels;
 }): JSX.Element {
   const { trans } = props;
@@ -36,7 +38,8 @@ export function LabelChanges(props: {
   if (!diff) {
     return <div className="jp-PachlsEmpty">{trans.__('Loading…')}</div>;
   }
-  if (diff.changes.length === 0) {
+  const changes = props.path ? diff.changes.filter(c => c.path === props.path) : diff.changes;
+  if (changes.length === 0) {
     return <div className="jp-PachlsEmpty">{trans.__('No annotation changed.')}</div>;
   }
   return (
@@ -50,7 +53,7 @@ export function LabelChanges(props: {
         </tr>
       </thead>
       <tbody>
-        {diff.changes.map(c => (
+        {changes.map(c => (
           <tr
             key={`${c.path}:${c.annotation}`}
             className="jp-PachlsLabelChange"
