@@ -68,6 +68,13 @@ c.PachlsConfig.user_name = "Uma Tester"  # noqa: F821
 c.PachlsConfig.user_email = "uma@example.com"  # noqa: F821
 
 _home = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".pachls-store")
+if c.ServerApp.port != 18888:  # noqa: F821
+    # runs on other ports (several at once on one checkout) get a home of their own, seeded with
+    # the default home's migrated Label Studio data dir
+    _seed = os.path.join(_home, "labelstudio")
+    _home = os.path.join(_home, f"port-{c.ServerApp.port}")  # noqa: F821
+    if os.path.isdir(_seed) and not os.path.isdir(os.path.join(_home, "labelstudio")):
+        shutil.copytree(_seed, os.path.join(_home, "labelstudio"))
 _store = os.path.join(_home, "store")
 
 
