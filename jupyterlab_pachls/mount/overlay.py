@@ -36,6 +36,12 @@ from .tree import CommitTree, file_hash
 #: seconds a pending count waits for the overlay before answering the count found last time
 COUNT_WAIT = 1.0
 
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a file's bytes are rewritten in place or it is replaced."""
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
 class HashCache:
     """sha256 of local files, reused while (size, mtime_ns, inode) stay the same."""
 
@@ -44,7 +50,7 @@ class HashCache:
 
     def get(self, path: str, st: os.stat_result | None = None) -> str:
         st = st or os.stat(path)
-        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        key = _stat_key(st)
         known = self._known.get(path)
         if known and known[0] == key:
             return known[1]
@@ -63,6 +69,8 @@ class Overlay:
         self.open_for_write: dict[str, int] = {}  # repo path -> open write handles
         self.hashes = HashCache()
         self._counted = 0  # what the last pending_count found
+        self.scanned: dict[str, tuple[int, int, int]] = {}  # repo path -> _stat_key, by the last changes()
+        self.ignore = None  # ignore.IgnoreRules: paths never pending (set by the mount manager)
         self._db = sqlite3.connect(self.root / "whiteouts.sqlite", isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -114,15 +122,25 @@ class Overlay:
 
     # -- the merged view -----------------------------------------------------------------
     def upper_files(self):
-        """(repo path, local path, stat) of every regular file in ``upper/``."""
+        """(repo path, local path, lstat) of every regular file in ``upper/``: one ``lstat`` per file
+        (the directory listing already says which entries are directories)."""
         base = str(self.upper)
-        for dirpath, dirnames, filenames in os.walk(base):
-            for name in filenames:
-                local = os.path.join(dirpath, name)
-                st = os.lstat(local)
-                if not os.path.isfile(local) or os.path.islink(local):
-                    continue
-                yield local[len(base):], local, st
+        stack = [base]
+        while stack:
+            try:
+                listing = os.scandir(stack.pop())
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with listing:
+                for entry in listing:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        yield entry.path[len(base):], entry.path, st
 
     def pending_count(self) -> int:
         """How many changes ``changes()`` finds (the staged files and whiteouts only are looked at).
@@ -140,8 +158,10 @@ class Overlay:
         with self.lock:
             result: dict[str, Change] = {}
             in_upper: set[str] = set()
+            self.scanned = {}
             for path, local, st in self.upper_files():
                 in_upper.add(path)
+                self.scanned[path] = _stat_key(st)
                 old = self.tree.lookup(path)
                 old = None if old is None or old.is_dir else old
                 if old is not None and self.same_as_base(path, old, local, st):
@@ -156,7 +176,8 @@ class Overlay:
                 for path, old in victims:
                     if path not in in_upper:
                         result[path] = Change(path, "deleted", 0, old.size, None)
-            return [result[p] for p in sorted(result)]
+            found = [result[p] for p in sorted(result)]
+            return found if self.ignore is None else self.ignore.keep(found)
 
     # -- after a commit / refresh -----------------------------------------------------------
     def prune(self) -> None:
@@ -185,6 +206,24 @@ class Overlay:
                     os.rmdir(dirpath)
                 except OSError:
                     pass
+
+    def after_commit(self, tree: CommitTree, changes: list[Change]) -> None:
+        """``tree`` is the commit that just landed ``changes`` (found by the last ``changes()``, the
+        overlay held since): the staged copies of what landed are dropped without reading them again
+        (their bytes are the commit's, unless written since the scan: then the stat differs and they are
+        compared as any), then the stage is rebased onto ``tree``."""
+        with self.lock:
+            for change in changes:
+                if change.change == "deleted" or change.path in self.open_for_write:
+                    continue
+                local = self.upper_path(change.path)
+                try:
+                    st = os.lstat(local)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                if stat.S_ISREG(st.st_mode) and self.scanned.get(change.path) == _stat_key(st):
+                    os.unlink(local)
+            self.rebase(tree)
 
     def rebase(self, tree: CommitTree) -> None:
         with self.lock:
