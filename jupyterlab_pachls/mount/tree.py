@@ -1,7 +1,8 @@
 """Read access to one commit of a repo: paged directory listings cached per directory, and the
 local file that holds a file's bytes.
 
-For the embedded store the local file is the store's own blob (``local_file`` / ``blob_path``);
+For the embedded store the local file is the store's own (``open_blob``: its blob file, or a small
+content's bytes from its database);
 for any other backend the content is fetched once, on first use, into a content-addressed cache
 (``<state_dir>/cache/ab/cdef...``, keyed by the sha256 of the bytes, computed here while
 downloading) and served from disk afterwards. A store whose ``FileInfo.hash`` is not a sha256 of
@@ -313,8 +314,7 @@ class CommitTree:
         self._dirs: OrderedDict[str, dict[str, FileInfo] | None] = OrderedDict()
         self._entries = 0
         self._lock = threading.RLock()
-        self._blob_path = getattr(backend, "blob_path", None)
-        self._local_file = getattr(backend, "local_file", None)
+        self._open_blob = getattr(backend, "open_blob", None)
 
     # -- listings ------------------------------------------------------------------
     def listdir(self, directory: str) -> dict[str, FileInfo] | None:
@@ -379,14 +379,12 @@ class CommitTree:
     # -- contents --------------------------------------------------------------------
     def open_file(self, path: str, info: FileInfo | None = None) -> int:
         """A read-only descriptor (the caller closes it) of the committed bytes of ``path``: the
-        store's own blob file, or the content cache's copy. Never to be written through."""
+        store's own (``open_blob``), or the content cache's copy. Never to be written through."""
         info = info or self.lookup(path)
         if info is None or info.is_dir:
             raise NotFound(f"{path} is not a file of {self.repo}@{self.commit}", path=path)
-        if self._blob_path is not None and info.hash:
-            return os.open(self._blob_path(info.hash), os.O_RDONLY | os.O_CLOEXEC)
-        if self._local_file is not None:
-            return os.open(self._local_file(self.repo, self.commit, path)[0], os.O_RDONLY | os.O_CLOEXEC)
+        if self._open_blob is not None and info.hash:
+            return self._open_blob(info.hash)
         return self.cache.open(self.backend, self.repo, self.commit, info)
 
     def copy_to(self, path: str, target: str, *, info: FileInfo | None = None, mode: int = 0o644) -> None:
@@ -407,6 +405,4 @@ class CommitTree:
             return None
         if info.content_sha256:
             return info.content_sha256
-        if self._local_file is not None:
-            return file_hash(self._local_file(self.repo, self.commit, path)[0])
         return self.cache.sha256(self.backend, self.repo, self.commit, info)

@@ -2,9 +2,17 @@
 
 Layout of a store directory::
 
-    meta.sqlite          repos, branches, commits, file entries, staged changes
-    blobs/ab/abcdef...   file contents, named by sha256, plain files (served as-is)
+    meta.sqlite          repos, branches, commits, file entries, staged changes, and the
+                         contents of small files (table ``inline_blobs``, by sha256)
+    blobs/ab/abcdef...   contents of bigger files, named by sha256, plain files (read straight from disk)
     tmp/                 blobs being written (renamed into blobs/ when complete)
+
+Small and big contents. A file of at most ``INLINE_MAX`` bytes is kept in the database, written
+in the same transaction as the staged row that refers to it: creating one file per small blob
+cost more than everything else a commit of small files does (measured with
+``bench/inline_blobs.py``, figures in docs/performance.md). Bigger contents are blob files, read
+straight from disk. Reads look in the database first, then on disk, so a store written before
+small contents moved into the database (every blob a file) reads the same; nothing is migrated.
 
 How trees are stored. Every finished commit gets a ``seq`` and belongs to a
 *line*: a chain of commits each of which is the parent of the next. A commit
@@ -22,10 +30,11 @@ the line it forked from (up to the fork point), and so on. So:
 Directories are explicit rows carrying the number of direct children, the
 number of files and bytes below them, maintained incrementally on finish.
 
-Crash safety: blobs are written to ``tmp/`` and renamed into place before any
-row refers to them; a commit lands in a single SQLite transaction. A process
-killed at any instant leaves every commit whole or absent; at worst a blob
-nobody refers to, which ``fsck`` reports and ``gc`` removes.
+Crash safety: blob files are written to ``tmp/`` and renamed into place before any
+row refers to them; a small content lands with its staged row in one transaction;
+a commit lands in a single SQLite transaction. A process killed at any instant
+leaves every commit whole or absent; at worst a blob nobody refers to, which
+``fsck`` reports and ``gc`` removes.
 
 Out of space: a blob or a row that does not fit (ENOSPC/EDQUOT, SQLITE_FULL) is an ``Unavailable``
 with ``details["reason"] == "disk_full"``; the transaction is rolled back and a partly written blob
@@ -70,9 +79,11 @@ from .model import Branch, BranchMove, Commit, FileChange, FileInfo, FilePage, P
 
 TOMBSTONE, FILE, DIR = 0, 1, 2
 CHUNK = 1 << 20
-SMALL_BLOB = 64 << 10  # written in place; larger blobs go through tmp/ and a rename
+INLINE_MAX = 32 << 10  # contents up to this size live in the database (see bench/inline_blobs.py)
+SMALL_BLOB = 64 << 10  # blob files up to this size are written in place; larger ones go through tmp/ and a rename
 GC_REFRESH_SECONDS = 600
 FLUSH_ROWS = 4096  # staged rows buffered in memory before they are written
+FLUSH_BYTES = 16 << 20  # ... or small contents buffered with them
 BUSY_TIMEOUT_MS = 60_000
 COMMIT_CACHE = 20_000  # finished commits kept as values (least recently used dropped first): ~1 KiB each
 CHAIN_CACHE = 20_000  # chains of the commits read most recently
@@ -104,6 +115,7 @@ CREATE INDEX IF NOT EXISTS entries_by_commit ON entries (line, seq);
 CREATE TABLE IF NOT EXISTS staged (
     commit_id TEXT NOT NULL, path TEXT NOT NULL, op INTEGER NOT NULL, blob TEXT,
     size INTEGER NOT NULL, PRIMARY KEY (commit_id, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inline_blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS annotations (
     kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (kind, name)) WITHOUT ROWID;
@@ -144,6 +156,16 @@ class _Row:
 
 
 @dataclass
+class _Pending:
+    """What ``put_files`` wrote into an open commit and not yet into the database: staged rows by
+    path, and the small contents they refer to (stored with them, in the same transaction)."""
+
+    rows: dict[str, tuple] = field(default_factory=dict)
+    inline: dict[str, bytes] = field(default_factory=dict)
+    inline_bytes: int = 0
+
+
+@dataclass
 class FsckReport:
     ok: bool = True
     problems: list[str] = field(default_factory=list)
@@ -164,8 +186,11 @@ def _hash_bytes(data) -> str:
 class LocalBackend(Backend):
     kind = "local"
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, inline_max: int = INLINE_MAX) -> None:
+        """``inline_max``: contents up to this many bytes are kept in the database (0: every
+        content is a blob file, as stores were written before)."""
         self.root = Path(root).expanduser().resolve()
+        self.inline_max = inline_max
         self.blob_dir = self.root / "blobs"
         self._blob_root = str(self.blob_dir)
         self.tmp_dir = self.root / "tmp"
@@ -180,7 +205,7 @@ class LocalBackend(Backend):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._buffers: dict[str, dict[str, tuple]] = {}  # commit id -> path -> staged row not yet written
+        self._buffers: dict[str, _Pending] = {}  # commit id -> what put_files has not written yet
         # Both caches are LRUs shared by this backend's threads, so every access holds _cache_lock.
         # A chain is kept by (commit id, line, seq): a line id is reused once another process
         # deletes the newest line, but a commit's id, line and seq never change while it exists.
@@ -296,13 +321,46 @@ class LocalBackend(Backend):
 
     # -- blobs -------------------------------------------------------------------
     def blob_path(self, blob: str) -> Path:
+        """Where the blob file of a big content is (small contents have none: see ``open_blob``)."""
         return Path(self._blob_file(blob))
 
     def _blob_file(self, blob: str) -> str:
         return f"{self._blob_root}/{blob[:2]}/{blob[2:]}"
 
-    def _store_blob(self, content: Content) -> tuple[str, int]:
-        """Write content into the blob store (once per distinct content); return (hash, size)."""
+    def _inline(self, blob: str, db: sqlite3.Connection | None = None) -> bytes | None:
+        row = (db or self._db()).execute("SELECT data FROM inline_blobs WHERE hash=?", (blob,)).fetchone()
+        return None if row is None else row[0]
+
+    def read_blob(self, blob: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The bytes of content ``blob`` (a ``FileInfo.hash``) from ``offset``: from the database
+        when small, else read from its file as the caller iterates."""
+        data = self._inline(blob)
+        if data is None:
+            return self._read_blob_file(self._blob_file(blob), offset, length)
+        part = data[offset:] if length is None else data[offset:offset + length]
+        return iter((part,) if part else ())
+
+    def open_blob(self, blob: str) -> int:
+        """A read-only descriptor of content ``blob`` (the caller closes it): the blob file itself
+        when big; a small content's bytes in an anonymous memory file of their own (nothing written
+        through it reaches the store)."""
+        data = self._inline(blob)
+        if data is None:
+            return os.open(self._blob_file(blob), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.memfd_create("pachls-blob", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.lseek(fd, 0, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _store_blob(self, content: Content) -> tuple[str, int, bytes | None]:
+        """Store a content once per distinct content; return (hash, size, bytes). A small content
+        is not written here: its bytes come back, for the caller to keep in the database."""
         try:
             return self._store_blob_unchecked(content)
         except OSError as exc:
@@ -310,9 +368,13 @@ class LocalBackend(Backend):
                 raise out_of_space(self.root, exc) from exc
             raise
 
-    def _store_blob_unchecked(self, content: Content) -> tuple[str, int]:
+    def _store_blob_unchecked(self, content: Content) -> tuple[str, int, bytes | None]:
         if isinstance(content, (bytes, bytearray, memoryview)):
+            if 0 < self.inline_max >= len(content):
+                data = bytes(content)  # a copy: the caller may reuse its buffer before the row is written
+                return _hash_bytes(data), len(data), data
             if len(content) > SMALL_BLOB:
+                return (*self._store_stream(io.BytesIO(content)), None)
                 return self._store_stream(io.BytesIO(content))
             blob = _hash_bytes(content)
             final = self._blob_file(blob)
@@ -324,7 +386,7 @@ class LocalBackend(Backend):
                 try:
                     fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 except FileExistsError:
-                    return self._store_stream(io.BytesIO(content))
+                    return (*self._store_stream(io.BytesIO(content)), None)
                 try:
                     view = memoryview(content)
                     while view:
@@ -339,12 +401,12 @@ class LocalBackend(Backend):
                     raise
                 finally:
                     os.close(fd)
-            return blob, len(content)
+            return blob, len(content), None
         if isinstance(content, os.PathLike):
             with open(content, "rb") as source:
-                return self._store_stream(source)
+                return self._store_source(source)
         if hasattr(content, "read"):
-            return self._store_stream(content)
+            return self._store_source(content)
         raise InvalidArgument(f"file content must be bytes, a binary file or a path, not {type(content).__name__}")
 
     @staticmethod
@@ -361,12 +423,29 @@ class LocalBackend(Backend):
             os.utime(final)
         return True
 
-    def _store_stream(self, source) -> tuple[str, int]:
-        digest = hashlib.sha256()
-        size = 0
+    def _store_source(self, source) -> tuple[str, int, bytes | None]:
+        """Store what a binary file object holds: small, its bytes come back; else a blob file."""
+        if self.inline_max <= 0:
+            return (*self._store_stream(source), None)
+        head = bytearray()
+        while len(head) <= self.inline_max:  # read() may return less than asked before the end
+            chunk = source.read(self.inline_max + 1 - len(head))
+            if isinstance(chunk, str):
+                raise InvalidArgument("file content must be binary, not text")
+            if not chunk:
+                data = bytes(head)
+                return _hash_bytes(data), len(data), data
+            head += chunk
+        return (*self._store_stream(source, bytes(head)), None)
+
+    def _store_stream(self, source, head: bytes = b"") -> tuple[str, int]:
+        """Write ``head`` and then everything ``source`` holds into a blob file; return (hash, size)."""
+        digest = hashlib.sha256(head)
+        size = len(head)
         tmp = self.tmp_dir / uuid.uuid4().hex
         try:
             with open(tmp, "wb") as out:
+                out.write(head)
                 while chunk := source.read(CHUNK):
                     if isinstance(chunk, str):
                         raise InvalidArgument("file content must be binary, not text")
@@ -765,18 +844,19 @@ class LocalBackend(Backend):
             raise Conflict(f"commit {commit.id} is already finished; start a new commit", commit=commit.id)
         return row
 
-    def _stage(self, commit_id: str, rows: dict[str, tuple]) -> None:
+    def _flush(self, commit_id: str) -> None:
+        """Write what put_files buffered for ``commit_id``: small contents and the staged rows that
+        refer to them in one transaction (so no row ever refers to a content not there)."""
+        with self._lock:
+            pending = self._buffers.pop(commit_id, None)
+        if pending is None or not pending.rows:
+            return
         with self._write() as db:
+            db.executemany("INSERT OR IGNORE INTO inline_blobs (hash, data) VALUES (?,?)", pending.inline.items())
             db.executemany(
                 "INSERT OR REPLACE INTO staged (commit_id, path, op, blob, size) VALUES (?,?,?,?,?)",
-                [(commit_id, path, *rest) for path, rest in rows.items()],
+                [(commit_id, path, *rest) for path, rest in pending.rows.items()],
             )
-
-    def _flush(self, commit_id: str) -> None:
-        with self._lock:
-            rows = self._buffers.pop(commit_id, None)
-        if rows:
-            self._stage(commit_id, rows)
 
     def put_files(self, commit: Commit, items: Iterable[tuple[str, Content]]) -> int:
         self._open_commit(commit)
@@ -786,11 +866,14 @@ class LocalBackend(Backend):
         count = 0
         for path, content in items:
             path = normalize_path(path, allow_root=False)
-            blob, size = self._store_blob(content)
+            blob, size, data = self._store_blob(content)
             with self._lock:
-                buffer = self._buffers.setdefault(commit.id, {})
-                buffer[path] = (OP_PUT, blob, size)
-                full = len(buffer) >= FLUSH_ROWS
+                pending = self._buffers.setdefault(commit.id, _Pending())
+                pending.rows[path] = (OP_PUT, blob, size)
+                if data is not None:
+                    pending.inline[blob] = data
+                    pending.inline_bytes += size
+                full = len(pending.rows) >= FLUSH_ROWS or pending.inline_bytes >= FLUSH_BYTES
             if full:
                 self._flush(commit.id)
             count += 1
@@ -867,13 +950,17 @@ class LocalBackend(Backend):
         self._open_commit(commit)
         path = normalize_path(path, allow_root=False)
         with self._lock:
-            row = self._buffers.get(commit.id, {}).get(path)
+            pending = self._buffers.get(commit.id)
+            row = pending.rows.get(path) if pending else None
+            data = pending.inline.get(row[1]) if row is not None else None
+        if data is not None:  # a small content not written to the database yet
+            return iter((data,) if data else ())
         db = self._db()
         if row is None:
             row = db.execute("SELECT op, blob, size FROM staged WHERE commit_id=? AND path=?",
                              (commit.id, path)).fetchone()
         if row is not None:
-            return self._read_blob(self.blob_path(row[1]), 0, None) if row[0] == OP_PUT else iter(())
+            return self.read_blob(row[1]) if row[0] == OP_PUT else iter(())
         node = path
         while node != "/":
             node = parent_dir(node)
@@ -1175,6 +1262,30 @@ class LocalBackend(Backend):
                 else:
                     yield path, row
 
+    def read_tree(self, repo: str, ref: str, path: str = "/") -> Iterator[tuple[FileInfo, Iterator[bytes] | None]]:
+        """``Backend.read_tree`` in one pass: each directory's rows read a page at a time, each file
+        straight from its content (a download of 100,000 files costs about what ``tar`` of them costs)."""
+        top = self.inspect_file(repo, ref, path)
+        if top.committed is None:  # an empty branch
+            return
+        commit_id = top.committed
+        _row, chain = self._finished_view(repo, commit_id)
+        if not top.is_dir:
+            yield top, self.read_blob(top.hash)
+            return
+
+        def below(directory: str) -> Iterator[tuple[FileInfo, Iterator[bytes] | None]]:
+            for child, entry in self._dir_rows(chain, directory, None):
+                if entry.kind == DIR:
+                    yield self._info(child, entry, commit_id), None
+                    yield from below(child)
+                else:
+                    yield self._info(child, entry, commit_id), self.read_blob(entry.blob)
+
+        if top.path != "/":
+            yield top, None
+        yield from below(top.path)
+
     def inspect_commit(self, repo: str, ref: str) -> Commit:
         repo_id, row = self._resolve(repo, ref)
         return self._commit_from_row(row, self._repo_key(repo_id))
@@ -1232,21 +1343,16 @@ class LocalBackend(Backend):
             raise NotFound(f"{path} not found in {repo}@{ref}", path=path)
         return self._info(path, entry, row[0])
 
-    def local_file(self, repo: str, ref: str, path: str) -> tuple[Path, FileInfo]:
-        """The blob file holding a file's bytes, for serving reads straight from disk."""
-        info = self.inspect_file(repo, ref, path)
-        if info.is_dir:
-            raise InvalidArgument(f"{path} is a directory", path=path)
-        return self.blob_path(info.hash), info
-
     def read_file(self, repo: str, ref: str, path: str, *, offset: int = 0,
                   length: int | None = None) -> Iterator[bytes]:
         check_range(offset, length)
-        blob_file, _info = self.local_file(repo, ref, path)
-        return self._read_blob(blob_file, offset, length)
+        info = self.inspect_file(repo, ref, path)
+        if info.is_dir:
+            raise InvalidArgument(f"{path} is a directory", path=path)
+        return self.read_blob(info.hash, offset, length)
 
     @staticmethod
-    def _read_blob(blob_file: Path, offset: int, length: int | None) -> Iterator[bytes]:
+    def _read_blob_file(blob_file: str, offset: int, length: int | None) -> Iterator[bytes]:
         with open(blob_file, "rb") as source:
             source.seek(offset)
             remaining = length
@@ -1328,8 +1434,10 @@ class LocalBackend(Backend):
 
     # -- maintenance -------------------------------------------------------------
     def fsck(self, *, verify_content: bool = False) -> FsckReport:
-        """Check the store's invariants; with ``verify_content`` re-hash every referenced blob."""
+        """Check the store's invariants; with ``verify_content`` re-hash every referenced content
+        (in the database or a blob file)."""
         report = FsckReport()
+        found_inline = found_on_disk = 0
         db = self._db()
         db.execute("BEGIN")  # one consistent snapshot
         try:
@@ -1340,13 +1448,22 @@ class LocalBackend(Backend):
             ):
                 referenced[blob] = size
             report.blobs = len(referenced)
+            inline = dict(db.execute("SELECT hash, length(data) FROM inline_blobs"))
             for blob, size in referenced.items():
+                if blob in inline:  # read from the database, whether or not a blob file exists too
+                    found_inline += 1
+                    if inline[blob] != size:
+                        report.add(f"blob {blob} has {inline[blob]} bytes in the database, {size} expected")
+                    elif verify_content and _hash_bytes(self._inline(blob, db)) != blob:
+                        report.add(f"blob {blob} content in the database does not match its hash")
+                    continue
                 blob_file = self.blob_path(blob)
                 try:
                     actual = blob_file.stat().st_size
                 except FileNotFoundError:
                     report.add(f"blob {blob} is referenced but missing")
                     continue
+                found_on_disk += 1
                 if actual != size:
                     report.add(f"blob {blob} has {actual} bytes, {size} expected")
                 elif verify_content:
@@ -1390,19 +1507,25 @@ class LocalBackend(Backend):
         finally:
             db.execute("COMMIT")
         on_disk = sum(len(os.listdir(self.blob_dir / f"{i:02x}")) for i in range(256))
-        report.unreferenced_blobs = max(0, on_disk - report.blobs)
+        report.unreferenced_blobs = max(0, on_disk - found_on_disk) + len(inline) - found_inline
         return report
 
     def gc(self, *, grace_seconds: float = 3600.0) -> int:
-        """Remove blobs that nothing refers to and that were not written or reused within the grace period.
+        """Remove contents that nothing refers to; return how many. A blob file nothing refers to (or
+        whose content the database holds) goes once it was not written or reused within the grace period.
 
-        The grace period is what keeps a blob a writer has just stored (and not yet staged) safe.
+        The grace period is what keeps a blob file a writer has just stored (and not yet staged)
+        safe. Contents in the database need none: each is written with the row that refers to it.
         """
         cutoff = time.time() - grace_seconds
+        with self._write() as db:  # no row can come to refer to a content while this runs
+            removed = db.execute(
+                "DELETE FROM inline_blobs WHERE hash NOT IN (SELECT blob FROM entries WHERE kind=?) "
+                "AND hash NOT IN (SELECT blob FROM staged WHERE op=?)", (FILE, OP_PUT)).rowcount
         db = self._db()
         referenced = {b for (b,) in db.execute(
             "SELECT blob FROM entries WHERE kind=? UNION SELECT blob FROM staged WHERE op=?", (FILE, OP_PUT))}
-        removed = 0
+        referenced.difference_update(b for (b,) in db.execute("SELECT hash FROM inline_blobs"))
         for i in range(256):
             folder = self.blob_dir / f"{i:02x}"
             for name in os.listdir(folder):

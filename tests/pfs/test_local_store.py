@@ -40,24 +40,34 @@ def store(tmp_path):
     backend.close()
 
 
-def test_identical_content_is_stored_once(store):
+@pytest.fixture
+def file_store(tmp_path):
+    """Every content a blob file, small ones too (tests/pfs/test_inline_blobs.py: the database's)."""
+    backend = LocalBackend(tmp_path / "store", inline_max=0)
+    yield backend
+    backend.close()
+
+
+def test_identical_content_is_stored_once(file_store):
+    store = file_store
     store.create_repo("r")
     with store.commit("r", "master") as c:
         for i in range(20):
             c.put_file(f"/copy/{i}", b"same bytes")
     blobs = [p for p in store.blob_dir.rglob("*") if p.is_file()]
     assert len(blobs) == 1
-    path, info = store.local_file("r", "master", "/copy/7")
-    assert path.read_bytes() == b"same bytes" and info.size == 10
+    info = store.inspect_file("r", "master", "/copy/7")
+    assert store.blob_path(info.hash).read_bytes() == b"same bytes" and info.size == 10
 
 
-def test_fsck_passes_on_a_healthy_store_and_finds_damage(store):
+def test_fsck_passes_on_a_healthy_store_and_finds_damage(file_store):
+    store = file_store
     store.create_repo("r")
     with store.commit("r", "master") as c:
         c.put_file("/a", b"alpha")
         c.put_file("/b", b"beta")
     assert store.fsck(verify_content=True).ok
-    path, _ = store.local_file("r", "master", "/a")
+    path = store.blob_path(store.inspect_file("r", "master", "/a").hash)
     path.write_bytes(b"alphx")
     report = store.fsck(verify_content=True)
     assert not report.ok and "does not match its hash" in report.problems[0]
@@ -66,7 +76,8 @@ def test_fsck_passes_on_a_healthy_store_and_finds_damage(store):
     assert not report.ok and "missing" in report.problems[0]
 
 
-def test_gc_removes_only_unreferenced_blobs(store):
+def test_gc_removes_only_unreferenced_blobs(file_store):
+    store = file_store
     store.create_repo("keep")
     store.create_repo("drop")
     with store.commit("keep", "master") as c:

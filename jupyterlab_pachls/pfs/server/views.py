@@ -117,7 +117,7 @@ class OpenView:
         info = self.inspect_file(path)
         if info.is_dir:
             raise InvalidArgument(f"{path} is a directory", path=path)
-        return self.backend._read_blob(self.backend.blob_path(info.hash), offset, None)  # noqa: SLF001
+        return self.backend.read_blob(info.hash, offset)
 
     def glob(self, pattern: str) -> Iterator[FileInfo]:
         _base, _depth, matches = glob_plan(pattern)
