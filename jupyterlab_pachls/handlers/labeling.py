@@ -12,12 +12,12 @@ import time
 import tornado.web
 
 from ..labeling.formats import check_classes, export_format, export_labels
-from ..labeling.history import blame, diff_labels
+from ..labeling.history import blame, diff_labels, session_of_data
 from ..labeling.rows import label_rows
 from ..labeling.session import SessionRequest
 from ..labeling.templates import TEMPLATES
-from ..pfs.errors import InvalidArgument, Unavailable
-from .args import check_fields, commit_id_arg, ref_arg, repo_arg, string_field
+from ..pfs.errors import InvalidArgument, NotFound, Unavailable
+from .args import check_fields, commit_id_arg, mount_name_arg, ref_arg, repo_arg, string_field
 from .base import PachlsHandler, json_errors
 from .repos import content_disposition
 
@@ -247,16 +247,36 @@ class LabelsHandler(PachlsHandler):
 
 
 class BlameHandler(LabelsHandler):
-    """``GET /pachls/api/labels/blame?repo=&ref=&path=``: every label commit that changed a file's label."""
+    """``GET /pachls/api/labels/blame?repo=&ref=&path=``: every label commit that changed a file's label.
+
+    ``?mount=&path=`` instead of ``repo``/``ref``: the labels of a file as seen in any mount of the data
+    (``path`` inside the mount); the labeling session that labels the mount's repo names the labels branch.
+    """
 
     @tornado.web.authenticated
     @json_errors
     async def get(self) -> None:
-        repo = self.repo_query()
-        ref = self.ref_query()
         path = self.path_query(required=True)
+        mount = self.query("mount")
+        session_id = None
+        if mount is not None:
+            if self.query("repo") is not None:
+                raise InvalidArgument("give either mount or repo, not both", parameter="mount")
+            repo, ref, session_id = await self.call(self._labels_of_mount, mount_name_arg(mount))
+        else:
+            repo, ref = self.repo_query(), self.ref_query()
         entries = await self.call(blame, self.backend, repo, ref, path)
-        self.send_json({"repo": repo, "ref": ref, "path": path, "entries": [e.to_json() for e in entries]})
+        self.send_json({"repo": repo, "ref": ref, "path": path, "session": session_id,
+                        "entries": [e.to_json() for e in entries]})
+
+    def _labels_of_mount(self, name: str) -> tuple[str, str, str]:
+        status = self.mounts.status(name)
+        service = self.state.labeling
+        session = session_of_data(service.list_sessions() if service else [], status.repo, status.base)
+        if session is None:
+            raise NotFound(f"No labeling session labels {status.repo} (shown by mount {name}).",
+                           mount=name, repo=status.repo)
+        return session.labels_repo, session.labels_branch, session.id
 
 
 class LabelDiffHandler(LabelsHandler):

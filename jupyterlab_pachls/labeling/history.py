@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,6 +69,19 @@ def _changers(before: dict, after: dict) -> set[str]:
     """Who made the annotations of ``after`` that are new or changed since ``before`` (id -> annotation)."""
     return {authors(a)[1] for i, a in after.items()
             if authors(a)[1] and (i not in before or content(before[i]) != content(a))}
+
+
+def session_of_data(sessions: Iterable, repo: str, commit: str | None):
+    """The labeling session that holds the labels of files shown by a mount of ``repo`` at ``commit``:
+    the newest session labeling that very commit, else the newest labeling that repo (its labels
+    branch is where a file's labels are, whichever commit of the data a mount shows); None if none.
+
+    Any mount of the data counts, not only the session's own data mount.
+    """
+    of_repo = [s for s in sessions if s.data_repo == repo]
+    same_commit = [s for s in of_repo if commit and s.data_commit == commit]
+    candidates = same_commit or of_repo
+    return max(candidates, key=lambda s: s.created) if candidates else None
 
 
 def blame(backend: Backend, repo: str, ref: str, path: str, *, limit: int = 1000) -> list[BlameEntry]:

@@ -17,7 +17,7 @@ import {
   pendingChanges,
   projectUrl,
   readCookie,
-  sessionOfFile,
+  mountOfFile,
   sessionRequest,
   validateSessionForm
 } from '../labeling/state';
@@ -241,21 +241,19 @@ describe('automatic login to Label Studio', () => {
   });
 });
 
-describe('files in a session\'s data mount', () => {
-  const sessions = [session(), session({ id: 'old', data_mount: 'images_cccccccc', created: 10 })];
-
-  it('maps a file below the mount dir to its session and data path', () => {
-    expect(sessionOfFile('pfs/images_cccccccc/cats/001.png', 'pfs', sessions)).toEqual({
-      session: sessions[0],
-      path: '/cats/001.png'
+describe('mountOfFile', () => {
+  it('maps a file below the mount dir to its mount and its path inside it', () => {
+    expect(mountOfFile('pfs/images/cats/001.png', 'pfs')).toEqual({ mount: 'images', path: '/cats/001.png' });
+    expect(mountOfFile('/images_cccccccc/dogs/a.png', '')).toEqual({
+      mount: 'images_cccccccc',
+      path: '/dogs/a.png'
     });
-    expect(sessionOfFile('/images_cccccccc/dogs/a.png', '', sessions)?.path).toBe('/dogs/a.png');
   });
 
-  it('ignores files elsewhere', () => {
-    expect(sessionOfFile('notes/a.png', 'pfs', sessions)).toBeNull();
-    expect(sessionOfFile('pfs/other/a.png', 'pfs', sessions)).toBeNull();
-    expect(sessionOfFile('pfs/images_cccccccc', 'pfs', sessions)).toBeNull();
+  it('ignores files elsewhere and the mount folders themselves', () => {
+    expect(mountOfFile('notes/a.png', 'pfs')).toBeNull();
+    expect(mountOfFile('pfsx/other/a.png', 'pfs')).toBeNull();
+    expect(mountOfFile('pfs/images_cccccccc', 'pfs')).toBeNull();
   });
 });
 

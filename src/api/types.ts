@@ -926,7 +926,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every label commit that changed a label file, newest first. */
+        /**
+         * Every label commit that changed a label file, newest first.
+         * @description The labels are named by `repo` (and `ref`), or by `mount`: any mount of the labeled data, whose labeling session (the newest labeling the mount's commit, else the newest labeling its repo) names the labels branch; `path` is then the file's path inside the mount. 404 `not_found` when no session labels the mount's repo.
+         */
         get: operations["blameLabel"];
         put?: never;
         post?: never;
@@ -2877,9 +2880,17 @@ export interface operations {
     blameLabel: {
         parameters: {
             query: {
-                /** @example labels */
-                repo: string;
+                /**
+                 * @description labels repo (or mount)
+                 * @example labels
+                 */
+                repo?: string;
                 ref?: string;
+                /**
+                 * @description a mount of the data (or repo)
+                 * @example images
+                 */
+                mount?: string;
                 /** @example /cats/001.png */
                 path: string;
             };
@@ -2899,6 +2910,8 @@ export interface operations {
                         repo: string;
                         ref: string;
                         path: string;
+                        /** @description the labeling session found for `mount` */
+                        session: string | null;
                         entries: {
                             commit: string;
                             time: components["schemas"]["Timestamp"];

@@ -138,3 +138,23 @@ export function getLabelStudioLog(): Promise<Answer<'labelStudioLog'>> {
 export function getBlame(repo: string, ref: string, path: string): Promise<IBlame> {
   return requestAPI<IBlame>(`labels/blame${query({ repo, ref, path })}`);
 }
+
+/**
+ * The same for a file seen in any mount of labeled data (`path` inside the
+ * mount): the server finds the labeling session and its labels branch.
+ */
+export function getBlameInMount(mount: string, path: string): Promise<IBlame> {
+  return requestAPI<IBlame>(`labels/blame${query({ mount, path })}`);
+}
+
+/** The data paths that have labels in `repo@ref` (sorted), from the label rows. */
+export async function labeledPaths(repo: string, ref: string): Promise<string[]> {
+  const { rows } = await requestAPI<Answer<'labelRows'>>(`labels/rows${query({ repo, ref })}`);
+  const paths = new Set<string>();
+  for (const row of rows as Array<{ data_path?: string }>) {
+    if (row.data_path) {
+      paths.add(row.data_path);
+    }
+  }
+  return [...paths].sort();
+}

@@ -20,7 +20,7 @@ import { PachlsModel } from '../model';
 import { errorMessage } from '../state';
 import { PachydermSidebar } from '../widgets/PachydermSidebar';
 import { onVisibilityChange } from '../widgets/visibility';
-import { getLabelStudioLog, ISession } from './api';
+import { getBlameInMount, getLabelStudioLog, ISession, labeledPaths } from './api';
 import { showBlameDialog, showLogDialog } from './components/BlameView';
 import { showDeleteSessionDialog } from './components/DeleteSessionDialog';
 import { showResyncDialog } from './components/ResyncDialog';
@@ -28,7 +28,7 @@ import { showLabelCommitDialog } from './components/LabelCommitDialog';
 import { ILabelingActions, LabelingSection } from './components/LabelingSection';
 import { labelingIcon } from './icons';
 import { LabelingModel } from './model';
-import { parseClasses, sessionOfFile } from './state';
+import { mountOfFile, parseClasses } from './state';
 import { createLabelingWidget, LabelingContent, labelingWidgetId } from './widget';
 
 export namespace LabelingCommandIDs {
@@ -119,10 +119,16 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
   const blame = async (session: ISession, path?: string) => {
     let target = path;
     if (!target) {
-      const result = await InputDialog.getText({
+      // pick among the files that have labels; another path may still be typed
+      const items = await labeledPaths(session.labels_repo, session.labels_branch).catch(() => []);
+      const result = await InputDialog.getItem({
         title: trans.__('Who labeled which file of %1?', session.title),
-        label: trans.__('Data file path'),
-        placeholder: '/cats/001.png'
+        label: items.length
+          ? trans.__('Labeled file (%1 in %2)', items.length, session.labels_repo)
+          : trans.__('Data file path (no file has labels yet)'),
+        items,
+        editable: true,
+        placeholder: trans.__('pick or type a path, e.g. /cats/001.png')
       });
       if (!result.button.accept || !result.value) {
         return;
@@ -346,14 +352,20 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
       if (mountDir === null) {
         throw new Error(trans.__('The mount dir %1 is outside the Jupyter root.', mounts.mount_dir));
       }
-      await model.refresh();
-      const found = sessionOfFile(path, mountDir, model.sessions);
+      const found = mountOfFile(path, mountDir);
       if (!found) {
-        throw new Error(
-          trans.__('%1 is not a file of the data of a labeling session.', path)
-        );
+        throw new Error(trans.__('%1 is not in a mount (the mounts are in %2).', path, mountDir || '/'));
       }
-      await blame(found.session, found.path);
+      // any mount of the labeled data: the server names the session and its labels branch
+      const answer = await getBlameInMount(found.mount, found.path);
+      await showBlameDialog({
+        trans,
+        repo: answer.repo,
+        branch: answer.ref,
+        path: found.path,
+        load: () => Promise.resolve(answer),
+        showHistory
+      });
     })
   });
 

@@ -447,20 +447,17 @@ async function labelStudioUser(prefix: string, deps: ILoginDeps): Promise<string
 }
 
 /* ----------------------------------------------------------------------- */
-/* Files in a session's data mount                                          */
+/* Files in a mount                                                         */
 /* ----------------------------------------------------------------------- */
 
 /**
- * The session whose data mount holds `filePath` (relative to the Jupyter
- * root), and the file's path inside the data repo.
+ * The mount that holds `filePath` (relative to the Jupyter root) and the
+ * file's path inside it; null for a file outside the mount dir. Any mount of
+ * the data will do for "Who labeled this?": the server finds the session.
  *
  * @param mountDir the mount dir relative to the Jupyter root ('' when it is the root)
  */
-export function sessionOfFile(
-  filePath: string,
-  mountDir: string,
-  sessions: ISession[]
-): { session: ISession; path: string } | null {
+export function mountOfFile(filePath: string, mountDir: string): { mount: string; path: string } | null {
   const clean = (p: string) => p.replace(/^\/+|\/+$/g, '');
   const file = clean(filePath);
   const dir = clean(mountDir);
@@ -472,9 +469,5 @@ export function sessionOfFile(
   if (slash <= 0) {
     return null;
   }
-  const mount = rest.slice(0, slash);
-  const path = rest.slice(slash);
-  // the newest session on that mount
-  const matches = sessions.filter(s => s.data_mount === mount).sort((a, b) => b.created - a.created);
-  return matches.length ? { session: matches[0], path } : null;
+  return { mount: rest.slice(0, slash), path: rest.slice(slash) };
 }

@@ -150,6 +150,17 @@ async def test_two_people_label_commit_blame_rollback_and_resync(as_user, api, p
     assert [(e["author"], e["labels"], e["annotators"], e["changed_by"]) for e in blame["entries"]] == [
         ("Bo <bo@example.com>", ["bird"], ["ana@example.com"], ["bo@example.com"]),
         ("Ana <ana@example.com>", ["cat"], ["ana@example.com"], ["ana@example.com"])]
+    # the same from any mount of the data (here images@master under the name "images", not the session's
+    # own data mount), the path inside the mount; a mount of data no session labels is a 404
+    status, mounted = await ana("POST", "mounts", {"repo": "images", "branch": "master", "name": "images"})
+    assert status == 201 and mounted["name"] != session["data_mount"], mounted
+    status, seen = await ana("GET", "labels/blame", mount="images", path="/cats/001.png")
+    assert status == 200, seen
+    assert (seen["repo"], seen["ref"], seen["session"], seen["entries"]) == ("labels", "master", sid, blame["entries"])
+    status, mounted = await ana("POST", "mounts", {"repo": "labels", "branch": "master", "name": "labels_ro"})
+    assert status == 201, mounted
+    status, body = await ana("GET", "labels/blame", mount="labels_ro", path="/cats/001.png.json")
+    assert (status, body["error"]) == (404, "not_found"), body
     status, diff = await ana("GET", "labels/diff", **{"repo": "labels", "from": round1["id"], "to": round2["id"]})
     assert [(c["path"], c["change"], c["annotator"], c["changed_by"], c["before"], c["after"])
             for c in diff["changes"]] == [

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from jupyterlab_pachls.labeling.history import blame, diff_labels
+from jupyterlab_pachls.labeling.history import blame, diff_labels, session_of_data
 from jupyterlab_pachls.labeling.labelfile import encode, label_document
 from jupyterlab_pachls.pfs import LocalBackend
 
@@ -155,3 +155,16 @@ def test_blame_reads_the_bytes_of_a_store_that_gives_no_hash(labels):
     expected = [e.commit for e in blame(backend, "labels", "master", "/cats/001.png")]
     assert expected == [rounds[3].id, rounds[2].id, rounds[0].id]
     assert [e.commit for e in blame(NoHashes(), "labels", "master", "/cats/001.png")] == expected
+
+
+def test_the_session_of_a_mount_is_the_newest_on_its_commit_else_on_its_repo():
+    from types import SimpleNamespace as S
+
+    old = S(id="old", data_repo="images", data_commit="c1", created=1.0)
+    new = S(id="new", data_repo="images", data_commit="c2", created=2.0)
+    other = S(id="other", data_repo="videos", data_commit="c1", created=3.0)
+    sessions = [old, new, other]
+    assert session_of_data(sessions, "images", "c1") is old  # the session labeling the mount's very commit
+    assert session_of_data(sessions, "images", "c9") is new  # else the newest labeling the repo
+    assert session_of_data(sessions, "images", None) is new  # a mount of a branch with no commit yet
+    assert session_of_data(sessions, "labels", "c1") is None

@@ -93,6 +93,8 @@ export async function showBlameDialog(options: {
   repo: string;
   branch: string;
   path: string;
+  /** the blame, when already read (else read from repo, branch and path) */
+  load?: typeof getBlame;
   showHistory?: (repo: string, branch: string, commit?: string) => void;
 }): Promise<void> {
   const { trans } = options;
