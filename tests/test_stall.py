@@ -94,7 +94,7 @@ def test_routes_that_ask_a_stalled_cluster_answer_unavailable_naming_what_timed_
 
 # each of its polls waits the whole deadline; a long one (ListRepo: twice it, the cluster asked whether it
 # answers), so that the fast routes surely answer before it ends, within BOUND
-@pytest.mark.parametrize("quick_rpc_timeout", [15.0])
+@pytest.mark.parametrize("quick_rpc_timeout", [8.0])
 @pytest.mark.parametrize("stalled_server", ["grpc"], indirect=True)
 def test_routes_that_need_no_cluster_answer_while_a_stalled_poll_waits(stalled_server):
     jupyter, _ = stalled_server
