@@ -1,13 +1,17 @@
-"""Routes of mounts: list, mount, status, unmount, refresh, staged changes, commit, discard."""
+"""Routes of mounts: list, mount, status, unmount, refresh, follow, staged changes, commit, discard."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 import tornado.web
 
 from ..pfs import InvalidArgument, is_commit_id, parse_ref
-from .args import branch_arg, check_fields, commit_id_arg, mount_name_arg, provenance_arg, ref_arg, repo_arg, string_field
+from .args import absolute_path_arg, branch_arg, check_fields, commit_id_arg, mount_name_arg, provenance_arg, ref_arg, repo_arg, string_field
 from .base import PachlsHandler, json_errors
 
+log = logging.getLogger(__name__)
 
 def mount_json(status) -> dict:
     """A mount's status as the API shows it: a base that is no longer in the branch's history (the
@@ -18,10 +22,29 @@ def mount_json(status) -> dict:
     return shown
 
 
+def follow_moved_heads(handler: PachlsHandler, statuses) -> None:
+    """Read-only mounts of a branch whose head moved (on, or back) follow it: a refresh each, on the
+    long pool, not waited for (the listing answers now; the next poll shows the new base)."""
+    for status in statuses:
+        if status.mode != "ro" or status.commit is not None or status.state != "mounted" \
+                or status.head is None or status.head == status.base:
+            continue
+
+        async def follow(name: str = status.name) -> None:
+            try:
+                await handler.call_long(handler.mounts.follow_head, name)
+            except Exception as exc:  # busy, unmounted meanwhile, the backend gone: the next poll asks again
+                log.info("mount %s did not follow its branch yet: %s", name, getattr(exc, "message", exc))
+
+        asyncio.ensure_future(follow())
+
+
 async def mounts_listing(handler: PachlsHandler) -> dict:
-    """The ``GET /mounts`` answer: every mount's status (a short call), sorted by name."""
+    """The ``GET /mounts`` answer: every mount's status (a short call), sorted by name. Read-only
+    mounts of a branch whose head moved start following it."""
     mounts = handler.mounts
     found = await handler.call(mounts.list)
+    follow_moved_heads(handler, found)
     return {
         "mount_dir": str(mounts.mount_dir),
         "fuse": bool(mounts.use_fuse),
@@ -113,6 +136,23 @@ class MountRefreshHandler(MountActionHandler):
         return mounts.refresh(name)
 
 
+class MountFollowHandler(PachlsHandler):
+    """``POST /pachls/api/mounts/{name}/follow`` {pending: keep|drop}: move a branch mount to its
+    branch's head wherever it went (a rollback included), keeping or dropping the staged changes."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self, name: str) -> None:
+        name = mount_name_arg(name)
+        body = self.json_body()
+        check_fields(body, (), ("pending",))
+        pending = body.get("pending", "keep")
+        if pending not in ("keep", "drop"):
+            raise InvalidArgument("'pending' must be 'keep' or 'drop'", field="pending")
+        status = await self.call_long(self.mounts.follow, name, keep=pending == "keep")
+        self.send_json(mount_json(status))
+
+
 class MountDiscardHandler(MountActionHandler):
     """``POST /pachls/api/mounts/{name}/discard``: drop the staged changes."""
 
@@ -132,22 +172,28 @@ class MountChangesHandler(PachlsHandler):
 
 
 class MountCommitHandler(PachlsHandler):
-    """``POST /pachls/api/mounts/{name}/commit`` {message, provenance}: one commit of the staged changes."""
+    """``POST /pachls/api/mounts/{name}/commit`` {message, provenance, paths}: one commit of the staged
+    changes (with ``paths``, of those only; the others stay pending)."""
 
     @tornado.web.authenticated
     @json_errors
     async def post(self, name: str) -> None:
         name = mount_name_arg(name)
         body = self.json_body()
-        check_fields(body, ("message",), ("provenance",))
+        check_fields(body, ("message",), ("provenance", "paths"))
         message = string_field(body, "message", required=True, allow_empty=False)
         if not message.strip():
             raise InvalidArgument("Field 'message' must not be blank.", field="message")
         provenance = provenance_arg(body.get("provenance"))
+        paths = body.get("paths")
+        if paths is not None:
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise InvalidArgument("Field 'paths' must be a list of repo paths", field="paths")
+            paths = [absolute_path_arg(p, "paths[]") for p in paths]
         mounts = self.mounts
 
         def run():
-            commit = mounts.commit(name, message, author=self.user_name, provenance=provenance)
+            commit = mounts.commit(name, message, author=self.user_name, provenance=provenance, paths=paths)
             return commit, mounts.status(name)
 
         commit, status = await self.call_long(run)

@@ -45,6 +45,7 @@ from ..pfs.address import is_commit_id, normalize_path, parse_address
 from ..pfs.backend import Backend
 from ..pfs.errors import AlreadyExists, Conflict, InvalidArgument, InvalidName, NotFound, PfsError, Unavailable
 from ..pfs.model import Commit, Provenance
+from .ignore import overlay_rules, workspace_rules
 from .journal import CommitJournal, branch_head
 from .model import (BEHIND_LIMIT, COMMITTING, ERROR, FUSE, MOUNTED, MOUNTING, NO_FUSE, RO, RW, Change, Changes,
                     MountRecord, MountStatus)
@@ -95,6 +96,7 @@ class _Mount:
         # what status last found, shown while a long operation (commit, refresh, ...) holds the mount
         self.behind = 0
         self.pending = 0
+        self.head: str | None = None  # the branch's head as status last saw it
 
     @property
     def stage(self):
@@ -304,6 +306,7 @@ class MountManager:
                 ops = self._fusefs.ReadOnlyOps(mount.tree)
             else:
                 mount.overlay = Overlay(stage_dir, mount.tree)
+                mount.overlay.ignore = overlay_rules(mount.overlay)
                 ops = self._fusefs.ReadWriteOps(mount.overlay)
             mount.fuse = self._fusefs.FuseMount(ops, str(target), readonly=record.mode == RO, label=record.name)
             try:
@@ -325,6 +328,7 @@ class MountManager:
             mount.view.show(mount.tree, keep_untouched=True)  # a restart keeps the view it finds intact
         else:
             mount.workspace = DirectoryWorkspace(target, stage_dir, mount.tree)
+            mount.workspace.ignore = workspace_rules(target)
             if (stage_dir / "upper").is_dir():
                 self._carry_over_fuse_stage(mount, stage_dir, target)
             else:
@@ -457,24 +461,26 @@ class MountManager:
             try:  # outside the lock: a commit starting now must not wait for the backend's answer
                 if record.commit is None and record.branch:
                     base = record.base  # a commit or refresh may move it meanwhile
-                    behind = self._behind(record, base)
+                    behind, head = self._behind(record, base)
                     if record.base == base:
-                        mount.behind = behind
+                        mount.behind, mount.head = behind, head
             except PfsError as exc:
                 message = exc.message
         error = mount.state == ERROR
+        # a refresh holding the lock may have moved the base to the head already: not behind it then
+        behind = 0 if error or record.base == mount.head else mount.behind
         return MountStatus(
             name=record.name, repo=record.repo, branch=record.branch, commit=record.commit, base=record.base,
             mode=record.mode, presentation=record.presentation, state=mount.state, message=message,
-            behind=0 if error else mount.behind, pending=0 if error else mount.pending,
-            mountpoint=str(self.mount_dir / record.name))
+            behind=behind, pending=0 if error else mount.pending,
+            mountpoint=str(self.mount_dir / record.name), head=None if record.commit else mount.head)
 
-    def _behind(self, record: MountRecord, base: str | None) -> int:
-        """Commits on the branch since ``base``: one branch lookup, and the history read only for a
-        (base, head) pair not counted before."""
+    def _behind(self, record: MountRecord, base: str | None) -> tuple[int, str | None]:
+        """Commits on the branch since ``base``, and the branch's head: one branch lookup, and the
+        history read only for a (base, head) pair not counted before."""
         head = branch_head(self.backend, record)
         if head is None or head == base:
-            return 0
+            return 0, head
         key = (record.repo, base, head)
         with self._behind_lock:
             known = self._behind_counts.get(key)
@@ -482,7 +488,7 @@ class MountManager:
             known = self._count_behind(record.repo, base, head)
             with self._behind_lock:
                 self._behind_counts[key] = known
-        return known
+        return known, head
 
     def _count_behind(self, repo: str, base: str | None, head: str) -> int:
         count, before = 0, None
@@ -549,8 +555,10 @@ class MountManager:
 
     # -- commit / discard / refresh ----------------------------------------------------------------
     def commit(self, name: str, message: str = "", author: str = "", *, provenance: Iterable[Provenance] = (),
-               metadata: dict[str, str] | None = None) -> Commit:
-        """Land every staged change of a read-write mount as ONE commit on its branch; return it."""
+               metadata: dict[str, str] | None = None, paths: Iterable[str] | None = None) -> Commit:
+        """Land the staged changes of a read-write mount as ONE commit on its branch; return it. With
+        ``paths``, only the changes at those repo paths (each must be pending); the rest stays pending."""
+        chosen = None if paths is None else self._chosen_paths(paths)
         mount = self._get(name)
         record = mount.record
         if record.mode != RW:
@@ -561,17 +569,34 @@ class MountManager:
             mount.state = COMMITTING
             try:
                 with disk_space(f"commit mount {name} (nothing was committed; the stage is kept)", name):
-                    landed = self._commit(mount, message, author, tuple(provenance), metadata)
+                    landed = self._commit(mount, message, author, tuple(provenance), metadata, chosen)
             finally:
                 if mount.state == COMMITTING:  # ERROR: landed, and the mount waits for a refresh
                     mount.state = MOUNTED
         return landed
 
-    def _commit(self, mount: _Mount, message, author, provenance, metadata) -> Commit:
+    @staticmethod
+    def _chosen_paths(paths: Iterable[str]) -> set[str]:
+        if isinstance(paths, (str, bytes)) or not isinstance(paths, Iterable):
+            raise InvalidArgument("paths must be a list of repo paths", field="paths")
+        chosen = {normalize_path(p, allow_root=False) for p in paths}
+        if not chosen:
+            raise InvalidArgument("no path chosen: choose at least one pending change to commit", field="paths")
+        return chosen
+
+    def _commit(self, mount: _Mount, message, author, provenance, metadata, chosen: set[str] | None) -> Commit:
         record = mount.record
         stage = mount.stage
         changes = stage.changes()
         unsupported = list(getattr(stage, "unsupported", ()) or ())
+        if chosen is not None:
+            missing = sorted(chosen - {c.path for c in changes})
+            if missing:
+                raise InvalidArgument(f"{len(missing)} of the chosen paths are not pending in mount {record.name} "
+                                      "(committed, discarded or ignored meanwhile?); nothing was committed",
+                                      paths=missing[:100], name=record.name)
+            changes = [c for c in changes if c.path in chosen]
+            unsupported = []  # odd entries are never among the changes, so never among the chosen ones
         if unsupported:
             raise InvalidArgument(
                 f"{len(unsupported)} entries in mount {record.name} are symlinks, special files or badly named; "
@@ -647,7 +672,7 @@ class MountManager:
                     theirs = self.backend.diff(record.repo, old_base, head)
                     mount.workspace.apply(tree, theirs)
             else:
-                mount.overlay.rebase(tree)
+                mount.overlay.after_commit(tree, changes)
             mount.tree = tree
         except Exception as exc:
             # e.g. the backend unreachable right after the commit landed: the stage still holds what
@@ -731,6 +756,59 @@ class MountManager:
             count = len(mount.stage.changes())
             mount.stage.discard()
         return count
+
+    def follow(self, name: str, *, keep: bool = True) -> MountStatus:
+        """Move a branch mount to its branch's head wherever the head went: on, or back below the
+        mount's base (a rollback). The one action for a mount its branch left. Read-write: the staged
+        changes stay pending on top of the head, each staged file winning over what the branch did to
+        it (unlike ``refresh``, which refuses when they overlap); with ``keep=False`` they are dropped
+        first. Read-only: a refresh."""
+        mount = self._get(name)
+        record = mount.record
+        if record.commit is not None or not record.branch:
+            raise InvalidArgument(f"mount {name} shows a fixed commit; it follows no branch", name=name)
+        if record.mode == RO:
+            return self.refresh(name)
+        self._try_follow(mount)
+        self._require_up(mount)
+        with disk_space(f"follow the branch in mount {name}", name), mount.lock:
+            self._require_up(mount)
+            head = branch_head(self.backend, record)
+            with mount.stage.lock:
+                if not keep:
+                    mount.stage.discard()
+                if head != record.base:
+                    tree = self._tree(record, head)
+                    if mount.workspace is not None:
+                        staged = {c.path for c in mount.workspace.changes()}
+                        theirs = [fc for fc in self.backend.diff(record.repo, record.base, head)
+                                  if fc.path not in staged]
+                        mount.workspace.apply(tree, theirs)
+                        if staged:  # the staged files stay as they are, now compared with the head
+                            mount.workspace.reindex(tree)
+                    else:
+                        mount.overlay.rebase(tree)  # staged files stay in upper/ and win
+                    mount.tree, record.base = tree, head
+        self._save()
+        return self.status(name)
+
+    def follow_head(self, name: str) -> bool:
+        """A read-only mount of a branch moves to the branch's head, as a panel's poll asks when the
+        status said the head moved. Skipped (False) while another operation holds the mount (that one
+        may be this very refresh, asked by an earlier poll), or for read-write, fixed or broken mounts."""
+        mount = self._get(name)
+        record = mount.record
+        if record.mode != RO or record.commit is not None or not record.branch or mount.state == ERROR:
+            return False
+        if not mount.lock.acquire(blocking=False):
+            return False
+        try:
+            if self._closed or self._mounts.get(name) is not mount:
+                return False
+            self.refresh(name)
+        finally:
+            mount.lock.release()
+        return True
 
     def refresh(self, name: str) -> MountStatus:
         """Move a branch mount to the branch head. Read-write mounts keep their stage (rebased) unless

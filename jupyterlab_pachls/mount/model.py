@@ -88,3 +88,4 @@ class MountStatus(_Json):
     behind: int = 0  # commits on the branch since the base (capped at 1000); -1: base not in its history
     pending: int = 0  # staged file changes (rw)
     mountpoint: str = ""
+    head: str | None = None  # the branch's head when status last looked (None for a fixed commit)

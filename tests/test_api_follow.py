@@ -1,0 +1,109 @@
+"""Nothing stale, nothing by accident, through the REST API of a real Jupyter server: a mount of a
+rolled-back branch says so and follows it (``POST /mounts/{name}/follow``), a read-only mount
+follows its branch's head at the next mounts listing, a commit takes a chosen subset (``paths``), and
+a branch's moves name the commits they left. Responses are checked against ``openapi.yaml``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
+
+
+@pytest.fixture(autouse=True)
+def no_fuse(monkeypatch):
+    """The follow logic is the manager's (tested with and without FUSE in tests/mount); one way here."""
+    monkeypatch.setenv("PACHLS_NO_FUSE", "1")
+
+
+@pytest.fixture
+def backend(pachls_state):
+    return pachls_state.backend
+
+
+@pytest.fixture
+def history(backend):
+    """``images@master``: first -> second; returns both commits."""
+    backend.create_repo("images")
+    with backend.commit("images", "master", message="first") as first:
+        first.put_files([("/a.txt", b"a"), ("/b.txt", b"b")])
+    with backend.commit("images", "master", message="second") as second:
+        second.put_files([("/c.txt", b"c")])
+    return first.finished, second.finished
+
+
+@pytest.fixture
+def mount_dir(jp_root_dir) -> Path:
+    return Path(jp_root_dir) / "pfs"
+
+
+async def test_a_rolled_back_mount_is_followed_keeping_or_dropping(api, backend, history, mount_dir):
+    first, second = history
+    status, body = await api("POST", "mounts", {"repo": "images", "mode": "rw"})
+    assert status == 201, body
+    await asyncio.to_thread((mount_dir / "images" / "mine.txt").write_bytes, b"mine")
+    backend.move_branch("images", "master", first.id)
+
+    status, body = await api("GET", "mounts/images")
+    assert (body["diverged"], body["behind"], body["head"], body["base"]) == (True, 0, first.id, second.id)
+    status, body = await api("POST", "mounts/images/follow", {"pending": "sideways"})
+    assert (status, body["error"]) == (400, "invalid_argument")
+
+    status, body = await api("POST", "mounts/images/follow", {"pending": "keep"})
+    assert status == 200, body
+    assert (body["diverged"], body["base"], body["pending"]) == (False, first.id, 1)
+    assert not (mount_dir / "images" / "c.txt").exists()
+
+    backend.move_branch("images", "master", second.id)  # forward again
+    status, body = await api("POST", "mounts/images/follow", {"pending": "drop"})
+    assert status == 200, body
+    assert (body["base"], body["pending"]) == (second.id, 0)
+    assert not (mount_dir / "images" / "mine.txt").exists()
+    assert (mount_dir / "images" / "c.txt").read_bytes() == b"c"
+
+
+async def test_a_read_only_mount_follows_its_head_at_the_next_listing(api, backend, history, mount_dir):
+    first, second = history
+    status, body = await api("POST", "mounts", {"repo": "images"})
+    assert status == 201 and body["base"] == second.id, body
+    backend.move_branch("images", "master", first.id)
+    status, body = await api("GET", "mounts")
+    assert body["mounts"][0]["diverged"] is True  # said at once; following starts now
+    for _ in range(100):
+        status, body = await api("GET", "mounts")
+        if body["mounts"][0]["base"] == first.id:
+            break
+        await asyncio.sleep(0.1)
+    assert (body["mounts"][0]["base"], body["mounts"][0]["diverged"]) == (first.id, False)
+    assert not (mount_dir / "images" / "c.txt").exists()
+
+
+async def test_a_commit_of_chosen_paths(api, backend, history, mount_dir):
+    first, second = history
+    await api("POST", "mounts", {"repo": "images", "mode": "rw"})
+    root = mount_dir / "images"
+    for name in ("x.txt", "y.txt"):
+        await asyncio.to_thread((root / name).write_bytes, name.encode())
+    status, body = await api("POST", "mounts/images/commit", {"message": "x only", "paths": ["/x.txt"]})
+    assert status == 201, body
+    assert body["mount"]["pending"] == 1
+    assert [p.path for p in backend.list_dir("images", "master").items] == ["/a.txt", "/b.txt", "/c.txt", "/x.txt"]
+    for paths in (["x.txt"], "/y.txt", [3], ["/nope"]):
+        status, body = await api("POST", "mounts/images/commit", {"message": "m", "paths": paths})
+        assert status == 400, body
+    assert len(backend.list_commits("images", "master")) == 3
+
+
+async def test_moves_name_the_commits_a_rollback_left(api, backend, history):
+    first, second = history
+    status, body = await api("GET", "repos/images/branches/master/moves")
+    assert body == {"moves": [], "left": []}
+    backend.move_branch("images", "master", first.id)
+    status, body = await api("GET", "repos/images/branches/master/moves")
+    assert [c["id"] for c in body["left"]] == [second.id]
+    backend.move_branch("images", "master", second.id)  # forward again: nothing is left
+    status, body = await api("GET", "repos/images/branches/master/moves")
+    assert len(body["moves"]) == 2 and body["left"] == []
