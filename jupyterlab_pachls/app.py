@@ -47,6 +47,7 @@ from .listing import ReposListing
 from .mount import MountManager
 from .pfs import Backend, Conflict, InvalidArgument, PfsError, Unavailable
 from .pfs import open_backend as open_spec
+from .pfs.imports import ImportRegistry
 
 if TYPE_CHECKING:
     from .labeling.session import LabelingService
@@ -122,6 +123,8 @@ class PachlsState:
     #: One lock per labels mount: label commits into one mount run one at a time (see commit_labels);
     #: the others wait on the event loop, not in a worker thread the rest of the API needs.
     label_commit_gates: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: Imports running, by the id their client gave, for progress and cancel (``handlers/transfer.py``).
+    imports: ImportRegistry = field(default_factory=ImportRegistry)
     #: Where blocking calls run (see OperationPool and ``handlers/base.py``); made from ``config``.
     short_operations: OperationPool = field(init=False)
     long_operations: OperationPool = field(init=False)

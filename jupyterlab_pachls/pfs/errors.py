@@ -75,6 +75,14 @@ class Conflict(PfsError):
     grpc_status = "FAILED_PRECONDITION"
 
 
+class Cancelled(PfsError):
+    """An operation stopped on request (an import cancelled): nothing of it was kept."""
+
+    code = "cancelled"
+    http_status = 409
+    grpc_status = "CANCELLED"
+
+
 class Unavailable(PfsError):
     code = "unavailable"
     http_status = 503
@@ -85,7 +93,8 @@ class Unavailable(PfsError):
 #: travel as their code over HTTP and are rebuilt as a plain PfsError carrying that code.
 _BY_CODE: dict[str, type[PfsError]] = {
     cls.code: cls
-    for cls in (NotFound, AlreadyExists, InvalidName, InvalidPath, ParseError, InvalidArgument, Conflict, Unavailable)
+    for cls in (NotFound, AlreadyExists, InvalidName, InvalidPath, ParseError, InvalidArgument, Conflict, Cancelled,
+                Unavailable)
 }
 
 #: The class for a status that came without an error code (a real pachd): the general class of
