@@ -19,7 +19,8 @@ import {
   IReposResponse,
   listMounts,
   putBackend,
-  refreshMount
+  refreshMount,
+  followMount
 } from './api';
 import { PollingModel } from './polling';
 import { errorMessage } from './state';
@@ -46,6 +47,7 @@ export interface IPachlsApi {
   createMount: typeof createMount;
   deleteMount: typeof deleteMount;
   refreshMount: typeof refreshMount;
+  followMount: typeof followMount;
   commitMount: typeof commitMount;
   discardMount: typeof discardMount;
   putBackend: typeof putBackend;
@@ -58,6 +60,7 @@ export const restApi: IPachlsApi = {
   createMount,
   deleteMount,
   refreshMount,
+  followMount,
   commitMount,
   discardMount,
   putBackend
@@ -151,13 +154,21 @@ export class PachlsModel extends PollingModel<IPanelState> {
     return status;
   }
 
-  async commit(name: string, message: string): Promise<ICommitResult> {
+  /** Move a branch mount to its branch's head wherever it went, keeping or dropping its staged changes. */
+  async followMount(name: string, pending: 'keep' | 'drop'): Promise<IMountStatus> {
+    const status = await this._api.followMount(name, pending);
+    this._upsertMount(status);
+    return status;
+  }
+
+  /** Commit the staged changes of a mount: all, or those at `paths`. */
+  async commit(name: string, message: string, paths?: string[]): Promise<ICommitResult> {
     const before = this.mount(name);
     if (before) {
       this._upsertMount({ ...before, state: 'committing' });
     }
     try {
-      const result = await this._api.commitMount(name, message);
+      const result = await this._api.commitMount(name, message, undefined, paths);
       this._upsertMount(result.mount);
       this._reposChanged.emit(result.commit.repo);
       void this.refresh();

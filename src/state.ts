@@ -3,7 +3,7 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 
 import { IChange, ICommit, IFileChange, IMountStatus, IRepo, PachlsApiError } from './api';
-import { repoKey } from './format';
+import { repoKey, shortId } from './format';
 
 /* ----------------------------------------------------------------------- */
 /* Repo filter                                                              */
@@ -219,12 +219,44 @@ export function defaultMountName(repo: string, branch: string): string {
 /** "up to date", "N commits behind", or that the branch was rolled back below the mount. */
 export function mountBehindText(
   trans: TranslationBundle,
-  mount: Pick<IMountStatus, 'behind' | 'diverged'>
+  mount: Pick<IMountStatus, 'behind' | 'diverged' | 'head'>
 ): string {
-  if (mount.diverged) {
-    return trans.__('branch rolled back below this mount: refresh to follow it');
+  if (mount.diverged || mount.behind < 0) {
+    return mount.head
+      ? trans.__('branch was rolled back to %1', shortId(mount.head))
+      : trans.__('branch was moved off this commit');
   }
   return mount.behind > 0
     ? trans._n('%1 commit behind', '%1 commits behind', mount.behind)
     : trans.__('up to date');
+}
+
+/** One row of a branch's history: a commit on it, a commit a head move left, or the move. */
+export type TimelineItem<M> =
+  | { kind: 'branch' | 'left'; commit: ICommit }
+  | { kind: 'move'; move: M; index: number };
+
+function when(iso: string | null | undefined): number {
+  return iso ? Date.parse(iso) : 0;
+}
+
+/**
+ * The branch's commits, the commits head moves left and the moves themselves,
+ * newest first, each where it happened. While older pages are not loaded,
+ * what is older than the last loaded commit waits for them.
+ */
+export function timeline<M extends { time: string | null }>(
+  commits: ICommit[],
+  left: ICommit[],
+  moves: M[],
+  more: boolean
+): Array<TimelineItem<M>> {
+  const items: Array<TimelineItem<M> & { at: number }> = [
+    ...commits.map(c => ({ kind: 'branch' as const, commit: c, at: when(c.finished ?? c.started) })),
+    ...left.map(c => ({ kind: 'left' as const, commit: c, at: when(c.finished ?? c.started) })),
+    ...moves.map((m, index) => ({ kind: 'move' as const, move: m, index, at: when(m.time) }))
+  ];
+  const oldest = commits.length ? when(commits[commits.length - 1].finished) : 0;
+  // a stable sort keeps the branch's own order among commits finished in the same millisecond
+  return items.filter(i => i.kind === 'branch' || !more || i.at >= oldest).sort((a, b) => b.at - a.at);
 }

@@ -57,6 +57,7 @@ function fakeApi(overrides: Partial<IPachlsApi> = {}) {
       mounts = mounts.filter(m => m.name !== name);
     },
     refreshMount: async name => mountStatus({ name }),
+    followMount: async name => mountStatus({ name }),
     commitMount: async (name, message) => {
       calls.push(`commit ${name} ${message}`);
       mounts = mounts.map(m => (m.name === name ? { ...m, pending: 0, base: 'c'.repeat(32) } : m));

@@ -187,8 +187,11 @@ describe('mountBehindText', () => {
     expect(mountBehindText(trans, { behind: 0, diverged: false })).toBe('up to date');
     expect(mountBehindText(trans, { behind: 1 })).toBe('1 commit behind');
     expect(mountBehindText(trans, { behind: 3, diverged: false })).toBe('3 commits behind');
-    expect(mountBehindText(trans, { behind: 0, diverged: true })).toBe(
-      'branch rolled back below this mount: refresh to follow it'
+    expect(mountBehindText(trans, { behind: 0, diverged: true, head: 'ab12cd34'.repeat(4) })).toBe(
+      'branch was rolled back to ab12cd34'
     );
+    expect(mountBehindText(trans, { behind: 0, diverged: true })).toBe('branch was moved off this commit');
+    // never "up to date" for a base the branch left, whatever behind says
+    expect(mountBehindText(trans, { behind: -1, diverged: true, head: null })).not.toBe('up to date');
   });
 });

@@ -118,16 +118,17 @@ export function createRepo(name: string, description = ''): Promise<IRepo> {
   });
 }
 
-/** One page of the history of a branch, newest first. */
+/** One page of the history of a branch (with `path`: of one file), newest first. */
 export function listCommits(
   repo: string,
   branch: string,
-  options: { limit?: number; before?: string | null } = {}
+  options: { limit?: number; before?: string | null; path?: string | null } = {}
 ): Promise<ICommitPage> {
   return requestAPI<ICommitPage>(
     `repos/${seg(repo)}/branches/${seg(branch)}/commits${query({
       limit: options.limit,
-      before: options.before
+      before: options.before,
+      path: options.path
     })}`
   );
 }
@@ -189,20 +190,38 @@ export function refreshMount(name: string): Promise<IMountStatus> {
   });
 }
 
+/**
+ * Move a branch mount to its branch's head wherever it went (a rollback
+ * included), keeping or dropping its staged changes.
+ */
+export function followMount(name: string, pending: 'keep' | 'drop'): Promise<IMountStatus> {
+  return requestAPI<IMountStatus>(`mounts/${seg(name)}/follow`, {
+    method: 'POST',
+    body: { pending }
+  });
+}
+
 /** Staged changes of a mount. */
 export function mountChanges(name: string): Promise<IChanges> {
   return requestAPI<IChanges>(`mounts/${seg(name)}/changes`);
 }
 
-/** Land every staged change of a read-write mount as one commit. */
+/**
+ * Land the staged changes of a read-write mount as one commit: every one, or
+ * only those at `paths` (the others stay pending).
+ */
 export function commitMount(
   name: string,
   message: string,
-  provenance?: Array<string | IProvenance>
+  provenance?: Array<string | IProvenance>,
+  paths?: string[]
 ): Promise<ICommitResult> {
   const body: { [key: string]: unknown } = { message };
   if (provenance && provenance.length) {
     body.provenance = provenance;
+  }
+  if (paths) {
+    body.paths = paths;
   }
   return requestAPI<ICommitResult>(`mounts/${seg(name)}/commit`, {
     method: 'POST',

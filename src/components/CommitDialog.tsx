@@ -23,6 +23,8 @@ export function MountCommitForm(props: IMountCommitFormProps): JSX.Element {
   const { model, trans, name } = props;
   const [changes, setChanges] = React.useState<IChanges | null>(null);
   const [loadError, setLoadError] = React.useState<string | null>(null);
+  // paths the user unticked: left out of this commit, still pending after it
+  const [unticked, setUnticked] = React.useState<ReadonlySet<string>>(new Set());
   const mount = model.mount(name);
 
   React.useEffect(() => {
@@ -31,7 +33,18 @@ export function MountCommitForm(props: IMountCommitFormProps): JSX.Element {
       .catch(reason => setLoadError(errorMessage(reason)));
   }, [name]);
 
-  const count = changes ? countChanges(changes.changes) : null;
+  const chosen = changes ? changes.changes.filter(c => !unticked.has(c.path)) : null;
+  const partial = chosen !== null && changes !== null && chosen.length < changes.changes.length;
+  const count = chosen ? countChanges(chosen) : null;
+  const tick = (path: string, ticked: boolean) => {
+    const next = new Set(unticked);
+    if (ticked) {
+      next.delete(path);
+    } else {
+      next.add(path);
+    }
+    setUnticked(next);
+  };
   const target = mount ? address(mount.repo, mount.branch ?? mount.commit) : name;
 
   return (
@@ -43,15 +56,25 @@ export function MountCommitForm(props: IMountCommitFormProps): JSX.Element {
       initialMessage={props.initialMessage}
       summary={
         count
-          ? trans.__(
-              'Will be committed: %1 added, %2 modified, %3 deleted',
-              count.added,
-              count.modified,
-              count.deleted
-            )
+          ? partial
+            ? trans.__(
+                'Will be committed: %1 added, %2 modified, %3 deleted (%4 unticked stay pending)',
+                count.added,
+                count.modified,
+                count.deleted,
+                unticked.size
+              )
+            : trans.__(
+                'Will be committed: %1 added, %2 modified, %3 deleted',
+                count.added,
+                count.modified,
+                count.deleted
+              )
           : trans.__('Will be committed:')
       }
       changes={changes ? changes.changes : null}
+      onTick={tick}
+      unticked={unticked}
       loadError={loadError}
       emptyText={trans.__('Nothing is staged.')}
       loadingText={trans.__('Loading…')}
@@ -59,8 +82,11 @@ export function MountCommitForm(props: IMountCommitFormProps): JSX.Element {
       submitText={
         count ? trans._n('Commit %1 change', 'Commit %1 changes', count.total) : trans.__('Commit')
       }
-      canSubmit={changes === null || changes.changes.length > 0}
-      commit={async message => (await model.commit(name, message)).commit}
+      canSubmit={chosen === null || chosen.length > 0}
+      commit={async message =>
+        (await model.commit(name, message, partial && chosen ? chosen.map(c => c.path) : undefined))
+          .commit
+      }
       committedHeading={commit => trans.__('Committed to %1:', address(commit.repo, commit.branch))}
       conflictText={trans.__(
         'Commits that landed on the branch since this mount was made changed the same paths. Nothing was committed; your changes are kept in the mount.'

@@ -26,6 +26,9 @@ export interface ICommitFormProps {
   summary: React.ReactNode;
   /** The paths that will change; null while they load. */
   changes: Array<{ path: string; change: 'added' | 'modified' | 'deleted' }> | null;
+  /** With it, each path has a checkbox: unticked paths are left out of the commit (they stay pending). */
+  onTick?: (path: string, ticked: boolean) => void;
+  unticked?: ReadonlySet<string>;
   loadError: string | null;
   emptyText: string;
   loadingText: string;
@@ -161,7 +164,13 @@ export function CommitForm(props: ICommitFormProps): JSX.Element {
       <div className="jp-PachlsCommitForm-changes">
         <ErrorText message={props.loadError} trans={trans} />
         {props.changes ? (
-          <ChangeList changes={props.changes} trans={trans} emptyText={props.emptyText} />
+          <ChangeList
+            changes={props.changes}
+            trans={trans}
+            emptyText={props.emptyText}
+            onTick={props.onTick}
+            unticked={props.unticked}
+          />
         ) : props.loadError ? null : (
           <div className="jp-PachlsEmpty">{props.loadingText}</div>
         )}

@@ -23,7 +23,8 @@ import {
   diffPair,
   errorMessage,
   historyReducer,
-  initialHistory
+  initialHistory,
+  timeline
 } from '../state';
 import { ActionButton, ChangeList, CommitId, ErrorText, TimeAgo } from './common';
 import { DiffView, IDiffOf } from './DiffView';
@@ -52,6 +53,8 @@ export interface IHistoryViewProps {
   branch: string;
   /** Commit to highlight (e.g. a provenance link). */
   focus?: string | null;
+  /** Only the commits that changed this file (its history). */
+  path?: string | null;
   pageSize: number;
   showHistory: (repo: string, branch: string, commit?: string) => void;
 }
@@ -62,13 +65,17 @@ export interface IHistoryViewProps {
  */
 export function HistoryView(props: IHistoryViewProps): JSX.Element {
   const { model, trans, repo, branch, pageSize } = props;
+  const path = props.path ?? null;
   const [state, dispatch] = React.useReducer(historyReducer, initialHistory);
   const [moves, setMoves] = React.useState<IBranchMove[]>([]);
   const [head, setHead] = React.useState<string | null>(null);
   const [diff, setDiff] = React.useState<IDiff | null>(null);
   const [diffError, setDiffError] = React.useState<string | null>(null);
   const [rowError, setRowError] = React.useState<{ id: string; message: string } | null>(null);
-  const [notice, setNotice] = React.useState<string | null>(null);
+  // commits that head moves took out of the branch (a rollback's undone commits), shown in place
+  const [left, setLeft] = React.useState<ICommit[]>([]);
+  // what the last move from here did; shown while the head is still there (a later commit ends it)
+  const [notice, setNotice] = React.useState<{ text: string; head: string } | null>(null);
   const generation = React.useRef(0);
 
   const loadFirst = React.useCallback(async () => {
@@ -76,24 +83,25 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
     dispatch({ type: 'loading' });
     try {
       const [page, branchInfo, moveList] = await Promise.all([
-        listCommits(repo, branch, { limit: pageSize }),
+        listCommits(repo, branch, { limit: pageSize, path }),
         requestAPI<IBranch>(`repos/${seg(repo)}/branches/${seg(branch)}`),
-        requestAPI<{ moves: IBranchMove[] }>(
+        requestAPI<{ moves: IBranchMove[]; left: ICommit[] }>(
           `repos/${seg(repo)}/branches/${seg(branch)}/moves`
-        ).catch(() => ({ moves: [] as IBranchMove[] }))
+        ).catch(() => ({ moves: [] as IBranchMove[], left: [] as ICommit[] }))
       ]);
       if (mine !== generation.current) {
         return;
       }
       setHead(branchInfo.head?.id ?? null);
       setMoves(moveList.moves);
+      setLeft(moveList.left);
       dispatch({ type: 'page', commits: page.commits, next: page.next, append: false });
     } catch (reason) {
       if (mine === generation.current) {
         dispatch({ type: 'error', message: errorMessage(reason) });
       }
     }
-  }, [repo, branch, pageSize]);
+  }, [repo, branch, pageSize, path]);
 
   const loadMore = async () => {
     if (!state.next) {
@@ -102,7 +110,7 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
     const mine = generation.current;
     dispatch({ type: 'loading' });
     try {
-      const page = await listCommits(repo, branch, { limit: pageSize, before: state.next });
+      const page = await listCommits(repo, branch, { limit: pageSize, before: state.next, path });
       if (mine === generation.current) {
         dispatch({ type: 'page', commits: page.commits, next: page.next, append: true });
       }
@@ -145,13 +153,16 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
     };
   }, [pairKey, repo]);
 
-  const rollback = async (commit: ICommit) => {
+  /** Move the branch's head onto `commit`: back (a rollback) or forward onto a commit a move left. */
+  const moveHere = async (commit: ICommit, forward: boolean) => {
     setRowError(null);
     setNotice(null);
     const result = await showDialog({
-      title: trans.__('Roll back %1?', address(repo, branch)),
+      title: forward
+        ? trans.__('Move %1 forward?', address(repo, branch))
+        : trans.__('Roll back %1?', address(repo, branch)),
       body: trans.__(
-        'Move the head of %1 from %2 to %3 (“%4”)? The move is recorded and no commit is lost: you can move the branch forward again from the history.',
+        'Move the head of %1 from %2 to %3 (“%4”)? The move is recorded and no commit is lost: you can move the branch again from the history.',
         address(repo, branch),
         shortId(head),
         shortId(commit.id),
@@ -159,7 +170,9 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
       ),
       buttons: [
         Dialog.cancelButton({ label: trans.__('Cancel') }),
-        Dialog.warnButton({ label: trans.__('Roll back') })
+        forward
+          ? Dialog.okButton({ label: trans.__('Move the branch') })
+          : Dialog.warnButton({ label: trans.__('Roll back') })
       ]
     });
     if (!result.button.accept) {
@@ -167,9 +180,10 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
     }
     try {
       await moveBranchHead(repo, branch, commit.id, head);
-      setNotice(
-        trans.__('%1 now points at %2.', address(repo, branch), shortId(commit.id))
-      );
+      setNotice({
+        text: trans.__('%1 now points at %2.', address(repo, branch), shortId(commit.id)),
+        head: commit.id
+      });
       dispatch({ type: 'clearSelection' });
       model.notifyRepoChanged(repo);
     } catch (reason) {
@@ -182,10 +196,12 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
   };
 
   return (
-    <div className="jp-PachlsHistory" data-repo={repo} data-branch={branch}>
+    <div className="jp-PachlsHistory" data-repo={repo} data-branch={branch} data-path={path ?? undefined}>
       <div className="jp-PachlsHistory-header">
         <h2 className="jp-PachlsHistory-title">
-          {trans.__('History of %1', address(repo, branch))}
+          {path
+            ? trans.__('History of %1 in %2', path, address(repo, branch))
+            : trans.__('History of %1', address(repo, branch))}
         </h2>
         <ActionButton
           label={trans.__('Reload the history')}
@@ -200,29 +216,12 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
           ? trans.__('Select two commits to compare them.')
           : trans.__('Comparing two commits; select another to change the pair.')}
       </div>
-      {notice ? (
+      {notice && notice.head === head ? (
         <div className="jp-PachlsNotice" role="status">
-          {notice}
+          {notice.text}
         </div>
       ) : null}
       <ErrorText message={state.error} trans={trans} />
-      {moves.length > 0 ? (
-        <details className="jp-PachlsMoves">
-          <summary>
-            {trans._n('%1 recorded head move', '%1 recorded head moves', moves.length)}
-          </summary>
-          <ul>
-            {moves.slice(0, 20).map((m, i) => (
-              <li key={i} className="jp-PachlsMove">
-                {trans.__('%1 → %2', shortId(m.old_head) || '∅', shortId(m.new_head))}{' '}
-                <span className="jp-PachlsMove-reason">{m.reason}</span>{' '}
-                <span className="jp-PachlsMove-author">{m.author}</span>{' '}
-                <TimeAgo iso={m.time} />
-              </li>
-            ))}
-          </ul>
-        </details>
-      ) : null}
       {pair ? (
         <div className="jp-PachlsDiff" aria-label={trans.__('Differences')}>
           <div className="jp-PachlsDiff-title">
@@ -264,22 +263,27 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
         <div className="jp-PachlsEmpty">{trans.__('No commits on this branch yet.')}</div>
       ) : null}
       <ol className="jp-PachlsCommitList" aria-label={trans.__('Commits, newest first')}>
-        {state.commits.map(commit => (
-          <CommitRow
-            key={commit.id}
-            commit={commit}
-            isHead={commit.id === head}
-            focused={commit.id === props.focus}
-            selected={state.selected.includes(commit.id)}
-            onToggle={() => dispatch({ type: 'toggle', id: commit.id })}
-            onRollback={() => void rollback(commit)}
-            error={rowError && rowError.id === commit.id ? rowError.message : null}
-            onDismissError={() => setRowError(null)}
-            repo={repo}
-            trans={trans}
-            showHistory={props.showHistory}
-          />
-        ))}
+        {timeline(state.commits, path ? [] : left, path ? [] : moves, state.next !== null).map(item =>
+          item.kind === 'move' ? (
+            <MoveRow key={`move-${item.index}`} move={item.move} trans={trans} />
+          ) : (
+            <CommitRow
+              key={item.commit.id}
+              commit={item.commit}
+              isHead={item.commit.id === head}
+              left={item.kind === 'left'}
+              focused={item.commit.id === props.focus}
+              selected={state.selected.includes(item.commit.id)}
+              onToggle={() => dispatch({ type: 'toggle', id: item.commit.id })}
+              onMove={() => void moveHere(item.commit, item.kind === 'left')}
+              error={rowError && rowError.id === item.commit.id ? rowError.message : null}
+              onDismissError={() => setRowError(null)}
+              repo={repo}
+              trans={trans}
+              showHistory={props.showHistory}
+            />
+          )
+        )}
       </ol>
       {state.next ? (
         <div className="jp-PachlsMore">
@@ -296,13 +300,26 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
   );
 }
 
+function MoveRow(props: { move: IBranchMove; trans: TranslationBundle }): JSX.Element {
+  const { move, trans } = props;
+  return (
+    <li className="jp-PachlsMove" data-old-head={move.old_head ?? ''} data-new-head={move.new_head}>
+      {trans.__('head moved %1 → %2', shortId(move.old_head) || '∅', shortId(move.new_head))}{' '}
+      <span className="jp-PachlsMove-reason">{move.reason}</span>{' '}
+      <span className="jp-PachlsMove-author">{move.author}</span> <TimeAgo iso={move.time} />
+    </li>
+  );
+}
+
 function CommitRow(props: {
   commit: ICommit;
   isHead: boolean;
+  /** taken out of the branch by a head move (not in its history now) */
+  left: boolean;
   focused: boolean;
   selected: boolean;
   onToggle: () => void;
-  onRollback: () => void;
+  onMove: () => void;
   error: string | null;
   onDismissError: () => void;
   repo: string;
@@ -344,6 +361,7 @@ function CommitRow(props: {
       }`}
       data-commit={commit.id}
       data-head={props.isHead ? 'true' : 'false'}
+      data-left={props.left ? 'true' : 'false'}
     >
       <div className="jp-PachlsCommit-row">
         <input
@@ -355,6 +373,14 @@ function CommitRow(props: {
         />
         <CommitId id={commit.id} />
         {props.isHead ? <span className="jp-PachlsBadge jp-PachlsBadge-head">{trans.__('head')}</span> : null}
+        {props.left ? (
+          <span
+            className="jp-PachlsBadge jp-PachlsBadge-left"
+            title={trans.__('A head move took this commit out of the branch; it is kept, and the branch can move back onto it.')}
+          >
+            {trans.__('not on the branch')}
+          </span>
+        ) : null}
         <span className="jp-PachlsCommit-message" title={commit.message}>
           {firstLine(commit.message) || trans.__('(no message)')}
         </span>
@@ -405,11 +431,15 @@ function CommitRow(props: {
         ) : null}
         {!props.isHead ? (
           <ActionButton
-            label={trans.__('Roll back to commit %1', shortId(commit.id))}
-            text={trans.__('Roll back to this commit')}
-            variant="warn"
-            onClick={props.onRollback}
-            className="jp-PachlsCommit-rollback"
+            label={
+              props.left
+                ? trans.__('Move the branch forward to commit %1', shortId(commit.id))
+                : trans.__('Roll back to commit %1', shortId(commit.id))
+            }
+            text={trans.__('Move the branch here')}
+            variant={props.left ? undefined : 'warn'}
+            onClick={props.onMove}
+            className="jp-PachlsCommit-move"
           />
         ) : null}
       </div>

@@ -1,4 +1,5 @@
 import * as React from 'react';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { folderIcon, refreshIcon } from '@jupyterlab/ui-components';
 
@@ -71,6 +72,42 @@ function stateText(trans: TranslationBundle, state: IMountStatus['state']): stri
     default:
       return state;
   }
+}
+
+/**
+ * Follow the branch of a mount its branch left (rolled back below it): ask
+ * whether to keep or drop the pending changes when there are some.
+ */
+async function followBranch(
+  model: PachlsModel,
+  trans: TranslationBundle,
+  mount: IMountStatus
+): Promise<void> {
+  let pending: 'keep' | 'drop' = 'keep';
+  if (mount.mode === 'rw' && mount.pending > 0) {
+    const where = address(mount.repo, mount.branch);
+    const result = await showDialog({
+      title: trans.__('Follow %1?', where),
+      body: trans._n(
+        'Move %2 to the head of %3 (%4). Its %1 pending change can stay pending on top of it (your file wins over what the branch did to it), or be dropped.',
+        'Move %2 to the head of %3 (%4). Its %1 pending changes can stay pending on top of it (your files win over what the branch did to them), or be dropped.',
+        mount.pending,
+        mount.name,
+        where,
+        shortId(mount.head)
+      ),
+      buttons: [
+        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.warnButton({ label: trans.__('Drop my changes'), actions: ['drop'] }),
+        Dialog.okButton({ label: trans.__('Keep my changes'), actions: ['keep'] })
+      ]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    pending = result.button.actions.includes('drop') ? 'drop' : 'keep';
+  }
+  await model.followMount(mount.name, pending);
 }
 
 function MountCard(props: {
@@ -162,7 +199,16 @@ function MountCard(props: {
             {mountBehindText(trans, mount)}
           </span>
         )}
-        {!mount.commit ? (
+        {mount.diverged ? (
+          <ActionButton
+            label={trans.__('Follow the branch of %1 where it was moved', mount.name)}
+            text={busy === 'follow' ? trans.__('Following…') : trans.__('Follow the branch')}
+            variant="accept"
+            disabled={busy !== null}
+            onClick={() => run('follow', () => followBranch(model, trans, mount))}
+            className="jp-PachlsMount-follow"
+          />
+        ) : !mount.commit ? (
           <ActionButton
             label={trans.__('Update %1 to the branch head', mount.name)}
             title={trans.__('Move the mount to the branch head')}

@@ -217,8 +217,11 @@ export function ChangeList(props: {
   limit?: number;
   /** what a path opens below it when clicked (the change itself); without it paths are plain text */
   expand?: (change: { path: string; change: 'added' | 'modified' | 'deleted' }) => JSX.Element;
+  /** with it, a checkbox per path (ticked unless in `unticked`): a commit of the ticked ones only */
+  onTick?: (path: string, ticked: boolean) => void;
+  unticked?: ReadonlySet<string>;
 }): JSX.Element {
-  const { trans, expand } = props;
+  const { trans, expand, onTick } = props;
   const [limit, setLimit] = React.useState(props.limit ?? 200);
   const [open, setOpen] = React.useState<Set<string>>(new Set());
   const toggle = (path: string) => {
@@ -258,6 +261,15 @@ export function ChangeList(props: {
             data-change={c.change}
             data-path={c.path}
           >
+            {onTick ? (
+              <input
+                type="checkbox"
+                className="jp-PachlsChange-tick"
+                checked={!props.unticked?.has(c.path)}
+                aria-label={trans.__('Commit %1', c.path)}
+                onChange={e => onTick(c.path, e.target.checked)}
+              />
+            ) : null}
             <span className="jp-PachlsChange-mark" title={labels[c.change]} aria-label={labels[c.change]}>
               {marks[c.change]}
             </span>

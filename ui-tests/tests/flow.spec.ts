@@ -168,9 +168,11 @@ test('create, mount read-write, commit, history, diff and roll back from the pan
   await expect(confirm).toContainText(first.slice(0, 8));
   await confirm.getByRole('button', { name: 'Roll back' }).click();
   await expect(history.locator('.jp-PachlsNotice')).toContainText(`now points at ${first.slice(0, 8)}`);
-  await expect(rows.nth(0)).toHaveAttribute('data-commit', first);
-  await expect(rows.nth(0)).toHaveAttribute('data-head', 'true');
-  await expect(history.locator('.jp-PachlsMoves summary')).toContainText('1 recorded head move');
+  // in place: the move, the commit it left (not on the branch), then the head
+  await expect(history.locator('.jp-PachlsMove')).toContainText('head moved');
+  await expect(rows.nth(0)).toHaveAttribute('data-left', 'true');
+  await expect(rows.nth(1)).toHaveAttribute('data-commit', first);
+  await expect(rows.nth(1)).toHaveAttribute('data-head', 'true');
   await shot(page, 'history-rollback-light.png', testInfo);
   await expect(panel.locator('.jp-PachlsError')).toHaveCount(0);
 
