@@ -18,7 +18,7 @@ from jupyterlab_pachls.client import ServerClient
 from jupyterlab_pachls.client.base import confined
 from jupyterlab_pachls.magics import PachlsMagics
 from jupyterlab_pachls.pfs import Backend, InvalidPath, LocalBackend, NotFound
-from jupyterlab_pachls.pfs.archive import archive_entries, plan_archive, stream_archive
+from jupyterlab_pachls.pfs.archive import archive_entries, plan_archive, stream_archive, tar_header
 
 from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
 
@@ -88,6 +88,21 @@ def test_archive_of_a_commit_is_the_same_bytes_each_time(store):
     assert once == b"".join(stream_archive("tar", archive_entries(backend, archive), 1e9))
     assert tar_members(once) == {"cats/": None, "cats/001.png": b"png-1", "cats/kittens/": None,
                                  "cats/kittens/002.png": BIG}
+
+
+@pytest.mark.parametrize("name,size,is_dir", [
+    ("a/b.png", 2048, False), ("cats/", 0, True), ("/", 0, True), ("x" * 100, 5, False), ("x" * 101, 1, False),
+    ("ünï ça.txt", 1, False), ("big", 8 ** 11, False), ("empty", 0, False)])
+def test_tar_headers_are_what_tarfile_writes(name, size, is_dir):
+    """The filled-in template of a short ASCII name, and tarfile's own pax header otherwise, byte for byte."""
+    expected = tarfile.TarInfo(name)
+    expected.mtime = 1_700_000_000
+    if is_dir:
+        expected.type, expected.mode = tarfile.DIRTYPE, 0o755
+    else:
+        expected.size, expected.mode = size, 0o644
+    assert tar_header(name, size, 1_700_000_000, is_dir) == expected.tobuf(tarfile.PAX_FORMAT, "utf-8",
+                                                                           "surrogateescape")
 
 
 def test_a_blob_that_does_not_hold_its_size_stops_the_archive(store):
@@ -188,7 +203,7 @@ async def test_server_client_get(http_server_client, pachls_state, jp_http_port,
 
 
 def test_magic_get(store, tmp_path, capsys):
-    backend, made = store
+    backend, _ = store
     backend.close()
     ip = InteractiveShell.instance()
     try:

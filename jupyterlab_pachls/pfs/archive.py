@@ -13,7 +13,6 @@ zip64 where a file needs it.
 
 from __future__ import annotations
 
-import posixpath
 import tarfile
 import time
 import zipfile
@@ -73,7 +72,7 @@ def archive_entries(backend: Backend, archive: Archive) -> Iterator[Entry]:
         yield archive.top + "/", FileInfo(path="/", type="dir", size=0, committed=archive.commit.id), None
     for info, chunks in backend.read_tree(archive.repo, archive.commit.id, archive.path):
         below = info.path.rstrip("/")[len(base):].lstrip("/")
-        name = posixpath.join(archive.top, below) if below else archive.top
+        name = f"{archive.top}/{below}" if below else archive.top
         yield (name + "/" if info.is_dir else name), info, chunks
 
 
@@ -136,31 +135,90 @@ def _copy(info: FileInfo, chunks: Iterator[bytes], write: Callable[[bytes], obje
         if close is not None:
             close()
     if done != info.size:
-        # a blob that does not hold what its entry says (a damaged store: fsck names it); the stream
-        # is cut here, since what follows would not be where the header said
-        raise PfsError(f"{info.path} holds {done} bytes where {info.size} are listed; the archive stops here",
-                       path=info.path)
+        raise _broken(info, done)
+
+
+def _broken(info: FileInfo, done: int) -> PfsError:
+    # a blob that does not hold what its entry says (a damaged store: fsck names it); the stream is
+    # cut here, since what follows would not be where the header said
+    return PfsError(f"{info.path} holds {done} bytes where {info.size} are listed; the archive stops here",
+                    path=info.path)
+
+
+def tar_header(name: str, size: int, mtime: int, is_dir: bool) -> bytes:
+    """The header of one entry, byte for byte what ``tarfile`` writes in the pax format; the common case
+    (a short ASCII name) is filled into a template: ``tarfile`` building it took most of the time an
+    archive of small files costs."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) > 100 or not raw.isascii() or size >= 0o77777777777:
+        header = tarfile.TarInfo(name)
+        header.mtime = mtime
+        if is_dir:
+            header.type, header.mode = tarfile.DIRTYPE, DIR_MODE
+        else:
+            header.size, header.mode = size, FILE_MODE
+        return header.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    template, template_sum = _USTAR_DIR if is_dir else _USTAR_FILE
+    block = bytearray(template)
+    size_field, time_field = b"%011o\0" % size, b"%011o\0" % mtime
+    block[0:len(raw)] = raw
+    block[124:136] = size_field
+    block[136:148] = time_field
+    # the checksum sums the header with its own field as spaces: the template's sum (size and time 0)
+    # plus what the name, size and time add
+    block[148:156] = b"%06o\0 " % (template_sum + sum(raw) + sum(size_field) + sum(time_field) - _ZERO_FIELDS)
+    return bytes(block)
+
+
+def _ustar_template(mode: int, kind: bytes) -> tuple[bytes, int]:
+    """A ustar header with no name, size 0 and time 0, its checksum field blank (spaces), and its sum."""
+    header = tarfile.TarInfo("")
+    header.mode, header.type = mode, kind
+    block = bytearray(header.tobuf(tarfile.USTAR_FORMAT))
+    block[0:100] = bytes(100)  # tarfile names a directory "/": the name is the entry's own
+    block[148:156] = b" " * 8
+    return bytes(block), sum(block)
+
+
+_USTAR_FILE = _ustar_template(FILE_MODE, tarfile.REGTYPE)
+_USTAR_DIR = _ustar_template(DIR_MODE, tarfile.DIRTYPE)
+_ZERO_FIELDS = 2 * sum(b"%011o\0" % 0)  # what the template's size and time fields add to its sum
 
 
 def tar_stream(entries: Iterable[Entry], mtime: float) -> Iterator[bytes]:
-    """A pax tar of ``entries`` (names as given; directories end with ``/``)."""
-    out = _Pieces()
+    """A pax tar of ``entries`` (names as given; directories end with ``/``). The loop is written out
+    (no helper per file): per small file it is most of what an archive costs."""
+    pending = bytearray()
+    when = int(mtime)
     for name, info, chunks in entries:
-        header = tarfile.TarInfo(name)
-        header.mtime = int(mtime)
-        if info.is_dir:
-            header.type, header.mode = tarfile.DIRTYPE, DIR_MODE
-        else:
-            header.size, header.mode = info.size, FILE_MODE
-        out.write(header.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-        if chunks is not None:
-            for _ in _copy(info, chunks, out.write):
-                yield from out.full()
-            if info.size % tarfile.BLOCKSIZE:
-                out.write(tarfile.NUL * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
-        yield from out.full()
-    out.write(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # the end-of-archive marker
-    yield from out.rest()
+        if chunks is None:
+            pending += tar_header(name, 0, when, True)
+            continue
+        size = info.size
+        pending += tar_header(name, size, when, False)
+        done = 0
+        try:
+            for chunk in chunks:
+                done += len(chunk)
+                if done > size:
+                    break
+                pending += chunk
+                if len(pending) >= CHUNK:
+                    yield bytes(pending)
+                    pending.clear()
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        if done != size:
+            raise _broken(info, done)
+        if size % tarfile.BLOCKSIZE:
+            pending += tarfile.NUL * (tarfile.BLOCKSIZE - size % tarfile.BLOCKSIZE)
+        if len(pending) >= CHUNK:
+            yield bytes(pending)
+            pending.clear()
+    pending += tarfile.NUL * (2 * tarfile.BLOCKSIZE)  # the end-of-archive marker
+    yield bytes(pending)
 
 
 def zip_stream(entries: Iterable[Entry], mtime: float) -> Iterator[bytes]:

@@ -19,7 +19,7 @@ from .channel import QUICK_RPC_TIMEOUT, RPC_TIMEOUT, Channel, long_operation
 from .landing import BranchLocks, StagedCommits
 from .messages import Generations, KeptDecoder, head_id, is_finished, is_staging, repo_key, to_commit, to_repo
 from .moves import META_REPO, BranchMoves
-from .reads import Reads
+from .reads import GLOB_MAGIC, Reads
 from .refs import Refs
 
 #: A listed branch at a finished head is asked again once it is this old (seconds): a finished commit
@@ -297,6 +297,13 @@ class PachydermBackend(Backend):
     def read_file(self, repo: str, ref: str, path: str, *, offset: int = 0,
                   length: int | None = None) -> Iterator[bytes]:
         return self.reads.read_file(repo, ref, path, offset=offset, length=length)
+
+    def read_tree(self, repo: str, ref: str, path: str = "/") -> Iterator[tuple[FileInfo, Iterator[bytes] | None]]:
+        if GLOB_MAGIC & set(str(path)):
+            # pachd reads GetFileTAR's path as a glob, which could name other files: GetFile reads it
+            # (as a glob too, but one that matches several files or a directory is refused there)
+            return super().read_tree(repo, ref, path)
+        return self.reads.read_tree(repo, ref, path)
 
     def diff(self, repo: str, old_ref: str | None, new_ref: str, path: str = "/") -> list[FileChange]:
         return self.reads.diff(repo, old_ref, new_ref, path)

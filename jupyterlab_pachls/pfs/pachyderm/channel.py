@@ -78,7 +78,7 @@ BUILT_WHOLE = frozenset({"/pfs_v2.API/ListRepo"})
 #: The deadline settings, by the kind of call they are for (``deadline_kind``).
 DEADLINE_KINDS = {"rpc_timeout": "long", "quick_rpc_timeout": "quick"}
 #: Calls that carry file data, each watched by its own method (``get_file``, ``modify_file``).
-DATA_METHODS = frozenset({"/pfs_v2.API/GetFile", "/pfs_v2.API/ModifyFile"})
+DATA_METHODS = frozenset({"/pfs_v2.API/GetFile", "/pfs_v2.API/GetFileTAR", "/pfs_v2.API/ModifyFile"})
 #: While the cluster is known to be down, the probe waits this long for it each time (``Stalls``).
 DOWN_RECHECK = 1.0
 #: Reconnection attempts are at most this far apart, so a cluster that comes back is used within seconds.
@@ -381,6 +381,9 @@ class Channel:
         self._get_file = channel.unary_stream("/pfs_v2.API/GetFile",
                                               request_serializer=pfs.GetFileRequest.SerializeToString,
                                               response_deserializer=protobuf.BytesValue.FromString)
+        self._get_file_tar = channel.unary_stream("/pfs_v2.API/GetFileTAR",
+                                                  request_serializer=pfs.GetFileRequest.SerializeToString,
+                                                  response_deserializer=protobuf.BytesValue.FromString)
         self._modify_file = channel.stream_unary("/pfs_v2.API/ModifyFile",
                                                  request_serializer=pfs.ModifyFileRequest.SerializeToString,
                                                  response_deserializer=protobuf.Empty.FromString)
@@ -523,11 +526,11 @@ class Channel:
             if asked.replies is not None:
                 asked.replies.close()
 
-    def get_file(self, request: pfs.GetFileRequest) -> Iterator[bytes]:
-        """The chunks of ``GetFile``, under an idle deadline (a big file is never cut for its size).
-        Closing the iterator early cancels the call."""
+    def get_file(self, request: pfs.GetFileRequest, *, tar: bool = False) -> Iterator[bytes]:
+        """The chunks of ``GetFile`` (``GetFileTAR`` with ``tar``), under an idle deadline (a big file is
+        never cut for its size). Closing the iterator early cancels the call."""
         self.ready()
-        call = self._get_file(request)
+        call = (self._get_file_tar if tar else self._get_file)(request)
         watch = IdleWatch(self.rpc_timeout)
         watch.start(call)
         try:
@@ -540,7 +543,7 @@ class Channel:
                 watch.progress()  # the caller's time with the chunk does not count as the cluster's
                 yield message.value
         except grpc.RpcError as exc:
-            raise self.error(exc, "GetFile", watch) from None
+            raise self.error(exc, "GetFileTAR" if tar else "GetFile", watch) from None
         finally:
             watch.stop()
             call.cancel()  # no-op once the call ended; frees the stream when the reader stopped early

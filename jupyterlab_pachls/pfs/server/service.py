@@ -24,9 +24,7 @@ each known difference; the main points:
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import tempfile
 import threading
 import time
@@ -43,6 +41,7 @@ from cachetools import LRUCache
 from pachyderm_sdk.api import pfs
 
 from ..address import DEFAULT_PROJECT, is_commit_id, normalize_path, parent_dir, parse_ref, validate_name
+from ..archive import tar_stream
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from ..model import Commit, FileInfo
 from ..wire import branch_msg, commit_msg, key_of, repo_msg, repo_text, split_key
@@ -146,30 +145,6 @@ def _fetch(url: str, out) -> None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise _unknown(f"Get {url!r}: {reason}") from None
-
-
-class _TarStream(io.RawIOBase):
-    """Collects what ``tarfile`` writes, handed out in GetFile-sized messages."""
-
-    def __init__(self) -> None:
-        self.pending = bytearray()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self.pending += data
-        return len(data)
-
-    def take(self) -> Iterator[BytesValue]:
-        while len(self.pending) >= GET_CHUNK:
-            yield BytesValue(value=bytes(self.pending[:GET_CHUNK]))
-            del self.pending[:GET_CHUNK]
-
-    def rest(self) -> Iterator[BytesValue]:
-        if self.pending:
-            yield BytesValue(value=bytes(self.pending))
-            self.pending.clear()
 
 
 class PfsService:
@@ -1091,23 +1066,32 @@ class PfsService:
                 yield BytesValue(value=chunk[start:start + GET_CHUNK])
 
     def get_file_tar(self, context, request: pfs.GetFileRequest):
-        """A tar stream of the path and everything below it; entries are named by their absolute
-        paths, directories end with '/', as pachd writes them."""
+        """A tar stream of what the path (a glob) matches and everything below it, once each; entries
+        are named by their absolute paths, directories end with '/', in path order, as pachd writes
+        them. A finished commit is read in one pass (``Backend.read_tree``) and streamed as it is read."""
         if request.url:
             raise Unimplemented("GetFileTAR to a URL is not served: the embedded store does not write to object storage")
         view, matched = self._matched(request.file if calls.has(request, "file") else None)
-        out = _TarStream()
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for info in (item for top in matched for item in self._walk(view, top)):
-                entry = tarfile.TarInfo(info.path)
-                if info.is_dir:
-                    entry.type = tarfile.DIRTYPE
-                    tar.addfile(entry)
-                else:
-                    entry.size = info.size
-                    tar.addfile(entry, _Reader(view.read_file(info.path)))
-                yield from out.take()
-        yield from out.rest()
+        mtime = view.commit.finished.timestamp() if view.commit.finished else time.time()
+        for piece in tar_stream(self._tar_entries(view, matched), mtime):
+            for start in range(0, len(piece), GET_CHUNK):
+                yield BytesValue(value=piece[start:start + GET_CHUNK])
+
+    def _tar_entries(self, view, matched: list[FileInfo]):
+        inside = None  # the directory last sent whole: what a glob also matched below it is in already
+        for top in matched:
+            if inside is not None and top.path.startswith(inside):
+                continue
+            if top.is_dir:
+                inside = top.path if top.path.endswith("/") else top.path + "/"
+            if isinstance(view, StoreView):
+                if top.path == "/":
+                    yield "/", top, None
+                tree = self.backend.read_tree(view.commit.repo, view.commit.id, top.path)
+            else:  # an open commit: what it holds so far, walked in memory
+                tree = ((info, None if info.is_dir else view.read_file(info.path)) for info in self._walk(view, top))
+            for info, chunks in tree:
+                yield info.path, info, chunks
 
     def inspect_file(self, context, request: pfs.InspectFileRequest):
         commit, path = self._file(request.file)
