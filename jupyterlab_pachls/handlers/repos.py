@@ -13,6 +13,7 @@ from ..listing import branches_json, repo_json
 from ..pfs import Backend, Conflict, InvalidArgument, NotFound, is_commit_id, normalize_path
 from ..pfs.archive import FORMATS as ARCHIVE_TYPES
 from ..pfs.archive import archive_entries, archive_format, plan_archive, stream_archive
+from ..pfs.file_history import file_history
 from ..pfs.follow import MAX_POLL_INTERVAL, POLL_INTERVAL, BranchFollower
 from .args import branch_arg, check_fields, commit_id_arg, ref_arg, repo_arg, string_field
 from .base import PachlsHandler, json_errors
@@ -123,7 +124,8 @@ class BranchHandler(PachlsHandler):
 
 
 class CommitsHandler(PachlsHandler):
-    """``GET /pachls/api/repos/{repo}/branches/{branch}/commits?limit=&before=``: paged history."""
+    """``GET /pachls/api/repos/{repo}/branches/{branch}/commits?limit=&before=&path=``: paged history;
+    with ``path``, only the commits that added, modified or deleted that file."""
 
     @tornado.web.authenticated
     @json_errors
@@ -134,19 +136,21 @@ class CommitsHandler(PachlsHandler):
         if before is not None and not is_commit_id(before):
             raise InvalidArgument("'before' must be the 'next' cursor of a previous page (a commit id)",
                                   parameter="before")
+        path = self.query("path")
+        if path is not None:
+            path = self.path_query("path")
         backend = self.backend
 
         def load():
             backend.inspect_branch(repo, branch)  # 404 for an unknown branch
-            return backend.list_commits(repo, branch, limit=limit + 1, before=before)
+            if path is not None:
+                return file_history(backend, repo, branch, path, limit=limit, before=before)
+            commits = backend.list_commits(repo, branch, limit=limit + 1, before=before)
+            more = len(commits) > limit
+            return commits[:limit], commits[limit - 1].id if more else None
 
-        commits = await self.call(load)
-        more = len(commits) > limit
-        commits = commits[:limit]
-        self.send_json({
-            "commits": [c.to_json() for c in commits],
-            "next": commits[-1].id if more and commits else None,
-        })
+        commits, cursor = await self.call(load)
+        self.send_json({"commits": [c.to_json() for c in commits], "next": cursor})
 
 
 class BranchWaitHandler(PachlsHandler):

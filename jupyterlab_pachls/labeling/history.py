@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..pfs.backend import Backend
 from ..pfs.errors import NotFound
+from ..pfs.file_history import content_key
 from ..pfs.model import _Json
 from .labelfile import authors, content, data_path, decode, label_path, label_values, same_labels
 
@@ -38,20 +38,6 @@ class AnnotationChange(_Json):
     before: tuple[str, ...]
     after: tuple[str, ...]
     changed_by: tuple[str, ...] = ()  # who changed it (Label Studio records no one for a deletion)
-
-
-def _hash_at(backend: Backend, repo: str, ref: str | None, path: str) -> tuple[str, str] | None:
-    """What identifies the file's content at ``ref`` (None: no such file): the store's hash, equal
-    within one store for equal content; a store that gives none has the bytes hashed here."""
-    if ref is None:
-        return None
-    try:
-        info = backend.inspect_file(repo, ref, path)
-        if info.hash:
-            return "store", info.hash
-        return "sha256", hashlib.sha256(backend.get_file(repo, ref, path)).hexdigest()
-    except NotFound:
-        return None
 
 
 def _document(backend: Backend, repo: str, ref: str, path: str) -> dict | None:
@@ -102,8 +88,8 @@ def blame(backend: Backend, repo: str, ref: str, path: str, *, limit: int = 1000
             break
         for commit in page:
             scanned += 1
-            mine = _hash_at(backend, repo, commit.id, target)
-            parents = _hash_at(backend, repo, commit.parent, target)
+            mine = content_key(backend, repo, commit.id, target)
+            parents = content_key(backend, repo, commit.parent, target)
             if mine == parents:
                 continue
             document = _document(backend, repo, commit.id, target) if mine else None

@@ -1664,6 +1664,11 @@ export interface operations {
                 limit?: number;
                 /** @description The `next` cursor of the previous page (a commit id); the page starts at its parent. */
                 before?: string;
+                /**
+                 * @description Only the commits that added, modified or deleted this file (its history). A page looks at up to 1,000 commits, so it may hold fewer than `limit` with a `next` to go on from.
+                 * @example /cats/001.png
+                 */
+                path?: string;
             };
             header?: never;
             path: {
