@@ -26,6 +26,18 @@ import { labelingIcon } from './icons';
 /** The pause between looks while Label Studio starts (ms). */
 const WAIT_INTERVAL = 1500;
 
+/**
+ * Label Studio's own choice of color scheme ("Light", "Dark" or "Auto"), read
+ * from the page's localStorage at load: the frame is same-origin (the proxy),
+ * so JupyterLab's page sets it.
+ */
+export const LABEL_STUDIO_SCHEME_KEY = 'preferred-color-scheme';
+
+/** Label Studio's scheme for JupyterLab's current theme (`data-jp-theme-light` on the body). */
+export function labelStudioScheme(body: HTMLElement): 'Light' | 'Dark' {
+  return body.dataset.jpThemeLight === 'false' ? 'Dark' : 'Light';
+}
+
 /** What the tab shows instead of Label Studio while it cannot show it. */
 type Phase =
   | { kind: 'starting' }
@@ -80,7 +92,13 @@ export class LabelingContent extends Panel {
       referrerPolicy: 'same-origin'
     });
     this._frame.addClass('jp-PachlsLabelingContent-frame');
-    this._frame.node.querySelector('iframe')?.setAttribute('title', trans.__('Label Studio'));
+    const iframe = this._frame.node.querySelector('iframe');
+    iframe?.setAttribute('title', trans.__('Label Studio'));
+    // Label Studio's theme follows JupyterLab's: set before each page of the frame loads, and
+    // switched in place on a theme change (Label Studio styles by its root's data-color-scheme).
+    iframe?.addEventListener('load', () => this._followTheme());
+    this._themeWatch = new MutationObserver(() => this._followTheme());
+    this._themeWatch.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-light'] });
     this._frame.hide();
     this.addWidget(this._frame);
 
@@ -189,6 +207,7 @@ export class LabelingContent extends Panel {
       this._setPhase({ kind: 'error', message: errorMessage(reason) });
       return;
     }
+    this._followTheme();
     this._frame.url = projectUrl(this._options.baseUrl, session.project_id);
     this._frame.show();
     this._setPhase({ kind: 'ready' });
@@ -198,6 +217,7 @@ export class LabelingContent extends Panel {
   }
 
   dispose(): void {
+    this._themeWatch.disconnect();
     this._pendingPoll.dispose();
     super.dispose();
   }
@@ -210,6 +230,17 @@ export class LabelingContent extends Panel {
     if ((await this._options.model.refreshPending(this.sessionId)) === null) {
       throw new Error(this._options.model.state.pendingErrors[this.sessionId]);
     }
+  }
+
+  private _followTheme(): void {
+    const scheme = labelStudioScheme(document.body);
+    try {
+      window.localStorage.setItem(LABEL_STUDIO_SCHEME_KEY, scheme);
+    } catch {
+      // storage refused (private mode): the frame keeps Label Studio's default
+    }
+    const root = this._frame.node.querySelector('iframe')?.contentDocument?.documentElement;
+    root?.setAttribute('data-color-scheme', scheme.toLowerCase());
   }
 
   private _setPhase(phase: Phase): void {
@@ -269,6 +300,7 @@ export class LabelingContent extends Panel {
   private _status: Widget;
   private _frame: IFrame;
   private _pendingPoll: Poll;
+  private _themeWatch: MutationObserver;
 }
 
 /** The Commit labels (N pending) button of the tab's toolbar. */

@@ -1,6 +1,6 @@
 import { expect, test } from '@jupyterlab/galata';
 
-import { LS_START, openPanel, shot } from './helpers';
+import { api, LS_START, openPanel, shot } from './helpers';
 
 /**
  * Labeling end to end, in real Chromium against the real managed Label
@@ -40,7 +40,8 @@ test('label an image in the embedded Label Studio and commit the labels as one c
 
   // The new-session form: the data picker offers the repos the panel loaded.
   await section.getByRole('button', { name: 'New labeling session' }).click();
-  const form = section.getByRole('form', { name: 'New labeling session' });
+  // a dialog, not a form at the bottom of the sidebar
+  const form = page.locator('.jp-PachlsNewSessionDialog').getByRole('form', { name: 'New labeling session' });
   await expect(form.locator('#jp-pachls-labeling-sources option[value="images@master"]')).toHaveCount(1);
   // Validation happens in the form before anything is sent.
   await form.getByRole('button', { name: 'Create and label' }).click();
@@ -131,12 +132,15 @@ test('label an image in the embedded Label Studio and commit the labels as one c
   )) as string;
   expect(labelPath).toBe('labels');
   await item.getByRole('button', { name: /^Who labeled a file of/ }).click();
-  const ask = page.locator('.jp-Dialog').filter({ hasText: 'Data file path' });
+  const ask = page.locator('.jp-Dialog').filter({ hasText: 'Who labeled which file' });
   const filePath = await page.evaluate(async (cid: string) => {
     const r = await fetch(`/pachls/api/repos/labels/diff?to=${cid}`);
     const diff = await r.json();
     return (diff.changes[0].path as string).replace(/\.json$/, '');
   }, commitId);
+  // a picker of the labeled files, not a path to type
+  await expect(ask.locator('datalist option')).toHaveCount(1);
+  await expect(ask.locator('datalist option')).toHaveAttribute('value', filePath);
   await ask.locator('input').fill(filePath);
   await ask.getByRole('button', { name: /^(OK|Ok)$/ }).click();
   const blame = page.locator('.jp-PachlsBlame');
@@ -146,13 +150,15 @@ test('label an image in the embedded Label Studio and commit the labels as one c
   await page.locator('.jp-PachlsBlameDialog').getByRole('button', { name: 'Close' }).click();
   await expect(page.locator('.jp-PachlsBlameDialog')).toHaveCount(0);
 
-  // The same question from the file browser, on the file in the session's data mount.
-  const where = await page.evaluate(async (sid: string) => {
-    const s = await (await fetch(`/pachls/api/labeling/sessions/${sid}`)).json();
+  // The same question from the file browser, on the file in another mount of the data (images@master
+  // as "images_any", not the session's own data mount).
+  const mounted = await api(page, 'POST', 'mounts', { repo: 'images', branch: 'master', name: 'images_any' });
+  expect(mounted.status, JSON.stringify(mounted.body)).toBe(201);
+  const where = await page.evaluate(async () => {
     const m = await (await fetch('/pachls/api/mounts')).json();
     const root = JSON.parse(document.getElementById('jupyter-config-data')!.textContent!).serverRoot;
-    return { mount: s.data_mount as string, dir: (m.mount_dir as string).slice(root.length).replace(/^\/+/, '') };
-  }, session as string);
+    return { mount: 'images_any', dir: (m.mount_dir as string).slice(root.length).replace(/^\/+/, '') };
+  });
   const folder = `${where.dir}/${where.mount}${filePath.slice(0, filePath.lastIndexOf('/'))}`;
   await page.evaluate(
     (p: string) => (window as any).jupyterapp.commands.execute('filebrowser:go-to-path', { path: p }),

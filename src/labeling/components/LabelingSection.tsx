@@ -10,6 +10,7 @@ import {
   Section,
   useSignalValue
 } from '../../components/common';
+import { showFormDialog } from '../../components/FormDialog';
 import { PachlsModel } from '../../model';
 import { errorMessage } from '../../state';
 import { ISession } from '../api';
@@ -55,13 +56,31 @@ export function LabelingSection(props: ILabelingSectionProps): JSX.Element {
   const state = useSignalValue(labeling.changed, () => labeling.state);
   const [showForm, setShowForm] = React.useState(false);
   const [error, setError] = React.useState<string | null>(null);
+  // The form is a dialog: inline at the bottom of the sidebar it opened half below the fold.
+  const openForm = React.useCallback(async () => {
+    if (showForm) {
+      return;
+    }
+    setShowForm(true);
+    try {
+      await showFormDialog<void>({
+        title: trans.__('New labeling session'),
+        classes: ['jp-PachlsNewSessionDialog'],
+        focusNodeSelector: 'input',
+        dismissed: undefined,
+        render: done => <NewSessionForm {...props} close={() => done(undefined)} />
+      });
+    } finally {
+      setShowForm(false);
+    }
+  }, [props, showForm, trans]);
   React.useEffect(() => {
-    const show = () => setShowForm(true);
+    const show = () => void openForm();
     labeling.newSessionRequested.connect(show);
     return () => {
       labeling.newSessionRequested.disconnect(show);
     };
-  }, [labeling]);
+  }, [labeling, openForm]);
   const ls = state.status?.label_studio ?? null;
   const sessions = state.status?.sessions ?? [];
 
@@ -84,8 +103,7 @@ export function LabelingSection(props: ILabelingSectionProps): JSX.Element {
             label={trans.__('New labeling session')}
             icon={addIcon}
             pressed={showForm}
-            expanded={showForm}
-            onClick={() => setShowForm(!showForm)}
+            onClick={() => void openForm()}
           />
           <ActionButton
             label={trans.__('Refresh labeling sessions')}
@@ -123,12 +141,6 @@ export function LabelingSection(props: ILabelingSectionProps): JSX.Element {
         </div>
       )}
       <ErrorText message={error} trans={trans} onDismiss={() => setError(null)} />
-      {showForm ? (
-        <NewSessionForm
-          {...props}
-          close={() => setShowForm(false)}
-        />
-      ) : null}
       {sessions.length === 0 && state.status ? (
         <div className="jp-PachlsEmpty">
           {trans.__('No labeling session yet. Press + to label a repo.')}
@@ -347,7 +359,7 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
       }}
     >
       {textField('data', trans.__('Data (repo@branch)'), {
-        placeholder: 'images@master',
+        placeholder: trans.__('e.g. images@master'),
         list: 'jp-pachls-labeling-sources'
       })}
       <datalist id="jp-pachls-labeling-sources">
@@ -355,7 +367,7 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
           <option key={s} value={s} />
         ))}
       </datalist>
-      {textField('glob', trans.__('Path glob (optional)'), { placeholder: '/cats/*.png' })}
+      {textField('glob', trans.__('Path glob (optional)'), { placeholder: trans.__('e.g. /cats/*.png') })}
       {textField('labels', trans.__('Labels to (repo@branch, created if missing)'))}
       <label className="jp-PachlsForm-label">
         {trans.__('Labeling config')}
@@ -390,7 +402,7 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
           {field('xml')}
         </>
       ) : (
-        textField('classes', trans.__('Classes (comma-separated)'), { placeholder: 'cat, dog' })
+        textField('classes', trans.__('Classes (comma-separated)'), { placeholder: trans.__('e.g. cat, dog') })
       )}
       {busy ? (
         <div className="jp-PachlsNewSession-progress" role="status">
