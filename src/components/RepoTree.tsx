@@ -4,14 +4,17 @@ import {
   addIcon,
   caretDownIcon,
   caretRightIcon,
+  fileUploadIcon,
   historyIcon
 } from '@jupyterlab/ui-components';
 
 import { IBranch, IMountRequest, IMountStatus, IRepo } from '../api';
+import { IUploadFile, droppedFiles } from '../api/imports';
 import { address, firstLine } from '../format';
 import { PachlsModel } from '../model';
 import { errorMessage, filterRepos } from '../state';
 import { ActionButton, CancelButton, ErrorText, Section, TimeAgo } from './common';
+import { showImportDialog } from './ImportDialog';
 
 /** Repos rendered at once; more on demand (the filter narrows the rest). */
 export const REPO_PAGE = 100;
@@ -93,7 +96,8 @@ export function RepoTree(props: {
         <input
           type="search"
           className="jp-PachlsInput jp-PachlsFilter-input"
-          placeholder={trans.__('Filter repos and branches')}
+          placeholder={trans.__('Filter')}
+          title={trans.__('Filter repos and branches')}
           aria-label={trans.__('Filter repos and branches')}
           value={filter}
           onChange={e => setFilter(e.target.value)}
@@ -235,9 +239,41 @@ function BranchRow(props: {
   };
   const mountedRo = props.mounts.some(m => m.mode === 'ro');
   const mountedRw = props.mounts.some(m => m.mode === 'rw');
+  const [dropping, setDropping] = React.useState(false);
+
+  // "Import folder…" (files = null) and files dropped on the row: one commit each
+  const importInto = async (files: IUploadFile[] | null) => {
+    setError(null);
+    const result = await showImportDialog({ repo: repoKey, branch: branch.name, files, trans });
+    if (result !== null) {
+      await model.refresh();
+    }
+  };
+  const onDrop = (event: React.DragEvent) => {
+    event.preventDefault();
+    setDropping(false);
+    droppedFiles(event.dataTransfer)
+      .then(files =>
+        files.length > 0 ? importInto(files) : setError(trans.__('Nothing to import in what was dropped.'))
+      )
+      .catch(reason => setError(errorMessage(reason)));
+  };
 
   return (
-    <li className="jp-PachlsBranch" data-branch={branch.name}>
+    <li
+      className={`jp-PachlsBranch ${dropping ? 'jp-mod-dropTarget' : ''}`}
+      data-branch={branch.name}
+      title={dropping ? trans.__('Drop to import into %1 (one commit)', where) : undefined}
+      onDragOver={event => {
+        if (event.dataTransfer.types.includes('Files')) {
+          event.preventDefault();
+          event.dataTransfer.dropEffect = 'copy';
+          setDropping(true);
+        }
+      }}
+      onDragLeave={() => setDropping(false)}
+      onDrop={onDrop}
+    >
       <div className="jp-PachlsBranch-row">
         <span className="jp-PachlsBranch-name">{branch.name}</span>
         {head ? (
@@ -261,6 +297,13 @@ function BranchRow(props: {
                 .catch(reason => setError(errorMessage(reason)));
             }}
             className="jp-PachlsBranch-history"
+          />
+          <ActionButton
+            label={trans.__('Import a folder into %1', where)}
+            title={trans.__('Import folder… into %1 (or drop files on this row)', where)}
+            icon={fileUploadIcon}
+            onClick={() => void importInto(null).catch(reason => setError(errorMessage(reason)))}
+            className="jp-PachlsBranch-import"
           />
           <ActionButton
             label={trans.__('Mount %1 read-only', where)}
