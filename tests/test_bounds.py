@@ -31,6 +31,23 @@ def file_paths(backend, ref: str, repo: str = "data") -> list[str]:
     return sorted(info.path for info in backend.list_dir(repo, ref, "/").items)
 
 
+
+def test_every_connection_of_the_store_shares_one_page_cache_budget(tmp_path):
+    """Each worker thread reads through its own SQLite connection: per-connection caches alone would
+    grow with threads x database size, so every connection carries the process-wide heap limit."""
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("data")
+
+    def pragmas(_):
+        db = backend._db()
+        return db.execute("PRAGMA cache_size").fetchone()[0], db.execute("PRAGMA soft_heap_limit").fetchone()[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = set(pool.map(pragmas, range(16)))
+    assert seen == {(-local.PAGE_CACHE_KIB, local.SQLITE_HEAP_LIMIT)}
+    assert local.SQLITE_HEAP_LIMIT <= 64 << 20
+    backend.close()
+
 @pytest.fixture
 def small_caches(monkeypatch):
     monkeypatch.setattr(local, "COMMIT_CACHE", 20)
