@@ -51,6 +51,7 @@ import errno
 import hashlib
 import heapq
 import io
+import itertools
 import json
 import os
 import sqlite3
@@ -95,6 +96,7 @@ CHAIN_CACHE = 2_000  # chains of the commits read most recently
 # pages beyond it are read again from the OS page cache.
 PAGE_CACHE_KIB = 2048  # per connection (SQLite's default)
 SQLITE_HEAP_LIMIT = 16 << 20  # all connections of the process together
+TREE_BATCH = 200  # entries of a directory read_tree takes at once (their small contents: one query)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS repos (
@@ -339,6 +341,11 @@ class LocalBackend(Backend):
     def _inline(self, blob: str, db: sqlite3.Connection | None = None) -> bytes | None:
         row = (db or self._db()).execute("SELECT data FROM inline_blobs WHERE hash=?", (blob,)).fetchone()
         return None if row is None else row[0]
+
+    def _inline_many(self, blobs: list[str]) -> list[tuple[str, bytes]]:
+        """(hash, bytes) of those of ``blobs`` kept in the database."""
+        marks = ",".join("?" * len(blobs))
+        return self._db().execute(f"SELECT hash, data FROM inline_blobs WHERE hash IN ({marks})", blobs).fetchall()
 
     def read_blob(self, blob: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """The bytes of content ``blob`` (a ``FileInfo.hash``) from ``offset``: from the database
@@ -869,12 +876,13 @@ class LocalBackend(Backend):
 
     def put_files(self, commit: Commit, items: Iterable[tuple[str, Content]]) -> int:
         self._open_commit(commit)
-        if isinstance(items, (list, tuple)):  # a sequence is checked whole before anything is stored
-            for path, _content in items:
-                normalize_path(path, allow_root=False)
+        checked = isinstance(items, (list, tuple))
+        if checked:  # a sequence is checked whole before anything is stored
+            items = [(normalize_path(path, allow_root=False), content) for path, content in items]
         count = 0
         for path, content in items:
-            path = normalize_path(path, allow_root=False)
+            if not checked:
+                path = normalize_path(path, allow_root=False)
             blob, size, data = self._store_blob(content)
             with self._lock:
                 pending = self._buffers.setdefault(commit.id, _Pending())
@@ -1284,12 +1292,19 @@ class LocalBackend(Backend):
             return
 
         def below(directory: str) -> Iterator[tuple[FileInfo, Iterator[bytes] | None]]:
-            for child, entry in self._dir_rows(chain, directory, None):
-                if entry.kind == DIR:
-                    yield self._info(child, entry, commit_id), None
-                    yield from below(child)
-                else:
-                    yield self._info(child, entry, commit_id), self.read_blob(entry.blob)
+            rows = self._dir_rows(chain, directory, None)
+            while batch := list(itertools.islice(rows, TREE_BATCH)):
+                # the small contents of a batch in one query, not one query per file
+                wanted = [entry.blob for _child, entry in batch if entry.kind != DIR and entry.size <= self.inline_max]
+                inline = dict(self._inline_many(wanted)) if wanted else {}
+                for child, entry in batch:
+                    if entry.kind == DIR:
+                        yield self._info(child, entry, commit_id), None
+                        yield from below(child)
+                    elif entry.blob in inline:
+                        yield self._info(child, entry, commit_id), iter((inline[entry.blob],) if entry.size else ())
+                    else:
+                        yield self._info(child, entry, commit_id), self.read_blob(entry.blob)
 
         if top.path != "/":
             yield top, None
