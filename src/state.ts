@@ -260,3 +260,38 @@ export function timeline<M extends { time: string | null }>(
   // a stable sort keeps the branch's own order among commits finished in the same millisecond
   return items.filter(i => i.kind === 'branch' || !more || i.at >= oldest).sort((a, b) => b.at - a.at);
 }
+
+/** What a file browser entry of a read-write mount shows: its own change, or changes below it. */
+export type PendingMark = 'added' | 'modified' | 'below';
+
+/**
+ * The mark of each entry `name` of directory `dir` (a repo path of the mount):
+ * a file's own change, or `below` for a directory holding changes (deleted
+ * files included, which the browser no longer lists).
+ */
+export function pendingMarks(
+  dir: string,
+  names: string[],
+  changes: Array<Pick<IChange, 'path' | 'change'>>
+): Map<string, PendingMark> {
+  const prefix = dir === '/' ? '/' : `${dir}/`;
+  const marks = new Map<string, PendingMark>();
+  const wanted = new Set(names);
+  for (const change of changes) {
+    if (!change.path.startsWith(prefix)) {
+      continue;
+    }
+    const rest = change.path.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    const name = slash < 0 ? rest : rest.slice(0, slash);
+    if (!wanted.has(name)) {
+      continue;
+    }
+    if (slash >= 0) {
+      marks.set(name, 'below');
+    } else if (change.change !== 'deleted') {
+      marks.set(name, change.change);
+    }
+  }
+  return marks;
+}
