@@ -9,7 +9,9 @@ Each round, interleaved (so load from other work hits every side alike):
 3. ``nofuse``: the same into a read-write mount presented without FUSE, then the commit.
 
 The dirty pages of each step are flushed (``sync``) before the next one starts, outside the
-timings. Figures are medians over the rounds; each round also gives a paired ratio
+timings. Beside wall times, the CPU seconds (user + system) of ``cp`` and of this process (which
+runs the FUSE daemon and the commit) are given: on a shared machine they move less than wall
+time. Figures are medians over the rounds; each round also gives a paired ratio
 (copy + commit of the mount / ``cp -r`` of that round), whose median and spread are printed.
 With ``--count-ops`` the FUSE requests reaching the mount daemon during the copy are counted per
 operation (a separate, untimed copy). The last line is ``mount_write_vs_cp=<float>``: the worse
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,10 +53,18 @@ def build_source(src: Path, files: int, size: int, dirs: int) -> None:
         (src / f"d{i % dirs:04d}" / f"f{i:06d}.bin").write_bytes(os.urandom(size))
 
 
-def copy_tree(src: Path, dst: Path) -> float:
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (the FUSE daemon's thread included) and its waited-for
+    children (``cp``): less sensitive than wall time to other work on a shared machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def copy_tree(src: Path, dst: Path, cpu: list[float]) -> float:
     settle()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     subprocess.run(["cp", "-r", f"{src}/.", str(dst)], check=True)
+    cpu.append(cpu_seconds() - start_cpu)
     return time.perf_counter() - start
 
 
@@ -77,20 +88,23 @@ class OpCounter:
         fusefs.mfusepy.FUSE._wrapper = self._original
 
 
-def mount_round(manager: MountManager, backend: LocalBackend, src: Path, repo: str, files: int,
+def mount_round(manager: MountManager, backend: LocalBackend, src: Path, repo: str, files: int, cpu: list[float],
                 counter: OpCounter | None = None) -> tuple[float, float]:
+    """Copy ``src`` into a new read-write mount of a new repo and commit it: (copy s, commit s); the CPU
+    seconds of both together are appended to ``cpu``."""
     backend.create_repo(repo)
     status = manager.mount(repo, mode="rw")
     try:
         if counter is not None:
             counter.active = True
-        copy = copy_tree(src, Path(status.mountpoint))
+        copy = copy_tree(src, Path(status.mountpoint), cpu)
         if counter is not None:
             counter.active = False
         settle()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         commit = manager.commit(status.name, "bench copy", "bench <bench@example.com>")
         took = time.perf_counter() - start
+        cpu[-1] += cpu_seconds() - start_cpu
         landed = sum(1 for info in backend.walk(repo, commit.id) if not info.is_dir)
         assert landed == files, f"the commit holds {landed} files, not {files}"
         return copy, took
@@ -121,17 +135,17 @@ def main() -> float:
         managers.append(nofuse)
         print(f"{args.files:,} files of {args.size:,} B in {args.dirs} directories; "
               f"FUSE library {fusefs.fuse_major()}; {args.rounds} interleaved rounds")
-        times: dict[str, dict[str, list[float]]] = {s: {"copy": [], "commit": []} for s in SIDES}
+        times: dict[str, dict[str, list[float]]] = {s: {"copy": [], "commit": [], "cpu": []} for s in SIDES}
         paired: dict[str, list[float]] = {"fuse": [], "nofuse": []}
         for r in range(args.rounds):
             plain = root / f"plain{r}"
             plain.mkdir()
-            cp = copy_tree(src, plain)
+            cp = copy_tree(src, plain, times["plain"]["cpu"])
             times["plain"]["copy"].append(cp)
             times["plain"]["commit"].append(0.0)
             line = [f"round {r + 1}: cp -r {cp:6.2f} s"]
             for side, manager in (("fuse", fuse), ("nofuse", nofuse)):
-                copy, commit = mount_round(manager, backend, src, f"{side}{r}", args.files)
+                copy, commit = mount_round(manager, backend, src, f"{side}{r}", args.files, times[side]["cpu"])
                 times[side]["copy"].append(copy)
                 times[side]["commit"].append(commit)
                 paired[side].append((copy + commit) / cp)
@@ -142,20 +156,21 @@ def main() -> float:
                          "fuse_library": fusefs.fuse_major()}
         for side in SIDES:
             copy, commit = statistics.median(times[side]["copy"]), statistics.median(times[side]["commit"])
-            figures[side] = {"copy_s": copy, "commit_s": commit, "copy_runs": times[side]["copy"],
-                             "commit_runs": times[side]["commit"]}
+            cpu = statistics.median(times[side]["cpu"])
+            figures[side] = {"copy_s": copy, "commit_s": commit, "cpu_s": cpu, "copy_runs": times[side]["copy"],
+                             "commit_runs": times[side]["commit"], "cpu_runs": times[side]["cpu"]}
             if side in paired:
                 figures[side]["vs_cp"] = spread(paired[side])
                 p = figures[side]["vs_cp"]
-                print(f"{side:<7} copy {copy:6.2f} s  commit {commit:5.2f} s  together / cp -r: median "
-                      f"{p['median']:.2f} (spread {p['min']:.2f}..{p['max']:.2f})  "
+                print(f"{side:<7} copy {copy:6.2f} s  commit {commit:5.2f} s  CPU {cpu:5.2f} s  together / cp -r: "
+                      f"median {p['median']:.2f} (spread {p['min']:.2f}..{p['max']:.2f})  "
                       f"{args.files / (copy + commit):8.0f} files/s")
             else:
-                print(f"{side:<7} copy {copy:6.2f} s  {args.files / copy:8.0f} files/s")
+                print(f"{side:<7} copy {copy:6.2f} s  CPU {cpu:5.2f} s  {args.files / copy:8.0f} files/s")
         if args.count_ops:
             counter = OpCounter()
             try:
-                mount_round(fuse, backend, src, "counted", args.files, counter)
+                mount_round(fuse, backend, src, "counted", args.files, [], counter)
             finally:
                 counter.close()
             total = sum(counter.counts.values())

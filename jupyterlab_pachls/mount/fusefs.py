@@ -11,10 +11,16 @@ Each mount runs ``fuse_main`` in its own thread of the server process, single-th
   cached (``cache_readdir``). Reads that do reach the
   daemon are served with ``pread`` from the blob file of the embedded store, or from the local
   content cache for other backends.
-- read-write mounts show ``base + stage`` (see ``overlay.py``) and let the kernel cache no entry
-  and no attribute (all timeouts 0): a discard, a commit or a refresh changes what the mount shows
-  without the kernel seeing a write, and a cached entry would make a dropped file still stat as
-  present (then open with ENOENT).
+- read-write mounts show ``base + stage`` (see ``overlay.py``) and let the kernel cache no
+  attribute (timeout 0): sizes and contents change without the kernel seeing a write (a discard,
+  a refresh, files staged by the server). Entries (names found, and names found missing) are
+  cached for ``RW_ENTRY_TIMEOUT`` only where the kernel can be told to drop them all at once
+  (``FUSE_NOTIFY_INC_EPOCH``, FUSE protocol 7.44, Linux 6.16): the overlay calls ``on_change``
+  after each change made behind the kernel, under its lock, so no cached entry outlives one. A copy
+  into the mount then costs about 5 requests per new file instead of 7 (the directories on the
+  way and the name checked missing before the create are not asked again). Older kernels and
+  libfuse 2 cache no entry (timeouts 0), as a cached entry would make a dropped file still stat
+  as present (then open with ENOENT).
 
 Symlinks, hard links and device files cannot be created in a mount (EPERM): a commit only ever
 reads regular files that live in the staging area.
@@ -22,6 +28,7 @@ reads regular files that live in the staging area.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import importlib
 import logging
@@ -29,6 +36,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import subprocess
 import threading
 import time
@@ -65,6 +73,24 @@ LONG = 86400
 UNMOUNT_TIMEOUT = 5.0
 MAX_OPEN_BLOBS = 64
 MAX_LISTINGS = 256
+RW_ENTRY_TIMEOUT = 60.0  # seconds a read-write mount's entries may be cached where they can be dropped at once
+# fuse_out_header {len, error = notify code, unique = 0} of FUSE_NOTIFY_INC_EPOCH (8), which has no body
+INC_EPOCH = struct.pack("<IiQ", 16, 8, 0)
+INC_EPOCH_MINOR = 44  # the FUSE protocol minor version that brought it
+
+
+def _session_fd() -> int | None:
+    """The /dev/fuse descriptor of the mount whose callback is running (libfuse 3), or None."""
+    lib = mfusepy._libfuse
+    get_session, session_fd = getattr(lib, "fuse_get_session", None), getattr(lib, "fuse_session_fd", None)
+    if get_session is None or session_fd is None:
+        return None
+    get_session.restype, get_session.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    session_fd.restype, session_fd.argtypes = ctypes.c_int, [ctypes.c_void_p]
+    fuse = lib.fuse_get_context().contents.fuse
+    session = get_session(fuse) if fuse else None
+    fd = session_fd(session) if session else -1
+    return fd if fd >= 0 else None
 
 
 def fuse_major() -> int:
@@ -201,6 +227,31 @@ class ReadWriteOps(_Base):
         super().__init__(overlay.tree)
         self.ov = overlay
         self._handles: dict[int, str | None] = {}  # fd -> repo path when open for writing
+        self._device: int | None = None  # /dev/fuse, while entries are cached (see the module docstring)
+
+    def init_with_config(self, conn, config):
+        if config is not None and conn is not None and conn.proto_minor >= INC_EPOCH_MINOR:
+            self._device = _session_fd()
+            if self._forget_entries():
+                config.entry_timeout = config.negative_timeout = config.attr_timeout = RW_ENTRY_TIMEOUT
+                self.ov.on_change = self._forget_entries
+            else:
+                self._device = None
+        super().init_with_config(conn, config)
+
+    @property
+    def caches_entries(self) -> bool:
+        """Whether the kernel caches this mount's entries and attributes (see the module docstring)."""
+        return self._device is not None
+
+    def _forget_entries(self) -> bool:
+        """Make every entry the kernel cached for this mount stale (called under the overlay's lock)."""
+        if self._device is None:
+            return False
+        try:
+            return os.write(self._device, INC_EPOCH) == len(INC_EPOCH)
+        except OSError:  # unmounting; or a kernel that refuses it (then checked at init: nothing cached)
+            return False
 
     # -- lookups ---------------------------------------------------------------------
     def _upper_stat(self, path: str):
@@ -278,6 +329,10 @@ class ReadWriteOps(_Base):
 
     # -- reading -----------------------------------------------------------------------
     def getattr(self, path, fh=None):
+        if fh is not None and self._handles.get(fh) is not None:
+            # a file open for writing is its upper file (renames move the handle with it): asked right
+            # after each create and by every fstat, answered without resolving the path
+            return _stat_attrs(os.fstat(fh))
         with self.ov.lock:
             kind, value = self._existing(path)
             if kind == "upper":
@@ -328,6 +383,9 @@ class ReadWriteOps(_Base):
                     self.ov.open_for_write.pop(written, None)
 
     def destroy(self, path):
+        with self.ov.lock:  # before libfuse closes /dev/fuse: its number may be reused
+            self.ov.on_change = None
+            self._device = None
         for fd in list(self._handles):
             try:
                 os.close(fd)
@@ -344,8 +402,12 @@ class ReadWriteOps(_Base):
             if found is not None and self._is_dir(found):
                 _fail(errno.EISDIR)
             up = self.ov.upper_path(path)
-            os.makedirs(os.path.dirname(up), exist_ok=True)
-            fd = os.open(up, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            try:
+                fd = os.open(up, flags, 0o644)
+            except FileNotFoundError:  # the directory is the base commit's only, so far
+                os.makedirs(os.path.dirname(up), exist_ok=True)
+                fd = os.open(up, flags, 0o644)
             self._track(fd, path)
             return fd
 
@@ -470,7 +532,7 @@ class ReadWriteOps(_Base):
 class _FUSE(FUSE):
     """``mfusepy.FUSE`` with two shortcuts for read-only mounts: ``opendir`` asks the kernel to cache a
     listing (libfuse versions that pass the flag on honour it), and ``readdir`` feeds libfuse from a
-    pre-encoded listing (``readdir_raw``) in a tight loop."""
+    pre-encoded listing (``readdir_raw``) in a tight loop; and ``create`` calls the operation at once."""
 
     def _readdir(self, path, buf, filler, offset, fip):
         raw = getattr(self.operations, "readdir_raw", None)
@@ -487,6 +549,11 @@ class _FUSE(FUSE):
             for name, is_dir in entries:
                 if filler(buf, name, as_dir if is_dir else as_file, 0):
                     break
+        return 0
+
+    def create(self, path, mode, fip):
+        # mfusepy's own create inspects the operation's signature on every call
+        fip.contents.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, fip.contents.flags)
         return 0
 
     def opendir(self, path, fip):

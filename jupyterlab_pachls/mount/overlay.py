@@ -70,6 +70,9 @@ class Overlay:
         self.hashes = HashCache()
         self._counted = 0  # what the last pending_count found
         self.scanned: dict[str, tuple[int, int, int]] = {}  # repo path -> _stat_key, by the last changes()
+        # called (under the lock) after the merged view changed without the kernel seeing it: a FUSE
+        # mount that lets the kernel cache entries drops them
+        self.on_change = None
         self.ignore = None  # ignore.IgnoreRules: paths never pending (set by the mount manager)
         self._db = sqlite3.connect(self.root / "whiteouts.sqlite", isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -180,15 +183,20 @@ class Overlay:
             return found if self.ignore is None else self.ignore.keep(found)
 
     # -- after a commit / refresh -----------------------------------------------------------
-    def prune(self) -> None:
+    def prune(self, landed: dict[str, tuple[int, int, int]] | None = None) -> None:
         """Drop staged entries that equal the base: upper files with the base's content (unless open
-        for writing) and whiteouts that hide nothing."""
+        for writing) and whiteouts that hide nothing. ``landed``: repo path -> ``_stat_key`` of files
+        the base is known to hold the bytes of while their stat is unchanged (just committed from
+        here): those are not read again."""
         with self.lock:
             for path, local, st in list(self.upper_files()):
                 if path in self.open_for_write:
                     continue
                 old = self.tree.lookup(path)
-                if old is not None and not old.is_dir and self.same_as_base(path, old, local, st):
+                if old is None or old.is_dir:
+                    continue
+                if (landed is not None and landed.get(path) == _stat_key(st) and old.size == st.st_size) \
+                        or self.same_as_base(path, old, local, st):
                     os.unlink(local)
             self._remove_empty_upper_dirs()
             self.drop_whiteouts([w for w in list(self.whiteouts) if self.tree.lookup(w) is None])
@@ -209,28 +217,27 @@ class Overlay:
 
     def after_commit(self, tree: CommitTree, changes: list[Change]) -> None:
         """``tree`` is the commit that just landed ``changes`` (found by the last ``changes()``, the
-        overlay held since): the staged copies of what landed are dropped without reading them again
-        (their bytes are the commit's, unless written since the scan: then the stat differs and they are
-        compared as any), then the stage is rebased onto ``tree``."""
+        overlay held since): the stage is rebased onto it, and the staged copies of what landed are
+        dropped without reading them again (their bytes are the commit's, unless written since the
+        scan: then the stat differs and they are compared as any file)."""
         with self.lock:
-            for change in changes:
-                if change.change == "deleted" or change.path in self.open_for_write:
-                    continue
-                local = self.upper_path(change.path)
-                try:
-                    st = os.lstat(local)
-                except (FileNotFoundError, NotADirectoryError):
-                    continue
-                if stat.S_ISREG(st.st_mode) and self.scanned.get(change.path) == _stat_key(st):
-                    os.unlink(local)
-            self.rebase(tree)
+            landed = {c.path: self.scanned[c.path] for c in changes
+                      if c.change != "deleted" and c.path in self.scanned}
+            self.rebase(tree, landed)
 
-    def rebase(self, tree: CommitTree) -> None:
+    def rebase(self, tree: CommitTree, landed: dict[str, tuple[int, int, int]] | None = None) -> None:
         with self.lock:
-            self.prune()
-            self._narrow_directory_whiteouts(tree)
-            self.tree = tree
-            self.prune()
+            try:
+                self.prune()
+                self._narrow_directory_whiteouts(tree)
+                self.tree = tree
+                self.prune(landed)
+            finally:
+                self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _narrow_directory_whiteouts(self, tree: CommitTree) -> None:
         """A whiteout on a directory (removed or renamed here) hides everything below it, also files
@@ -279,6 +286,8 @@ class Overlay:
                     self._db.execute("ROLLBACK")
                     self.whiteouts = saved
                 raise
+            finally:
+                self._changed()
 
     def _check_merged(self, path: str, *, writing: bool) -> None:
         if not os.path.lexists(self.upper_path(path)):
@@ -297,14 +306,17 @@ class Overlay:
 
     def discard(self) -> None:
         with self.lock:
-            for child in self.upper.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-            self._db.execute("DELETE FROM whiteouts")
-            self.whiteouts.clear()
-            self.open_for_write.clear()
+            try:
+                for child in self.upper.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+                self._db.execute("DELETE FROM whiteouts")
+                self.whiteouts.clear()
+                self.open_for_write.clear()
+            finally:
+                self._changed()
 
 
 def check_path(path: str) -> str:

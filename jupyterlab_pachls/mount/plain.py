@@ -269,6 +269,7 @@ class DirectoryWorkspace:
         self.watch: TreeWatch | None = None  # opened by the first pending_count (an inotify instance)
         self._counted: int | None = None  # changes found by the last scan, while nothing changed since
         self._scanned_at = 0.0  # time.monotonic() when the last scan started
+        self.ignore = None  # ignore.IgnoreRules: paths never pending (set by the mount manager)
 
     # -- setup -----------------------------------------------------------------------
     def open(self) -> None:
@@ -361,6 +362,10 @@ class DirectoryWorkspace:
                 known = self.index.get(path)
                 if known and known[0] == st.st_size and known[1] == st.st_mtime_ns:
                     continue
+                if known is None:  # added whatever its bytes: hashed after a commit, and only if the store keeps no sha256
+                    self.scanned[path] = (st.st_size, st.st_mtime_ns, None)
+                    result.append(Change(path, "added", st.st_size, None, Path(local)))
+                    continue
                 try:
                     digest = self.hashes.get(local, st)
                 except FileNotFoundError:  # gone since the scan saw it
@@ -374,6 +379,9 @@ class DirectoryWorkspace:
             for path, known in self.index.items():
                 if path not in seen:
                     result.append(Change(path, "deleted", 0, known[0], None))
+            if self.ignore is not None:
+                result = self.ignore.keep(result)
+                self.unsupported = self.ignore.keep(self.unsupported, path=lambda p: p)
             result.sort(key=lambda c: c.path)
             self.unsupported.sort()
             self._counted = len(result)
@@ -391,10 +399,22 @@ class DirectoryWorkspace:
                 # what landed, where the store says; else what was scanned and sent (not downloaded back)
                 committed = info.content_sha256 if info is not None else None
                 if committed is None and digest is None and info is not None:
-                    committed = tree.content_hash(change.path, info)
+                    committed = self._unchanged_hash(change.path, size, mtime_ns) or tree.content_hash(change.path, info)
                 self.index[change.path] = [size, mtime_ns, committed or digest]
             self.tree = tree
             self._save()
+
+    def _unchanged_hash(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The sha256 of the local file at ``path`` if it still has the scanned size and mtime (so the
+        bytes that were sent), else None."""
+        local = str(self.root) + path
+        try:
+            st = os.lstat(local)
+            if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+                return self.hashes.get(local, st)
+        except FileNotFoundError:
+            pass
+        return None
 
     def reindex(self, tree: CommitTree) -> None:
         """Take ``tree`` as the base (a commit that landed while no process recorded it): files on
