@@ -14,9 +14,10 @@ import {
 import { PageConfig } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
-import { IMountStatus, MountMode, setIdentityRequiredHandler } from './api';
+import { IMountStatus, listMounts, MountMode, setIdentityRequiredHandler } from './api';
 import { askRepoBranch, guardedBy, pickOne, str } from './commands';
 import { showCommitDialog } from './components/CommitDialog';
 import { identityDialog } from './components/IdentityDialog';
@@ -25,6 +26,7 @@ import { address, relativeToRoot } from './format';
 import { pachydermIcon } from './icons';
 import { IdentityModel } from './identity';
 import { activateLabeling } from './labeling/plugin';
+import { mountOfFile } from './labeling/state';
 import { PachlsModel } from './model';
 import {
   createHistoryWidget,
@@ -32,6 +34,7 @@ import {
   historyWidgetId
 } from './widgets/HistoryWidget';
 import { PachydermSidebar } from './widgets/PachydermSidebar';
+import { addPendingStatus, decoratePendingChanges } from './widgets/PendingDecorations';
 
 export { PachlsModel } from './model';
 export { IdentityModel } from './identity';
@@ -46,6 +49,7 @@ export namespace CommandIDs {
   export const unmount = 'pachls:unmount';
   export const commit = 'pachls:commit';
   export const showHistory = 'pachls:show-history';
+  export const fileHistory = 'pachls:file-history';
   export const refresh = 'pachls:refresh';
 }
 
@@ -56,14 +60,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description:
     'Label versioned data (Pachyderm semantics) with Label Studio in JupyterLab.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette, ITranslator, ISettingRegistry, IDefaultFileBrowser],
+  optional: [
+    ILayoutRestorer,
+    ICommandPalette,
+    ITranslator,
+    ISettingRegistry,
+    IDefaultFileBrowser,
+    IStatusBar
+  ],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
     translator: ITranslator | null,
     settingRegistry: ISettingRegistry | null,
-    fileBrowser: IDefaultFileBrowser | null
+    fileBrowser: IDefaultFileBrowser | null,
+    statusBar: IStatusBar | null
   ) => {
     const trans = (translator ?? nullTranslator).load('jupyterlab_pachls');
     const { commands, shell } = app;
@@ -159,8 +171,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       restorer.add(sidebar, sidebar.id);
       void restorer.restore(tracker, {
         command: CommandIDs.showHistory,
-        args: w => ({ repo: w.content.repo, branch: w.content.branch }),
-        name: w => `${w.content.repo}@${w.content.branch}`
+        args: w => ({ repo: w.content.repo, branch: w.content.branch, path: w.content.path }),
+        name: w => `${w.content.repo}@${w.content.branch}${w.content.path ? `:${w.content.path}` : ''}`
       });
     }
 
@@ -353,7 +365,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           properties: {
             repo: { type: 'string' },
             branch: { type: 'string', description: trans.__('default master') },
-            commit: { type: 'string', description: trans.__('commit to highlight') }
+            commit: { type: 'string', description: trans.__('commit to highlight') },
+            path: { type: 'string', description: trans.__('only the commits that changed this file') }
           }
         }
       },
@@ -367,7 +380,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           }
           ({ repo, branch } = asked);
         }
-        const id = historyWidgetId(repo, branch);
+        const path = str(args, 'path') ?? null;
+        const id = historyWidgetId(repo, branch, path);
         let widget = tracker.find(w => w.id === id);
         if (!widget) {
           widget = createHistoryWidget({
@@ -375,6 +389,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
             trans,
             repo,
             branch,
+            path,
             pageSize: historyPageSize,
             showHistory: (r, b, c) => void showHistory(r, b, c)
           });
@@ -386,6 +401,55 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return widget;
       })
     });
+
+    commands.addCommand(CommandIDs.fileHistory, {
+      label: trans.__('History of This File'),
+      caption: trans.__('The commits that changed a file of a mount (args: path below the Jupyter root)'),
+      icon: args => (args.isPalette ? undefined : pachydermIcon),
+      isVisible: () => fileBrowser !== null,
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: { path: { type: 'string', description: trans.__('file path below the Jupyter root') } }
+        }
+      },
+      execute: guarded(async args => {
+        const path = str(args, 'path') ?? fileBrowser?.selectedItems().next()?.value?.path ?? undefined;
+        if (!path) {
+          throw new Error(trans.__('Select a file in the file browser first.'));
+        }
+        const mounts = await listMounts();
+        const mountDir = relativeToRoot(mounts.mount_dir, PageConfig.getOption('serverRoot'));
+        const found = mountDir === null ? null : mountOfFile(path, mountDir);
+        const mount = found ? mounts.mounts.find(m => m.name === found.mount) : undefined;
+        if (!found || !mount) {
+          throw new Error(trans.__('%1 is not in a mount (the mounts are in %2).', path, mounts.mount_dir));
+        }
+        if (!mount.branch) {
+          throw new Error(trans.__('%1 shows a commit, not a branch: it has no history to follow.', mount.name));
+        }
+        return commands.execute(CommandIDs.showHistory, {
+          repo: mount.repo,
+          branch: mount.branch,
+          path: found.path
+        });
+      })
+    });
+    app.contextMenu.addItem({
+      command: CommandIDs.fileHistory,
+      selector: '.jp-DirListing-item[data-isdir="false"]',
+      rank: 59
+    });
+
+    // pending changes of read-write mounts: marks in the file browser, a count in the status bar
+    if (fileBrowser) {
+      decoratePendingChanges(model, fileBrowser, trans);
+    }
+    if (statusBar) {
+      addPendingStatus(app, statusBar, model, trans, name => {
+        void commands.execute(CommandIDs.commit, { name });
+      });
+    }
 
     if (palette) {
       const category = trans.__('Pachyderm');

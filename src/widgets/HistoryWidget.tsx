@@ -16,6 +16,8 @@ export class HistoryContent extends ReactWidget {
       trans: TranslationBundle;
       repo: string;
       branch: string;
+      /** only the commits that changed this file */
+      path?: string | null;
       pageSize: number;
       showHistory: (repo: string, branch: string, commit?: string) => void;
     }
@@ -30,6 +32,11 @@ export class HistoryContent extends ReactWidget {
 
   get branch(): string {
     return this._options.branch;
+  }
+
+  /** The file whose history this is ('' for the whole branch). */
+  get path(): string {
+    return this._options.path ?? '';
   }
 
   /** Highlight a commit (and scroll to it). */
@@ -49,6 +56,7 @@ export class HistoryContent extends ReactWidget {
             repo={o.repo}
             branch={o.branch}
             pageSize={o.pageSize}
+            path={o.path ?? null}
             focus={focus ?? null}
             showHistory={o.showHistory}
           />
@@ -61,9 +69,10 @@ export class HistoryContent extends ReactWidget {
   private _focusChanged = new Signal<this, string | null>(this);
 }
 
-/** Id of the history widget of `repo@branch`. */
-export function historyWidgetId(repo: string, branch: string): string {
-  return `jp-pachls-history-${encodeURIComponent(repo)}-${encodeURIComponent(branch)}`;
+/** Id of the history widget of `repo@branch` (or of one file on it). */
+export function historyWidgetId(repo: string, branch: string, path?: string | null): string {
+  const id = `jp-pachls-history-${encodeURIComponent(repo)}-${encodeURIComponent(branch)}`;
+  return path ? `${id}-${encodeURIComponent(path)}` : id;
 }
 
 export function createHistoryWidget(
@@ -71,8 +80,12 @@ export function createHistoryWidget(
 ): MainAreaWidget<HistoryContent> {
   const content = new HistoryContent(options);
   const widget = new MainAreaWidget({ content });
-  widget.id = historyWidgetId(options.repo, options.branch);
-  widget.title.label = options.trans.__('History: %1', address(options.repo, options.branch));
+  widget.id = historyWidgetId(options.repo, options.branch, options.path);
+  const where = address(options.repo, options.branch);
+  widget.title.label = options.path
+    ? options.trans.__('History: %1 in %2', options.path.slice(options.path.lastIndexOf('/') + 1), where)
+    : options.trans.__('History: %1', where);
+  widget.title.caption = options.path ? `${where}:${options.path}` : where;
   widget.title.icon = historyIcon;
   widget.title.closable = true;
   widget.addClass('jp-PachlsHistoryWidget');
