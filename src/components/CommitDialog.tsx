@@ -102,7 +102,7 @@ export async function showCommitDialog(
   options: Omit<IMountCommitFormProps, 'close'>
 ): Promise<void> {
   await showFormDialog<void>({
-    title: options.trans.__('Commit %1', options.name),
+    title: options.trans.__('Commit mount %1', options.name),
     classes: ['jp-PachlsCommitDialog'],
     focusNodeSelector: 'textarea',
     dismissed: undefined,

@@ -109,6 +109,8 @@ test('create, mount read-write, commit, history, diff and roll back from the pan
   await mount.getByRole('button', { name: /^Commit the pending changes/ }).click();
   const dialog = page.locator('.jp-PachlsCommitDialog');
   await expect(dialog.locator('.jp-PachlsChange[data-path="/hello.txt"]')).toBeVisible();
+  // a mount's commit, never worded as the labeling button ("Commit labels" for a mount named labels)
+  await expect(dialog.locator('.jp-Dialog-header')).toContainText(`Commit mount ${repo}`);
   await dialog.locator('.jp-PachlsCommitForm-submit').click();
   await expect(dialog.locator('.jp-PachlsFieldError')).toHaveText('A commit message is required.');
   await shot(page, 'commit-dialog-light.png', testInfo);
