@@ -267,7 +267,7 @@ class Client:
             total_files, total_bytes = total_files + 1, total_bytes + found.size
         if total_files == 0:
             raise InvalidArgument(f"nothing to put: {', '.join(sources)} hold no files")
-        bar = progress_bar(total_bytes, total_files, f"put {target.repo_key}@{target.ref}", progress)
+        bar = ProgressBar(total_bytes, total_files, f"put {target.repo_key}@{target.ref}", progress)
         try:
             return self._put(target.repo_key, target.ref, local_files(sources, dest),
                              message or f"Import {total_files} files", bar.file_done)
@@ -448,7 +448,7 @@ def _write_beside(target: Path, chunks) -> int:
     return size
 
 
-class progress_bar:
+class ProgressBar:
     """A ``tqdm`` bar over bytes with the file count beside it (``enabled=None``: tqdm decides)."""
 
     def __init__(self, total_bytes: int, total_files: int, description: str, enabled: bool | None) -> None:

@@ -42,8 +42,7 @@ READ_WHOLE = 1 << 20
 
 def join_dest(dest: str, relative: str) -> str:
     """``dest`` + a relative name (``a/b.png``, ``./a/b.png``), refused when it would leave ``dest``."""
-    name = relative[2:] if relative.startswith("./") else relative
-    name = name.lstrip("/") if name.startswith("/") else name
+    name = (relative[2:] if relative.startswith("./") else relative).lstrip("/")
     try:
         path = normalize_path(f"{dest.rstrip('/')}/{name}", allow_root=False)
     except InvalidPath as exc:
