@@ -214,8 +214,7 @@ export function addPendingStatus(
   statusBar.registerStatusItem('jupyterlab-pachls:pending', {
     item,
     align: 'left',
-    rank: 5,
-    isActive: () => item.mount !== null
+    rank: 5
   });
   return item;
 }
