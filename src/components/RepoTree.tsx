@@ -184,7 +184,9 @@ const RepoItem = React.memo(function RepoItem(props: {
           ) : (
             <caretRightIcon.react tag="span" elementSize="small" />
           )}
-          <span className="jp-PachlsRepo-name">{repoKey}</span>
+          <span className="jp-PachlsRepo-name" title={repoKey}>
+            {repoKey}
+          </span>
         </button>
         {repo.description ? (
           <span className="jp-PachlsRepo-description" title={repo.description}>
@@ -275,7 +277,9 @@ function BranchRow(props: {
       onDrop={onDrop}
     >
       <div className="jp-PachlsBranch-row">
-        <span className="jp-PachlsBranch-name">{branch.name}</span>
+        <span className="jp-PachlsBranch-name" title={branch.name}>
+          {branch.name}
+        </span>
         {head ? (
           <span className="jp-PachlsBranch-head" title={head.message ? `${head.id}: ${head.message}` : head.id}>
             {head.id.slice(0, 8)}
