@@ -14,7 +14,7 @@ import tornado.web
 from ..labeling.formats import check_classes, export_format, export_labels
 from ..labeling.history import blame, diff_labels, session_of_data
 from ..labeling.rows import label_rows
-from ..labeling.session import SessionRequest
+from ..labeling.session import SessionRequest, export_format_name
 from ..labeling.templates import TEMPLATES
 from ..pfs.errors import InvalidArgument, NotFound, Unavailable
 from .args import check_fields, commit_id_arg, mount_name_arg, ref_arg, repo_arg, string_field
@@ -94,7 +94,7 @@ class SessionsHandler(LabelingHandler):
     @json_errors
     async def post(self) -> None:
         body = self.json_body()
-        check_fields(body, ("data", "labels"), ("glob", "template", "classes", "xml"))
+        check_fields(body, ("data", "labels"), ("glob", "template", "classes", "xml", "export_format"))
         classes = body.get("classes")
         if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
             raise InvalidArgument("'classes' must be a list of strings", field="classes")
@@ -105,9 +105,10 @@ class SessionsHandler(LabelingHandler):
             template=body.get("template"), classes=classes, xml=body.get("xml"),
         )
         SessionRequest.parse(**arguments)  # bad input is refused before waiting for Label Studio
+        export_format = export_format_name(string_field(body, "export_format", default=""))
         identity = self.identity
         await self.label_studio_ready(ACTION_WAIT)
-        await self.send_long_result(self.labeling.create_session, **arguments,
+        await self.send_long_result(self.labeling.create_session, **arguments, export_format=export_format,
                                user="" if identity.required else identity.author, status=201)
 
 

@@ -36,8 +36,9 @@ import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from xml.sax.saxutils import escape, quoteattr
 
 from ..pfs.backend import Backend
@@ -301,6 +302,28 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
     commit = backend.inspect_commit(repo, ref)
     if commit.finished is None:
         raise Conflict(f"{repo}@{commit.id} is still open; export a finished commit", commit=commit.id)
+    return _render(_label_files(backend, repo, commit.id), fmt, classes, where=f"{repo}@{commit.id}",
+                   when=commit.finished, filename=export_filename(repo, commit.id, fmt))
+
+
+def render_export(files: Iterable[tuple[str, bytes]], repo: str, format: str, *, source: str,
+                  classes: list[str] | None = None) -> dict[str, bytes]:
+    """The label files ``files`` ((path, bytes) of ``repo``, other files skipped) rendered as ``format``,
+    as the files to write: ``labels.json`` / ``labels.csv``, or the tree of YOLO and VOC (``classes.txt``,
+    ``labels/cats/001.txt``, ...). ``source`` names the labels in the output (a label commit writing its
+    own export has no id yet: ``labels@master``)."""
+    fmt = export_format(format)
+    found = ((path, _label_item(repo, source, path, raw)) for path, raw in files if path.endswith(SUFFIX))
+    with _render((item for _path, item in found if item is not None), fmt, check_classes(classes), where=source,
+                 when=datetime.now(timezone.utc), filename="labels" + fmt.suffix) as rendered:
+        if fmt.name not in TREES:
+            return {rendered.filename: rendered.path.read_bytes()}
+        with zipfile.ZipFile(rendered.path) as tree:
+            return {name: tree.read(name) for name in tree.namelist() if not name.endswith("/")}
+
+
+def _render(label_files: Iterator[tuple[_Item, list]], fmt: ExportFormat, classes: list[str] | None, *,
+            where: str, when: datetime, filename: str) -> LabelExport:
     scratch = tempfile.TemporaryDirectory(prefix="pachls-export-")
     try:
         root = Path(scratch.name)
@@ -308,13 +331,13 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
         # and of the item only its names (data path and address), so memory does not grow with the labels.
         facts, items = LabelingConfig(), []
         with open(root / "annotations.jsonl", "w", encoding="utf-8") as lines:
-            for item, labels in _label_files(backend, repo, commit.id):
+            for item, labels in label_files:
                 facts.add(item.data_path, labels)
                 lines.write(json.dumps(_converter_annotations(labels)) + "\n")
                 items.append(item)
         if not items:
-            raise NotLabels(f"{repo}@{commit.id} holds no label file (a <data path>.json written by a label "
-                            "commit): it is not a label commit", repo=repo, commit=commit.id)
+            raise NotLabels(f"{where} holds no label file (a <data path>.json written by a label commit): it is "
+                            "not a label commit", labels=where)
         config, data_keys = facts.render(classes)
 
         from label_studio_sdk.converter import Converter  # numpy, pandas, PIL: loaded on first export only
@@ -324,7 +347,7 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
         converter = Converter(config, project_dir=None, upload_dir=str(root / "uploads"), download_resources=False)
         if fmt.name not in converter.supported_formats:
             fits = [name for name in FORMATS if name in converter.supported_formats]
-            raise FormatMismatch(f"{fmt.name} needs {fmt.needs}; the labels of {repo}@{commit.id} are "
+            raise FormatMismatch(f"{fmt.name} needs {fmt.needs}; the labels of {where} are "
                                  f"{_kinds(config)} (formats that fit: {', '.join(fits)})",
                                  format=fmt.name, fits=fits)
         if fmt.name in DETECTIONS:  # checked above with the choices: COCO of image classification is refused
@@ -335,9 +358,9 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
                      root / "items" if fmt.name in DETECTIONS else None)
         converted = root / "converted"
         converter.convert(str(tasks), str(converted), fmt.name, is_dir=False)
-        out = root / export_filename(repo, commit.id, fmt)
+        out = root / filename
         finish = {"COCO": _finish_coco, "YOLO": _finish_yolo, "VOC": _finish_voc}.get(fmt.name, _finish_file)
-        finish(converted, out, items, repo=repo, commit=commit)
+        finish(converted, out, items, label=where, when=when)
         return LabelExport(path=out, filename=out.name, media_type=fmt.media_type, _scratch=scratch)
     except BaseException:
         scratch.cleanup()
@@ -379,7 +402,7 @@ def _categories(categories: list[dict]) -> list[dict]:
     return sorted({c["id"]: c for c in categories}.values(), key=lambda c: c["id"])
 
 
-def _finish_coco(converted: Path, out: Path, items: list[_Item], *, repo: str, commit) -> None:
+def _finish_coco(converted: Path, out: Path, items: list[_Item], *, label: str, when) -> None:
     document = json.loads((converted / "result.json").read_text())
     document["categories"] = _categories(document["categories"])
     # the converter gives each annotation its image: one per file (its annotations all on it), and only
@@ -396,8 +419,7 @@ def _finish_coco(converted: Path, out: Path, items: list[_Item], *, repo: str, c
         annotation["image_id"] = image_of[annotation["image_id"]]
     document["images"] = [image for image in images.values() if image["width"] is not None and image["height"] is not None]
     # what the labels are, and the same bytes for the same commit (the converter stamps the time now)
-    document["info"].update(description=f"{repo}@{commit.id}", date_created=commit.finished.isoformat(),
-                            year=commit.finished.year)
+    document["info"].update(description=label, date_created=when.isoformat(), year=when.year)
     out.write_text(json.dumps(document))
 
 
@@ -421,13 +443,13 @@ def _zip_tree(out: Path, files: dict[str, Path], extra: dict[str, bytes], when) 
             archive.writestr(zipfile.ZipInfo(name, stamp), raw, zipfile.ZIP_DEFLATED)
 
 
-def _sources(files: dict[str, int], items: list[_Item], repo: str, commit) -> bytes:
-    return json.dumps({"labels": f"{repo}@{commit.id}",
+def _sources(files: dict[str, int], items: list[_Item], label: str) -> bytes:
+    return json.dumps({"labels": label,
                        "files": {name: items[index].address for name, index in sorted(files.items())}},
                       indent=1).encode()
 
 
-def _finish_yolo(converted: Path, out: Path, items: list[_Item], *, repo: str, commit) -> None:
+def _finish_yolo(converted: Path, out: Path, items: list[_Item], *, label: str, when) -> None:
     files, indices, taken = {}, {}, {}
     for produced in (converted / "labels").iterdir():
         index = _index(produced.stem)
@@ -435,14 +457,14 @@ def _finish_yolo(converted: Path, out: Path, items: list[_Item], *, repo: str, c
         files[name], indices[name] = produced, index
     notes = json.loads((converted / "notes.json").read_text())
     notes["categories"] = _categories(notes["categories"])
-    notes["info"].update(description=f"{repo}@{commit.id}", year=commit.finished.year)
+    notes["info"].update(description=label, year=when.year)
     # line N of classes.txt is class N
     classes = "".join(f"{c['name']}\n" for c in notes["categories"]).encode()
     _zip_tree(out, files, {"classes.txt": classes, "notes.json": json.dumps(notes, indent=1).encode(),
-                           "sources.json": _sources(indices, items, repo, commit)}, commit.finished)
+                           "sources.json": _sources(indices, items, label)}, when)
 
 
-def _finish_voc(converted: Path, out: Path, items: list[_Item], *, repo: str, commit) -> None:
+def _finish_voc(converted: Path, out: Path, items: list[_Item], *, label: str, when) -> None:
     files, indices, taken = {}, {}, {}
     annotations = converted / "Annotations"
     for produced in (annotations.iterdir() if annotations.exists() else ()):
@@ -458,8 +480,9 @@ def _finish_voc(converted: Path, out: Path, items: list[_Item], *, repo: str, co
                                                       f"</filename>\n<path>{escape(items[index].address)}</path>"),
                             encoding="utf-8")
         files[name], indices[name] = produced, index
-    _zip_tree(out, files, {"sources.json": _sources(indices, items, repo, commit)}, commit.finished)
+    _zip_tree(out, files, {"sources.json": _sources(indices, items, label)}, when)
 
 
 __all__ = ["DETECTIONS", "FORMATS", "TREES", "ExportFormat", "FormatMismatch", "InvalidLabelFile", "LabelExport",
-           "LabelingConfig", "NotLabels", "check_classes", "export_filename", "export_format", "export_labels"]
+           "LabelingConfig", "NotLabels", "check_classes", "export_filename", "export_format", "export_labels",
+           "render_export"]

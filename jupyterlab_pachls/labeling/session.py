@@ -116,10 +116,16 @@ class Session(_Json):
     #: label paths whose annotations this project held (loaded from the labels branch or committed
     #: from it): only those can be deleted by deleting their annotations here.
     held: list = field(default_factory=list)
+    #: the Label Studio labeling config (XML), committed with each label commit (empty for a session
+    #: made before it was kept: read from the project then)
+    label_config: str = ""
+    #: a training format (formats.FORMATS) each label commit also carries under EXPORTS/<format>/, or ""
+    export_format: str = ""
 
     def to_json(self) -> dict:
         # the scalars only: the containers change under a label commit or a resync in a worker thread
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("restored", "committed", "held")}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("restored", "committed", "held", "label_config")}
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,21 @@ class ConfirmationRequired(Conflict):
 
 class PendingLabels(Conflict):
     code = "pending_labels"
+
+
+#: Where each label commit keeps the labeling config it was made with.
+CONFIG_PATH = "/.pachls/labeling-config.xml"
+#: Where a session's chosen training format is written in each label commit (``/exports/COCO/...``).
+EXPORTS = "/exports"
+
+
+def export_format_name(name: object) -> str:
+    """A session's ``export_format``: a format's canonical name, or "" for none."""
+    if name is None or name == "":
+        return ""
+    from .formats import export_format
+
+    return export_format(name).name
 
 
 #: Seconds a label commit waits for another one into the same labels mount.
@@ -318,8 +339,12 @@ class LabelingService:
 
     # -- sessions ------------------------------------------------------------------------
     def create_session(self, *, data: str, labels: str, glob: str | None = None, template: str | None = None,
-                       classes: list[str] | None = None, xml: str | None = None, user: str = "") -> Session:
-        """Create (or reopen, when one with the same data, glob and target exists) a labeling session."""
+                       classes: list[str] | None = None, xml: str | None = None, user: str = "",
+                       export_format: str | None = None) -> Session:
+        """Create (or reopen, when one with the same data, glob and target exists) a labeling session.
+        ``export_format``: a training format (COCO, YOLO, ...) each label commit also carries, rendered
+        into ``/exports/<format>/`` of the same commit."""
+        export_format = export_format_name(export_format)
         request = SessionRequest.parse(data=data, labels=labels, glob=glob, template=template, classes=classes,
                                        xml=xml)
         source, target, config = request.source, request.target, request.config
@@ -350,7 +375,8 @@ class LabelingService:
                 id=uuid.uuid4().hex[:12], title=title, data_repo=source.repo_key, data_branch=data_branch,
                 data_commit=commit.id, glob=pattern, labels_repo=target.repo_key, labels_branch=labels_branch,
                 project_id=project["id"], data_mount=data_mount, labels_mount=labels_mount,
-                data_key=config.data_key, created_by=user, created=time.time(),
+                data_key=config.data_key, created_by=user, created=time.time(), label_config=config.xml,
+                export_format=export_format,
             )
             self._allow_serving(session, data_mount)
             session.tasks = len(self._import(session, commit.id, data_mount, set()))
@@ -660,8 +686,13 @@ class LabelingService:
             if pending.count == 0:
                 raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
             self._unstage_stale(session, pending)
-            # straight into the mount's stage (not file by file through the kernel); no symlink followed
-            self.mounts.stage_files(session.labels_mount, dict(pending.files))
+            # straight into the mount's stage (not file by file through the kernel); no symlink followed;
+            # the labeling config and the chosen training format ride in the same commit
+            staged = dict(pending.files)
+            staged[CONFIG_PATH] = self._label_config(session).encode("utf-8")
+            if session.export_format:
+                staged.update(self._export_files(session, pending.files))
+            self.mounts.stage_files(session.labels_mount, staged)
             summary = {"added": len(pending.added), "modified": len(pending.modified),
                        "deleted": len(pending.deleted), "session": session.id,
                        "project": session.project_id}
@@ -696,6 +727,41 @@ class LabelingService:
         finally:
             lock.release()
             self._drop_commit_lock(session.labels_mount)  # its session may have been deleted meanwhile
+
+    def _label_config(self, session: Session) -> str:
+        if not session.label_config:  # a session made before the config was kept: its project's
+            session.label_config = self._request("GET", f"/api/projects/{session.project_id}/",
+                                                 deadline=COMMIT)["label_config"]
+        return session.label_config
+
+    def _export_files(self, session: Session, pending: dict[str, bytes | None]) -> dict[str, bytes | None]:
+        """``/exports/<format>/...`` of the label files the commit will hold (the labels mount's commit
+        with the pending files applied), replacing what an earlier commit exported there."""
+        from .formats import render_export
+
+        base = self.mounts.status(session.labels_mount).base
+        files: dict[str, bytes] = {}
+        if base:
+            for info, chunks in self.backend.read_tree(session.labels_repo, base, "/"):
+                if chunks is not None and info.path.endswith(SUFFIX) and not info.path.startswith(EXPORTS + "/"):
+                    files[info.path] = b"".join(chunks)
+        for path, raw in pending.items():
+            if raw is None:
+                files.pop(path, None)
+            else:
+                files[path] = raw
+        where = f"{session.labels_repo}@{session.labels_branch}"
+        rendered = render_export(sorted(files.items()), session.labels_repo, session.export_format, source=where)
+        folder = f"{EXPORTS}/{session.export_format}"
+        out: dict[str, bytes | None] = {}
+        if base:  # what an earlier commit exported and this one does not: deleted
+            try:
+                out.update({info.path: None for info in self.backend.walk(session.labels_repo, base, folder)
+                            if not info.is_dir})
+            except NotFound:
+                pass
+        out.update({f"{folder}/{name}": data for name, data in rendered.items()})
+        return out
 
     @contextlib.contextmanager
     def _session_held(self, session_id: str, *, wait: float = -1):

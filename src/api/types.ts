@@ -1243,6 +1243,8 @@ export interface components {
             created_by: string;
             created: number;
             tasks: number;
+            /** @description the format each label commit also carries, or empty */
+            export_format?: string;
         };
         Change: {
             path: string;
@@ -2613,6 +2615,12 @@ export interface operations {
                     classes?: string[];
                     /** @description a Label Studio labeling config */
                     xml?: string;
+                    /** @description A training format (COCO, YOLO, VOC, CSV, JSON_MIN) each label commit also carries,
+                     *     rendered from the labels that commit holds into `/exports/<format>/` of the same
+                     *     commit (empty: none). Every label commit also holds its labeling config at
+                     *     `/.pachls/labeling-config.xml`.
+                     *      */
+                    export_format?: string;
                 };
             };
         };

@@ -28,6 +28,8 @@ import {
 } from '../state';
 import { ActionButton, ChangeList, CommitId, ErrorText, TimeAgo } from './common';
 import { DiffView, IDiffOf } from './DiffView';
+import { DownloadButton } from './DownloadButton';
+import { showExportLabelsDialog } from './ExportLabelsDialog';
 
 /** ChangeList's `expand`: a clicked path opens its change between the two commits. */
 function showChange(trans: TranslationBundle, diffOf: IDiffOf) {
@@ -279,6 +281,7 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
               error={rowError && rowError.id === item.commit.id ? rowError.message : null}
               onDismissError={() => setRowError(null)}
               repo={repo}
+              path={path}
               trans={trans}
               showHistory={props.showHistory}
             />
@@ -323,6 +326,8 @@ function CommitRow(props: {
   error: string | null;
   onDismissError: () => void;
   repo: string;
+  /** the path a file's history follows (its download), else null (the whole repo) */
+  path: string | null;
   trans: TranslationBundle;
   showHistory: (repo: string, branch: string, commit?: string) => void;
 }): JSX.Element {
@@ -412,6 +417,16 @@ function CommitRow(props: {
             {trans.__('label changes')}
           </button>
         ) : null}
+        {labelCommit ? (
+          <button
+            type="button"
+            className="jp-PachlsLink jp-PachlsCommit-exportLabels"
+            aria-label={trans.__('Export the labels of commit %1', shortId(commit.id))}
+            onClick={() => void showExportLabelsDialog(props.repo, commit.id, trans)}
+          >
+            {trans.__('Export labels…')}
+          </button>
+        ) : null}
         {commit.provenance.length > 0 ? (
           <span className="jp-PachlsCommit-provenance">
             {trans.__('made against')}{' '}
@@ -429,6 +444,7 @@ function CommitRow(props: {
             ))}
           </span>
         ) : null}
+        <DownloadButton repo={props.repo} commit={commit.id} path={props.path ?? '/'} trans={trans} />
         {!props.isHead ? (
           <ActionButton
             label={
