@@ -124,6 +124,11 @@ describe('new session form', () => {
     });
   });
 
+  it('asks for a training format in each label commit only when one is chosen', () => {
+    expect(sessionRequest({ ...valid, exportFormat: 'COCO' })).toMatchObject({ export_format: 'COCO' });
+    expect(sessionRequest(valid)).not.toHaveProperty('export_format');
+  });
+
   it('parses classes, dropping blanks', () => {
     expect(parseClasses(' cat,dog ,, bird ')).toEqual(['cat', 'dog', 'bird']);
     expect(parseClasses('')).toEqual([]);

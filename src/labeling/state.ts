@@ -246,6 +246,8 @@ export interface ISessionForm {
   classes: string;
   /** Label Studio XML (custom). */
   xml: string;
+  /** A training format each label commit also carries in /exports/<format>/ ('' for none). */
+  exportFormat: string;
 }
 
 export const initialSessionForm: ISessionForm = {
@@ -254,7 +256,8 @@ export const initialSessionForm: ISessionForm = {
   labels: 'labels@master',
   template: 'image-classification',
   classes: '',
-  xml: ''
+  xml: '',
+  exportFormat: ''
 };
 
 export type SessionFormErrors = Partial<Record<keyof ISessionForm, string>>;
@@ -321,6 +324,9 @@ export function sessionRequest(form: ISessionForm): ISessionRequest {
   } else {
     request.template = form.template;
     request.classes = parseClasses(form.classes);
+  }
+  if (form.exportFormat) {
+    request.export_format = form.exportFormat;
   }
   return request;
 }

@@ -11,6 +11,7 @@ import {
   useSignalValue
 } from '../../components/common';
 import { showFormDialog } from '../../components/FormDialog';
+import { LABEL_FORMATS } from '../../components/ExportLabelsDialog';
 import { PachlsModel } from '../../model';
 import { errorMessage } from '../../state';
 import { ISession } from '../api';
@@ -404,6 +405,22 @@ function NewSessionForm(props: ILabelingSectionProps & { close: () => void }): J
       ) : (
         textField('classes', trans.__('Classes (comma-separated)'), { placeholder: trans.__('e.g. cat, dog') })
       )}
+      <label className="jp-PachlsForm-label">
+        {trans.__('Also write into each label commit')}
+        <select
+          className="jp-PachlsInput jp-PachlsNewSession-exportFormat"
+          value={form.exportFormat}
+          disabled={busy}
+          onChange={e => update({ exportFormat: e.target.value })}
+        >
+          <option value="">{trans.__('nothing else (label files only)')}</option>
+          {LABEL_FORMATS.map(f => (
+            <option key={f.name} value={f.name}>
+              {trans.__('%1 in /exports/%1/', f.name)}
+            </option>
+          ))}
+        </select>
+      </label>
       {busy ? (
         <div className="jp-PachlsNewSession-progress" role="status">
           <progress className="jp-PachlsProgress" aria-label={trans.__('Creating the session')} />
