@@ -64,6 +64,19 @@ function ImportForm(props: {
   const [running, setRunning] = React.useState<{ id: string; abort: AbortController } | null>(null);
   const [shown, setShown] = React.useState<IShown | null>(null);
   const [result, setResult] = React.useState<IImportResult | null>(null);
+  // a dialog closed mid-import (× or Escape) cancels it: nothing lands unseen
+  const runningRef = React.useRef(running);
+  runningRef.current = running;
+  React.useEffect(
+    () => () => {
+      const current = runningRef.current;
+      if (current !== null) {
+        current.abort.abort();
+        cancelImport(current.id).catch(() => undefined);
+      }
+    },
+    []
+  );
   const uploadBytes = React.useMemo(
     () => (files ?? []).reduce((sum, f) => sum + f.file.size, 0),
     [files]
