@@ -35,6 +35,9 @@ from .tree import CommitTree, file_hash
 
 #: seconds a pending count waits for the overlay before answering the count found last time
 COUNT_WAIT = 1.0
+#: beside the stages (``stage/``; no mount name starts with a dot): an ``upper/`` set aside whole after
+#: a commit landed everything in it, removed in the background (and by the next process if it stopped)
+SET_ASIDE = ".landed-"
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
@@ -64,6 +67,9 @@ class Overlay:
         self.root = Path(root)
         self.upper = self.root / "upper"
         self.upper.mkdir(parents=True, exist_ok=True)
+        self.removing: threading.Thread | None = None  # removing an upper/ set aside by a commit
+        for left in self.root.parent.glob(SET_ASIDE + "*"):  # by a process that stopped before it was done
+            _remove_in_background(left)
         self.tree = tree
         self.lock = threading.RLock()
         self.open_for_write: dict[str, int] = {}  # repo path -> open write handles
@@ -223,7 +229,33 @@ class Overlay:
         with self.lock:
             landed = {c.path: self.scanned[c.path] for c in changes
                       if c.change != "deleted" and c.path in self.scanned}
+            if not self.whiteouts and not self.open_for_write and self._holds_only(landed, tree):
+                # everything staged landed: one rename instead of removing the files one by one while the
+                # commit waits (on a busy disk each removal costs about as much as writing the file)
+                aside = self.root.parent / f"{SET_ASIDE}{uuid.uuid4().hex[:12]}"
+                os.rename(self.upper, aside)
+                self.upper.mkdir()
+                self.removing = _remove_in_background(aside)
             self.rebase(tree, landed)
+
+    def _holds_only(self, landed: dict[str, tuple[int, int, int]], tree: CommitTree) -> bool:
+        """Whether ``upper/`` holds only files of ``landed`` (stat unchanged) in directories ``tree`` has.
+        Reads ``tree``'s top directory in any case: a stage follows a commit only once the store answers
+        for it (else the mount says it could not follow, as when the copies are compared one by one)."""
+        tree.listdir("/")
+        for dirpath, dirnames, filenames in os.walk(self.upper):
+            path = dirpath[len(str(self.upper)):]
+            if path:
+                info = tree.lookup(path)
+                if info is None or not info.is_dir:
+                    return False  # an empty directory made here: shown, never committed
+            for name in filenames:
+                st = os.lstat(os.path.join(dirpath, name))
+                if landed.get(f"{path}/{name}") != _stat_key(st):
+                    return False
+            if any(os.path.islink(os.path.join(dirpath, name)) for name in dirnames):
+                return False
+        return True
 
     def rebase(self, tree: CommitTree, landed: dict[str, tuple[int, int, int]] | None = None) -> None:
         with self.lock:
@@ -317,6 +349,13 @@ class Overlay:
                 self.open_for_write.clear()
             finally:
                 self._changed()
+
+
+def _remove_in_background(path: Path) -> threading.Thread:
+    thread = threading.Thread(target=shutil.rmtree, args=(path,), kwargs={"ignore_errors": True},
+                              name="pachls-remove-landed", daemon=True)
+    thread.start()
+    return thread
 
 
 def check_path(path: str) -> str:

@@ -107,6 +107,9 @@ def test_a_commit_drops_the_staged_copies_of_what_landed_without_reading_them(ma
     landed = manager.commit("images", "twenty cats", "ana")
     assert hashed == []
     assert [p for p in upper.rglob("*") if p.is_file()] == []
+    removing = manager._mounts["images"].overlay.removing  # upper/ set aside whole, removed in the background
+    removing.join(30)
+    assert not removing.is_alive() and not list(upper.parent.parent.glob(overlay.SET_ASIDE + "*"))
     assert pending(manager) == {}
     want = repo_state(backend, "images", landed.id)
     assert want["/cats/001.png"] == b"changed cat" and want["/cats/new07.png"] == b"new cat 7"
@@ -129,29 +132,43 @@ def test_a_file_open_for_writing_across_a_commit_keeps_its_later_writes_pending(
 
 @fuse_only
 @local_only
-def test_a_commit_cut_short_while_dropping_staged_copies_loses_nothing(manager, images, backend, monkeypatch):
+@pytest.mark.parametrize("cut", ["set-aside", "one-by-one"])
+def test_a_commit_cut_short_while_dropping_staged_copies_loses_nothing(manager, images, backend, monkeypatch, cut):
     manager.mount("images", mode="rw")
     mp = Path(manager.status("images").mountpoint)
     for i in range(6):
         (mp / f"f{i}.txt").write_bytes(b"file %d" % i)
-    real_unlink, calls = os.unlink, []
+    os.listdir(mp)  # after the releases of those closes (sent in the background): none is open any more
+    if cut == "set-aside":  # everything staged lands: upper/ is set aside whole; that rename fails
+        real_rename = os.rename
 
-    def failing_unlink(path, *args, **kwargs):
-        if "/upper/" in str(path):  # a staged copy
-            calls.append(path)
-        if len(calls) == 3 and calls[-1] == path:
-            raise OSError(errno.EIO, "disk gone", path)
-        return real_unlink(path, *args, **kwargs)
+        def failing(src, dst, *args, **kwargs):
+            if overlay.SET_ASIDE in str(dst):
+                raise OSError(errno.EIO, "disk gone", str(dst))
+            return real_rename(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(overlay.os, "unlink", failing_unlink)
+        monkeypatch.setattr(overlay.os, "rename", failing)
+    else:  # an empty directory (shown, never committed) keeps upper/: the copies go one by one; one fails
+        (mp / "empty").mkdir()
+        real_unlink, calls = os.unlink, []
+
+        def failing(path, *args, **kwargs):
+            if "/upper/" in str(path):  # a staged copy
+                calls.append(path)
+                if len(calls) == 3:
+                    raise OSError(errno.EIO, "disk gone", path)
+            return real_unlink(path, *args, **kwargs)
+
+        monkeypatch.setattr(overlay.os, "unlink", failing)
     landed = manager.commit("images", "six files", "ana")  # landed: never reported as failed
-    monkeypatch.setattr(overlay.os, "unlink", real_unlink)
+    monkeypatch.undo()
     assert manager.status("images").state == ERROR
     want = repo_state(backend, "images", landed.id)
     assert want["/f5.txt"] == b"file 5"
     manager.refresh("images")
     assert manager.status("images").state == MOUNTED
     assert pending(manager) == {} and tree_of(mp) == want
+    assert (mp / "empty").is_dir() == (cut == "one-by-one")
 
 
 @local_only
