@@ -35,6 +35,10 @@ c.ServerApp.ip = "127.0.0.1"  # noqa: F821
 c.ServerApp.port = int(os.environ.get("PACHLS_UI_PORT", "18888"))  # noqa: F821
 c.ServerApp.port_retries = 0  # noqa: F821
 c.ServerApp.allow_root = True  # noqa: F821
+# Every page load of a test would have the server scan for ~20 language servers (none installed)
+# and check whether JupyterLab needs a rebuild: work no test looks at.
+c.LanguageServerManager.autodetect = False  # noqa: F821
+c.ServerApp.tornado_settings = {"page_config_data": {"buildCheck": False, "buildAvailable": False}}  # noqa: F821
 
 
 class TwoUserTestIdentityProvider(PasswordIdentityProvider):

@@ -13,7 +13,13 @@ module.exports = {
   workers: 1,
   retries: 0,
   timeout: 90000,
-  reporter: [['list'], ['html', { open: 'never' }]],
+  // a run on another port (several at once on one checkout) keeps its results apart: each run
+  // empties its output directory first
+  outputDir: PORT === 18888 ? 'test-results' : `test-results/port-${PORT}`,
+  reporter: [
+    ['list'],
+    ['html', { open: 'never', outputFolder: PORT === 18888 ? 'playwright-report' : `playwright-report/port-${PORT}` }]
+  ],
   use: {
     ...baseConfig.use,
     baseURL: `http://127.0.0.1:${PORT}`,
@@ -32,6 +38,21 @@ module.exports = {
       ]
     }
   },
+  // Label Studio is started first (start.setup.ts) and the specs that need it run last, so its start
+  // overlaps the panel's specs; with one worker the projects run in this order.
+  projects: [
+    { name: 'start', testMatch: /start\.setup\.ts$/ },
+    {
+      name: 'panel',
+      testIgnore: [/start\.setup\.ts$/, /labeling\.spec\.ts$/, /authorship\.spec\.ts$/],
+      dependencies: ['start']
+    },
+    {
+      name: 'labeling',
+      testMatch: [/labeling\.spec\.ts$/, /authorship\.spec\.ts$/],
+      dependencies: ['start']
+    }
+  ],
   webServer: {
     command: 'jlpm start',
     url: `http://127.0.0.1:${PORT}/lab`,

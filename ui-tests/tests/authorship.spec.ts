@@ -1,7 +1,7 @@
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
 import { FrameLocator, Locator, Page } from '@playwright/test';
 
-import { api, commitInDialog, LS_START } from './helpers';
+import { api, commitInDialog, LS_START, test } from './helpers';
 
 /**
  * Two people on one Jupyter server (the test identity provider of
@@ -48,8 +48,10 @@ async function openTab(page: IJupyterLabPageFixture, session: string): Promise<L
   const tab = page.locator('.jp-PachlsLabelingWidget').filter({
     has: page.locator(`.jp-PachlsLabelingContent[data-session="${session}"]`)
   });
+  // Label Studio runs already (the test waited for it before creating the session): a tab that does not
+  // get ready within a minute is a failure, not worth LS_START (5 min) of waiting
   await expect(tab.locator('.jp-PachlsLabelingContent')).toHaveAttribute('data-phase', 'ready', {
-    timeout: LS_START
+    timeout: 60000
   });
   return tab;
 }

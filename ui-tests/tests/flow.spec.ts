@@ -1,7 +1,7 @@
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
 import { Locator } from '@playwright/test';
 
-import { commitInDialog, openPanel, shot } from './helpers';
+import { commitInDialog, openPanel, shot, test } from './helpers';
 
 /**
  * The whole flow a newcomer goes through, in the panel alone: create a repo,

@@ -1,6 +1,45 @@
 import * as path from 'path';
-import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
-import { Locator } from '@playwright/test';
+import { expect, IJupyterLabPageFixture, test as galataTest } from '@jupyterlab/galata';
+import { Locator, Page } from '@playwright/test';
+
+/**
+ * How long JupyterLab may take to start in a test's fresh page. Galata waits
+ * 15 s at most (its waitForCondition default), which a loaded machine
+ * (Chromium, JupyterLab and Label Studio on two cores) overruns.
+ */
+export const APP_START = 120 * 1000;
+
+/**
+ * Galata's `test` with a patient start: `page.goto()` and `page.reload()`
+ * wait up to APP_START for JupyterLab's plugins and its Launcher.
+ */
+export const test = galataTest.extend({
+  waitForApplication: async ({}, use) => {
+    await use(async (page: Page, helpers: IJupyterLabPageFixture) => {
+      await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: APP_START });
+      await expect.poll(() => helpers.activity.isTabActive('Launcher'), { timeout: APP_START }).toBe(true);
+      if (!(await helpers.isInSimpleMode())) {
+        await helpers.activity.activateTab('Launcher');
+      }
+    });
+  },
+  page: async ({ page }, use) => {
+    // an own property of galata's page object (its proxy forwards sets to it)
+    (page as unknown as { waitForAppStarted: () => Promise<void> }).waitForAppStarted = async () => {
+      // the app and galata's in-page helpers (what galata's goto checks next), then the app's start
+      await page.waitForFunction(
+        () =>
+          typeof (window as any).jupyterapp === 'object' &&
+          typeof (window as any).galata === 'object' &&
+          typeof (window as any).galata.app === 'object',
+        undefined,
+        { timeout: APP_START, polling: 100 }
+      );
+      await page.evaluate(() => (window as any).jupyterapp.started);
+    };
+    await use(page);
+  }
+});
 
 /** Where the README's screenshots live. */
 const DOCS = path.resolve(__dirname, '..', '..', 'docs');

@@ -1,6 +1,6 @@
-import { expect, test } from '@jupyterlab/galata';
+import { expect } from '@jupyterlab/galata';
 
-import { api, LS_START, openPanel, shot } from './helpers';
+import { api, LS_START, openPanel, shot, test } from './helpers';
 
 /**
  * Labeling end to end, in real Chromium against the real managed Label
@@ -173,6 +173,15 @@ test('label an image in the embedded Label Studio and commit the labels as one c
   const fromBrowser = page.locator('.jp-PachlsBlameDialog');
   await expect(fromBrowser.locator(`.jp-PachlsBlame-entry[data-commit="${commitId}"]`)).toBeVisible();
   await fromBrowser.getByRole('button', { name: 'Close' }).click();
+
+  // Label Studio's own theme follows JupyterLab's, both ways.
+  await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', { hasText: 'Label: images@master' }).click();
+  const lsRoot = page.frameLocator('.jp-PachlsLabelingContent iframe').locator('html');
+  await page.theme.setDarkTheme();
+  await expect(lsRoot).toHaveAttribute('data-color-scheme', 'dark');
+  await shot(page, 'labeling-dark.png', testInfo);
+  await page.theme.setLightTheme();
+  await expect(lsRoot).toHaveAttribute('data-color-scheme', 'light');
 
   // After a reload the labeling tab is restored and logs in again.
   // (not galata's ready check: it waits for the Launcher to be the active tab)

@@ -1,4 +1,6 @@
-import { expect, test } from '@jupyterlab/galata';
+import { expect } from '@jupyterlab/galata';
+
+import { test } from './helpers';
 
 test.use({ autoGoto: false });
 
