@@ -202,8 +202,8 @@ def main() -> None:
                     worst[key] = max(worst[key], s["median"])
                 else:
                     worst[key] = min(worst[key], s["median"])
-            figures[str(count)] = {"seconds": {s: spread(t) for s, t in times.items()},
-                                   "ratios": ratios}
+            figures.setdefault("sizes", {})[str(count)] = {"seconds": {s: spread(t) for s, t in times.items()},
+                                                          "ratios": ratios}
             shutil.rmtree(src)
     finally:
         if server is not None:
@@ -212,6 +212,10 @@ def main() -> None:
     shown = {k: (v if math.isfinite(v) and v != 0.0 else float("nan")) for k, v in worst.items()}
     last = (f"oxen_vs_ours={shown['oxen_vs_ours']:.2f} git_vs_ours={shown['git_vs_ours']:.2f} "
             f"ours_vs_cp={shown['ours_vs_cp']:.2f}")
+    figures.update(shown)
+    # run_all's checks are "at most": the peers' ratios also as ours / theirs
+    figures["ours_vs_oxen"] = 1 / shown["oxen_vs_ours"]
+    figures["ours_vs_git"] = 1 / shown["git_vs_ours"]
     write_json(args.json, "peers", args, figures, last)
     print(last)
 

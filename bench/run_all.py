@@ -134,6 +134,14 @@ BENCHMARKS = [
                   "20,000 entries; the rest is outside what tracemalloc sees and not yet explained (not "
                   "SQLite's page cache, not malloc arenas)."),
     ], defaults={"minutes": 30}),
+    Bench("peers", [], ["--files", "1000,10000", "--rounds", "3"], [
+        Check("import of {files} files of 2 KiB as one commit (worse of Python API and REST) / cp -r",
+              "ours_vs_cp", 1.5, "#15", "— (new)"),
+        Check("the same: ours / oxen add + commit (target oxen_vs_ours >= 4)", "ours_vs_oxen", 0.25, "#15",
+              "— (new; issue: oxen 12.4 s vs put_files 2.7 s at 10,000)"),
+        Check("the same: ours / git add + commit (target git_vs_ours >= 2)", "ours_vs_git", 0.5, "#15",
+              "— (new; issue: git 6.4 s vs put_files 2.7 s at 10,000)"),
+    ], defaults={"files": "10,000 and 100,000"}),
     Bench("labeling", [], ["--tasks", "200", "--annotations", "50"], [
         Check("import {tasks:,} tasks: session through a mount / Label Studio's own Local Files sync",
               "import_ratio", 1.2, "#6", "0.012–0.048"),
