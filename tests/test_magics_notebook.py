@@ -490,3 +490,25 @@ def test_discovery_skips_servers_that_do_not_answer_and_prefers_the_kernels_own(
         assert found.info["pid"] == server.process.pid
     finally:
         stale.unlink()
+
+
+def test_notebook_put_imports_with_a_progress_bar(server):
+    photos = server.root / "photos" / "cats"
+    photos.mkdir(parents=True)
+    (photos / "1.png").write_bytes(b"one")
+    (photos.parent / "2.png").write_bytes(b"two" * 1000)
+    outputs = server.run_notebook([
+        "%load_ext jupyterlab_pachls",
+        "%pachls put images@master:/nb photos -m 'from a kernel'",
+        "from jupyterlab_pachls import connect\n"
+        "c = connect().put('images@master:/nb2', 'photos/*.png')\nprint(c.message)",
+    ], name="put")
+    _, magic, api_call = outputs
+    no_errors(magic)
+    assert "Committed 'from a kernel' to images@master" in stream(magic, "stdout")
+    assert "2/2 files" in stream(magic, "stderr")  # tqdm's bar (the text one without ipywidgets)
+    no_errors(api_call)
+    assert stream(api_call, "stdout") == "Import 1 files\n"
+    assert "1/1 files" in stream(api_call, "stderr")  # shown by default in a kernel
+    status, page = server.api("GET", "repos/images/commits/master/files?path=/nb/photos")
+    assert status == 200 and [f["path"] for f in page["items"]] == ["/nb/photos/2.png", "/nb/photos/cats/"]

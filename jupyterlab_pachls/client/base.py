@@ -298,8 +298,15 @@ class Client:
         """The staged (written, not yet committed) changes of a read-write mount."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
-    def commit(self, name: str, message: str, *, provenance: Iterable[str] = ()) -> Commit:
-        """Land every staged change of mount ``name`` as ONE commit; ``provenance``: ``repo@ref`` strings."""
+    def commit(self, name: str, message: str, *, provenance: Iterable[str] = (),
+               paths: Iterable[str] | None = None) -> Commit:
+        """Land every staged change of mount ``name`` as ONE commit (with ``paths``: only those pending
+        repo paths, the rest stays pending); ``provenance``: ``repo@ref`` strings."""
+        raise Unavailable(MOUNTS_NEED_SERVER)
+
+    def follow(self, name: str, *, keep: bool = True) -> Mount:
+        """Move mount ``name`` to its branch's head wherever it went (a rollback too), keeping its staged
+        changes on top (``keep``) or dropping them."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
     def discard(self, name: str) -> Mount:
@@ -449,14 +456,22 @@ def _write_beside(target: Path, chunks) -> int:
 
 
 class ProgressBar:
-    """A ``tqdm`` bar over bytes with the file count beside it (``enabled=None``: tqdm decides)."""
+    """A ``tqdm`` bar over bytes with the file count beside it. ``enabled=None``: shown in a
+    notebook's kernel and on a terminal, not in a log or a pipe."""
 
     def __init__(self, total_bytes: int, total_files: int, description: str, enabled: bool | None) -> None:
+        import importlib.util
+        import sys
+
         from tqdm.auto import tqdm
 
+        if tqdm.__module__ == "tqdm.notebook" and importlib.util.find_spec("ipywidgets") is None:
+            from tqdm.std import tqdm  # the notebook widget needs ipywidgets: the text bar instead
+        if enabled is None:
+            enabled = "ipykernel" in sys.modules or sys.stderr.isatty()
         self.total_files, self.files = total_files, 0
         self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=description,
-                        disable=None if enabled is None else not enabled, leave=True)
+                        disable=not enabled, leave=True)
         self.bar.set_postfix_str(f"0/{total_files} files", refresh=False)
 
     def file_done(self, size: int) -> None:
