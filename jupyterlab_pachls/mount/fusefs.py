@@ -11,16 +11,18 @@ Each mount runs ``fuse_main`` in its own thread of the server process, single-th
   cached (``cache_readdir``). Reads that do reach the
   daemon are served with ``pread`` from the blob file of the embedded store, or from the local
   content cache for other backends.
-- read-write mounts show ``base + stage`` (see ``overlay.py``) and let the kernel cache no
-  attribute (timeout 0): sizes and contents change without the kernel seeing a write (a discard,
-  a refresh, files staged by the server). Entries (names found, and names found missing) are
-  cached for ``RW_ENTRY_TIMEOUT`` only where the kernel can be told to drop them all at once
-  (``FUSE_NOTIFY_INC_EPOCH``, FUSE protocol 7.44, Linux 6.16): the overlay calls ``on_change``
+- read-write mounts show ``base + stage`` (see ``overlay.py``), whose names, sizes and contents
+  change without the kernel seeing a write (a discard, a refresh, files staged by the server).
+  Entries (names found, and names found missing) and attributes are cached for
+  ``RW_ENTRY_TIMEOUT`` only where the kernel can be told to drop every entry at once
+  (``FUSE_NOTIFY_INC_EPOCH``, FUSE protocol 7.44, Linux 6.16; a path looked up again brings fresh
+  attributes, file pages are dropped at each open): the overlay calls ``on_change``
   after each change made behind the kernel, under its lock, so no cached entry outlives one. A copy
-  into the mount then costs about 5 requests per new file instead of 7 (the directories on the
-  way and the name checked missing before the create are not asked again). Older kernels and
-  libfuse 2 cache no entry (timeouts 0), as a cached entry would make a dropped file still stat
-  as present (then open with ENOENT).
+  into the mount then costs 4 round trips to the daemon per new file instead of 6 (the name checked
+  missing, create, write, release; the directories on the way and the copy's fstat are answered by
+  the kernel). A descriptor opened before such a change keeps the attributes it knew until they
+  expire (``RW_ENTRY_TIMEOUT``, 1 s). Older kernels and libfuse 2 cache nothing (timeouts 0), as a
+  cached entry would make a dropped file still stat as present (then open with ENOENT).
 
 Symlinks, hard links and device files cannot be created in a mount (EPERM): a commit only ever
 reads regular files that live in the staging area.
@@ -73,7 +75,10 @@ LONG = 86400
 UNMOUNT_TIMEOUT = 5.0
 MAX_OPEN_BLOBS = 64
 MAX_LISTINGS = 256
-RW_ENTRY_TIMEOUT = 60.0  # seconds a read-write mount's entries may be cached where they can be dropped at once
+# seconds a read-write mount's entries and attributes may be cached where entries can be dropped at once:
+# enough for a burst of writes, short for a descriptor opened before a change behind the kernel (its
+# fstat, and reads past the size it knew, use the cached attributes until they expire)
+RW_ENTRY_TIMEOUT = 1.0
 # fuse_out_header {len, error = notify code, unique = 0} of FUSE_NOTIFY_INC_EPOCH (8), which has no body
 INC_EPOCH = struct.pack("<IiQ", 16, 8, 0)
 INC_EPOCH_MINOR = 44  # the FUSE protocol minor version that brought it
