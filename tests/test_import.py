@@ -308,11 +308,24 @@ def local_tree(tmp_path):
     return tmp_path
 
 
-@pytest.fixture(params=["server", "direct"])
+@pytest.fixture(params=["server", "direct", "pachyderm"])
 def client(request, server, tmp_path):
     if request.param == "server":
         with ServerClient(server.url, server.token) as made:
             yield made, "images"
+    elif request.param == "pachyderm":  # a direct client of a cluster: real gRPC, the real pachyderm_sdk
+        from jupyterlab_pachls.pfs.server import make_server
+
+        served = LocalBackend(str(tmp_path / "served-store"))
+        served.create_repo("images")
+        grpc_server, port = make_server(served, "127.0.0.1:0")
+        try:
+            with DirectClient({"kind": "pachyderm", "pachd_address": f"grpc://127.0.0.1:{port}"},
+                              author="ann") as made:
+                yield made, "images"
+        finally:
+            grpc_server.stop(grace=None).wait()
+            served.close()
     else:
         backend = LocalBackend(str(tmp_path / "direct-store"))
         backend.create_repo("images")
