@@ -107,3 +107,26 @@ async def test_moves_name_the_commits_a_rollback_left(api, backend, history):
     backend.move_branch("images", "master", second.id)  # forward again: nothing is left
     status, body = await api("GET", "repos/images/branches/master/moves")
     assert len(body["moves"]) == 2 and body["left"] == []
+
+
+async def test_the_python_client_follows_and_commits_chosen_paths(api, backend, history, mount_dir, jp_http_port,
+                                                                  jp_base_url, jp_auth_header):
+    # ``api`` starts the server listening (pytest-jupyter's http_server_client)
+    from jupyterlab_pachls.client.http import ServerClient
+
+    first, second = history
+    token = jp_auth_header["Authorization"].split()[-1]
+    client = ServerClient(f"http://127.0.0.1:{jp_http_port}{jp_base_url}", token)
+    try:
+        await asyncio.to_thread(client.mount, "images", rw=True)
+        for name in ("x.txt", "y.txt"):
+            await asyncio.to_thread((mount_dir / "images" / name).write_bytes, name.encode())
+        landed = await asyncio.to_thread(client.commit, "images", "x only", paths=["/x.txt"])
+        assert landed.parent == second.id
+        backend.move_branch("images", "master", first.id)
+        status = await asyncio.to_thread(client.mount_status, "images")
+        assert (status.diverged, status.head) == (True, first.id)
+        status = await asyncio.to_thread(client.follow, "images", keep=False)
+        assert (status.base, status.pending, status.diverged) == (first.id, 0, False)
+    finally:
+        client.close()

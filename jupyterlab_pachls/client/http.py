@@ -309,11 +309,14 @@ class ServerClient(Client):
     def changes(self, name: str) -> PendingChanges:
         return changes_from_json(self.request("GET", f"mounts/{_q(name)}/changes"))
 
-    def commit(self, name: str, message: str, *, provenance: Iterable[str] = ()) -> Commit:
+    def commit(self, name: str, message: str, *, provenance: Iterable[str] = (),
+               paths: Iterable[str] | None = None) -> Commit:
         body: dict[str, Any] = {"message": message}
         provenance = list(provenance)
         if provenance:
             body["provenance"] = provenance
+        if paths is not None:
+            body["paths"] = list(paths)
         return commit_from_json(self.request("POST", f"mounts/{_q(name)}/commit", body=body)["commit"])
 
     def discard(self, name: str) -> Mount:
@@ -321,6 +324,10 @@ class ServerClient(Client):
 
     def refresh(self, name: str) -> Mount:
         return mount_from_json(self.request("POST", f"mounts/{_q(name)}/refresh"))
+
+    def follow(self, name: str, *, keep: bool = True) -> Mount:
+        body = {"pending": "keep" if keep else "drop"}
+        return mount_from_json(self.request("POST", f"mounts/{_q(name)}/follow", body=body))
 
     # import
     def _put(self, repo: str, branch: str, files, message: str, on_file) -> Commit:

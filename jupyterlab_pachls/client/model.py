@@ -24,6 +24,8 @@ class Mount(_Json):
     behind: int = 0  # commits on the branch head that the base does not have
     pending: int = 0  # staged file changes (rw)
     mountpoint: str = ""
+    diverged: bool = False  # the branch was moved (rolled back) below the base: follow() moves with it
+    head: str | None = None  # the branch's head when the server last looked
 
     @property
     def path(self) -> str:
