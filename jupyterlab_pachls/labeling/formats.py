@@ -306,6 +306,21 @@ def export_labels(backend: Backend, repo: str, ref: str, format: str, *,
                    when=commit.finished, filename=export_filename(repo, commit.id, fmt))
 
 
+def check_format_fits(config: str, format: str) -> str:
+    """The canonical name of ``format`` when Label Studio's converter can write it for labels made with
+    the labeling config ``config``; :class:`FormatMismatch` naming the formats that fit otherwise."""
+    fmt = export_format(format)
+    from label_studio_sdk.converter import Converter  # numpy, pandas, PIL: loaded on first use only
+
+    with tempfile.TemporaryDirectory(prefix="pachls-export-") as uploads:
+        supported = Converter(config, project_dir=None, upload_dir=uploads, download_resources=False).supported_formats
+    if fmt.name not in supported:
+        fits = [name for name in FORMATS if name in supported]
+        raise FormatMismatch(f"{fmt.name} needs {fmt.needs}; this labeling config makes {_kinds(config)} "
+                             f"(formats that fit: {', '.join(fits)})", format=fmt.name, fits=fits)
+    return fmt.name
+
+
 def render_export(files: Iterable[tuple[str, bytes]], repo: str, format: str, *, source: str,
                   classes: list[str] | None = None) -> dict[str, bytes]:
     """The label files ``files`` ((path, bytes) of ``repo``, other files skipped) rendered as ``format``,

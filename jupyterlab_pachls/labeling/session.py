@@ -116,8 +116,8 @@ class Session(_Json):
     #: label paths whose annotations this project held (loaded from the labels branch or committed
     #: from it): only those can be deleted by deleting their annotations here.
     held: list = field(default_factory=list)
-    #: the Label Studio labeling config (XML), committed with each label commit (empty for a session
-    #: made before it was kept: read from the project then)
+    #: the Label Studio labeling config (XML), in each label commit's metadata (``pachls.label_config``;
+    #: empty for a session made before it was kept: read from the project then)
     label_config: str = ""
     #: a training format (formats.FORMATS) each label commit also carries under EXPORTS/<format>/, or ""
     export_format: str = ""
@@ -186,8 +186,6 @@ class PendingLabels(Conflict):
     code = "pending_labels"
 
 
-#: Where each label commit keeps the labeling config it was made with.
-CONFIG_PATH = "/.pachls/labeling-config.xml"
 #: Where a session's chosen training format is written in each label commit (``/exports/COCO/...``).
 EXPORTS = "/exports"
 
@@ -349,6 +347,10 @@ class LabelingService:
                                        xml=xml)
         source, target, config = request.source, request.target, request.config
         data_branch, pattern, labels_branch = request.data_branch, request.pattern, request.labels_branch
+        if export_format:  # refused now, not at every label commit
+            from .formats import check_format_fits
+
+            export_format = check_format_fits(config.xml, export_format)
         with self._lock:
             for session in self.list_sessions():
                 if (session.data_repo, session.data_branch, session.glob, session.labels_repo,
@@ -687,9 +689,8 @@ class LabelingService:
                 raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
             self._unstage_stale(session, pending)
             # straight into the mount's stage (not file by file through the kernel); no symlink followed;
-            # the labeling config and the chosen training format ride in the same commit
+            # the chosen training format rides in the same commit
             staged = dict(pending.files)
-            staged[CONFIG_PATH] = self._label_config(session).encode("utf-8")
             if session.export_format:
                 staged.update(self._export_files(session, pending.files))
             self.mounts.stage_files(session.labels_mount, staged)
@@ -703,6 +704,7 @@ class LabelingService:
                     [Provenance(session.data_repo, session.data_commit)],
                     metadata={"pachls.annotators": ",".join(pending.annotators),
                               "pachls.changed_by": ",".join(pending.changed_by),
+                              "pachls.label_config": self._label_config(session),
                               "pachls.labels": json.dumps(summary, sort_keys=True)},
                 )
             except Conflict as clash:

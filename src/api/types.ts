@@ -2617,8 +2617,8 @@ export interface operations {
                     xml?: string;
                     /** @description A training format (COCO, YOLO, VOC, CSV, JSON_MIN) each label commit also carries,
                      *     rendered from the labels that commit holds into `/exports/<format>/` of the same
-                     *     commit (empty: none). Every label commit also holds its labeling config at
-                     *     `/.pachls/labeling-config.xml`.
+                     *     commit (empty: none). Every label commit also records its labeling config
+                     *     (commit metadata `pachls.label_config`).
                      *      */
                     export_format?: string;
                 };

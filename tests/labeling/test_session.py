@@ -12,7 +12,7 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from jupyterlab_pachls.demo import demo_files
-from jupyterlab_pachls.labeling.session import CONFIG_PATH, LabelingService
+from jupyterlab_pachls.labeling.session import LabelingService
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.pfs import Conflict, InvalidArgument, LocalBackend, NotFound, Provenance, open_backend
 from jupyterlab_pachls.pfs.server import make_server
@@ -111,7 +111,7 @@ def test_a_labeling_round_is_one_commit_with_provenance(world, label_studio):
     assert landed.metadata["pachls.annotators"] == f"bo@example.com,{label_studio.credentials.email}"
     assert [c.id for c in backend.list_commits("labels", "master")][0] == landed.id
     files = {i.path for i in backend.walk("labels", "master") if not i.is_dir}
-    assert files == {"/cats/001.png.json", "/cats/002.png.json", "/cats/003.png.json", CONFIG_PATH}
+    assert files == {"/cats/001.png.json", "/cats/002.png.json", "/cats/003.png.json"}
     document = json.loads(backend.get_file("labels", "master", "/cats/002.png.json"))
     assert document["data"] == {"repo": "images", "commit": data_commit.id, "path": "/cats/002.png"}
     assert [(a["created_by"], a["result"][0]["value"]["choices"]) for a in document["annotations"]] == [
@@ -153,11 +153,15 @@ def test_a_labeling_round_is_one_commit_with_provenance(world, label_studio):
 @pytest.mark.parametrize("world", ["local-no-fuse"], indirect=True)
 def test_a_label_commit_carries_its_config_and_the_chosen_format(world, label_studio):
     """export_format: the labels the commit holds, rendered into /exports/<format>/ of that same commit;
-    the labeling config beside them."""
+    the labeling config in its metadata."""
     backend, _mounts, service, data_commit = world
     with pytest.raises(InvalidArgument, match="unknown export format"):
         service.create_session(data="images@master", labels="labels@master", template="image-classification",
                                classes=["cat", "dog"], export_format="PNG")
+    with pytest.raises(InvalidArgument, match="formats that fit: CSV, JSON_MIN"):  # refused before anything is made
+        service.create_session(data="images@master", labels="labels@master", template="image-classification",
+                               classes=["cat", "dog"], export_format="COCO")
+    assert service.list_sessions() == []
     session = service.create_session(data="images@master", labels="labels@master", glob="/dogs/*.png",
                                      template="image-classification", classes=["cat", "dog"],
                                      export_format="json_min")
@@ -166,7 +170,7 @@ def test_a_label_commit_carries_its_config_and_the_chosen_format(world, label_st
     tasks = tasks_by_path(client, session.project_id)
     choose(client, tasks["/dogs/001.png"], "dog")
     first = service.commit_labels(session.id, message="round 1", author="ana")
-    config = backend.get_file("labels", first.id, CONFIG_PATH).decode()
+    config = first.metadata["pachls.label_config"]
     assert config.strip() == client.projects.get(id=session.project_id).label_config.strip()
     records = json.loads(backend.get_file("labels", first.id, "/exports/JSON_MIN/labels.json"))
     assert [(r["image"], r["choice"]) for r in records] == [(f"images@{data_commit.id}:/dogs/001.png", "dog")]
