@@ -136,7 +136,9 @@ test('label an image in the embedded Label Studio and commit the labels as one c
   const filePath = await page.evaluate(async (cid: string) => {
     const r = await fetch(`/pachls/api/repos/labels/diff?to=${cid}`);
     const diff = await r.json();
-    return (diff.changes[0].path as string).replace(/\.json$/, '');
+    // the label file (the commit also carries the labeling config under /.pachls/)
+    const label = diff.changes.find((c: { path: string }) => !c.path.startsWith('/.pachls/'));
+    return (label.path as string).replace(/\.json$/, '');
   }, commitId);
   // a picker of the labeled files, not a path to type
   await expect(ask.locator('datalist option')).toHaveCount(1);
