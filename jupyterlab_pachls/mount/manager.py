@@ -588,6 +588,9 @@ class MountManager:
         record = mount.record
         stage = mount.stage
         changes = stage.changes()
+        # every pending path, chosen or not: the stage moves onto the new head after the commit, so an
+        # unticked file the branch changed meanwhile is a conflict too (else theirs would overwrite it)
+        paths = {c.path for c in changes}
         unsupported = list(getattr(stage, "unsupported", ()) or ())
         if chosen is not None:
             missing = sorted(chosen - {c.path for c in changes})
@@ -603,7 +606,6 @@ class MountManager:
                 "mounts only commit regular files: remove or replace them", paths=unsupported[:100])
         if not changes:
             raise InvalidArgument(f"nothing to commit in mount {record.name}", name=record.name)
-        paths = {c.path for c in changes}
         head = branch_head(self.backend, record)
         self._conflicts(record, head, paths)
         journal = self._journal(record)

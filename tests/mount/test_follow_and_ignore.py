@@ -10,7 +10,7 @@ import os
 import pytest
 
 from jupyterlab_pachls.mount.ignore import IgnoreRules
-from jupyterlab_pachls.pfs import InvalidArgument, InvalidPath
+from jupyterlab_pachls.pfs import Conflict, InvalidArgument, InvalidPath
 
 from .conftest import repo_state, tree_of
 
@@ -169,5 +169,21 @@ def test_a_chosen_path_that_is_not_pending_commits_nothing(manager, images, back
 
 
 def test_ignore_rules_skip_a_line_they_cannot_parse():
-    rules = IgnoreRules(lambda: b"[\n*.log\n")  # pathspec refuses an unclosed "[" as a pattern? keep the rest
+    rules = IgnoreRules(lambda: b"\\\n*.log\n")  # pathspec refuses a lone backslash: the other lines hold
     assert rules.ignored(["/a.log", "/b.txt", "/x/__pycache__/y.pyc"]) == {"/a.log", "/x/__pycache__/y.pyc"}
+
+
+def test_a_subset_commit_never_overwrites_a_pending_path_the_branch_changed_meanwhile(manager, images, backend):
+    """The stage moves onto the new head after a subset commit: an unticked pending file that other
+    commits changed meanwhile is a conflict as in a full commit (never overwritten by theirs)."""
+    manager.mount("images", mode="rw")
+    root = manager.mount_dir / "images"
+    write(root, "a.txt", b"a")
+    write(root, "README.md", b"# mine, not chosen\n")
+    with backend.commit("images", "master", message="theirs") as c:
+        c.put_file("/README.md", b"# theirs\n")
+    with pytest.raises(Conflict):
+        manager.commit("images", "only a", paths=["/a.txt"])
+    assert [c.id for c in backend.list_commits("images", "master")][0] == c.finished.id
+    assert tree_of(root)["/README.md"] == b"# mine, not chosen\n"
+    assert changed(manager, "images") == [("/README.md", "modified"), ("/a.txt", "added")]
