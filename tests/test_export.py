@@ -10,6 +10,7 @@ import os
 import tarfile
 import zipfile
 
+import httpx
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -17,7 +18,7 @@ from jupyterlab_pachls import connect
 from jupyterlab_pachls.client import ServerClient
 from jupyterlab_pachls.client.base import confined
 from jupyterlab_pachls.magics import PachlsMagics
-from jupyterlab_pachls.pfs import Backend, InvalidPath, LocalBackend, NotFound
+from jupyterlab_pachls.pfs import Backend, InvalidPath, LocalBackend, NotFound, Unavailable
 from jupyterlab_pachls.pfs.archive import archive_entries, plan_archive, stream_archive, tar_header
 
 from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
@@ -198,6 +199,35 @@ async def test_server_client_get(http_server_client, pachls_state, jp_http_port,
     client = ServerClient(f"http://127.0.0.1:{jp_http_port}{jp_base_url}", token)
     try:
         await asyncio.to_thread(use_get, client, made, tmp_path)
+    finally:
+        client.close()
+
+
+async def test_a_download_that_fails_midway_is_cut_not_shortened(http_server_client, pachls_state, jp_http_port,
+                                                                 jp_base_url, jp_auth_header, tmp_path):
+    """A damaged blob found after the first bytes left: the connection is cut, so the client reports a
+    broken download instead of extracting a shorter archive that looks whole."""
+    made = await asyncio.to_thread(fill, pachls_state.backend)
+    backend = pachls_state.backend
+    info = backend.inspect_file("images", made["first"], "/cats/kittens/002.png")
+    with open(backend.blob_path(info.hash), "r+b") as blob:
+        blob.truncate(len(BIG) - 10)
+    token = jp_auth_header["Authorization"].split(" ", 1)[1]
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+
+    def read_raw() -> None:  # a finished chunked answer would read to its end without an error
+        with httpx.stream("GET", f"{url}pachls/api/repos/images/commits/{made['first']}/archive",
+                          headers={"Authorization": f"token {token}"}) as answer:
+            assert answer.status_code == 200
+            for _ in answer.iter_raw():
+                pass
+
+    with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+        await asyncio.to_thread(read_raw)
+    client = ServerClient(url, token)
+    try:
+        with pytest.raises(Unavailable, match="broke off"):
+            await asyncio.to_thread(client.get, f"images@{made['first']}", tmp_path / "out")
     finally:
         client.close()
 

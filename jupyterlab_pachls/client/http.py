@@ -101,6 +101,19 @@ def error_from_response(status: int, body: bytes, url: str = "", retry_after: st
     return exc
 
 
+class _Member:
+    """The bytes of one member of a downloaded tar: a cut stream is said as the download breaking off."""
+
+    def __init__(self, raw: BinaryIO, broke_off) -> None:
+        self.raw, self.broke_off = raw, broke_off
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.raw.read(size)
+        except (tarfile.TarError, Unavailable) as exc:
+            raise self.broke_off(exc) from None
+
+
 class ServerClient(Client):
     """A client of a Jupyter server's ``/pachls/api`` (mounts and pending changes shared with the panel).
 
@@ -363,16 +376,21 @@ class ServerClient(Client):
     def _archive_members(self, repo: str, commit: str, path: str) -> Iterator[tuple[str, BinaryIO | None]]:
         body = self.request("GET", f"repos/{_q(repo)}/commits/{_q(commit)}/archive",
                             query={"path": path, "format": "tar"}, stream=True)
+
+        def broke_off(exc: Exception) -> Unavailable:  # the server cut the answer: it failed midway
+            reason = exc.message if isinstance(exc, Unavailable) else str(exc)
+            return Unavailable(f"the download of {repo}@{commit}:{path} broke off: {reason}", repo=repo,
+                               commit=commit, path=path)
+
         try:
             with tarfile.open(fileobj=body, mode="r|") as archive:
                 for member in archive:
                     if not (member.isfile() or member.isdir()):
                         raise InvalidPath(f"the archive holds {member.name[:200]!r}, which is neither a file "
                                           "nor a directory", path=member.name[:200])
-                    yield member.name, (archive.extractfile(member) if member.isfile() else None)
-        except tarfile.TarError as exc:  # the server cut the answer: a download that stopped midway
-            raise Unavailable(f"the download of {repo}@{commit}:{path} broke off: {exc}", repo=repo,
-                              commit=commit, path=path) from None
+                    yield member.name, (_Member(archive.extractfile(member), broke_off) if member.isfile() else None)
+        except (tarfile.TarError, Unavailable) as exc:
+            raise broke_off(exc) from None
         finally:
             body.close()
 
