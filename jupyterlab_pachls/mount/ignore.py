@@ -2,7 +2,9 @@
 
 Jupyter writes files of its own beside the ones a user edits (``.ipynb_checkpoints/`` on every save,
 ``.virtual_documents/`` for language servers, ``__pycache__/`` on import, ``.DS_Store`` from macOS
-copies); none of them is ever pending by default. A ``.pachlsignore`` at the root of the mount adds
+copies, and the trash a delete from the file browser makes at the top of a FUSE mount: ``.Trash-<uid>/``
+holding the deleted file and its ``.trashinfo``, as the freedesktop spec says); none of them is ever
+pending by default. A ``.pachlsignore`` at the root of the mount adds
 rules in gitignore syntax (parsed by ``pathspec``); a ``!pattern`` there re-includes what a default
 rule left out (``!__pycache__/``). Ignored paths are never pending, whatever their change, so they
 are never committed; the ``.pachlsignore`` itself is an ordinary file (pending, committed).
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 IGNORE_FILE = ".pachlsignore"
 #: left out of every read-write mount unless its .pachlsignore re-includes them
-DEFAULT_PATTERNS = (".ipynb_checkpoints/", ".virtual_documents/", "__pycache__/", ".DS_Store")
+DEFAULT_PATTERNS = (".ipynb_checkpoints/", ".virtual_documents/", "__pycache__/", ".DS_Store",
+                    "/.Trash/", "/.Trash-*/")
 #: bytes of a .pachlsignore read (the rest is left out)
 MAX_RULES_BYTES = 1 << 20
 

@@ -187,3 +187,10 @@ def test_a_subset_commit_never_overwrites_a_pending_path_the_branch_changed_mean
     assert [c.id for c in backend.list_commits("images", "master")][0] == c.finished.id
     assert tree_of(root)["/README.md"] == b"# mine, not chosen\n"
     assert changed(manager, "images") == [("/README.md", "modified"), ("/a.txt", "added")]
+
+
+def test_the_trash_of_a_delete_from_the_file_browser_is_never_pending():
+    """Jupyter deletes to the trash; on a FUSE mount send2trash makes it at the mount's top."""
+    rules = IgnoreRules(lambda: None)
+    trashed = ["/.Trash-0/files/a.txt", "/.Trash-0/info/a.txt.trashinfo", "/.Trash/1000/files/b.txt"]
+    assert rules.ignored([*trashed, "/data/.Trash-0/kept.txt", "/.Trashy.txt"]) == set(trashed)
