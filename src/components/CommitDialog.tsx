@@ -83,9 +83,10 @@ export function MountCommitForm(props: IMountCommitFormProps): JSX.Element {
         count ? trans._n('Commit %1 change', 'Commit %1 changes', count.total) : trans.__('Commit')
       }
       canSubmit={chosen === null || chosen.length > 0}
+      // the listed paths, ticked or not all: a file written while the dialog is open is not one the
+      // user saw, so it stays pending (null: the list never loaded, the commit takes what is staged)
       commit={async message =>
-        (await model.commit(name, message, partial && chosen ? chosen.map(c => c.path) : undefined))
-          .commit
+        (await model.commit(name, message, chosen ? chosen.map(c => c.path) : undefined)).commit
       }
       committedHeading={commit => trans.__('Committed to %1:', address(commit.repo, commit.branch))}
       conflictText={trans.__(

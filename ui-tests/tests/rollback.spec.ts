@@ -73,8 +73,20 @@ test('rollback, follow, move forward, ignore and untick, without a stale view', 
     const dialog = page.locator('.jp-PachlsCommitDialog');
     await expect(dialog.locator('.jp-PachlsChange')).toHaveCount(1);
     await expect(dialog.locator('.jp-PachlsChange[data-path="/notes.txt"]')).toBeVisible();
+    // written while the dialog is open: the user never saw it listed, so it is not committed
+    await saveWithCheckpoint(page, `${folder}/draft.txt`, 'not shown in the dialog\n');
     return commitInDialog(dialog, 'First notes');
   })();
+  const onlyListed = await api(page, 'GET', `repos/${repo}/commits/${first}/files`);
+  expect(onlyListed.body.items.map((f: { path: string }) => f.path)).toEqual(['/notes.txt']);
+  await expect(pending).toHaveText('1 pending');
+  // deleted as the file browser does (to the trash: on a FUSE mount, .Trash-<uid>/ at its top, never pending)
+  const draft = await page.evaluate(async p => {
+    const xsrf = document.cookie.match(/_xsrf=([^;]+)/)?.[1] ?? '';
+    const url = `/api/contents/${p.split('/').map(encodeURIComponent).join('/')}`;
+    return (await fetch(url, { method: 'DELETE', headers: { 'X-XSRFToken': xsrf } })).status;
+  }, `${folder}/draft.txt`);
+  expect(draft).toBe(204);
 
   // Two more files; the dialog lets one be left out: it stays pending.
   await saveWithCheckpoint(page, `${folder}/keep.txt`, 'keep\n');
