@@ -232,6 +232,26 @@ async def test_a_download_that_fails_midway_is_cut_not_shortened(http_server_cli
         client.close()
 
 
+def test_server_client_refuses_a_tar_that_ends_before_its_end_marker(store):
+    """A cut can reach the client as a plain end of the body (a proxy speaking HTTP/1.0 to Jupyter ends
+    the answer by closing it): the entries read so far look whole and only the missing end-of-archive
+    blocks tell. Cut at an entry boundary, Client.get must say the download broke off."""
+    backend, made = store
+    whole = b"".join(stream_archive("tar", archive_entries(backend, plan_archive(backend, "images", made["first"], "/")), 0))
+    client = ServerClient("http://127.0.0.1:9/")
+    try:
+        for body, complete in ((whole, True), (whole[:-2 * tarfile.BLOCKSIZE], False)):
+            client.request = lambda *args, body=body, **kwargs: io.BytesIO(body)
+            members = client._archive_members("images", made["first"], "/")
+            if complete:
+                assert len([name for name, _ in members]) == len(tar_members(whole))
+            else:
+                with pytest.raises(Unavailable, match="broke off"):
+                    list(members)
+    finally:
+        client.close()
+
+
 def test_magic_get(store, tmp_path, capsys):
     backend, _ = store
     backend.close()

@@ -389,6 +389,11 @@ class ServerClient(Client):
                         raise InvalidPath(f"the archive holds {member.name[:200]!r}, which is neither a file "
                                           "nor a directory", path=member.name[:200])
                     yield member.name, (_Member(archive.extractfile(member), broke_off) if member.isfile() else None)
+                # tarfile ends quietly where the bytes end; only the zero block it read last (read past the
+                # next header's offset) says the archive is whole: a proxy speaking HTTP/1.0 to Jupyter
+                # turns the server's cut into a plain end of the body
+                if archive.fileobj.tell() - archive.offset < tarfile.BLOCKSIZE:
+                    raise tarfile.ReadError("the archive ends before its end-of-archive marker")
         except (tarfile.TarError, Unavailable) as exc:
             raise broke_off(exc) from None
         finally:
