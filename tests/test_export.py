@@ -192,6 +192,21 @@ def test_direct_client_get(store, tmp_path):
         use_get(client, made, tmp_path)
 
 
+def test_get_writes_a_file_whose_name_is_near_the_longest_allowed(tmp_path):
+    """The partial file written beside the target is named within the file system's 255 bytes, whatever
+    the target's own name (a long one made mkstemp's name too long: OSError)."""
+    name = "n" * 250
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("long")
+    with backend.commit("long", "master") as c:
+        c.put_file(f"/d/{name}", b"long name")
+    backend.close()
+    with connect(store=str(tmp_path / "store")) as client:
+        assert client.get("long@master:/d", tmp_path / "out").files == 1
+    assert (tmp_path / "out" / name).read_bytes() == b"long name"
+    assert os.listdir(tmp_path / "out") == [name]
+
+
 async def test_server_client_get(http_server_client, pachls_state, jp_http_port, jp_base_url, jp_auth_header,
                                  tmp_path):
     made = await asyncio.to_thread(fill, pachls_state.backend)

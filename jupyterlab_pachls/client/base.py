@@ -384,7 +384,7 @@ class Client:
             raise InvalidArgument(f"cannot write {target}: {target.parent} is not a directory", dest=str(target))
         chunks = self._export_chunks(repo, commit.id, fmt.name, wanted)
         # written beside and renamed: a failed export leaves no half file under the name
-        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        fd, partial = tempfile.mkstemp(prefix=_partial_prefix(target), suffix=".part", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
@@ -440,9 +440,15 @@ def confined(root: Path, name: str) -> Path:
     return target
 
 
+def _partial_prefix(target: Path) -> str:
+    """``.<target's name>.``, the name cut to 200 bytes: the partial file's whole name (with mkstemp's
+    random part and ``.part``) stays within the 255 bytes a file system allows."""
+    return f".{os.fsdecode(os.fsencode(target.name)[:200])}."
+
+
 def _write_beside(target: Path, chunks) -> int:
     """Write ``target`` through a temporary file beside it and rename it into place; return its size."""
-    fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, partial = tempfile.mkstemp(prefix=_partial_prefix(target), suffix=".part", dir=target.parent)
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
