@@ -18,7 +18,7 @@ from jupyterlab_pachls import connect
 from jupyterlab_pachls.client import ServerClient
 from jupyterlab_pachls.client.base import confined
 from jupyterlab_pachls.magics import PachlsMagics
-from jupyterlab_pachls.pfs import Backend, InvalidPath, LocalBackend, NotFound, Unavailable
+from jupyterlab_pachls.pfs import AlreadyExists, Backend, InvalidPath, LocalBackend, NotFound, Unavailable
 from jupyterlab_pachls.pfs.archive import archive_entries, plan_archive, stream_archive, tar_header
 
 from openapi_check import api, openapi, raw_api  # noqa: F401  (responses checked against openapi.yaml)
@@ -205,6 +205,20 @@ def test_get_writes_a_file_whose_name_is_near_the_longest_allowed(tmp_path):
         assert client.get("long@master:/d", tmp_path / "out").files == 1
     assert (tmp_path / "out" / name).read_bytes() == b"long name"
     assert os.listdir(tmp_path / "out") == [name]
+
+
+def test_get_says_what_is_in_the_way(store, tmp_path):
+    """A local directory where a file of the download goes, or a local file where one of its directories
+    goes: a typed refusal naming the path (was a bare IsADirectoryError / FileExistsError)."""
+    backend, made = store
+    backend.close()
+    (tmp_path / "dir-in-way" / "001.png").mkdir(parents=True)
+    (tmp_path / "file-in-way").mkdir()
+    (tmp_path / "file-in-way" / "kittens").write_bytes(b"a file")
+    with connect(store=str(tmp_path / "store")) as client:
+        for local in ("dir-in-way", "file-in-way"):
+            with pytest.raises(AlreadyExists, match="in the way"):
+                client.get("images@master:/cats", tmp_path / local)
 
 
 async def test_server_client_get(http_server_client, pachls_state, jp_http_port, jp_base_url, jp_auth_header,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from ..pfs import (
+    AlreadyExists,
     Branch,
     BranchMove,
     Commit,
@@ -175,11 +176,15 @@ class Client:
         with closing(self._archive_members(repo, commit.id, path)) as members:
             for name, reader in _local_members(members):
                 target = confined(root, name)
-                if reader is None:
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                size += _write_beside(target, reader)
+                try:
+                    if reader is None:
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    size += _write_beside(target, reader)
+                except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+                    raise AlreadyExists(f"cannot write {target}: {exc.filename} is in the way ({exc.strerror})",
+                                        path=name) from None
                 files += 1
         return Download(source=f"{repo}@{commit.id}:{path}", commit=commit.id, path=str(root), files=files,
                         bytes=size)
