@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import stat
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -38,6 +39,17 @@ COUNT_WAIT = 1.0
 #: beside the stages (``stage/``; no mount name starts with a dot): an ``upper/`` set aside whole after
 #: a commit landed everything in it, removed in the background (and by the next process if it stopped)
 SET_ASIDE = ".landed-"
+
+
+#: a file whose mtime is this close (ns) to now may be rewritten within the same timestamp tick (1-10 ms on
+#: coarse clocks, a second or two on some file systems) keeping its size and mtime: its stat cannot vouch
+#: for its bytes yet (git's "racily clean" entries)
+RACY_NS = 2_000_000_000
+
+
+def racy(st_mtime_ns: int, since_ns: int) -> bool:
+    """Whether a file with this mtime may change without its stat showing it after ``since_ns``."""
+    return st_mtime_ns >= since_ns - RACY_NS
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
@@ -57,8 +69,10 @@ class HashCache:
         known = self._known.get(path)
         if known and known[0] == key:
             return known[1]
+        started = time.time_ns()
         digest = file_hash(path)
-        self._known[path] = (key, digest)
+        if not racy(st.st_mtime_ns, started):
+            self._known[path] = (key, digest)
         return digest
 
 

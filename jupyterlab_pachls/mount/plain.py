@@ -56,7 +56,7 @@ from ..atomic_write import write_json
 from ..pfs.address import normalize_path
 from ..pfs.errors import InvalidPath, PfsError, Unavailable
 from .model import Change
-from .overlay import HashCache
+from .overlay import HashCache, racy
 from .tree import CommitTree
 
 VIEWS = ".pachls-views"
@@ -269,6 +269,7 @@ class DirectoryWorkspace:
         self.watch: TreeWatch | None = None  # opened by the first pending_count (an inotify instance)
         self._counted: int | None = None  # changes found by the last scan, while nothing changed since
         self._scanned_at = 0.0  # time.monotonic() when the last scan started
+        self._scan_started_ns = 0  # time.time_ns() when the last scan started (the file clock's time)
         self.ignore = None  # ignore.IgnoreRules: paths never pending (set by the mount manager)
 
     # -- setup -----------------------------------------------------------------------
@@ -354,6 +355,7 @@ class DirectoryWorkspace:
                 self.watch.changed()  # what happened before this scan; what happens during it stays reported
             self._counted = None
             self._scanned_at = time.monotonic()
+            self._scan_started_ns = time.time_ns()
             result: list[Change] = []
             seen: set[str] = set()
             self.scanned: dict[str, tuple] = {}
@@ -398,9 +400,13 @@ class DirectoryWorkspace:
                 size, mtime_ns, digest = self.scanned.get(change.path, (change.size, 0, None))
                 # what landed, where the store says; else what was scanned and sent (not downloaded back)
                 committed = info.content_sha256 if info is not None else None
+                # changed within a tick of the scan: the stat may stay the same through a rewrite after the
+                # commit read the file, so the local bytes vouch for nothing and the next scan hashes it
+                recent = racy(mtime_ns, self._scan_started_ns)
                 if committed is None and digest is None and info is not None:
-                    committed = self._unchanged_hash(change.path, size, mtime_ns) or tree.content_hash(change.path, info)
-                self.index[change.path] = [size, mtime_ns, committed or digest]
+                    committed = (None if recent else self._unchanged_hash(change.path, size, mtime_ns)) \
+                        or tree.content_hash(change.path, info)
+                self.index[change.path] = [size, 0 if recent else mtime_ns, committed or digest]
             self.tree = tree
             self._save()
 

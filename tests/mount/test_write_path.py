@@ -185,3 +185,48 @@ def test_a_commit_of_added_files_hashes_none_of_them(manager, images, backend, p
     assert hashed == []  # the store gives the sha256 of what landed; nothing read to find it
     (mp / "n3.txt").write_bytes(b"n 3")  # the same bytes again: no change
     assert pending(manager) == {}
+
+
+@local_only
+@pytest.mark.parametrize("presentation", ["no-fuse"], indirect=True)
+def test_a_file_rewritten_within_its_timestamp_tick_after_the_commit_read_it_stays_pending(
+        manager, images, backend, monkeypatch):
+    # A coarse file clock (one tick, 1-10 ms; a second on some file systems) gives a rewrite of the same
+    # size right after the commit read the file the mtime it already had: its stat cannot vouch for it.
+    manager.mount("images", mode="rw")
+    mp = Path(manager.status("images").mountpoint)
+    (mp / "new.txt").write_bytes(b"AAAA")  # added: not hashed by the scan
+    (mp / "cats" / "001.png").write_bytes(b"cat 1 v2")  # modified: hashed by the scan
+    real_put = backend.put_files
+
+    def put_then_rewrite(opened, puts):
+        real_put(opened, puts)
+        for rel, data in (("new.txt", b"BBBB"), ("cats/001.png", b"cat 1 v3")):
+            st = os.stat(mp / rel)
+            with open(mp / rel, "r+b") as f:  # in place: same inode, same size
+                f.write(data)
+            os.utime(mp / rel, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same tick
+
+    monkeypatch.setattr(backend, "put_files", put_then_rewrite)
+    manager.commit("images", "v2", "ana")
+    assert pending(manager) == {"/new.txt": "modified", "/cats/001.png": "modified"}
+    manager.commit("images", "v3", "ana")
+    assert tree_of(mp) == repo_state(backend, "images", "master")
+    assert (mp / "new.txt").read_bytes() == b"BBBB" and pending(manager) == {}
+
+
+@fuse_only
+@local_only
+def test_a_staged_file_rewritten_within_its_timestamp_tick_is_not_taken_for_the_base(manager, images):
+    manager.mount("images", mode="rw")
+    mp = Path(manager.status("images").mountpoint)
+    target = mp / "cats" / "001.png"
+    target.write_bytes(b"cat one")  # the base's bytes again: hashed by the scan, no change
+    assert pending(manager) == {}
+    st = os.stat(target)
+    with open(target, "r+b") as f:  # in place, the same size, within the same tick (mtime put back)
+        f.write(b"cat ONE")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert pending(manager) == {"/cats/001.png": "modified"}
+    manager.refresh("images")  # prunes copies equal to the base
+    assert target.read_bytes() == b"cat ONE"
