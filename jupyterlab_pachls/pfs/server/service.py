@@ -110,6 +110,13 @@ def _ts(value) -> datetime:
     return datetime.fromtimestamp(value, timezone.utc)
 
 
+def _refuse_path_range(request: pfs.GetFileRequest, method: str) -> None:
+    """pachd reads only the entries inside a request's path_range; serve reads whole trees, so a range is
+    refused rather than answered with everything as if it were the range."""
+    if calls.has(request, "path_range") and (request.path_range.lower or request.path_range.upper):
+        raise Unimplemented(f"{method} with a path_range is not served: ask for a path or a glob instead")
+
+
 class _Reader:
     """A file-like view of an iterator of byte chunks (what ``put_files`` reads)."""
 
@@ -1056,6 +1063,7 @@ class PfsService:
     def get_file(self, context, request: pfs.GetFileRequest):
         if request.url:
             raise Unimplemented("GetFile to a URL is not served: the embedded store does not write to object storage")
+        _refuse_path_range(request, "GetFile")
         view, matched = self._matched(request.file if calls.has(request, "file") else None)
         if any(info.is_dir for info in matched):
             raise _unknown("cannot get directory or non-regular file. Use GetFileTAR instead")
@@ -1071,6 +1079,7 @@ class PfsService:
         them. A finished commit is read in one pass (``Backend.read_tree``) and streamed as it is read."""
         if request.url:
             raise Unimplemented("GetFileTAR to a URL is not served: the embedded store does not write to object storage")
+        _refuse_path_range(request, "GetFileTAR")
         view, matched = self._matched(request.file if calls.has(request, "file") else None)
         mtime = view.commit.finished.timestamp() if view.commit.finished else time.time()
         for piece in tar_stream(self._tar_entries(view, matched), mtime):

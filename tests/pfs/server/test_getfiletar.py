@@ -75,3 +75,15 @@ def test_pachyderm_backend_reads_a_tree_in_one_get_file_tar(served, tmp_path, cl
             list(cluster.read_tree("images", info.commit.id, "/nosuch"))
     finally:
         cluster.close()
+
+
+def test_a_path_range_is_refused_not_ignored(client, master, put):
+    """pachd 2.12 reads only the entries inside a GetFile/GetFileTAR path_range; serve does not, so it
+    says so (UNIMPLEMENTED) rather than send the whole tree as if it were the range."""
+    info = put(master, FILES)
+    ranged = pfs.PathRange(lower="/cats/", upper="/dogs/")
+    for call in (client.pfs.get_file_tar, client.pfs.get_file):
+        with pytest.raises(grpc.RpcError) as refused:
+            b"".join(m.value for m in call(file=pfs.File(commit=info.commit, path="/dogs/3.png"), path_range=ranged))
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED, call
+    assert tar_of(client, info.commit, "/dogs/3.png") == [("/dogs/3.png", "file", BIG)]  # no range: served
