@@ -255,7 +255,8 @@ class ReadWriteOps(_Base):
             return False
         try:
             return os.write(self._device, INC_EPOCH) == len(INC_EPOCH)
-        except OSError:  # unmounting; or a kernel that refuses it (then checked at init: nothing cached)
+        except OSError as exc:  # unmounting; or a kernel that refuses it (then checked at init: nothing cached)
+            log.debug("could not make the kernel's cached entries stale (they expire in %s s): %s", RW_ENTRY_TIMEOUT, exc)
             return False
 
     # -- lookups ---------------------------------------------------------------------
