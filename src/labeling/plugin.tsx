@@ -260,6 +260,11 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
           }
         });
       }
+      if (!widget.isAttached) {
+        // a tab the restorer re-created from saved state while the restored layout left it out
+        // (closed before the layout was saved) is tracked but in no area: activating it shows nothing
+        shell.add(widget, 'main');
+      }
       shell.activateById(widget.id);
       return widget;
     })

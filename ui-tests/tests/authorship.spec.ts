@@ -97,7 +97,8 @@ async function labeledFile(page: IJupyterLabPageFixture, commit: string): Promis
 
 async function blameRow(page: IJupyterLabPageFixture, item: Locator, file: string, commit: string) {
   await item.getByRole('button', { name: /^Who labeled a file of/ }).click();
-  const ask = page.locator('.jp-Dialog').filter({ hasText: 'Data file path' });
+  // a picker of the labeled files (a path may still be typed)
+  const ask = page.locator('.jp-Dialog').filter({ hasText: 'Who labeled which file' });
   await ask.locator('input').fill(file);
   await ask.getByRole('button', { name: /^(OK|Ok)$/ }).click();
   const row = page.locator(`.jp-PachlsBlame-entry[data-commit="${commit}"]`);
