@@ -163,9 +163,16 @@ test('two people label as themselves; blame and label changes name each; resync 
   let tab = await openTab(page, session);
   await labelNext(page, tab, 'cat', 1);
   const aliceCommit = await commitLabels(page, tab, 'Alice: round 1');
+  // The layout without her tab is saved before Bob's page loads. The saved state keeps the closed tab's
+  // restore entry (galata's workspace mock merges what is saved), so his page re-creates that tab while
+  // its restored layout leaves it out: opening the session must still show it.
+  const layoutSaved = page.waitForRequest(
+    r => r.method() === 'PUT' && /\/lab\/api\/workspaces\//.test(r.url()) && !r.postData()?.includes('"pachls-labeling:')
+  );
   await page.evaluate(async () => {
     await (window as any).jupyterapp.commands.execute('application:close-all');
   });
+  await layoutSaved;
 
   // --- Bob, in the same browser ---------------------------------------------------------------
   panel = await signIn(page, 'bob-token');
