@@ -17,7 +17,10 @@ timings. Figures are medians over the rounds with min and max; each round gives 
 each (targets: >= 4, >= 2, <= 1.5).
 
 Usage: python bench/peers.py [--files 10000,100000] [--size 2048] [--dirs 100] [--rounds 3]
-       [--sides cp,api,rest,git,oxen] [--dir DIR] [--json PATH]
+       [--sides cp,api,rest,git,oxen] [--dir DIR] [--json PATH] [--plots DIR]
+
+With ``--plots DIR`` it draws ``perf-import-peers.png`` there: each side's median time against N
+(log-log, min to max as bars; matplotlib, Agg).
 oxenai comes with the ``bench`` extra (``pip install -e .[bench]``); without it the oxen side is
 skipped and its ratio printed as ``nan``.
 """
@@ -155,6 +158,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sides", default=",".join(ALL_SIDES))
     parser.add_argument("--dir", help="work directory (default: a temporary one); the disk measured")
+    parser.add_argument("--plots", help="directory to draw perf-import-peers.png in")
     add_json_argument(parser)
     args = parser.parse_args()
     sides = [s for s in args.sides.split(",") if s]
@@ -217,7 +221,44 @@ def main() -> None:
     figures["ours_vs_oxen"] = 1 / shown["oxen_vs_ours"]
     figures["ours_vs_git"] = 1 / shown["git_vs_ours"]
     write_json(args.json, "peers", args, figures, last)
+    if args.plots:
+        print(f"wrote {plot(figures['sizes'], Path(args.plots), args.size)}")
     print(last)
+
+
+LABELS = {"cp": "cp -r (floor)", "api": "ours, Python API", "rest": "ours, REST", "git": "git add + commit",
+          "oxen": "oxen add + commit"}
+
+
+def plot(sizes: dict, out_dir: Path, size: int) -> Path:
+    """Median seconds against the number of files, one line per side, min to max as bars."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = sorted(sizes, key=int)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for side, label in LABELS.items():
+        points = [(int(n), sizes[n]["seconds"][side]) for n in counts if side in sizes[n]["seconds"]]
+        if not points:
+            continue
+        xs = [n for n, _ in points]
+        ys = [s["median"] for _, s in points]
+        bars = [[s["median"] - s["min"] for _, s in points], [s["max"] - s["median"] for _, s in points]]
+        ax.errorbar(xs, ys, yerr=bars, marker="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"files of {size:,} bytes in one commit")
+    ax.set_ylabel("seconds (median; bars: min to max)")
+    ax.set_title("Import as one commit vs its peers")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "perf-import-peers.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Each benchmark runs as its own process with ``--json``; its printed lines are sh
 and kept. The report gives the machine (gathered now), the date, every figure with its ratio
 against its floor or peer, the target from the tracker issues and whether it is met, the figures
 of the previous report, and each benchmark's own output. ``bench/scaling_curve.py`` draws
-``perf-commit-scaling.png`` and ``perf-listing-scaling.png`` next to the report.
+``perf-commit-scaling.png`` and ``perf-listing-scaling.png`` next to the report, ``bench/peers.py``
+``perf-import-peers.png``.
 
 ``--quick`` runs small sizes (a smoke run, minutes; its figures say little) and writes to
 ``.pachls/bench-quick/`` unless ``--out-dir`` is given; the full run writes to ``docs/``.
@@ -284,7 +285,7 @@ def run_one(bench: Bench, quick: bool, out_dir: Path, raw_dir: Path, timeout: fl
     helptext = script_help(script)
     if "--quick" in args and "--quick" not in helptext:
         args.remove("--quick")
-    if bench.name == "scaling_curve":
+    if bench.name in ("scaling_curve", "peers"):
         args += ["--plots", str(out_dir)]
     json_path = raw_dir / f"{bench.name}.json"
     json_path.unlink(missing_ok=True)
