@@ -152,6 +152,8 @@ async def test_archive_route_tar_and_zip(raw_api, api, pachls_state):
         ({"path": "/dogs"}, 404, "not_found"),  # deleted in the second commit
         ({"path": "/../etc"}, 400, "invalid_path"),
         ({"format": "rar"}, 400, "invalid_argument"),
+        ({"format": ""}, 400, "invalid_argument"),  # given but empty is not the default
+        ({"format": "ZIP"}, 400, "invalid_argument"),  # the documented values, exactly
     ]:
         status, body = await api("GET", "repos/images/commits/master/archive", params=params)
         assert (status, body["error"]) == (code, error), (params, body)

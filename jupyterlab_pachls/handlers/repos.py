@@ -342,7 +342,8 @@ class ArchiveHandler(PachlsHandler):
     async def get(self, repo: str, ref: str) -> None:
         repo, ref = repo_arg(repo), ref_arg(ref)
         path = self.path_query("path")
-        fmt = archive_format(self.query("format") or "tar")
+        fmt = self.query("format")
+        fmt = archive_format("tar" if fmt is None else fmt)  # given but empty is refused, not the default
         backend = self.backend
         archive = await self.call(plan_archive, backend, repo, ref, path)
         chunks = stream_archive(fmt, archive_entries(backend, archive), archive.commit.finished.timestamp())

@@ -33,9 +33,9 @@ Entry = tuple[str, FileInfo, "Iterator[bytes] | None"]
 
 
 def archive_format(name: object) -> str:
-    """``tar`` or ``zip`` (any case); InvalidArgument otherwise."""
-    if isinstance(name, str) and name.lower() in FORMATS:
-        return name.lower()
+    """``tar`` or ``zip``, exactly as documented; InvalidArgument otherwise."""
+    if isinstance(name, str) and name in FORMATS:
+        return name
     raise InvalidArgument(f"archive format must be one of {', '.join(FORMATS)}, not {str(name)[:20]!r}",
                           format=str(name)[:20])
 
