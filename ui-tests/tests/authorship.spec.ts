@@ -136,15 +136,15 @@ test('two people label as themselves; blame and label changes name each; resync 
   // The form was seen to render afresh once just after it opened (a typed value lost, CI): type
   // until the form's own preview shows the value, then save.
   const email = identityDialog.getByLabel('Email');
-  const preview = identityDialog.locator('.jp-PachlsIdentityForm-preview');
+  const identityPreview = identityDialog.locator('.jp-PachlsIdentityForm-preview');
   await expect(async () => {
     await email.fill('alice.example.org');
-    await expect(preview).toHaveText('Commits will read: Alice Example <alice.example.org>', { timeout: 1000 });
+    await expect(identityPreview).toHaveText('Commits will read: Alice Example <alice.example.org>', { timeout: 1000 });
   }).toPass({ timeout: 30000 });
   await identityDialog.getByRole('button', { name: 'Save' }).click();
   await expect(identityDialog.locator('.jp-PachlsFieldError')).toContainText('one @');
   await email.fill('alice@example.org');
-  await expect(preview).toHaveText('Commits will read: Alice Example <alice@example.org>');
+  await expect(identityPreview).toHaveText('Commits will read: Alice Example <alice@example.org>');
   await identityDialog.getByRole('button', { name: 'Save' }).click();
   await expect(identityDialog).toHaveCount(0);
   await expect(who.locator('.jp-PachlsIdentity-author')).toHaveText('Alice Example <alice@example.org>');
