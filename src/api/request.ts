@@ -158,6 +158,37 @@ async function sendOnceMoreIfBusy<T>(
   }
 }
 
+/**
+ * The typed error of a failed response read outside `requestAPI` (a download
+ * or a file fetched whole): the server's JSON error body when it sent one.
+ */
+export async function responseError(response: Response): Promise<PachlsApiError> {
+  const text = await response.text();
+  let data: unknown = undefined;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // not a JSON error body
+  }
+  return errorOfFailedResponse(response, text, data);
+}
+
+function errorOfFailedResponse(response: Response, text: string, data: unknown): PachlsApiError {
+  const retryAfter = retryAfterSeconds(response.headers.get('Retry-After'));
+  if (isErrorBody(data)) {
+    return new PachlsApiError(response.status, data, retryAfter);
+  }
+  return new PachlsApiError(
+    response.status,
+    {
+      error: 'http_error',
+      message: `${response.status} ${response.statusText}`.trim(),
+      details: { body: text.slice(0, 500) }
+    },
+    retryAfter
+  );
+}
+
 async function sendRequest<T>(
   endpoint: string,
   init: Omit<RequestInit, 'body'> & { body?: unknown },
@@ -196,19 +227,7 @@ async function sendRequest<T>(
   }
 
   if (!response.ok) {
-    const retryAfter = retryAfterSeconds(response.headers.get('Retry-After'));
-    if (isErrorBody(data)) {
-      throw new PachlsApiError(response.status, data, retryAfter);
-    }
-    throw new PachlsApiError(
-      response.status,
-      {
-        error: 'http_error',
-        message: `${response.status} ${response.statusText}`.trim(),
-        details: { body: text.slice(0, 500) }
-      },
-      retryAfter
-    );
+    throw errorOfFailedResponse(response, text, data);
   }
   if (text.length > 0 && data === undefined) {
     throw new PachlsApiError(response.status, {

@@ -3,7 +3,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 
-import { API_NAMESPACE, query, seg } from '../api';
+import { API_NAMESPACE, query, responseError, seg } from '../api';
 import { ChangeKind, diffKind, IDiffLine, MAX_TEXT_BYTES, textDiffLines } from '../diff';
 import { formatSize, shortId } from '../format';
 import { LabelChanges } from '../labeling/components/LabelChanges';
@@ -43,13 +43,7 @@ async function readFile(
   const settings = ServerConnection.makeSettings();
   const response = await ServerConnection.makeRequest(fileUrl(repo, commit, path, settings), {}, settings);
   if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      message = (await response.json()).message ?? message;
-    } catch {
-      // not a JSON error body
-    }
-    throw new Error(message);
+    throw await responseError(response);
   }
   const size = Number(response.headers.get('Content-Length') ?? '0');
   if (size > limit) {

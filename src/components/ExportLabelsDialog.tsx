@@ -2,6 +2,7 @@ import * as React from 'react';
 import { ServerConnection } from '@jupyterlab/services';
 import { TranslationBundle } from '@jupyterlab/translation';
 
+import { responseError } from '../api';
 import { address, shortId } from '../format';
 import { ErrorText } from './common';
 import { attachmentName, labelExportUrl } from './DownloadButton';
@@ -24,13 +25,7 @@ async function download(repo: string, commit: string, format: string): Promise<s
   const settings = ServerConnection.makeSettings();
   const response = await ServerConnection.makeRequest(labelExportUrl(repo, commit, format, settings), {}, settings);
   if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
-    try {
-      message = (await response.json()).message ?? message;
-    } catch {
-      // not a JSON error body
-    }
-    throw new Error(message);
+    throw await responseError(response);
   }
   const name = attachmentName(response.headers.get('Content-Disposition'), `${repo}-${format.toLowerCase()}`);
   const url = URL.createObjectURL(await response.blob());
