@@ -1,6 +1,12 @@
 import { InputDialog, showErrorMessage } from '@jupyterlab/apputils';
+import { PageConfig } from '@jupyterlab/coreutils';
+import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { TranslationBundle } from '@jupyterlab/translation';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
+import { IMountsResponse, listMounts } from './api';
+import { relativeToRoot } from './format';
+import { mountOfFile } from './labeling/state';
 import { errorMessage } from './state';
 
 /** A non-empty string argument of a command, else undefined. */
@@ -48,4 +54,30 @@ export async function pickOne(
   }
   const result = await InputDialog.getItem({ title, items, current: options.current });
   return result.button.accept && result.value ? result.value : undefined;
+}
+
+/**
+ * The file a command acts on (its `path` argument, else the file browser's
+ * selection) as the mount it is in and its path inside that mount; throws
+ * words for the user when there is none.
+ */
+export async function fileInMount(
+  args: ReadonlyPartialJSONObject,
+  fileBrowser: IDefaultFileBrowser | null,
+  trans: TranslationBundle
+): Promise<{ mount: string; path: string; mounts: IMountsResponse }> {
+  const file = str(args, 'path') ?? fileBrowser?.selectedItems().next()?.value?.path ?? undefined;
+  if (!file) {
+    throw new Error(trans.__('Select a file in the file browser first.'));
+  }
+  const mounts = await listMounts();
+  const mountDir = relativeToRoot(mounts.mount_dir, PageConfig.getOption('serverRoot'));
+  if (mountDir === null) {
+    throw new Error(trans.__('The mount dir %1 is outside the Jupyter root.', mounts.mount_dir));
+  }
+  const found = mountOfFile(file, mountDir);
+  if (!found) {
+    throw new Error(trans.__('%1 is not in a mount (the mounts are in %2).', file, mountDir || '/'));
+  }
+  return { ...found, mounts };
 }

@@ -17,8 +17,8 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
-import { IMountStatus, listMounts, MountMode, setIdentityRequiredHandler } from './api';
-import { askRepoBranch, guardedBy, pickOne, str } from './commands';
+import { IMountStatus, MountMode, setIdentityRequiredHandler } from './api';
+import { askRepoBranch, fileInMount, guardedBy, pickOne, str } from './commands';
 import { showCommitDialog } from './components/CommitDialog';
 import { identityDialog } from './components/IdentityDialog';
 import { IMountActions } from './components/MountsSection';
@@ -26,7 +26,6 @@ import { address, relativeToRoot } from './format';
 import { pachydermIcon } from './icons';
 import { IdentityModel } from './identity';
 import { activateLabeling } from './labeling/plugin';
-import { mountOfFile } from './labeling/state';
 import { PachlsModel } from './model';
 import {
   createHistoryWidget,
@@ -414,16 +413,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       },
       execute: guarded(async args => {
-        const path = str(args, 'path') ?? fileBrowser?.selectedItems().next()?.value?.path ?? undefined;
-        if (!path) {
-          throw new Error(trans.__('Select a file in the file browser first.'));
-        }
-        const mounts = await listMounts();
-        const mountDir = relativeToRoot(mounts.mount_dir, PageConfig.getOption('serverRoot'));
-        const found = mountDir === null ? null : mountOfFile(path, mountDir);
-        const mount = found ? mounts.mounts.find(m => m.name === found.mount) : undefined;
-        if (!found || !mount) {
-          throw new Error(trans.__('%1 is not in a mount (the mounts are in %2).', path, mounts.mount_dir));
+        const found = await fileInMount(args, fileBrowser, trans);
+        const mount = found.mounts.mounts.find(m => m.name === found.mount);
+        if (!mount) {
+          throw new Error(trans.__('%1 is no longer mounted.', found.mount));
         }
         if (!mount.branch) {
           throw new Error(trans.__('%1 shows a commit, not a branch: it has no history to follow.', mount.name));

@@ -13,9 +13,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import { listMounts } from '../api';
-import { guardedBy, pickOne, str } from '../commands';
-import { relativeToRoot } from '../format';
+import { fileInMount, guardedBy, pickOne, str } from '../commands';
 import { PachlsModel } from '../model';
 import { errorMessage } from '../state';
 import { PachydermSidebar } from '../widgets/PachydermSidebar';
@@ -28,7 +26,7 @@ import { showLabelCommitDialog } from './components/LabelCommitDialog';
 import { ILabelingActions, LabelingSection } from './components/LabelingSection';
 import { labelingIcon } from './icons';
 import { LabelingModel } from './model';
-import { mountOfFile, parseClasses } from './state';
+import { parseClasses } from './state';
 import { createLabelingWidget, LabelingContent, labelingWidgetId } from './widget';
 
 export namespace LabelingCommandIDs {
@@ -346,21 +344,7 @@ export function activateLabeling(options: ILabelingOptions): LabelingModel {
       }
     },
     execute: guarded(async args => {
-      const path =
-        str(args, 'path') ?? fileBrowser?.selectedItems().next()?.value?.path ?? undefined;
-      if (!path) {
-        throw new Error(trans.__('Select a file in the file browser first.'));
-      }
-      const mounts = await listMounts();
-      const root = PageConfig.getOption('serverRoot');
-      const mountDir = relativeToRoot(mounts.mount_dir, root);
-      if (mountDir === null) {
-        throw new Error(trans.__('The mount dir %1 is outside the Jupyter root.', mounts.mount_dir));
-      }
-      const found = mountOfFile(path, mountDir);
-      if (!found) {
-        throw new Error(trans.__('%1 is not in a mount (the mounts are in %2).', path, mountDir || '/'));
-      }
+      const found = await fileInMount(args, fileBrowser, trans);
       // any mount of the labeled data: the server names the session and its labels branch
       const answer = await getBlameInMount(found.mount, found.path);
       await showBlameDialog({
