@@ -753,7 +753,9 @@ class LabelingService:
             else:
                 files[path] = raw
         where = f"{session.labels_repo}@{session.labels_branch}"
-        rendered = render_export(sorted(files.items()), session.labels_repo, session.export_format, source=where)
+        # a commit that deletes the last label file leaves nothing to export: only the old export goes
+        rendered = render_export(sorted(files.items()), session.labels_repo, session.export_format,
+                                 source=where) if files else {}
         folder = f"{EXPORTS}/{session.export_format}"
         out: dict[str, bytes | None] = {}
         if base:  # what an earlier commit exported and this one does not: deleted

@@ -182,6 +182,14 @@ def test_a_label_commit_carries_its_config_and_the_chosen_format(world, label_st
     # the export never counts as labels: the commit's own export of its labels says the same
     assert {(c.path, c.change) for c in backend.diff("labels", first.id, second.id)} == {
         ("/dogs/002.png.json", "added"), ("/exports/JSON_MIN/labels.json", "modified")}
+    # deleting every annotation: the commit deletes the label files and their export, nothing is left behind
+    for task in tasks.values():
+        for annotation in client.annotations.list(id=task):
+            client.annotations.delete(id=annotation.id)
+    third = service.commit_labels(session.id, message="round 3: start over", author="ana")
+    assert {(c.path, c.change) for c in backend.diff("labels", second.id, third.id)} == {
+        ("/dogs/001.png.json", "deleted"), ("/dogs/002.png.json", "deleted"),
+        ("/exports/JSON_MIN/labels.json", "deleted")}
 
 
 def test_new_data_commits_are_imported_on_request(world, label_studio):
