@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from jupyterlab_pachls.pfs.file_history import file_history
@@ -38,6 +40,37 @@ def test_only_the_commits_that_changed_the_file_newest_first(tmp_path):
     assert [c.message for c in rest] == ["modify", "add"] and cursor is None
     scanned, cursor = file_history(backend, "docs", "master", "/notes.txt", scan=3)
     assert [c.message for c in scanned] == ["again", "delete"] and cursor == ids["delete"]  # last, again, delete
+    backend.close()
+
+
+class CountingReads:
+    """A backend that counts, per commit, how often a file of it is looked up (a cluster: one RPC each)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.inspected: Counter = Counter()
+        self.read: Counter = Counter()
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def inspect_file(self, repo, ref, path):
+        self.inspected[ref] += 1
+        return self.backend.inspect_file(repo, ref, path)
+
+    def get_file(self, repo, ref, path):
+        self.read[ref] += 1
+        return self.backend.get_file(repo, ref, path)
+
+
+def test_each_commit_of_the_walk_is_asked_once(tmp_path):
+    backend = LocalBackend(tmp_path / "store")
+    ids = fill(backend)
+    counting = CountingReads(backend)
+    commits, _ = file_history(counting, "docs", "master", "/notes.txt")
+    assert [c.message for c in commits] == ["again", "delete", "modify", "add"]
+    assert set(counting.inspected) == set(ids.values())
+    assert set(counting.inspected.values()) == {1}
     backend.close()
 
 

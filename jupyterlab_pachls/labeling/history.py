@@ -82,18 +82,26 @@ def blame(backend: Backend, repo: str, ref: str, path: str, *, limit: int = 1000
     entries: list[BlameEntry] = []
     before = None
     scanned = 0
+    # newest first, a commit's parent is the next commit looked at: what was read of the parent (its
+    # content key, its document if read) is kept for that turn, so no commit's file is read twice
+    parent_seen: dict[str, tuple[tuple[str, str] | None, dict | None]] = {}
     while scanned < limit:
         page = backend.list_commits(repo, ref, limit=min(100, limit - scanned), before=before)
         if not page:
             break
         for commit in page:
             scanned += 1
-            mine = content_key(backend, repo, commit.id, target)
+            seen = parent_seen.pop(commit.id, None)
+            mine = seen[0] if seen else content_key(backend, repo, commit.id, target)
             parents = content_key(backend, repo, commit.parent, target)
+            parent_seen = {commit.parent: (parents, None)} if commit.parent else {}
             if mine == parents:
                 continue
-            document = _document(backend, repo, commit.id, target) if mine else None
+            document = ((seen[1] if seen and seen[1] is not None else _document(backend, repo, commit.id, target))
+                        if mine else None)
             previous = _document(backend, repo, commit.parent, target) if parents else None
+            if commit.parent:
+                parent_seen = {commit.parent: (parents, previous)}
             if document is not None and previous is not None and same_labels(previous, document):
                 continue  # rewritten with the same annotations (an old file's task id dropped): no label change
             annotations = _annotations(document)

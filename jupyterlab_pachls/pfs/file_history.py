@@ -35,6 +35,8 @@ def file_history(backend: Backend, repo: str, ref: str, path: str, *, limit: int
     found: list[Commit] = []
     scanned = 0
     cursor = before
+    # newest first, a commit's parent is the next commit looked at: its key, looked up once, serves both
+    parent_key: dict[str, tuple[str, str] | None] = {}
     while scanned < scan:
         page = backend.list_commits(repo, ref, limit=min(100, scan - scanned), before=cursor)
         if not page:
@@ -42,7 +44,10 @@ def file_history(backend: Backend, repo: str, ref: str, path: str, *, limit: int
         for commit in page:
             scanned += 1
             cursor = commit.id
-            if content_key(backend, repo, commit.id, path) != content_key(backend, repo, commit.parent, path):
+            mine = parent_key[commit.id] if commit.id in parent_key else content_key(backend, repo, commit.id, path)
+            parents = content_key(backend, repo, commit.parent, path)
+            parent_key = {commit.parent: parents} if commit.parent else {}
+            if mine != parents:
                 found.append(commit)
                 if len(found) == limit:
                     return found, cursor

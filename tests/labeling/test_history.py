@@ -52,6 +52,16 @@ def test_blame_names_every_round_that_touched_the_label(labels):
     assert blame(backend, "labels", "master", "/cats/001.png.json") == entries
 
 
+def test_blame_reads_each_commit_once(labels):
+    from test_file_history import CountingReads
+
+    backend, rounds = labels
+    counting = CountingReads(backend)
+    assert blame(counting, "labels", "master", "/cats/001.png") == blame(backend, "labels", "master", "/cats/001.png")
+    assert set(counting.inspected.values()) == {1} and set(counting.read.values()) == {1}
+    assert set(counting.read) == {rounds[3].id, rounds[2].id, rounds[1].id, rounds[0].id}
+
+
 def test_blame_of_an_unlabeled_file_is_empty(labels):
     backend, _ = labels
     assert blame(backend, "labels", "master", "/dogs/9.png") == []
