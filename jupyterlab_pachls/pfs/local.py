@@ -214,8 +214,7 @@ class LocalBackend(Backend):
                 (self.blob_dir / f"{i:02x}").mkdir(exist_ok=True)
         except OSError as exc:
             raise Unavailable(f"cannot open the store at {self.root}: {exc.strerror}", path=str(self.root)) from exc
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._local = threading.local()  # each thread's connection (see _db and close)
         self._lock = threading.Lock()
         self._buffers: dict[str, _Pending] = {}  # commit id -> what put_files has not written yet
         # Both caches are LRUs shared by this backend's threads, so every access holds _cache_lock.
@@ -235,10 +234,10 @@ class LocalBackend(Backend):
         return str(self.root)
 
     def _db(self) -> sqlite3.Connection:
+        if self._closed:  # also for a thread that has its connection: close refuses every next step
+            raise Unavailable("the store is closed")
         db = getattr(self._local, "db", None)
         if db is None:
-            if self._closed:
-                raise Unavailable("the store is closed")
             db = sqlite3.connect(self.root / "meta.sqlite", isolation_level=None, check_same_thread=False,
                                  timeout=BUSY_TIMEOUT_MS / 1000)
             db.execute("PRAGMA journal_mode=WAL")
@@ -247,8 +246,6 @@ class LocalBackend(Backend):
             db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             db.execute(f"PRAGMA soft_heap_limit={SQLITE_HEAP_LIMIT}")
             self._local.db = db
-            with self._lock:
-                self._connections.append(db)
         return db
 
     class _Tx:
@@ -318,18 +315,18 @@ class LocalBackend(Backend):
                 self._change.wait(min(left, 0.25))
 
     def close(self) -> None:
+        """Refuse every next step at once (``Unavailable``: the store is closed): a call running in
+        another thread ends where it next asks for its connection (a transaction open then rolls back
+        whole). Connections are
+        never closed here: one closed while another thread steps a statement on it crashes the process
+        (segfault). Each is closed when the last call using it lets go of it, by the garbage collector
+        (a connection and its statement cache refer to each other)."""
         self._closed = True
         self._changed()
-        with self._lock:
+        with self._lock:  # change_token uses the watch under this lock only
             if self._watch is not None:
                 self._watch.close()
                 self._watch = None
-            for db in self._connections:
-                try:
-                    db.close()
-                except sqlite3.Error:
-                    pass
-            self._connections.clear()
         self._local = threading.local()
 
     # -- blobs -------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""Closing the embedded store while other threads read and write it (what a backend switch or a server
+shutdown does while polls and commits still run): every one of them ends with the typed ``Unavailable``
+or finishes, the process survives, and what was being committed landed whole or not at all.
+
+The trials run in a child process: closing a SQLite connection under another thread's statement
+crashes the interpreter (segfault), and a crash must fail this test, not end the test run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from jupyterlab_pachls.pfs import LocalBackend
+
+TRIALS = 6
+FILES = 600  # a tree big enough that a reader is mid-walk when the store closes
+COMMIT_FILES = 40
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys, threading
+    from jupyterlab_pachls.pfs import LocalBackend
+    from jupyterlab_pachls.pfs.errors import Unavailable
+
+    store, trials, commit_files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+    def reader(backend, running, outcomes):
+        try:
+            while True:
+                for _info, chunks in backend.read_tree("data", "master", "/"):
+                    running.set()
+                    for _ in chunks or ():
+                        pass
+                backend.list_dir("data", "master", "/d")
+        except Unavailable as exc:
+            outcomes.append("unavailable: " + exc.message)
+        except BaseException as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    def writer(backend, running, outcomes, trial):
+        n = 0
+        try:
+            while True:
+                n += 1
+                with backend.commit("data", "w", message=f"{trial}-{n}") as c:
+                    c.put_files((f"/w/{i}.txt", f"{trial}-{n}-{i}".encode()) for i in range(commit_files))
+                running.set()
+        except Unavailable as exc:
+            outcomes.append("unavailable: " + exc.message)
+        except BaseException as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    results = []
+    for trial in range(trials):
+        backend = LocalBackend(store)
+        outcomes, threads, started = [], [], []
+        for work in (reader, reader, reader, writer):
+            running = threading.Event()
+            args = (backend, running, outcomes) + ((trial,) if work is writer else ())
+            threads.append(threading.Thread(target=work, args=args))
+            started.append(running)
+            threads[-1].start()
+        for running in started:
+            running.wait(30)
+        backend.close()
+        for thread in threads:
+            thread.join(30)
+        results.append(outcomes)
+    print(json.dumps(results))
+    """
+)
+
+
+def test_closing_the_store_while_threads_read_and_commit_stops_them_with_unavailable(tmp_path):
+    store = tmp_path / "store"
+    backend = LocalBackend(store)
+    backend.create_repo("data")
+    with backend.commit("data", "master", message="tree") as c:
+        c.put_files((f"/d/{i:04}.txt", f"file {i}".encode()) for i in range(FILES))
+    backend.create_branch("data", "w", head=backend.inspect_branch("data", "master").head.id)
+    backend.close()
+
+    child = subprocess.run([sys.executable, "-c", CHILD, str(store), str(TRIALS), str(COMMIT_FILES)],
+                           capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, f"the process died (code {child.returncode}):\n{child.stderr[-3000:]}"
+    results = json.loads(child.stdout)
+    assert len(results) == TRIALS
+    for outcomes in results:  # each of the four threads stopped, each with the typed error
+        assert outcomes == ["unavailable: the store is closed"] * 4, outcomes
+
+    reopened = LocalBackend(store)
+    try:
+        assert reopened.fsck().ok
+        # a commit the close cut short stays open, as a killed process leaves it: never on the branch
+        landed = reopened.list_commits("data", "w", limit=1000)[:-1]
+        assert len(landed) >= TRIALS
+        for commit in landed:  # each landed commit is whole
+            assert commit.finished is not None
+            trial_and_n = commit.message
+            files = reopened.list_dir("data", commit.id, "/w", limit=1000).items
+            assert len(files) == COMMIT_FILES, trial_and_n
+            first = b"".join(reopened.read_file("data", commit.id, "/w/0.txt"))
+            assert first == f"{trial_and_n}-0".encode()
+    finally:
+        reopened.close()
+
