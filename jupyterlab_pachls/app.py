@@ -158,7 +158,7 @@ class PachlsState:
                     )
             # opening and probing a cluster may take until its deadline: a long operation
             new = await long(self._open_checked, choice)
-            timeout = self.config.connect_timeout
+            timeout = self.config.connect_timeout + self.config.quick_rpc_timeout  # connect, then a quick read
             try:
                 await asyncio.wait_for(long(new.list_repos), timeout)
             except BaseException as exc:

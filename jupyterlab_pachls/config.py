@@ -60,7 +60,10 @@ class PachlsConfig(Configurable):
     ).tag(config=True)
 
     connect_timeout = Float(
-        10.0, help="Seconds a new backend has to answer before PUT /pachls/api/backend gives up."
+        5.0,
+        help=("Seconds a call waits for the connection to the Pachyderm cluster (after that it fails as "
+              "unavailable, and calls are refused at once until the cluster answers again). A new backend "
+              "chosen through PUT /pachls/api/backend has this plus quick_rpc_timeout to answer."),
     ).tag(config=True)
 
     rpc_timeout = Float(
@@ -164,7 +167,8 @@ def backend_spec(config: PachlsConfig, choice: dict[str, Any] | None) -> dict[st
     choice names its own."""
     if choice is None or choice.get("kind", "local") == "local":
         return {"kind": "local", "path": resolve_store(config)}
-    return {"rpc_timeout": config.rpc_timeout, "quick_rpc_timeout": config.quick_rpc_timeout, **choice}
+    return {"connect_timeout": config.connect_timeout, "rpc_timeout": config.rpc_timeout,
+            "quick_rpc_timeout": config.quick_rpc_timeout, **choice}
 
 
 def load_choice(path: str) -> dict[str, Any] | None:
