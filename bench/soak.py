@@ -2,6 +2,7 @@
 
     python bench/soak.py [--minutes 30] [--clients 20] [--repos 100] [--branches 3] [--writers 2]
                          [--kernel-writers 1] [--interval 1.0] [--commit-pause 0.5] [--fuse] [--quick]
+                         [--breakdown] [--server-env NAME=VALUE ...]
 
 The same load as ``bench/panel_polling.py`` (its panel clients and writers, unchanged), held for
 ``--minutes``: ``--clients`` panels refresh every ``--interval`` seconds (``GET /panel``, as the panel does), ``--writers`` commit
@@ -9,6 +10,11 @@ through read-write mounts and the REST API, ``--kernel-writers`` commit straight
 from other processes, so every cache of the server (listing fragments, commit JSON, the store's
 commit cache and chains, mount state) keeps meeting new commits. The server's resident memory
 (``VmRSS`` of the process) is sampled every ``--sample`` seconds and printed as a curve.
+
+``--breakdown`` also prints, per sample, where that memory is, as seen from inside the server
+(``bench/soak_probe``): glibc malloc's bytes in use and free-but-kept and its arenas, SQLite's own
+allocations, Python's allocated blocks, threads, SQLite connections and the store's commit cache.
+``--server-env`` runs the server with more environment (``MALLOC_ARENA_MAX=8`` to compare).
 
 "Flat" means: after a warm-up (the first quarter of the run), memory stops growing with the
 number of commits. The last line is ``rss_growth_after_warmup_mb=<float> rss_warm_mb=<float>
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
 import shutil
 import statistics
@@ -29,8 +37,11 @@ import time
 from pathlib import Path
 
 from _bench import add_json_argument, pct, write_json
-from api_listing import show_server_log, start_server
+from api_listing import show_server_log
 from panel_polling import KERNEL_WRITER, Commits, Figures, Http, build_store, cpu_seconds, panel_client, writer
+from serverproc import REPO_ROOT, JupyterServer  # on the path through api_listing
+
+PROBE_DIR = Path(__file__).resolve().parent / "soak_probe"
 
 
 def rss_mb(pid: int) -> float:
@@ -49,6 +60,26 @@ async def sample_rss(pid: int, every: float, stop: asyncio.Event, curve: list[tu
         except asyncio.TimeoutError:
             pass
     curve.append((time.perf_counter() - start, rss_mb(pid), commits.n))
+
+
+def read_breakdown(path: Path, start: float) -> list[dict]:
+    """The probe's samples, ``t`` made relative to the start of the load."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["t"] -= start
+    return rows
+
+
+def print_breakdown(rows: list[dict]) -> None:
+    mib = 1 << 20
+    print("where the memory is (MiB; from inside the server):")
+    print("     t(s)     RSS   anon   file  malloc used  malloc free  arenas  SQLite  py blocks  threads  conns  commit cache")
+    for r in rows:
+        print(f"  {r['t']:7.0f}  {r['VmRSS'] / 1024:6.1f} {r['RssAnon'] / 1024:6.1f} {r['RssFile'] / 1024:6.1f}"
+              f"  {r['malloc_in_use'] / mib:11.1f}  {r['malloc_free'] / mib:11.1f}  {r['arenas']:6d}  {r['sqlite'] / mib:6.1f}"
+              f"  {r['py_blocks']:9d}  {r['Threads']:7d}  {r['connections']:5d}  {'/'.join(map(str, r['commit_cache']))}")
 
 
 async def drive(server, args, figures: Figures, commits: Commits, curve: list) -> float:
@@ -91,6 +122,10 @@ def main() -> None:
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between memory samples")
     parser.add_argument("--fuse", action="store_true", help="FUSE mounts (default: no-FUSE)")
     parser.add_argument("--quick", action="store_true", help="a 1-minute run, samples every 5 s")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print where the server's memory is (malloc, SQLite, Python, threads) per sample")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="more environment for the server (repeatable)")
     add_json_argument(parser)
     args = parser.parse_args()
     if args.quick:
@@ -103,15 +138,23 @@ def main() -> None:
     commits = Commits()
     kernel_commits = 0
     curve: list[tuple[float, float, int]] = []
+    probe_file = work / "probe.jsonl"
+    breakdown: list[dict] = []
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    env = dict(server_env)
+    if args.breakdown:
+        env.update({"PYTHONPATH": os.pathsep.join([str(PROBE_DIR), str(REPO_ROOT)]),
+                    "SOAK_PROBE_FILE": str(probe_file), "SOAK_PROBE_EVERY": str(args.sample)})
     try:
         build_store(store, args.repos, args.branches, args.writers, args.kernel_writers)
-        server = start_server(work, store, no_fuse=not args.fuse)
+        server = JupyterServer(work, store=store, no_fuse=not args.fuse, env=env).start(timeout=120)
         args.mount_dir = work / "pfs"
         rss_at_start = rss_mb(server.pid)
         kernels = [subprocess.Popen([sys.executable, "-c", KERNEL_WRITER, str(store), f"kernel{k}",
                                      str(args.minutes * 60), str(args.commit_pause)], stdout=subprocess.PIPE, text=True)
                    for k in range(args.kernel_writers)]
         cpu_before = cpu_seconds(server.pid)
+        load_start = time.time()
         wall = asyncio.run(drive(server, args, figures, commits, curve))
         server_cpu = cpu_seconds(server.pid) - cpu_before
         for kernel in kernels:
@@ -119,6 +162,7 @@ def main() -> None:
             if kernel.returncode != 0:
                 raise RuntimeError(f"a kernel writer failed ({kernel.returncode})")
             kernel_commits += int(out.split()[-1])
+        breakdown = read_breakdown(probe_file, load_start)
     except BaseException:
         show_server_log(server)
         raise
@@ -134,6 +178,8 @@ def main() -> None:
     print("     t(s)   RSS(MiB)   commits (mount writers)")
     for t, rss, made in curve:
         print(f"  {t:7.0f}  {rss:9.1f}  {made:8d}")
+    if breakdown:
+        print_breakdown(breakdown)
     requests = figures.requests
     total_commits = commits.n + kernel_commits
     for route, values in figures.ms.items():
@@ -150,6 +196,7 @@ def main() -> None:
         "minutes": wall / 60, "rss_before_load_mb": rss_at_start, "rss_warm_mb": warm, "rss_end_mb": end,
         "rss_peak_mb": peak, "rss_growth_after_warmup_mb": end - warm, "commits": total_commits,
         "requests": requests, "curve": [{"t_s": t, "rss_mb": rss, "commits": c} for t, rss, c in curve],
+        "breakdown": breakdown, "server_env": server_env,
     }, last)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cachetools import LRUCache
 
-from jupyterlab_pachls import listing
+from jupyterlab_pachls import app, listing
 from jupyterlab_pachls.labeling.labelstudio import ManagedLabelStudio, rotate_log, tail_lines
 from jupyterlab_pachls.mount.tree import CONTENT_CACHE_ENV, ContentCache
 from jupyterlab_pachls.pfs import LocalBackend, local
@@ -326,3 +326,62 @@ def test_branch_locks_exclude_per_branch_and_are_dropped_when_free():
             future.result(10)
     assert order == ["first in", "other branch", "first out", "second in"]
     assert locks._locks == {}  # landed on three branches: no lock kept for any
+
+
+# -- the server process's malloc ------------------------------------------------------------------
+ARENAS_OF_THREADS = textwrap.dedent("""
+    import ctypes, sys, threading
+
+    if sys.argv[1] == "limit":
+        from jupyterlab_pachls.app import limit_malloc_arenas
+        assert limit_malloc_arenas()
+    together = threading.Barrier(12)
+
+    def work():
+        kept = [bytes(4096) for _ in range(100)]  # malloc's sizes, not Python's small-object pool
+        together.wait()  # all alive at once: none can take over an arena another thread left
+
+    threads = [threading.Thread(target=work) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    libc = ctypes.CDLL("libc.so.6")
+    libc.open_memstream.restype = ctypes.c_void_p
+    libc.open_memstream.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    text, size = ctypes.c_char_p(), ctypes.c_size_t()
+    stream = libc.open_memstream(ctypes.byref(text), ctypes.byref(size))
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    print(ctypes.string_at(text, size.value).decode().count("<heap nr="))
+""")
+
+
+def arenas_after_12_threads(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    return int(subprocess.run([sys.executable, "-c", ARENAS_OF_THREADS, mode], env=env, capture_output=True,
+                              text=True, timeout=60, check=True).stdout)
+
+
+@pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="glibc's malloc arenas")
+def test_the_servers_threads_share_two_malloc_arenas(monkeypatch):
+    """glibc gives each new thread an arena of its own (up to 8 per core), each keeping the free
+    memory its threads left: the server's resident memory climbed as each met its own peak."""
+    assert arenas_after_12_threads("default") > app.MALLOC_ARENAS  # what the limit changes
+    assert arenas_after_12_threads("limit") == app.MALLOC_ARENAS
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "3")  # the environment's own choice wins
+    assert app.limit_malloc_arenas() is False
+
+
+@pytest.fixture
+def arena_limits(monkeypatch):
+    """The calls of ``limit_malloc_arenas`` (recorded, not made: this is the test process)."""
+    calls = []
+    monkeypatch.setattr(app, "limit_malloc_arenas", lambda *args: calls.append(args) or True)
+    return calls
+
+
+async def test_the_server_limits_malloc_arenas_as_it_starts(arena_limits, pachls_state):
+    assert arena_limits == [()]
