@@ -220,6 +220,7 @@ export class PachlsModel extends PollingModel<IPanelState> {
       }
     } catch (reason) {
       // The server did not answer: every part says so, and what was shown stays.
+      this.rememberRetryAfter(reason);
       const message = errorMessage(reason);
       patch = { healthError: message, reposError: message, mountsError: message };
     }

@@ -1,6 +1,8 @@
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { PachlsApiError } from './api/request';
+
 /** Longest pause between polls while the server does not answer (backoff). */
 const MAX_BACKOFF = 60000;
 
@@ -19,8 +21,8 @@ export function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
  * and by a `Poll` while something that shows it is visible.
  *
  * The poll stands by while the browser tab is hidden and backs off while the
- * server does not answer; overlapping refreshes are coalesced into at most
- * one more.
+ * server does not answer, waiting at least what it asked (`Retry-After`) when
+ * it said; overlapping refreshes are coalesced into at most one more.
  */
 export abstract class PollingModel<S extends object> {
   constructor(initial: S, options: { name: string; interval: number }) {
@@ -114,13 +116,37 @@ export abstract class PollingModel<S extends object> {
     return this._visible ? this._interval : 0;
   }
 
-  /** One poll: a refresh, failing (so the poll backs off) when the server does not answer. */
+  /**
+   * Keep the `Retry-After` of the error a load failed with as a whole (a busy
+   * server's or a proxy's 503 or 429 says when to come back); subclasses call
+   * it where `failure()` starts to say why.
+   */
+  protected rememberRetryAfter(reason: unknown): void {
+    this._retryAfter = reason instanceof PachlsApiError ? reason.retryAfter : null;
+  }
+
+  /**
+   * One poll: a refresh, failing (so the poll backs off) when the server does
+   * not answer. When it said how long to wait, the next poll waits that long
+   * (at least the interval, at most the longest backoff) instead of the
+   * backoff's guess, which starts at the interval; backing off goes on from
+   * there.
+   */
   protected async pollOnce(): Promise<void> {
     await this.refresh();
     const failure = this.failure();
-    if (failure !== null) {
-      throw new Error(failure);
+    const retryAfter = this._retryAfter;
+    this._retryAfter = null;
+    if (failure === null) {
+      return;
     }
+    if (retryAfter !== null && !this._disposed && this._scheduled > 0) {
+      const { max } = this._poll.frequency;
+      const wait = Math.min(Math.max(retryAfter * 1000, this._scheduled), max);
+      void this._poll.schedule({ interval: wait, phase: 'rejected' });
+      return;
+    }
+    throw new Error(failure);
   }
 
   /** (Re)start or stop the poll when the delay it should use changed. */
@@ -155,6 +181,8 @@ export abstract class PollingModel<S extends object> {
   private _scheduled = 0;
   private _refreshing: Promise<void> | null = null;
   private _again = false;
+  /** Seconds the last failed load was asked to wait (`rememberRetryAfter`), else null. */
+  private _retryAfter: number | null = null;
   private _changed = new Signal<this, S>(this);
 }
 

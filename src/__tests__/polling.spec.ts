@@ -57,6 +57,51 @@ describe('polling', () => {
     model.dispose();
   });
 
+  it("waits what a busy server's Retry-After asks before the next poll, then polls at the interval", async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    const busy = () =>
+      Promise.reject(
+        new PachlsApiError(503, { error: 'unavailable', message: 'busy', details: { reason: 'busy' } }, 20)
+      );
+    let answers: 'busy' | 'ok' = 'busy';
+    const { api, calls } = countingApi(() => answers === 'ok');
+    const getPanel = api.getPanel.bind(api);
+    api.getPanel = () => (answers === 'busy' ? (calls.push('panel'), busy()) : getPanel());
+    const model = new PachlsModel({ api, interval: 1000 });
+    model.visible = true; // loads at once (busy), then the first poll after one interval (busy)
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls.length).toBe(2);
+    expect(model.state.healthError).toBe('busy');
+    await vi.advanceTimersByTimeAsync(19500); // the backoff alone would have polled 4 times by now
+    expect(calls.length).toBe(2);
+    await vi.advanceTimersByTimeAsync(600); // 20 s after the busy answer
+    expect(calls.length).toBe(3);
+    answers = 'ok';
+    await vi.advanceTimersByTimeAsync(20000); // busy again: 20 s more, then healthy
+    calls.length = 0;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(calls.length).toBe(5);
+    expect(model.state.healthError).toBeNull();
+    model.dispose();
+  });
+
+  it('waits at most its longest backoff however long Retry-After asks', async () => {
+    const { api, calls } = countingApi(() => false);
+    api.getPanel = () => {
+      calls.push('panel');
+      return Promise.reject(
+        new PachlsApiError(503, { error: 'unavailable', message: 'busy', details: {} }, 3600)
+      );
+    };
+    const model = new PachlsModel({ api, interval: 1000 });
+    model.visible = true;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls.length).toBe(2);
+    await vi.advanceTimersByTimeAsync(60000);
+    expect(calls.length).toBe(3);
+    model.dispose();
+  });
+
   it('pollUntil runs its step every interval until it says done', async () => {
     let runs = 0;
     const done = pollUntil('test', 1500, async () => ++runs === 3);

@@ -257,6 +257,7 @@ export class LabelingModel extends PollingModel<ILabelingState> {
       return;
     }
     if (!status.ok) {
+      this.rememberRetryAfter(status.reason);
       this.set({ loading: false, error: errorMessage(status.reason) });
       return;
     }
