@@ -116,6 +116,25 @@ class PachlsConfig(Configurable):
         "", help="API token of label_studio_url (kept server-side, never sent to the browser)."
     ).tag(config=True)
 
+    label_studio_poll_timeout = Float(
+        5.0,
+        help=("Seconds Label Studio has to answer what the panel polls (pending labels); a session whose exports "
+              "take long gets 3 times its last one, up to 30 s or this. Then the poll answers unavailable."),
+    ).tag(config=True)
+
+    label_studio_commit_timeout = Float(
+        60.0,
+        help=("Seconds Label Studio has to answer the reads of a label commit (its export of the round: 3 times "
+              "the session's last one, up to 300 s or this). Nothing is written before they answer."),
+    ).tag(config=True)
+
+    label_studio_timeout = Float(
+        300.0,
+        help=("Seconds Label Studio has to answer its other calls: project creation, task imports, full exports, "
+              "resyncs, accounts. Each deadline is the time without a byte, so a big answer still coming is "
+              "never cut; running out answers unavailable with the call and its deadline."),
+    ).tag(config=True)
+
     user_name = Unicode(
         "", help=("Name written as the author of commits when Jupyter names no real user (plain jupyter lab) "
                   "and none was saved through PUT /pachls/api/identity; with user_email. Empty: git's user.name.")

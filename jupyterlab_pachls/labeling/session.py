@@ -91,6 +91,28 @@ COMMIT = CallDeadline("commit", ready=READY_TIMEOUT, timeout=httpx.Timeout(60.0,
 WORK = CallDeadline("work", ready=READY_TIMEOUT, timeout=httpx.Timeout(300.0, connect=5.0), read_most=300.0)
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """The deadline of each kind of Label Studio call a service makes (the defaults above)."""
+
+    poll: CallDeadline = POLL
+    commit: CallDeadline = COMMIT
+    work: CallDeadline = WORK
+
+    @classmethod
+    def reading(cls, *, poll: float, commit: float, work: float) -> "Deadlines":
+        """The defaults with these read deadlines, in seconds (``PachlsConfig.label_studio_*_timeout``);
+        a connection is waited for at most as long, an export stretches to at least as long."""
+        def kind(default: CallDeadline, read: float) -> CallDeadline:
+            if isinstance(read, bool) or not isinstance(read, (int, float)) or not read > 0:
+                raise InvalidArgument(f"a Label Studio {default.kind} deadline must be a positive number of "
+                                      f"seconds, not {read!r}", kind=default.kind)
+            timeout = httpx.Timeout(float(read), connect=min(default.timeout.connect, read))
+            return CallDeadline(default.kind, default.ready, timeout, max(default.read_most, read))
+
+        return cls(kind(POLL, poll), kind(COMMIT, commit), kind(WORK, work))
+
+
 @dataclass
 class Session(_Json):
     id: str
@@ -207,11 +229,12 @@ class LabelingService:
     """Sessions, pending labels and label commits; usable without tornado."""
 
     def __init__(self, backend: Callable[[], Backend], mounts: Callable[[], Any], label_studio,
-                 state_dir: str | os.PathLike, *, baked_origin: str | None = None) -> None:
+                 state_dir: str | os.PathLike, *, baked_origin: str | None = None,
+                 deadlines: Deadlines = Deadlines()) -> None:
         self._backend = backend
         self._mounts = mounts
         self.label_studio = label_studio
-        self.ready_timeout = READY_TIMEOUT
+        self.deadlines = deadlines
         self.baked_origin = baked_origin
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +258,7 @@ class LabelingService:
         #: writes to that mount any more (see _drop_commit_lock). Changed under _snapshot_lock.
         self._commit_locks: dict[str, threading.Lock] = {}
         #: session id -> (seconds its last export of annotated tasks took, or the read deadline it ran
-        #: out of; time.monotonic() then) (see POLL); under _snapshot_lock.
+        #: out of; time.monotonic() then) (see POLL and _export); under _snapshot_lock.
         self._export_seconds: dict[str, tuple[float, float]] = {}
         #: (labels repo, branch) -> {path: (store hash, sha256)} of its label files when last walked
         #: (a real pachd's hash is opaque): replaced whole by each walk, so it holds what the branch holds
@@ -283,15 +306,19 @@ class LabelingService:
         return session
 
     # -- Label Studio --------------------------------------------------------------------
-    def _ls(self, deadline: CallDeadline = WORK) -> tuple[str, dict[str, str]]:
+    def _ls(self, deadline: CallDeadline | None = None) -> tuple[str, dict[str, str]]:
+        """Label Studio's URL and auth headers once it is up (waiting at most ``deadline``'s ``ready``)."""
+        deadline = deadline or self.deadlines.work
         if self.label_studio is None:
             raise Unavailable("Label Studio is not configured")
         self.label_studio.start()
         if not self.label_studio.ready():  # an external one is asked by the call itself
-            self.label_studio.wait_ready(min(self.ready_timeout, deadline.ready))
+            self.label_studio.wait_ready(deadline.ready)
         return self.label_studio.url, {"Authorization": f"Token {self.label_studio.credentials.token}"}
 
-    def _request(self, method: str, path: str, *, deadline: CallDeadline = WORK, **kwargs) -> Any:
+    def _request(self, method: str, path: str, *, deadline: CallDeadline | None = None, **kwargs) -> Any:
+        """One call to Label Studio once it is up, under ``deadline`` (None: the service's work one)."""
+        deadline = deadline or self.deadlines.work
         url, headers = self._ls(deadline)
         return self._send(url, headers, method, path, deadline=deadline, **kwargs)
 
@@ -331,7 +358,7 @@ class LabelingService:
                            label_studio="timeout", call=f"{method} {path}", timed_out=phase, deadline=seconds,
                            kind=deadline.kind)
 
-    def _users(self, deadline: CallDeadline = WORK) -> dict[int, str]:
+    def _users(self, deadline: CallDeadline | None = None) -> dict[int, str]:
         return {u["id"]: u.get("email") or u.get("username") or str(u["id"])
                 for u in self._request("GET", "/api/users/", deadline=deadline)}
 
@@ -521,9 +548,11 @@ class LabelingService:
         return session
 
     # -- pending and commit ----------------------------------------------------------------
-    def _export(self, session: Session, *, all_tasks: bool = False, deadline: CallDeadline = WORK) -> list[dict]:
+    def _export(self, session: Session, *, all_tasks: bool = False,
+                deadline: CallDeadline | None = None) -> list[dict]:
         """Tasks with their annotations, as Label Studio's JSON export gives them (annotated ones only,
         unless ``all_tasks``: exporting every task of a big project costs many times more)."""
+        deadline = deadline or self.deadlines.work
         params = {"exportType": "JSON"}
         if all_tasks:
             params["download_all_tasks"] = "true"
@@ -611,7 +640,7 @@ class LabelingService:
     def pending(self, session_id: str) -> Pending:
         """What a label commit would change now: label files added, modified, deleted.
 
-        What the panel polls: Label Studio gets the POLL deadline, and no lock a long operation holds
+        What the panel polls: Label Studio gets the poll deadline, and no lock a long operation holds
         is taken (a label commit running meanwhile does not delay the answer).
 
         A committed label file is deleted only when its annotations were in this project (loaded
@@ -620,7 +649,7 @@ class LabelingService:
         committed is unchanged, whatever else differs (an old file's Label Studio task id, the data
         commit of a later session): its committed bytes stay.
         """
-        return self._pending(self.get(session_id), POLL)
+        return self._pending(self.get(session_id), self.deadlines.poll)
 
     def _pending(self, session: Session, deadline: CallDeadline) -> Pending:
         users = self._users(deadline)
@@ -684,7 +713,7 @@ class LabelingService:
             raise Conflict(f"another label commit into {session.labels_repo}@{session.labels_branch} "
                            f"has been running for over {COMMIT_WAIT} s; try again when it is done")
         try:
-            pending = self._pending(session, COMMIT)
+            pending = self._pending(session, self.deadlines.commit)
             if pending.count == 0:
                 raise InvalidArgument("nothing to commit: no annotation changed since the last label commit")
             self._unstage_stale(session, pending)
@@ -733,7 +762,7 @@ class LabelingService:
     def _label_config(self, session: Session) -> str:
         if not session.label_config:  # a session made before the config was kept: its project's
             session.label_config = self._request("GET", f"/api/projects/{session.project_id}/",
-                                                 deadline=COMMIT)["label_config"]
+                                                 deadline=self.deadlines.commit)["label_config"]
         return session.label_config
 
     def _export_files(self, session: Session, pending: dict[str, bytes | None]) -> dict[str, bytes | None]:
@@ -972,7 +1001,7 @@ class LabelingService:
 
     def _delete_session_held(self, session: Session, *, project: str, force: bool) -> None:
         if not force:
-            count = self._pending(session, COMMIT).count
+            count = self._pending(session, self.deadlines.commit).count
             if count:
                 raise PendingLabels(
                     f"{count} label file(s) of this session have changes not yet committed; commit labels "
@@ -1047,7 +1076,7 @@ class LabelingService:
         """Label Studio's own sign-up form, with the invite token (sign-up without it is closed)."""
         url, headers = self._ls()
         token = self._request("GET", "/api/invite")["token"]
-        with httpx.Client(base_url=url, timeout=60) as browser:
+        with httpx.Client(base_url=url, timeout=self.deadlines.work.timeout) as browser:
             form = browser.get("/user/signup/", params={"token": token})
             csrf = browser.cookies.get("csrftoken")
             if csrf is None:

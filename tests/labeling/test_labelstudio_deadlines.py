@@ -24,10 +24,9 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from jupyterlab_pachls.demo import demo_files
-from jupyterlab_pachls.labeling import session as labeling_session
 from jupyterlab_pachls.labeling.labelfile import decode, label_path
 from jupyterlab_pachls.labeling.labelstudio import ExternalLabelStudio
-from jupyterlab_pachls.labeling.session import COMMIT, POLL, CallDeadline, LabelingService, Session
+from jupyterlab_pachls.labeling.session import COMMIT, POLL, CallDeadline, Deadlines, LabelingService, Session
 from jupyterlab_pachls.mount import MountManager
 from jupyterlab_pachls.pfs import LocalBackend
 from jupyterlab_pachls.pfs.errors import InvalidArgument, Unavailable
@@ -136,7 +135,7 @@ def test_a_label_studio_that_accepts_and_never_answers_makes_each_call_unavailab
     assert status.state == "failed" and "GET /health" in status.message, status
     assert [s.id for s in service.list_sessions()] == [session.id]
 
-    monkeypatch.setattr(labeling_session, "COMMIT", SHORT_COMMIT)
+    monkeypatch.setattr(service, "deadlines", dataclasses.replace(service.deadlines, commit=SHORT_COMMIT))
     assert_timed_out(outcome(lambda: service.commit_labels(session.id, message="round", author="ana")), "commit")
     # nothing half-made: no commit, nothing staged
     assert backend.inspect_branch("labels", "master").head == head
@@ -165,7 +164,8 @@ async def test_a_stopped_label_studio_makes_the_pending_poll_unavailable_within_
     client = sdk(ls)
     choose(client, tasks_by_path(client, session["project_id"])["/dogs/002.png"], "dog")
     process = ls._process
-    monkeypatch.setattr(labeling_session, "COMMIT", SHORT_COMMIT)
+    labeling = pachls_state.labeling
+    monkeypatch.setattr(labeling, "deadlines", dataclasses.replace(labeling.deadlines, commit=SHORT_COMMIT))
 
     os.killpg(process.pid, signal.SIGSTOP)  # still accepts connections (the kernel does), answers nothing
     try:
@@ -360,7 +360,7 @@ def test_a_label_commit_pressed_during_a_resync_waits_for_it_and_never_commits_a
         return answer
 
     def pending(one, deadline):
-        if deadline is labeling_session.COMMIT:
+        if deadline is service.deadlines.commit:
             commit_reads.set()
         return real_pending(one, deadline)
 
@@ -451,17 +451,15 @@ def export_stalls():
     server.server_close()
 
 
-def test_a_poll_whose_export_runs_out_waits_longer_next_time_then_stops_asking(tmp_path, export_stalls,
-                                                                                monkeypatch):
+def test_a_poll_whose_export_runs_out_waits_longer_next_time_then_stops_asking(tmp_path, export_stalls):
     """A session whose export takes longer than a poll's first deadline (no history after a restart)
     timed out on every poll, each leaving Label Studio building an export nobody read."""
     url, asked = export_stalls
-    monkeypatch.setattr(labeling_session, "POLL", CallDeadline(
-        "poll", ready=1.0, timeout=httpx.Timeout(1.0, connect=1.0), read_most=4.0))
+    poll = CallDeadline("poll", ready=1.0, timeout=httpx.Timeout(1.0, connect=1.0), read_most=4.0)
     store = LocalBackend(tmp_path / "store")
     try:
         service = LabelingService(lambda: store, lambda: None, ExternalLabelStudio(url, "token"),
-                                  tmp_path / "labeling")
+                                  tmp_path / "labeling", deadlines=Deadlines(poll=poll))
         session = a_session(service)
         deadlines = []
         for _ in range(3):
