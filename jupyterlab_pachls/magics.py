@@ -7,6 +7,8 @@
     %pachls mount labels@master --rw
     %%pachls commit labels -m "round 1"
     ...cell that writes files under the mount...
+    %pachls commit labels -m "just these" --path /a.json --path /b.json   # the rest stays pending
+    %pachls follow labels --drop                        # to the branch head wherever it went
     df = %pachls labels labels@master --data images@master
     %pachls export labels@master --format COCO          # labels-<commit>-coco.json
     %pachls put images@master:/raw ./photos             # ./photos -> /raw/photos/..., one commit
@@ -35,6 +37,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from .client import Client, Table, connect
 from .pfs import PfsError, Unavailable
+from .pfs.errors import WouldOverwrite
 
 
 class UsageError(Exception):
@@ -87,14 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("other", metavar="REPO@B", nargs="?")
     p.add_argument("--labels", action="store_true",
                    help="between two label commits: annotation-level changes instead of files")
-    p = add("commit", "Commit every staged change of a read-write mount as one commit. As a cell "
-                      "magic it runs the cell first, then commits what the cell wrote in one commit (nothing "
-                      "written: no commit; the cell fails: no commit, its writes stay staged). Changes staged "
-                      "before the cell go into the same commit.")
+    p = add("commit", "Commit every staged change of a read-write mount as one commit (with --path, only "
+                      "those; the rest stays pending). As a cell magic it runs the cell first, then commits what "
+                      "the cell wrote in one commit (nothing written: no commit; the cell fails: no commit, its "
+                      "writes stay staged). Changes staged before the cell go into the same commit.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("-m", "--message", required=True, metavar="MESSAGE")
     p.add_argument("--provenance", action="append", default=[], metavar="REPO@REF",
                    help="a data commit these files were made from (repeatable)")
+    p.add_argument("--path", dest="paths", action="append", metavar="PATH",
+                   help="commit only this pending path of the mount (/a.txt, or a.txt from the mount's top; "
+                        "repeatable); the other changes stay pending")
+    p = add("follow", "Move a mount of a branch to the branch's head wherever it went (on, or back after a "
+                      "rollback). A read-write mount keeps its staged changes pending on top of the head, each "
+                      "of your files winning over what the branch did to it (--keep, the default), or drops "
+                      "them (--drop). Local files the mount's ignore rules keep out of commits (checkpoints, "
+                      ".pachlsignore) are never replaced unasked: where the branch changed them it refuses "
+                      "and names them, unless --overwrite.")
+    p.add_argument("name", metavar="NAME")
+    pending = p.add_mutually_exclusive_group()
+    pending.add_argument("--keep", dest="keep", action="store_true", default=True,
+                         help="keep the staged changes on top of the head (default)")
+    pending.add_argument("--drop", dest="keep", action="store_false", help="drop the staged changes")
+    p.add_argument("--overwrite", action="store_true",
+                   help="take the branch's version of ignored local files it changed (they are lost)")
     p = add("discard", "Drop every staged change of a mount.")
     p.add_argument("name", metavar="NAME")
     p = add("rollback", "Point a branch at an older commit (recorded; no history is lost).")
@@ -245,6 +264,13 @@ def as_result(table: Table) -> Any:
     return table.to_frame()
 
 
+def mount_paths(paths: list[str] | None) -> list[str] | None:
+    """``--path`` values as repo paths of the mount: ``a.txt`` is ``/a.txt`` (the server checks each)."""
+    if paths is None:
+        return None
+    return [p if p.startswith("/") else "/" + p for p in paths]
+
+
 def first_line(message: str) -> str:
     lines = [line for line in str(message).splitlines() if line.strip()]
     return lines[0] if lines else "error"
@@ -360,8 +386,22 @@ class PachlsMagics(Magics):
         return as_result(change_rows(self.client.diff(args.other, target)))
 
     def do_commit(self, args):
-        commit = self.client.commit(args.name, args.message, provenance=args.provenance)
+        commit = self.client.commit(args.name, args.message, provenance=args.provenance,
+                                    paths=mount_paths(args.paths))
         self._say_committed(args.name, commit)
+
+    def do_follow(self, args):
+        try:
+            m = self.client.follow(args.name, keep=args.keep, overwrite=args.overwrite)
+        except WouldOverwrite as exc:
+            paths = exc.details.get("paths") or []
+            raise UsageError(f"%pachls follow: the branch changed {exc.details.get('count', len(paths))} ignored "
+                             f"local file(s) of mount '{args.name}' ({', '.join(paths[:5])}); nothing changed. "
+                             "Move them away, or add --overwrite to take the branch's version") from None
+        where = f"{m.repo}@{m.branch}"
+        kept = f"; {m.pending} pending change(s) on top" if m.mode == "rw" and m.pending else ""
+        print(f"Mount '{m.name}' follows {where} at {m.base or '(no commit yet)'}{kept}")
+        return m
 
     @staticmethod
     def _say_committed(name: str, commit) -> None:
@@ -434,8 +474,9 @@ class PachlsMagics(Magics):
         if self._snapshot(mount, after_changes) == before:
             print(f"The cell wrote nothing into mount '{args.name}': no commit.")
             return None
-        commit = client.commit(args.name, args.message, provenance=args.provenance)
-        if before:
+        paths = mount_paths(args.paths)
+        commit = client.commit(args.name, args.message, provenance=args.provenance, paths=paths)
+        if before and paths is None:
             print(f"({len(before)} change(s) staged before the cell went into this commit too)")
         self._say_committed(args.name, commit)
         return None

@@ -22,7 +22,7 @@ from jupyterlab_pachls.magics import (
 from jupyterlab_pachls.pfs import Commit, Provenance
 
 SUBCOMMANDS = ["repos", "branches", "log", "ls", "mount", "unmount", "mounts", "status", "diff", "commit",
-               "discard", "rollback", "blame", "labels", "export", "put", "get", "create-repo", "wait"]
+               "discard", "follow", "rollback", "blame", "labels", "export", "put", "get", "create-repo", "wait"]
 
 
 def test_every_subcommand_has_help(capsys):

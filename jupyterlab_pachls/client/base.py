@@ -309,17 +309,19 @@ class Client:
         repo paths, the rest stays pending); ``provenance``: ``repo@ref`` strings."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
-    def follow(self, name: str, *, keep: bool = True) -> Mount:
+    def follow(self, name: str, *, keep: bool = True, overwrite: bool = False) -> Mount:
         """Move mount ``name`` to its branch's head wherever it went (a rollback too), keeping its staged
-        changes on top (``keep``) or dropping them."""
+        changes on top (``keep``) or dropping them. Local files its ignore rules keep out of commits
+        (never pending) where the branch changed their path: ``WouldOverwrite`` (a ``Conflict`` naming
+        them in ``details["paths"]``; nothing changes) unless ``overwrite=True`` takes the branch's version."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
     def discard(self, name: str) -> Mount:
         """Drop every staged change of mount ``name``."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
-    def refresh(self, name: str) -> Mount:
-        """Move mount ``name`` to its branch head."""
+    def refresh(self, name: str, *, overwrite: bool = False) -> Mount:
+        """Move mount ``name`` to its branch head (``WouldOverwrite`` and ``overwrite`` as in :meth:`follow`)."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
     # labels

@@ -335,11 +335,12 @@ class ServerClient(Client):
     def discard(self, name: str) -> Mount:
         return mount_from_json(self.request("POST", f"mounts/{_q(name)}/discard"))
 
-    def refresh(self, name: str) -> Mount:
-        return mount_from_json(self.request("POST", f"mounts/{_q(name)}/refresh"))
+    def refresh(self, name: str, *, overwrite: bool = False) -> Mount:
+        body = {"overwrite": True} if overwrite else None
+        return mount_from_json(self.request("POST", f"mounts/{_q(name)}/refresh", body=body))
 
-    def follow(self, name: str, *, keep: bool = True) -> Mount:
-        body = {"pending": "keep" if keep else "drop"}
+    def follow(self, name: str, *, keep: bool = True, overwrite: bool = False) -> Mount:
+        body = {"pending": "keep" if keep else "drop", **({"overwrite": True} if overwrite else {})}
         return mount_from_json(self.request("POST", f"mounts/{_q(name)}/follow", body=body))
 
     # import

@@ -129,27 +129,43 @@ class MountActionHandler(PachlsHandler):
         self.send_json(mount_json(status))
 
 
-class MountRefreshHandler(MountActionHandler):
-    """``POST /pachls/api/mounts/{name}/refresh``: move a branch mount to the branch head."""
+def overwrite_field(body: dict) -> bool:
+    """``overwrite``: whether moving a read-write mount may replace local files its ignore rules keep
+    out of commits (without it, 409 ``would_overwrite`` names them and nothing changes)."""
+    overwrite = body.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise InvalidArgument("'overwrite' must be true or false", field="overwrite")
+    return overwrite
 
-    def act(self, mounts, name: str):
-        return mounts.refresh(name)
 
-
-class MountFollowHandler(PachlsHandler):
-    """``POST /pachls/api/mounts/{name}/follow`` {pending: keep|drop}: move a branch mount to its
-    branch's head wherever it went (a rollback included), keeping or dropping the staged changes."""
+class MountRefreshHandler(PachlsHandler):
+    """``POST /pachls/api/mounts/{name}/refresh`` {overwrite}: move a branch mount to the branch head."""
 
     @tornado.web.authenticated
     @json_errors
     async def post(self, name: str) -> None:
         name = mount_name_arg(name)
         body = self.json_body()
-        check_fields(body, (), ("pending",))
+        check_fields(body, (), ("overwrite",))
+        status = await self.call_long(self.mounts.refresh, name, overwrite=overwrite_field(body))
+        self.send_json(mount_json(status))
+
+
+class MountFollowHandler(PachlsHandler):
+    """``POST /pachls/api/mounts/{name}/follow`` {pending: keep|drop, overwrite}: move a branch mount to
+    its branch's head wherever it went (a rollback included), keeping or dropping the staged changes."""
+
+    @tornado.web.authenticated
+    @json_errors
+    async def post(self, name: str) -> None:
+        name = mount_name_arg(name)
+        body = self.json_body()
+        check_fields(body, (), ("pending", "overwrite"))
         pending = body.get("pending", "keep")
         if pending not in ("keep", "drop"):
             raise InvalidArgument("'pending' must be 'keep' or 'drop'", field="pending")
-        status = await self.call_long(self.mounts.follow, name, keep=pending == "keep")
+        status = await self.call_long(self.mounts.follow, name, keep=pending == "keep",
+                                      overwrite=overwrite_field(body))
         self.send_json(mount_json(status))
 
 

@@ -43,7 +43,8 @@ from cachetools import TTLCache
 from ..atomic_write import write_json
 from ..pfs.address import is_commit_id, normalize_path, parse_address
 from ..pfs.backend import Backend
-from ..pfs.errors import AlreadyExists, Conflict, InvalidArgument, InvalidName, NotFound, PfsError, Unavailable
+from ..pfs.errors import (AlreadyExists, Conflict, InvalidArgument, InvalidName, NotFound, PfsError, Unavailable,
+                          WouldOverwrite)
 from ..pfs.model import Commit, Provenance
 from .ignore import overlay_rules, workspace_rules
 from .journal import CommitJournal, branch_head
@@ -553,6 +554,25 @@ class MountManager:
                 f"changed {len(clash)} of the staged paths; nothing was committed and the stage is kept",
                 paths=clash, base=record.base, head=head, name=record.name)
 
+    def _ignored_in_the_way(self, record: MountRecord, head: str | None, ignored: list[Change]) -> list[str]:
+        """Local files the ignore rules leave out (so never committed) at paths that the commits between
+        the base and ``head`` changed: moving the stage onto ``head`` would replace them (no FUSE) or
+        keep them hiding the branch's version (FUSE). Asks the backend only when there are such files."""
+        local = {c.path for c in ignored if c.change != "deleted"}
+        if not local or head == record.base or head is None:
+            return []
+        return sorted(local & {c.path for c in self.backend.diff(record.repo, record.base, head)})
+
+    @staticmethod
+    def _refuse_overwrite(record: MountRecord, head: str | None, in_the_way: list[str]) -> None:
+        if in_the_way:
+            shown = ", ".join(in_the_way[:5]) + (f" and {len(in_the_way) - 5} more" if len(in_the_way) > 5 else "")
+            raise WouldOverwrite(
+                f"{record.repo}@{record.branch} changed {len(in_the_way)} path(s) where mount {record.name} holds "
+                f"local files its ignore rules keep out of every commit ({shown}); nothing was changed. Move the "
+                "mount to the branch head with overwrite to take the branch's version, or move the files away first",
+                paths=in_the_way[:100], count=len(in_the_way), name=record.name, base=record.base, head=head)
+
     # -- commit / discard / refresh ----------------------------------------------------------------
     def commit(self, name: str, message: str = "", author: str = "", *, provenance: Iterable[Provenance] = (),
                metadata: dict[str, str] | None = None, paths: Iterable[str] | None = None) -> Commit:
@@ -587,7 +607,7 @@ class MountManager:
     def _commit(self, mount: _Mount, message, author, provenance, metadata, chosen: set[str] | None) -> Commit:
         record = mount.record
         stage = mount.stage
-        changes = stage.changes()
+        changes, ignored = stage.changes_and_ignored()
         # every pending path, chosen or not: the stage moves onto the new head after the commit, so an
         # unticked file the branch changed meanwhile is a conflict too (else theirs would overwrite it)
         paths = {c.path for c in changes}
@@ -608,6 +628,8 @@ class MountManager:
             raise InvalidArgument(f"nothing to commit in mount {record.name}", name=record.name)
         head = branch_head(self.backend, record)
         self._conflicts(record, head, paths)
+        # the stage moves onto the landed commit, which brings in what landed meanwhile
+        self._refuse_overwrite(record, head, self._ignored_in_the_way(record, head, ignored))
         journal = self._journal(record)
         note = {"base": record.base, "message": message, "author": author, "time": time.time()}
         journal.write(note)
@@ -635,6 +657,7 @@ class MountManager:
                     if newer == head:
                         raise
                     self._conflicts(record, newer, paths)
+                    self._refuse_overwrite(record, newer, self._ignored_in_the_way(record, newer, ignored))
                     head = newer
             else:
                 raise Conflict(f"{record.repo}@{record.branch} kept moving; gave up after {CAS_RETRIES} tries")
@@ -759,12 +782,14 @@ class MountManager:
             mount.stage.discard()
         return count
 
-    def follow(self, name: str, *, keep: bool = True) -> MountStatus:
+    def follow(self, name: str, *, keep: bool = True, overwrite: bool = False) -> MountStatus:
         """Move a branch mount to its branch's head wherever the head went: on, or back below the
         mount's base (a rollback). The one action for a mount its branch left. Read-write: the staged
         changes stay pending on top of the head, each staged file winning over what the branch did to
         it (unlike ``refresh``, which refuses when they overlap); with ``keep=False`` they are dropped
-        first. Read-only: a refresh."""
+        first. Local files the ignore rules leave out are no pending change: where the branch changed
+        their path it is refused (WouldOverwrite, nothing changes) unless ``overwrite``, which takes the
+        branch's version. Read-only: a refresh."""
         mount = self._get(name)
         record = mount.record
         if record.commit is not None or not record.branch:
@@ -777,6 +802,9 @@ class MountManager:
             self._require_up(mount)
             head = branch_head(self.backend, record)
             with mount.stage.lock:
+                in_the_way = self._ignored_in_the_way(record, head, mount.stage.changes_and_ignored()[1])
+                if not overwrite:
+                    self._refuse_overwrite(record, head, in_the_way)
                 if not keep:
                     mount.stage.discard()
                 if head != record.base:
@@ -789,6 +817,7 @@ class MountManager:
                         if staged:  # the staged files stay as they are, now compared with the head
                             mount.workspace.reindex(tree)
                     else:
+                        mount.overlay.drop_staged(in_the_way)
                         mount.overlay.rebase(tree)  # staged files stay in upper/ and win
                     mount.tree, record.base = tree, head
         self._save()
@@ -812,11 +841,12 @@ class MountManager:
             mount.lock.release()
         return True
 
-    def refresh(self, name: str) -> MountStatus:
+    def refresh(self, name: str, *, overwrite: bool = False) -> MountStatus:
         """Move a branch mount to the branch head. Read-write mounts keep their stage (rebased) unless
-        the new commits touched staged paths (Conflict, nothing changes)."""
+        the new commits touched staged paths (Conflict, nothing changes), or local files the ignore
+        rules leave out (WouldOverwrite, nothing changes; ``overwrite`` takes the branch's version)."""
         with disk_space(f"refresh mount {name}", name):
-            return self._refresh(name)
+            return self._refresh(name, overwrite)
 
     @staticmethod
     def _restore_view(mount: _Mount) -> None:
@@ -824,7 +854,7 @@ class MountManager:
         if mount.view is not None and mount.state != ERROR:
             mount.view.show(mount.tree, keep_untouched=True)
 
-    def _refresh(self, name: str) -> MountStatus:
+    def _refresh(self, name: str, overwrite: bool = False) -> MountStatus:
         mount = self._get(name)
         record = mount.record
         if record.commit is not None:
@@ -859,11 +889,15 @@ class MountManager:
                     mount.tree, record.base = tree, head
             else:
                 with mount.stage.lock:
-                    paths = {c.path for c in mount.stage.changes()}
-                    self._conflicts(record, head, paths)
+                    pending, ignored = mount.stage.changes_and_ignored()
+                    self._conflicts(record, head, {c.path for c in pending})
+                    in_the_way = self._ignored_in_the_way(record, head, ignored)
+                    if not overwrite:
+                        self._refuse_overwrite(record, head, in_the_way)
                     if mount.workspace is not None:
                         mount.workspace.apply(tree, self.backend.diff(record.repo, record.base, head))
                     else:
+                        mount.overlay.drop_staged(in_the_way)
                         mount.overlay.rebase(tree)
                     mount.tree, record.base = tree, head
         self._save()

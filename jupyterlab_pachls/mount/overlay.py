@@ -178,6 +178,11 @@ class Overlay:
             self.lock.release()
 
     def changes(self) -> list[Change]:
+        return self.changes_and_ignored()[0]
+
+    def changes_and_ignored(self) -> tuple[list[Change], list[Change]]:
+        """The pending changes, and the changes the ignore rules leave out (never pending, never
+        committed: a rebase must not hide or drop them unasked)."""
         with self.lock:
             result: dict[str, Change] = {}
             in_upper: set[str] = set()
@@ -200,7 +205,23 @@ class Overlay:
                     if path not in in_upper:
                         result[path] = Change(path, "deleted", 0, old.size, None)
             found = [result[p] for p in sorted(result)]
-            return found if self.ignore is None else self.ignore.keep(found)
+            left_out = set() if self.ignore is None else self.ignore.ignored(result)
+            if not left_out:
+                return found, []
+            return [c for c in found if c.path not in left_out], [c for c in found if c.path in left_out]
+
+    def drop_staged(self, paths) -> None:
+        """Remove the staged files at ``paths`` from ``upper/``: the base's version shows again there
+        (what an overwrite asked for moves the stage onto a commit that changed them)."""
+        with self.lock:
+            try:
+                for path in paths:
+                    try:
+                        os.unlink(self.upper_path(path))
+                    except FileNotFoundError:
+                        pass
+            finally:
+                self._changed()
 
     # -- after a commit / refresh -----------------------------------------------------------
     def prune(self, landed: dict[str, tuple[int, int, int]] | None = None) -> None:
@@ -351,16 +372,26 @@ class Overlay:
             node = node.rsplit("/", 1)[0]
 
     def discard(self) -> None:
+        """Drop every pending change. What the ignore rules leave out is no pending change and stays
+        (a checkpoint, a scratch file), as in a mount without FUSE."""
         with self.lock:
             try:
-                for child in self.upper.iterdir():
-                    if child.is_dir() and not child.is_symlink():
-                        shutil.rmtree(child)
-                    else:
-                        child.unlink()
-                self._db.execute("DELETE FROM whiteouts")
-                self.whiteouts.clear()
-                self.open_for_write.clear()
+                files = {path: local for path, local, _st in self.upper_files()}
+                kept = set() if self.ignore is None else self.ignore.ignored(files)
+                for dirpath, dirnames, filenames in os.walk(self.upper, topdown=False):
+                    for name in filenames:
+                        local = os.path.join(dirpath, name)
+                        if local[len(str(self.upper)):] not in kept:
+                            os.unlink(local)
+                    for name in dirnames:
+                        local = os.path.join(dirpath, name)
+                        if os.path.islink(local):
+                            os.unlink(local)
+                        elif not os.listdir(local):  # holds nothing kept
+                            os.rmdir(local)
+                white_kept = set() if self.ignore is None else self.ignore.ignored(self.whiteouts)
+                self.drop_whiteouts([w for w in list(self.whiteouts) if w not in white_kept])
+                self.open_for_write = {p: n for p, n in self.open_for_write.items() if p in kept}
             finally:
                 self._changed()
 

@@ -350,6 +350,11 @@ class DirectoryWorkspace:
             return self._counted
 
     def changes(self) -> list[Change]:
+        return self.changes_and_ignored()[0]
+
+    def changes_and_ignored(self) -> tuple[list[Change], list[Change]]:
+        """The pending changes, and the changes the ignore rules leave out (never pending, never
+        committed: a refresh must not replace them unasked)."""
         with self.lock:
             if self.watch is not None:
                 self.watch.changed()  # what happened before this scan; what happens during it stays reported
@@ -381,13 +386,19 @@ class DirectoryWorkspace:
             for path, known in self.index.items():
                 if path not in seen:
                     result.append(Change(path, "deleted", 0, known[0], None))
+            ignored: list[Change] = []
             if self.ignore is not None:
-                result = self.ignore.keep(result)
+                kept = self.ignore.keep(result)
+                if len(kept) != len(result):
+                    kept_paths = {c.path for c in kept}
+                    ignored = [c for c in result if c.path not in kept_paths]
+                    result = kept
                 self.unsupported = self.ignore.keep(self.unsupported, path=lambda p: p)
             result.sort(key=lambda c: c.path)
+            ignored.sort(key=lambda c: c.path)
             self.unsupported.sort()
             self._counted = len(result)
-            return result
+            return result, ignored
 
     # -- after a commit / refresh ----------------------------------------------------------
     def after_commit(self, tree: CommitTree, changes: list[Change]) -> None:

@@ -75,6 +75,14 @@ class Conflict(PfsError):
     grpc_status = "FAILED_PRECONDITION"
 
 
+class WouldOverwrite(Conflict):
+    """Moving a read-write mount to another commit would replace local files its ignore rules keep out
+    of every commit (never pending, so never committed): ``details["paths"]`` names them. Asked again
+    with an explicit overwrite, the branch's version replaces them."""
+
+    code = "would_overwrite"
+
+
 class Cancelled(PfsError):
     """An operation stopped on request (an import cancelled): nothing of it was kept."""
 
@@ -93,8 +101,8 @@ class Unavailable(PfsError):
 #: travel as their code over HTTP and are rebuilt as a plain PfsError carrying that code.
 _BY_CODE: dict[str, type[PfsError]] = {
     cls.code: cls
-    for cls in (NotFound, AlreadyExists, InvalidName, InvalidPath, ParseError, InvalidArgument, Conflict, Cancelled,
-                Unavailable)
+    for cls in (NotFound, AlreadyExists, InvalidName, InvalidPath, ParseError, InvalidArgument, Conflict,
+                WouldOverwrite, Cancelled, Unavailable)
 }
 
 #: The class for a status that came without an error code (a real pachd): the general class of

@@ -573,7 +573,15 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Move the mount to the branch head (read-write with staged changes only when they do not conflict). */
+        /**
+         * Move the mount to the branch head (read-write with staged changes only when they do not conflict).
+         * @description Read-write: 409 `conflict` when the new commits changed a pending path; 409 `would_overwrite`
+         *     when they changed a path where the mount holds a local file its ignore rules keep out of
+         *     commits (`.ipynb_checkpoints/`, a `.pachlsignore` rule: never pending, so never committed);
+         *     `details.paths` names them and nothing changes. With `overwrite: true` the branch's version
+         *     replaces them.
+         *
+         */
         post: operations["refreshMount"];
         delete?: never;
         options?: never;
@@ -597,7 +605,10 @@ export interface paths {
          * Move a branch mount to its branch's head wherever it went (a rollback included).
          * @description Read-write: the staged changes stay pending on top of the head, each staged file winning
          *     over what the branch did to it (`pending: keep`, the default), or are dropped first
-         *     (`pending: drop`). Read-only: a refresh. 400 `invalid_argument` for a fixed-commit mount.
+         *     (`pending: drop`). Local files the ignore rules keep out of commits are no pending change:
+         *     where the branch changed their path, 409 `would_overwrite` (`details.paths`, nothing
+         *     changes) unless `overwrite: true`, which takes the branch's version. Read-only: a refresh.
+         *     400 `invalid_argument` for a fixed-commit mount.
          *
          */
         post: operations["followMount"];
@@ -2265,7 +2276,17 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                /** @example {
+                 *       "overwrite": false
+                 *     } */
+                "application/json": {
+                    /** @default false */
+                    overwrite?: boolean;
+                };
+            };
+        };
         responses: {
             /** @description Status after the refresh. */
             200: {
@@ -2300,6 +2321,8 @@ export interface operations {
                      * @enum {string}
                      */
                     pending?: "keep" | "drop";
+                    /** @default false */
+                    overwrite?: boolean;
                 };
             };
         };
