@@ -395,6 +395,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
           void tracker.add(widget);
           shell.add(widget, 'main');
         }
+        if (!widget.isAttached) {
+          // a tab the restorer re-created from saved state while the restored layout left it out
+          // (closed before the layout was saved) is tracked but in no area: activating it shows nothing
+          shell.add(widget, 'main');
+        }
         widget.content.focusCommit(str(args, 'commit') ?? null);
         shell.activateById(widget.id);
         return widget;
