@@ -75,10 +75,12 @@ def read_breakdown(path: Path, start: float) -> list[dict]:
 def print_breakdown(rows: list[dict]) -> None:
     mib = 1 << 20
     print("where the memory is (MiB; from inside the server):")
-    print("     t(s)     RSS   anon   file  malloc used  malloc free  arenas  SQLite  py blocks  threads  conns  commit cache")
+    print("     t(s)     RSS   anon   file  malloc used  malloc free  arenas  SQLite (pages stmts)  py blocks  threads"
+          "  conns  commit cache")
     for r in rows:
         print(f"  {r['t']:7.0f}  {r['VmRSS'] / 1024:6.1f} {r['RssAnon'] / 1024:6.1f} {r['RssFile'] / 1024:6.1f}"
               f"  {r['malloc_in_use'] / mib:11.1f}  {r['malloc_free'] / mib:11.1f}  {r['arenas']:6d}  {r['sqlite'] / mib:6.1f}"
+              f" ({r.get('sqlite_cache', 0) / mib:5.1f} {r.get('sqlite_statements', 0) / mib:5.1f})"
               f"  {r['py_blocks']:9d}  {r['Threads']:7d}  {r['connections']:5d}  {'/'.join(map(str, r['commit_cache']))}")
 
 

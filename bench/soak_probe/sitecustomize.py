@@ -40,19 +40,36 @@ def _arenas(libc) -> int:
     return xml.count("<heap nr=")
 
 
+def _connection_memory(sqlite, connections) -> dict:
+    """SQLite's own split of its connections' memory (sqlite3_db_status): page caches, parsed
+    schemas, prepared statements (Python keeps up to 128 per connection)."""
+    totals = {}
+    current, highest = ctypes.c_int(), ctypes.c_int()
+    for connection in connections:
+        # CPython's sqlite3 Connection object starts with its sqlite3* after the object header
+        handle = ctypes.c_void_p.from_address(id(connection) + object.__basicsize__).value
+        if not handle:
+            continue  # closed
+        for op, name in ((1, "sqlite_cache"), (2, "sqlite_schema"), (3, "sqlite_statements")):
+            if sqlite.sqlite3_db_status(ctypes.c_void_p(handle), op, ctypes.byref(current), ctypes.byref(highest), 0) == 0:
+                totals[name] = totals.get(name, 0) + current.value
+    return totals
+
+
 def _sample(libc, sqlite) -> dict:
     import sqlite3
 
     info = libc.mallinfo2()
     objects = gc.get_objects()
+    connections = [o for o in objects if isinstance(o, sqlite3.Connection)]
     row = {
         "t": time.time(), **_status(),
         "malloc_in_use": info.uordblks + info.hblkhd, "malloc_free": info.fordblks, "arenas": _arenas(libc),
         "sqlite": sqlite.sqlite3_memory_used(), "py_blocks": sys.getallocatedblocks(),
-        "connections": sum(1 for o in objects if isinstance(o, sqlite3.Connection)),
+        "connections": len(connections), **_connection_memory(sqlite, connections),
         "commit_cache": [len(o._commits) for o in objects if type(o).__name__ == "LocalBackend"],
     }
-    del objects
+    del objects, connections
     return row
 
 
