@@ -3,10 +3,12 @@ branches are here, commits go through ``landing``, reads through ``reads``."""
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from pachyderm_sdk.api import pfs
 
@@ -31,6 +33,10 @@ RECHECKED_PER_LISTING = 3
 #: Once pachd refused ListBranch of every repo (auth on), branches are listed per repo; every this many
 #: seconds ListBranch of every repo is asked again (auth may have been turned off).
 RETRY_ALL_BRANCHES = 300.0
+#: Heads a listing inspects at once when it meets heads it has not seen (the first listing of a cluster:
+#: one InspectCommit per branch); a few, so a big cluster's first poll is not one round trip per branch
+#: in a row, and a small number of connections' worth of load on pachd.
+INSPECTED_AT_ONCE = 8
 #: pachd 2.12's answer to ListBranch without a repo when auth is on.
 ALL_BRANCHES_REFUSED = "Cannot list branches from all repos with auth activated"
 META_KEY = str(parse_repo(META_REPO))
@@ -174,12 +180,12 @@ class PachydermBackend(Backend):
                 continue
             heads.append(((*split_key(key), name), key, head_id(info)))
         heads.sort()  # as list_repos orders repos, then by branch name
-        branches, rechecks = [], [RECHECKED_PER_LISTING]
-        for order, key, head in heads:
-            try:
-                branches.append(self._listed_branch(key, order[2], head, rechecks))
-            except NotFound:  # its repo was deleted since ListBranch: it is gone
-                pass
+        rechecks = [RECHECKED_PER_LISTING]
+        known = [self._known_branch(key, order[2], head, rechecks) for order, key, head in heads]
+        asked = [(key, order[2], head) for (order, key, head), branch in zip(heads, known) if branch is None]
+        inspected = iter(self._inspect_listed(asked))
+        branches = [branch if branch is not None else next(inspected) for branch in known]
+        branches = [branch for branch in branches if branch is not None]
         if repo is None:  # a complete listing: forget what neither it nor the one before saw
             self._branch_replies.kept.swap()
             self._listed.swap()
@@ -209,22 +215,45 @@ class PachydermBackend(Backend):
                 pass
         return infos
 
-    def _listed_branch(self, key: str, name: str, head: str | None, rechecks: list[int]) -> Branch:
-        """The branch as readers see it at ``head`` (``Refs.shown``), inspected once per finished head,
-        again once older than LISTED_RECHECK while ``rechecks[0]`` (this listing's) lasts."""
+    def _known_branch(self, key: str, name: str, head: str | None, rechecks: list[int]) -> Branch | None:
+        """The branch as a listing showed it at ``head``, or None when it must be inspected: a head not
+        seen, or one seen over LISTED_RECHECK ago while ``rechecks[0]`` (this listing's) lasts."""
         found = self._listed.get((key, name, head))
-        now = time.monotonic()
-        if found is not None:
-            branch, inspected = found
-            if head is None or now - inspected < LISTED_RECHECK or rechecks[0] <= 0:
-                return branch
-            rechecks[0] -= 1
-        info = self.refs.shown(key, head)
+        if found is None:
+            return None
+        branch, inspected = found
+        if head is None or time.monotonic() - inspected < LISTED_RECHECK or rechecks[0] <= 0:
+            return branch
+        rechecks[0] -= 1
+        return None
+
+    def _inspect_listed(self, asked: list[tuple[str, str, str | None]]) -> list[Branch | None]:
+        """``_listed_branch`` of each (repo key, branch, head), in order (None: its repo was deleted),
+        INSPECTED_AT_ONCE at a time when there are several; the first failure is raised, the rest not
+        asked."""
+        if len(asked) <= 1:
+            return [self._listed_branch(*one) for one in asked]
+        with ThreadPoolExecutor(min(INSPECTED_AT_ONCE, len(asked)), thread_name_prefix="pachls-listing") as pool:
+            # each call in the caller's context (a long operation's deadlines, if inside one)
+            futures = [pool.submit(contextvars.copy_context().run, self._listed_branch, *one) for one in asked]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def _listed_branch(self, key: str, name: str, head: str | None) -> Branch | None:
+        """The branch as readers see it at ``head`` (``Refs.shown``), kept for later listings; None when
+        its repo was deleted since ListBranch (it is gone)."""
+        try:
+            info = self.refs.shown(key, head)
+        except NotFound:
+            return None
         branch = Branch(repo=key, name=name, head=to_commit(info, key, name) if info is not None else None)
         # Kept only for an empty branch or a finished head: an open head (shown as its parent, or as
         # nothing when it is the branch's first commit) changes when it finishes, so it is asked again
         if head is None or (info is not None and info.commit.id == head and is_finished(info)):
-            self._listed.put((key, name, head), (branch, now))
+            self._listed.put((key, name, head), (branch, time.monotonic()))
         return branch
 
     @long_operation()
