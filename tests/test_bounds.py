@@ -1,5 +1,6 @@
 """Caches and logs stay bounded over long runs: the embedded store's commit and chain caches, the
-repos listing's commit JSON, the mount content cache (bytes and download locks), Label Studio's log."""
+repos listing's commit JSON, the mount content cache (bytes and download locks), Label Studio's log,
+the server's malloc arenas."""
 
 from __future__ import annotations
 
