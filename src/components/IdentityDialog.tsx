@@ -141,8 +141,8 @@ export function identityDialog(trans: TranslationBundle): AskIdentity {
         options.current?.required === false
           ? trans.__('Change who commits are recorded as')
           : trans.__('Who is committing?'),
+      // the form focuses the field to fill (autoFocus): the email when the login gives the name
       classes: ['jp-PachlsIdentityDialog'],
-      focusNodeSelector: 'input',
       dismissed: null,
       render: done => (
         <IdentityForm
