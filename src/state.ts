@@ -295,3 +295,47 @@ export function pendingMarks(
   }
   return marks;
 }
+
+/** The deleted files a listing of a directory cannot show. */
+export interface IPendingDeletions {
+  /** Deleted files of the directory, or below an entry it no longer lists (paths relative to it). */
+  here: string[];
+  /** Per listed directory: the deleted files below it (paths relative to that directory). */
+  below: Map<string, string[]>;
+}
+
+/**
+ * Where the pending deletions under directory `dir` (a repo path of the mount)
+ * are to be shown in its listing of `names`: on a listed directory holding
+ * them, or with the directory itself when nothing listed holds them.
+ */
+export function pendingDeletions(
+  dir: string,
+  names: string[],
+  changes: Array<Pick<IChange, 'path' | 'change'>>
+): IPendingDeletions {
+  const prefix = dir === '/' ? '/' : `${dir}/`;
+  const listed = new Set(names);
+  const found: IPendingDeletions = { here: [], below: new Map() };
+  for (const change of changes) {
+    if (change.change !== 'deleted' || !change.path.startsWith(prefix)) {
+      continue;
+    }
+    const rest = change.path.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    const name = rest.slice(0, slash);
+    if (slash < 0 || !listed.has(name)) {
+      found.here.push(rest);
+    } else {
+      found.below.set(name, [...(found.below.get(name) ?? []), rest.slice(slash + 1)]);
+    }
+  }
+  return found;
+}
+
+/** `1 deleted: a.txt`, `7 deleted: a, b, c, d, e and 2 more`: at most `max` paths named. */
+export function deletedText(trans: TranslationBundle, paths: string[], max = 5): string {
+  const named = paths.slice(0, max).join(', ');
+  const text = trans._n('%1 deleted: %2', '%1 deleted: %2', paths.length, named);
+  return paths.length > max ? trans.__('%1 and %2 more', text, paths.length - max) : text;
+}

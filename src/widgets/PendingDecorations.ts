@@ -5,11 +5,12 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import { IChange, IMountStatus, mountChanges } from '../api';
+import { IMountStatus, mountChanges } from '../api';
 import { relativeToRoot } from '../format';
 import { mountOfFile } from '../labeling/state';
 import { PachlsModel } from '../model';
-import { PendingMark, pendingMarks } from '../state';
+import { PendingChanges } from '../pending';
+import { deletedText, pendingDeletions, pendingMarks } from '../state';
 
 /** The mount a server-root-relative path is in, and its path inside the mount. */
 function locate(
@@ -37,9 +38,36 @@ function locate(
   return { mount, path: inner };
 }
 
+/** One reader of the pending changes per panel model, shared by the marks and the status bar item. */
+const pendingChangesOf = new WeakMap<PachlsModel, PendingChanges>();
+function pendingChanges(model: PachlsModel): PendingChanges {
+  let found = pendingChangesOf.get(model);
+  if (!found) {
+    found = new PendingChanges(mountChanges);
+    pendingChangesOf.set(model, found);
+  }
+  return found;
+}
+
+/**
+ * A line above the file browser's listing naming the pending deletions of the
+ * folder shown (the listing cannot show a deleted file); hidden when none.
+ */
+function deletedHereLine(browser: IDefaultFileBrowser): HTMLElement {
+  const line = document.createElement('div');
+  line.className = 'jp-PachlsDeletedHere';
+  line.setAttribute('role', 'status');
+  line.hidden = true;
+  const listing = browser.node.querySelector('.jp-DirListing');
+  listing?.parentElement?.insertBefore(line, listing);
+  return line;
+}
+
 /**
  * Marks pending changes in the file browser (added, modified, a directory with
- * changes below) inside read-write mounts, as git-status marks do.
+ * changes below) inside read-write mounts, as git-status marks do. Deleted
+ * files, which the browser no longer lists, are named on the directory holding
+ * them (its tooltip) and above the listing of their own directory.
  */
 export function decoratePendingChanges(
   model: PachlsModel,
@@ -49,78 +77,85 @@ export function decoratePendingChanges(
   // the listing's rows (its own widget is not public): each shows its entry's name
   const content = () => browser.node.querySelector('.jp-DirListing-content') as HTMLElement | null;
   const nameOf = (node: Element) => node.querySelector('.jp-DirListing-itemText')?.textContent ?? '';
-  let changes: IChange[] = [];
-  let changesOf = ''; // mount name, base and pending count the changes were read for
-  let loading: Promise<void> | null = null;
+  const pending = pendingChanges(model);
+  const deletedHere = deletedHereLine(browser);
+  const titles = {
+    added: trans.__('pending: added'),
+    modified: trans.__('pending: modified'),
+    below: trans.__('pending changes inside')
+  };
 
   const apply = () => {
     const where = locate(model, browser.model.path);
     const nodes = Array.from(content()?.querySelectorAll('.jp-DirListing-item') ?? []);
-    const marks =
-      where && where.mount.mode === 'rw'
-        ? pendingMarks(where.path, nodes.map(nameOf), changes)
-        : new Map<string, PendingMark>();
-    const titles = {
-      added: trans.__('pending: added'),
-      modified: trans.__('pending: modified'),
-      below: trans.__('pending changes inside')
-    };
+    const names = nodes.map(nameOf);
+    // only the changes read for the mount shown: none while they are being read
+    const changes = (where && pending.get(where.mount)) ?? [];
+    const marks = pendingMarks(where?.path ?? '/', names, changes);
+    const deletions = pendingDeletions(where?.path ?? '/', names, changes);
+    const here = deletions.here.length
+      ? trans.__('Pending in this folder: %1', deletedText(trans, deletions.here))
+      : '';
+    if (deletedHere.textContent !== here) {
+      deletedHere.textContent = here;
+      deletedHere.hidden = !here;
+    }
     nodes.forEach(node => {
-      const mark = marks.get(nameOf(node));
+      const name = nameOf(node);
+      const mark = marks.get(name);
+      const deleted = deletions.below.get(name);
+      const description = [mark ? titles[mark] : '', deleted ? deletedText(trans, deleted) : '']
+        .filter(Boolean)
+        .join(': ');
       if (mark) {
         if (node.getAttribute('data-pachls-pending') !== mark) {
           node.setAttribute('data-pachls-pending', mark);
         }
-        node.setAttribute('aria-description', titles[mark]);
+        if (node.getAttribute('aria-description') !== description) {
+          node.setAttribute('aria-description', description);
+        }
       } else if (node.hasAttribute('data-pachls-pending')) {
         node.removeAttribute('data-pachls-pending');
         node.removeAttribute('aria-description');
       }
+      tooltipLine(node as HTMLElement, deleted ? trans.__('Pending: %1', deletedText(trans, deleted)) : '');
     });
   };
 
-  const load = () => {
-    const where = locate(model, browser.model.path);
-    const mount = where?.mount;
-    if (!mount || mount.mode !== 'rw' || mount.pending === 0) {
-      changes = [];
-      changesOf = '';
-      apply();
-      return;
-    }
-    const key = `${mount.name}|${mount.base}|${mount.pending}|${browser.model.path}`;
-    if (key === changesOf || loading) {
-      apply();
-      return;
-    }
-    loading = mountChanges(mount.name)
-      .then(found => {
-        changes = found.changes;
-        changesOf = key;
-      })
-      .catch(() => {
-        changes = [];
-      })
-      .finally(() => {
-        loading = null;
-        apply();
-      });
-  };
-
   // The listing rebuilds its rows on each refresh of the directory (every few seconds) and on
-  // sorting; mark them again after each (a row's title changes with the item it shows).
+  // sorting, and sets their tooltips afresh; mark them again after each.
   const observer = new MutationObserver(() => apply());
   const listed = content();
   if (listed) {
     observer.observe(listed, { childList: true, subtree: true, attributes: true, attributeFilter: ['title'] });
   }
   browser.model.refreshed.connect(() => {
-    changesOf = ''; // a file saved or added: the pending set may have changed without a panel poll
-    void model.refreshMounts().then(load);
+    pending.outdate(); // a file saved or added: the pending set may have changed without a panel poll
+    void model.refreshMounts().then(apply);
   });
-  browser.model.pathChanged.connect(load);
-  model.changed.connect(load);
+  browser.model.pathChanged.connect(apply);
+  model.changed.connect(apply);
+  pending.changed.connect(apply);
   browser.disposed.connect(() => observer.disconnect());
+}
+
+/**
+ * Ends a row's tooltip (the listing's own: name, size, dates) with `line`, or
+ * takes the line added before away when `line` is empty.
+ */
+function tooltipLine(node: HTMLElement, line: string): void {
+  const before = node.getAttribute('data-pachls-tooltip');
+  if (before === (line || null) && (!line || node.title.endsWith(`\n${line}`))) {
+    return;
+  }
+  const own = before && node.title.endsWith(`\n${before}`) ? node.title.slice(0, -before.length - 1) : node.title;
+  if (line) {
+    node.setAttribute('data-pachls-tooltip', line);
+    node.title = `${own}\n${line}`;
+  } else {
+    node.removeAttribute('data-pachls-tooltip');
+    node.title = own;
+  }
 }
 
 /** Status bar item: the pending count of the mount the current file belongs to. */
@@ -141,6 +176,7 @@ export class PendingStatus extends Widget {
       }
     });
     _model.changed.connect(() => this.update());
+    pendingChanges(_model).changed.connect(() => this.update());
   }
 
   /** The server-root-relative path of the current document (null: no document). */
@@ -166,12 +202,19 @@ export class PendingStatus extends Widget {
     this.node.setAttribute('data-mount', mount.name);
     this.node.setAttribute('data-pending', String(mount.pending));
     this.node.textContent = this._trans._n('%2: %1 pending', '%2: %1 pending', mount.pending, mount.name);
-    this.node.title = this._trans._n(
-      '%1 pending change in mount %2: click to commit',
-      '%1 pending changes in mount %2: click to commit',
-      mount.pending,
-      mount.name
-    );
+    // deleted files are listed nowhere else when their folder is gone or not shown
+    const deleted = (pendingChanges(this._model).get(mount) ?? [])
+      .filter(change => change.change === 'deleted')
+      .map(change => change.path);
+    this.node.title = [
+      this._trans._n(
+        '%1 pending change in mount %2: click to commit',
+        '%1 pending changes in mount %2: click to commit',
+        mount.pending,
+        mount.name
+      ),
+      ...(deleted.length ? [deletedText(this._trans, deleted, 10)] : [])
+    ].join('\n');
   }
 
   private _open(): void {
