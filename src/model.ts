@@ -148,15 +148,15 @@ export class PachlsModel extends PollingModel<IPanelState> {
     void this.refreshMounts();
   }
 
-  async refreshMount(name: string): Promise<IMountStatus> {
-    const status = await this._api.refreshMount(name);
+  async refreshMount(name: string, overwrite = false): Promise<IMountStatus> {
+    const status = await this._api.refreshMount(name, overwrite);
     this._upsertMount(status);
     return status;
   }
 
   /** Move a branch mount to its branch's head wherever it went, keeping or dropping its staged changes. */
-  async followMount(name: string, pending: 'keep' | 'drop'): Promise<IMountStatus> {
-    const status = await this._api.followMount(name, pending);
+  async followMount(name: string, pending: 'keep' | 'drop', overwrite = false): Promise<IMountStatus> {
+    const status = await this._api.followMount(name, pending, overwrite);
     this._upsertMount(status);
     return status;
   }

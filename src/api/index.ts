@@ -182,22 +182,31 @@ export async function deleteMount(name: string, discard = false): Promise<void> 
   });
 }
 
-/** Move a mount to its branch head. */
-export function refreshMount(name: string): Promise<IMountStatus> {
+/**
+ * Move a mount to its branch head. Where the branch changed a path at which
+ * the mount holds a local file its ignore rules keep out of commits, the
+ * server answers 409 `would_overwrite` naming them, unless `overwrite`.
+ */
+export function refreshMount(name: string, overwrite = false): Promise<IMountStatus> {
   return requestAPI<IMountStatus>(`mounts/${seg(name)}/refresh`, {
     method: 'POST',
-    body: {}
+    body: overwrite ? { overwrite } : {}
   });
 }
 
 /**
  * Move a branch mount to its branch's head wherever it went (a rollback
- * included), keeping or dropping its staged changes.
+ * included), keeping or dropping its staged changes (`overwrite` as in
+ * refreshMount).
  */
-export function followMount(name: string, pending: 'keep' | 'drop'): Promise<IMountStatus> {
+export function followMount(
+  name: string,
+  pending: 'keep' | 'drop',
+  overwrite = false
+): Promise<IMountStatus> {
   return requestAPI<IMountStatus>(`mounts/${seg(name)}/follow`, {
     method: 'POST',
-    body: { pending }
+    body: overwrite ? { pending, overwrite } : { pending }
   });
 }
 

@@ -3,7 +3,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { folderIcon, refreshIcon } from '@jupyterlab/ui-components';
 
-import { IChanges, IMountStatus, mountChanges } from '../api';
+import { IChanges, IMountStatus, mountChanges, PachlsApiError } from '../api';
 import { address, shortId } from '../format';
 import { PachlsModel } from '../model';
 import { errorMessage, mountBehindText } from '../state';
@@ -75,6 +75,64 @@ function stateText(trans: TranslationBundle, state: IMountStatus['state']): stri
 }
 
 /**
+ * Move a mount (a refresh or a follow). When the branch changed paths where the
+ * mount holds local files its ignore rules keep out of commits (never pending,
+ * so never committed: a checkpoint, a `.pachlsignore`d file), the server names
+ * them (409 `would_overwrite`) and changes nothing: list them and ask.
+ * "Overwrite" moves again taking the branch's version; "Cancel" leaves all as is.
+ */
+async function moveAskingBeforeOverwrite(
+  trans: TranslationBundle,
+  mount: IMountStatus,
+  move: (overwrite: boolean) => Promise<unknown>
+): Promise<void> {
+  try {
+    await move(false);
+    return;
+  } catch (reason) {
+    if (!(reason instanceof PachlsApiError && reason.error === 'would_overwrite')) {
+      throw reason;
+    }
+    const paths = Array.isArray(reason.details.paths) ? (reason.details.paths as string[]) : [];
+    const count = typeof reason.details.count === 'number' ? reason.details.count : paths.length;
+    const result = await showDialog({
+      title: trans.__('Overwrite ignored files in %1?', mount.name),
+      body: (
+        <div className="jp-PachlsOverwrite">
+          <p>
+            {trans._n(
+              '%2@%3 changed %1 path where %4 holds a local file its ignore rules keep out of commits (never pending, never committed). Overwrite replaces it with the branch\'s version; Cancel leaves the mount as it is.',
+              '%2@%3 changed %1 paths where %4 holds local files its ignore rules keep out of commits (never pending, never committed). Overwrite replaces them with the branch\'s version; Cancel leaves the mount as it is.',
+              count,
+              mount.repo,
+              mount.branch ?? '',
+              mount.name
+            )}
+          </p>
+          <ul className="jp-PachlsOverwrite-paths" aria-label={trans.__('Local files to overwrite')}>
+            {paths.map(path => (
+              <li key={path} title={path}>
+                {path}
+              </li>
+            ))}
+          </ul>
+          {count > paths.length ? (
+            <p>{trans.__('and %1 more', count - paths.length)}</p>
+          ) : null}
+        </div>
+      ),
+      buttons: [
+        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.warnButton({ label: trans.__('Overwrite') })
+      ]
+    });
+    if (result.button.accept) {
+      await move(true);
+    }
+  }
+}
+
+/**
  * Follow the branch of a mount its branch left (rolled back below it): ask
  * whether to keep or drop the pending changes when there are some.
  */
@@ -107,7 +165,9 @@ async function followBranch(
     }
     pending = result.button.actions.includes('drop') ? 'drop' : 'keep';
   }
-  await model.followMount(mount.name, pending);
+  await moveAskingBeforeOverwrite(trans, mount, overwrite =>
+    model.followMount(mount.name, pending, overwrite)
+  );
 }
 
 function MountCard(props: {
@@ -214,7 +274,13 @@ function MountCard(props: {
             title={trans.__('Move the mount to the branch head')}
             icon={refreshIcon}
             disabled={busy !== null}
-            onClick={() => run('refresh', () => model.refreshMount(mount.name))}
+            onClick={() =>
+              run('refresh', () =>
+                moveAskingBeforeOverwrite(trans, mount, overwrite =>
+                  model.refreshMount(mount.name, overwrite)
+                )
+              )
+            }
             className="jp-PachlsMount-refresh"
           />
         ) : null}
