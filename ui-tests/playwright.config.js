@@ -39,17 +39,17 @@ module.exports = {
     }
   },
   // Label Studio is started first (start.setup.ts) and the specs that need it run last, so its start
-  // overlaps the panel's specs; with one worker the projects run in this order.
+  // overlaps the panel's specs (flow.spec labels too); with one worker the projects run in this order.
   projects: [
     { name: 'start', testMatch: /start\.setup\.ts$/ },
     {
       name: 'panel',
-      testIgnore: [/start\.setup\.ts$/, /labeling\.spec\.ts$/, /authorship\.spec\.ts$/],
+      testIgnore: [/start\.setup\.ts$/, /labeling\.spec\.ts$/, /authorship\.spec\.ts$/, /flow\.spec\.ts$/],
       dependencies: ['start']
     },
     {
       name: 'labeling',
-      testMatch: [/labeling\.spec\.ts$/, /authorship\.spec\.ts$/],
+      testMatch: [/flow\.spec\.ts$/, /labeling\.spec\.ts$/, /authorship\.spec\.ts$/],
       dependencies: ['start']
     }
   ],
