@@ -477,3 +477,25 @@ export function mountOfFile(filePath: string, mountDir: string): { mount: string
   }
   return { mount: rest.slice(0, slash), path: rest.slice(slash) };
 }
+
+/**
+ * Label Studio's own theme toggle (its top bar) reads the stored scheme once,
+ * when its page loads: after a theme change in JupyterLab it would go on
+ * reading "Light" in dark. Pressing it as a user would, until it reads
+ * `scheme`, brings its label and its in-page state along (it cycles Auto,
+ * Light, Dark and stores what it shows). A page without the toggle (another
+ * Label Studio version, or not rendered yet: it then reads the stored scheme)
+ * is left alone.
+ */
+export async function syncLabelStudioToggle(page: Document, scheme: 'Light' | 'Dark'): Promise<void> {
+  for (let press = 0; press < 3; press++) {
+    const toggle = page.querySelector<HTMLButtonElement>('button[class*="themeToggle--"]');
+    const label = toggle?.querySelector('[class*="themeToggle__label"]')?.textContent;
+    if (!toggle || !label || label === scheme) {
+      return;
+    }
+    toggle.click();
+    // the toggle's next press acts on what it shows: let it render the first
+    await new Promise(resolve => setTimeout(resolve, 0));
+  }
+}

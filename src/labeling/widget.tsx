@@ -19,7 +19,8 @@ import {
   LabelStudioStartingError,
   loginToLabelStudio,
   projectUrl,
-  readCookie
+  readCookie,
+  syncLabelStudioToggle
 } from './state';
 import { labelingIcon } from './icons';
 
@@ -239,8 +240,11 @@ export class LabelingContent extends Panel {
     } catch {
       // storage refused (private mode): the frame keeps Label Studio's default
     }
-    const root = this._frame.node.querySelector('iframe')?.contentDocument?.documentElement;
-    root?.setAttribute('data-color-scheme', scheme.toLowerCase());
+    const page = this._frame.node.querySelector('iframe')?.contentDocument;
+    page?.documentElement.setAttribute('data-color-scheme', scheme.toLowerCase());
+    if (page) {
+      void syncLabelStudioToggle(page, scheme);
+    }
   }
 
   private _setPhase(phase: Phase): void {

@@ -179,11 +179,16 @@ test('label an image in the embedded Label Studio and commit the labels as one c
   // Label Studio's own theme follows JupyterLab's, both ways.
   await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', { hasText: 'Label: images@master' }).click();
   const lsRoot = page.frameLocator('.jp-PachlsLabelingContent iframe').locator('html');
+  // and its own theme toggle reads what it shows, without a reload of its page
+  const lsToggle = lsRoot.locator('button[class*="themeToggle--"]');
+  await expect(lsToggle).toHaveText('Light');
   await page.theme.setDarkTheme();
   await expect(lsRoot).toHaveAttribute('data-color-scheme', 'dark');
+  await expect(lsToggle).toHaveText('Dark');
   await shot(page, 'labeling-dark.png', testInfo);
   await page.theme.setLightTheme();
   await expect(lsRoot).toHaveAttribute('data-color-scheme', 'light');
+  await expect(lsToggle).toHaveText('Light');
 
   // After a reload the labeling tab is restored and logs in again.
   // (not galata's ready check: it waits for the Launcher to be the active tab)
