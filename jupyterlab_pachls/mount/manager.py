@@ -74,6 +74,32 @@ def disk_space(what: str, name: str):
         raise
 
 
+def in_use(roots: Iterable[str]) -> bool:
+    """Whether a process has a file open, or its working directory, at or below one of ``roots`` (as
+    ``fuser -m`` finds it, from /proc). Processes whose /proc entries this user cannot read (other
+    users') do not count."""
+    roots = [r.rstrip("/") for r in roots]
+    below = tuple(r + "/" for r in roots)
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return False
+    for pid in pids:
+        try:
+            links = [os.readlink(f"/proc/{pid}/cwd")]
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
+                continue
+        if any(link in roots or link.startswith(below) for link in links):
+            return True
+    return False
+
+
 def validate_mount_name(name: object) -> str:
     if not isinstance(name, str) or not MOUNT_NAME_RE.match(name) or name in (VIEWS,) or ".." in name:
         raise InvalidName(
@@ -826,10 +852,16 @@ class MountManager:
     def follow_head(self, name: str) -> bool:
         """A read-only mount of a branch moves to the branch's head, as a panel's poll asks when the
         status said the head moved. Skipped (False) while another operation holds the mount (that one
-        may be this very refresh, asked by an earlier poll), or for read-write, fixed or broken mounts."""
+        may be this very refresh, asked by an earlier poll), for read-write, fixed or broken mounts, and
+        while a process has a file of the mount open or works in it: a FUSE mount is replaced by a new
+        one (its readers would get ENOTCONN), a view without FUSE by another directory (a reader walking
+        it would mix two commits). A later poll follows once it is free; ``refresh`` moves it at once."""
         mount = self._get(name)
         record = mount.record
         if record.mode != RO or record.commit is not None or not record.branch or mount.state == ERROR:
+            return False
+        if in_use(self._shown_at(mount)):
+            log.info("mount %s is in use; it follows its branch once no process has a file of it open", name)
             return False
         if not mount.lock.acquire(blocking=False):
             return False
@@ -840,6 +872,13 @@ class MountManager:
         finally:
             mount.lock.release()
         return True
+
+    def _shown_at(self, mount: _Mount) -> list[str]:
+        """Where a process using the mount has its files: the mount point (FUSE), or the view
+        directories the mount's symlink leads to (no FUSE)."""
+        if mount.view is not None:
+            return [os.path.realpath(mount.view.views)]
+        return [str(self.mount_dir / mount.record.name)]
 
     def refresh(self, name: str, *, overwrite: bool = False) -> MountStatus:
         """Move a branch mount to the branch head. Read-write mounts keep their stage (rebased) unless
