@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -69,17 +70,20 @@ class CallCount:
 
     def __init__(self, backend: PachydermBackend) -> None:
         self.calls: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()  # a first listing inspects heads from several threads
         channel = backend.channel
         for method in ("rpc", "stream"):
             made = getattr(channel, method)
 
             def counted(what, fn, _made=made, **kwargs):
-                self.calls[what] += 1
+                with self._lock:
+                    self.calls[what] += 1
                 return _made(what, fn, **kwargs)
             setattr(channel, method, counted)
 
     def taken(self) -> collections.Counter[str]:
-        counted, self.calls = self.calls, collections.Counter()
+        with self._lock:
+            counted, self.calls = self.calls, collections.Counter()
         return counted
 
 
