@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from jupyterlab_pachls.magics import PachlsMagics, parse
+from jupyterlab_pachls.magics import HelpShown, PachlsMagics, UsageError, parse
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +51,9 @@ def test_the_new_options_parse_and_have_help(capsys):
     assert (args.name, args.keep, args.overwrite) == ("notes", False, True)
     assert parse("follow notes").keep is True
     assert parse("commit notes -m m --path /a.txt --path b.txt").paths == ["/a.txt", "b.txt"]
-    with pytest.raises(Exception, match="not allowed with argument"):
+    with pytest.raises(UsageError, match="not allowed with argument"):
         parse("follow notes --keep --drop")
-    with pytest.raises(Exception):
+    with pytest.raises(HelpShown):
         parse("follow notes --help")
     said = capsys.readouterr().out
     assert "--overwrite" in said and "--drop" in said

@@ -86,7 +86,7 @@ def test_following_a_rollback_asks_before_overwriting_and_dropping_keeps_ignored
 
 
 def test_a_commit_landing_on_their_version_of_an_ignored_file_is_refused(manager, backend, ignored_locally):
-    base, head = ignored_locally
+    _base, head = ignored_locally
     with pytest.raises(WouldOverwrite) as refused:
         manager.commit("images", "mine")
     assert refused.value.details["paths"] == [CHECKPOINT, "/data.csv"]
