@@ -10,7 +10,8 @@ import pytest
 
 from jupyterlab_pachls.mount import fuse_status
 
-pytest_plugins = ("pytest_jupyter.jupyter_server",)
+# workers: how scripts/test.sh splits the tests over two processes (pytest-xdist)
+pytest_plugins = ("pytest_jupyter.jupyter_server", "workers")
 
 # Every test (and every server it starts) sees no git identity, whatever this machine's git config
 # holds: authors come from what a test gives, and a missing one shows here as on any machine.
@@ -18,29 +19,6 @@ os.environ["GIT_CONFIG_GLOBAL"] = os.devnull
 os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
 
 EXTENSION = "jupyterlab_pachls"
-
-# Groups for pytest-xdist's ``--dist loadgroup`` (scripts/test.sh runs ``-n 2``).
-SESSION_GROUP = "session-fixtures"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, a fixture meant to be set up once still is: every test using one of our
-    session-scoped fixtures (the real Label Studio of tests/labeling/conftest.py) runs on ONE worker,
-    and a test using one of our module- or class-scoped fixtures runs with the rest of its module.
-    Any other test goes to whichever worker is free. Plugins' fixtures (``baseid`` empty) do not count:
-    they cost nothing to set up twice."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        fixtureinfo = getattr(item, "_fixtureinfo", None)
-        if fixtureinfo is None:
-            continue
-        scopes = {defs[-1].scope for defs in fixtureinfo.name2fixturedefs.values() if defs and defs[-1].baseid}
-        if "session" in scopes:
-            item.add_marker(pytest.mark.xdist_group(SESSION_GROUP))
-        elif scopes & {"package", "module", "class"}:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-
 
 @pytest.fixture
 def pachls_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
