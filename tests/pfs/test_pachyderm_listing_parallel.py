@@ -17,8 +17,8 @@ from jupyterlab_pachls.pfs.server import make_server
 
 from .test_pachyderm_listing_rpcs import CallCounter, add_repos, assert_right, listed
 
-REPOS, BRANCHES = 12, 3
-ROUND_TRIP = 0.03  # seconds each InspectCommit takes on the server
+REPOS, BRANCHES = 8, 3
+ROUND_TRIP = 0.02  # seconds each InspectCommit takes on the server
 
 
 class InFlight(grpc.ServerInterceptor):
