@@ -4,7 +4,9 @@ the server's malloc arenas."""
 
 from __future__ import annotations
 
+import gc
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -48,6 +50,33 @@ def test_every_connection_of_the_store_shares_one_page_cache_budget(tmp_path):
     assert seen == {(-local.PAGE_CACHE_KIB, local.SQLITE_HEAP_LIMIT)}
     assert local.SQLITE_HEAP_LIMIT <= 64 << 20
     backend.close()
+
+def open_connections(store: Path) -> int:
+    """Connections of this process open on the store's database."""
+    def database(connection: sqlite3.Connection) -> str | None:
+        try:
+            return connection.execute("PRAGMA database_list").fetchone()[2]
+        except sqlite3.ProgrammingError:  # closed
+            return None
+
+    gc.collect()  # a connection and its statement cache refer to each other
+    return sum(1 for o in gc.get_objects() if isinstance(o, sqlite3.Connection)
+               and database(o) == str(store / "meta.sqlite"))
+
+
+def test_a_thread_that_ends_leaves_no_connection_open(tmp_path):
+    """Every thread reads through a connection of its own: threads come and go (the server's, a
+    kernel's), so a connection must go with its thread, not stay for the store's whole life."""
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("data")
+    assert open_connections(backend.root) == 1
+    for _ in range(20):
+        reader = threading.Thread(target=backend.list_repos)
+        reader.start()
+        reader.join()
+    assert open_connections(backend.root) == 1
+    backend.close()
+
 
 @pytest.fixture
 def small_caches(monkeypatch):
