@@ -219,10 +219,11 @@ def file_rows(files) -> Table:
 
 
 def mount_rows(mounts) -> Table:
+    # diverged: the branch was rolled back below the mount's commit (behind says 0): %pachls follow moves it
     return Table(({"name": m.name, "repo": m.repo, "branch": m.branch, "base": m.base, "mode": m.mode,
-                   "state": m.state, "pending": m.pending, "behind": m.behind, "mountpoint": m.mountpoint,
-                   "message": m.message} for m in mounts),
-                 columns=("name", "repo", "branch", "base", "mode", "state", "pending", "behind",
+                   "state": m.state, "pending": m.pending, "behind": m.behind, "diverged": m.diverged,
+                   "mountpoint": m.mountpoint, "message": m.message} for m in mounts),
+                 columns=("name", "repo", "branch", "base", "mode", "state", "pending", "behind", "diverged",
                           "mountpoint", "message"), title="mounts")
 
 

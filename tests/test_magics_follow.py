@@ -81,6 +81,10 @@ async def test_a_cell_commits_only_the_chosen_paths_and_follow_moves_the_mount(s
     await run((root / ".ipynb_checkpoints" / "x-checkpoint.txt").write_bytes, b"mine")
     with backend.commit("notes", "master", message="theirs") as theirs:
         theirs.put_file("/.ipynb_checkpoints/x-checkpoint.txt", b"theirs")
+    backend.move_branch("notes", "master", head.parent)  # rolled back below the mount: said in the table
+    table = await run(shell.run_line_magic, "pachls", "mounts")
+    assert (list(table["behind"]), list(table["diverged"])) == ([0], [True])
+    backend.move_branch("notes", "master", theirs.finished.id)
     await run(shell.run_line_magic, "pachls", "follow notes")
     err = capsys.readouterr().err
     assert err.startswith("%pachls follow: the branch changed 1 ignored local file(s) of mount 'notes' "
