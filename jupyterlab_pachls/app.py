@@ -69,13 +69,9 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     in the environment wins. Returns whether the limit was set (not on other C libraries)."""
     if "MALLOC_ARENA_MAX" in os.environ or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # glibc only: mallopt's parameter numbers are its own
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return mallopt(_M_ARENA_MAX, arenas) == 1
+    if "CS_GNU_LIBC_VERSION" not in getattr(os, "confstr_names", {}) or not os.confstr("CS_GNU_LIBC_VERSION"):
+        return False  # mallopt's parameter numbers are glibc's own
+    return ctypes.CDLL(None).mallopt(_M_ARENA_MAX, arenas) == 1
 
 
 class OperationPool:

@@ -395,7 +395,7 @@ def arenas_after_12_threads(mode: str) -> int:
                               text=True, timeout=60, check=True).stdout)
 
 
-@pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="glibc's malloc arenas")
+@pytest.mark.skipif(not (sys.platform == "linux" and os.confstr("CS_GNU_LIBC_VERSION")), reason="glibc's malloc arenas")
 def test_the_servers_threads_share_two_malloc_arenas(monkeypatch):
     """glibc gives each new thread an arena of its own (up to 8 per core), each keeping the free
     memory its threads left: the server's resident memory climbed as each met its own peak."""
