@@ -428,9 +428,13 @@ class Channel:
             self._stalls.refuse(CONNECTION)
         down = self._down_at is not None and time.monotonic() - self._down_at < self.connect_timeout
         timeout = min(DOWN_RECHECK, self.connect_timeout) if down else self.connect_timeout
+        connected = grpc.channel_ready_future(self._raw)
         try:
-            grpc.channel_ready_future(self._raw).result(timeout=timeout)
+            connected.result(timeout=timeout)
         except grpc.FutureTimeoutError:
+            # else it stays subscribed to the channel until it connects: one more per probe while a
+            # cluster is down (every DOWN_RECHECK), each called on every change of the channel's state
+            connected.cancel()
             error = self.unreachable(timeout)
             if not probe:
                 self._stalls.ran_out(CONNECTION, error)
