@@ -181,7 +181,8 @@ export function HistoryView(props: IHistoryViewProps): JSX.Element {
       return;
     }
     try {
-      await moveBranchHead(repo, branch, commit.id, head);
+      // recorded with the move and shown on its row: a move forward is no rollback
+      await moveBranchHead(repo, branch, commit.id, head, forward ? 'move forward' : 'rollback');
       setNotice({
         text: trans.__('%1 now points at %2.', address(repo, branch), shortId(commit.id)),
         head: commit.id

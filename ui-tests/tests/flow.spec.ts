@@ -278,19 +278,19 @@ for (const theme of ['light', 'dark'] as const) {
     await confirm.getByRole('button', { name: 'Roll back' }).click();
     await expect(history.locator('.jp-PachlsNotice')).toContainText(`now points at ${first.slice(0, 8)}`);
     // in place: the commit the rollback left (not on the branch), the move, the new head
-    await expect(history.locator('.jp-PachlsMove')).toHaveCount(1);
+    await expect(history.locator('.jp-PachlsMove-reason')).toHaveText(['rollback']);
     await expect(rows.nth(0)).toHaveAttribute('data-commit', second);
     await expect(rows.nth(0)).toHaveAttribute('data-left', 'true');
     await expect(rows.nth(1)).toHaveAttribute('data-head', 'true');
     await expectNothingCut(history, 'the history after a rollback');
     await shot(page, `history-rollback-${theme}.png`, testInfo);
 
-    // 6. The mount says so plainly by the panel's own poll (no refresh pressed), and follows.
+    // 6. The mount says so plainly, no refresh pressed (the panel reloads after a move and every 10 s), and follows.
     await openPanel(page);
     await expect(behind).toHaveText(`branch was rolled back to ${first.slice(0, 8)}`, { timeout: 20000 });
     await expect(mountBase).toContainText(second.slice(0, 8));
     await expectNothingCut(panel, 'the panel with a rolled-back mount');
-    await shot(panel, `mount-rolled-back-${theme}.png`, testInfo);
+    await shot(panel, `panel-rolled-back-${theme}.png`, testInfo);
     await mount.getByRole('button', { name: `Follow the branch of ${name} where it was moved` }).click();
     await expect(behind).toHaveText('up to date');
     await expect(mountBase).toContainText(first.slice(0, 8));
@@ -305,7 +305,9 @@ for (const theme of ['light', 'dark'] as const) {
     await expect(rows.nth(0)).toHaveAttribute('data-commit', second);
     await expect(rows.nth(0)).toHaveAttribute('data-head', 'true');
     await expect(history.locator('.jp-PachlsCommit[data-left="true"]')).toHaveCount(0);
-    // the mount is one commit behind (by the poll), its refresh moves it to the head
+    // both moves in place, each named for what it did
+    await expect(history.locator('.jp-PachlsMove-reason')).toHaveText(['move forward', 'rollback']);
+    // the mount is one commit behind (no refresh pressed), its refresh icon moves it to the head
     await openPanel(page);
     await expect(behind).toHaveText('1 commit behind', { timeout: 20000 });
     await mount.getByRole('button', { name: `Update ${name} to the branch head` }).click();
@@ -364,7 +366,7 @@ for (const theme of ['light', 'dark'] as const) {
     });
     await expectNothingCut(tab.locator('.jp-Toolbar'), 'the labeling toolbar');
     await expectNothingCut(panel, 'the panel with a labeling session');
-    await shot(page, `labeling-${theme}.png`, testInfo);
+    await shot(page, `labeling-session-${theme}.png`, testInfo);
 
     // 11. Commit labels: one label file, nothing else.
     await commitLabels.click();
