@@ -60,6 +60,9 @@ LOG_MAX_BYTES = 10 << 20  # the log is rotated past this size, into one older fi
 TAIL_MAX_BYTES = 4 << 20  # what ``log_tail`` reads at most, from the end
 #: Seconds a team server's ``/health`` may take: its status is part of what the panel polls.
 HEALTH_TIMEOUT = 3.0
+#: Seconds one of Label Studio's own commands (``reset_password``) may run; it waits on the database
+#: Label Studio holds, so a stuck one is ended and answered unavailable instead of holding a thread.
+COMMAND_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -549,10 +552,15 @@ class ManagedLabelStudio:
         stdin (never on a command line other local users can read)."""
         command = self.command()
         start = command.index("start")
-        done = subprocess.run([*command[:start], "reset_password", "--username", email],
-                              input=password + "\n", env=self.environment(), cwd=self.data_dir,
-                              capture_output=True, text=True, timeout=300, start_new_session=True,
-                              umask=LABEL_STUDIO_UMASK)
+        try:
+            done = subprocess.run([*command[:start], "reset_password", "--username", email],
+                                  input=password + "\n", env=self.environment(), cwd=self.data_dir,
+                                  capture_output=True, text=True, timeout=COMMAND_TIMEOUT, start_new_session=True,
+                                  umask=LABEL_STUDIO_UMASK)
+        except subprocess.TimeoutExpired:
+            raise Unavailable(f"Label Studio's reset_password for {email} did not finish within "
+                              f"{COMMAND_TIMEOUT:g} s (it was ended); try again", label_studio="timeout",
+                              call="reset_password", deadline=COMMAND_TIMEOUT) from None
         if "successfully" not in done.stdout and "the same as current" not in done.stdout:
             raise Unavailable(f"could not set the Label Studio password of {email} (exit {done.returncode})")
 
