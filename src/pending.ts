@@ -9,9 +9,11 @@ import { IChange, IChanges, IMountStatus } from './api';
  * `get` answers with the changes read for that mount at its current base:
  * never another mount's (a view switching mounts shows no marks until the
  * new answer, rather than the previous mount's), never those of a base the
- * mount left (a rollback or a follow). Changes read at the same base while
- * the pending count moved are still shown while the new ones are read (marks
- * do not blink on every save).
+ * mount left (a rollback or a follow), never those read before nothing was
+ * pending (a commit or a discard: as many changes at the same base later are
+ * other changes). Changes read at the same base while the pending count
+ * moved are still shown while the new ones are read (marks do not blink on
+ * every save).
  */
 export class PendingChanges {
   constructor(private readonly _readChanges: (mount: string) => Promise<IChanges>) {}
@@ -24,6 +26,9 @@ export class PendingChanges {
   /** The changes of `mount`, or null while they are being read; reads them when outdated. */
   get(mount: IMountStatus): IChange[] | null {
     if (mount.mode !== 'rw' || mount.pending === 0) {
+      // nothing to remember: the next changes, even as many at the same base, are others
+      this._read.delete(mount.name);
+      this._reading.delete(mount.name);
       return [];
     }
     const key = `${mount.base}|${mount.pending}`;

@@ -116,4 +116,19 @@ describe('PendingChanges', () => {
     expect(asked).toHaveLength(2);
     expect(pending.get(mountStatus({ pending: 0 }))).toEqual([]);
   });
+
+  it('forgets the changes once nothing is pending (a discard), even if as many come back at the same base', async () => {
+    const { asked, read } = answeredByTest();
+    const pending = new PendingChanges(read);
+    pending.get(mountStatus());
+    asked[0].answer([{ path: '/a.txt', change: 'modified' }]);
+    await flush();
+    // discarded, then another file changed before any refresh of the listing: same base, same count
+    expect(pending.get(mountStatus({ pending: 0 }))).toEqual([]);
+    expect(pending.get(mountStatus())).toBeNull();
+    expect(asked).toHaveLength(2);
+    asked[1].answer([{ path: '/b.txt', change: 'modified' }]);
+    await flush();
+    expect(pending.get(mountStatus())).toEqual([{ path: '/b.txt', change: 'modified' }]);
+  });
 });
