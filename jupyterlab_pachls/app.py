@@ -64,9 +64,10 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     memory its threads leave behind for those threads only, so the server's pools (tens of threads,
     each busy in turn) held 20 MiB free across 16 arenas after 5 minutes of polling and committing,
     and resident memory climbed as each arena met its own peak. The threads mostly wait on the store
-    or the network, and Python runs one of them at a time, so two arenas cost no measurable time
-    (docs/performance.md, soak). ``MALLOC_ARENA_MAX`` (or the ``glibc.malloc.arena_max`` tunable)
-    in the environment wins. Returns whether the limit was set (not on other C libraries)."""
+    or the network and allocate while holding the GIL, so they seldom contend for an arena: the soak's
+    polls answered no slower with two (docs/performance.md). ``MALLOC_ARENA_MAX`` (or the
+    ``glibc.malloc.arena_max`` tunable) in the environment wins. Returns whether the limit was set
+    (not on other C libraries)."""
     if "MALLOC_ARENA_MAX" in os.environ or "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
         return False
     if "CS_GNU_LIBC_VERSION" not in getattr(os, "confstr_names", {}) or not os.confstr("CS_GNU_LIBC_VERSION"):
