@@ -235,6 +235,7 @@ for (const theme of ['light', 'dark'] as const) {
     await typeAndSave(page, 'notes.txt', 'second line\n');
     await expect(pending).toHaveText('1 pending', { timeout: 15000 });
     await mount.getByRole('button', { name: `Commit the pending changes of ${name}` }).click();
+    await expect(dialog.locator('.jp-PachlsChange')).toHaveCount(1);
     await expect(dialog.locator('.jp-PachlsChange[data-path="/notes.txt"]')).toHaveAttribute('data-change', 'modified');
     const second = await commitInDialog(dialog, 'More notes');
     await expect(mountBase).toContainText(second.slice(0, 8));
