@@ -51,7 +51,11 @@ export function showFormDialog<T>(options: {
       title: options.title,
       body,
       buttons: [],
-      hasClose: true
+      hasClose: true,
+      // The Dialog focuses this element late (see FocusOnOpen), then sends the focus back to it
+      // whenever it leaves the dialog (its focus trap; with no element, the focus escapes behind
+      // the modal). ':focus' is the field focused by then: the late focus moves nothing.
+      focusNodeSelector: ':focus'
     });
     options.classes.forEach(c => dialog?.addClass(c));
     void dialog.launch().then(() => {

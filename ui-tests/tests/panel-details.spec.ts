@@ -87,6 +87,10 @@ test('the focus stays where the user types; pending marks are never stale and na
   await expect(email).toBeFocused();
   await expect(email).toHaveValue('uma@example.org');
   await expect(name).toHaveValue('Uma Tester');
+  // nor can the focus leave the open dialog for the page behind it: it comes back to the field
+  await identity.locator('.jp-Dialog-close-button').focus();
+  await page.keyboard.press('Shift+Tab');
+  await expect(email).toBeFocused();
   await identity.locator('.jp-PachlsDialog-buttons').getByRole('button', { name: 'Cancel' }).click();
   await expect(identity).toHaveCount(0);
 
