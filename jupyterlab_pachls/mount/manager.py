@@ -76,27 +76,32 @@ def disk_space(what: str, name: str):
 
 def in_use(roots: Iterable[str]) -> bool:
     """Whether a process has a file open, or its working directory, at or below one of ``roots`` (as
-    ``fuser -m`` finds it, from /proc). Processes whose /proc entries this user cannot read (other
-    users') do not count."""
-    roots = [r.rstrip("/") for r in roots]
+    ``fuser -m`` finds it, from /proc). ``roots`` must be real paths (no symlink on the way): /proc names
+    files by theirs. Processes whose /proc entries this user cannot read (other users') and processes
+    that end mid-scan do not count."""
+    roots = {r.rstrip("/") for r in roots}
     below = tuple(r + "/" for r in roots)
+
+    def inside(link: str) -> bool:
+        return link in roots or link.startswith(below)
+
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return False
     for pid in pids:
         try:
-            links = [os.readlink(f"/proc/{pid}/cwd")]
+            if inside(os.readlink(f"/proc/{pid}/cwd")):
+                return True
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             continue
         for fd in fds:
             try:
-                links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                if inside(os.readlink(f"/proc/{pid}/fd/{fd}")):
+                    return True
             except OSError:
                 continue
-        if any(link in roots or link.startswith(below) for link in links):
-            return True
     return False
 
 
@@ -861,7 +866,8 @@ class MountManager:
         if record.mode != RO or record.commit is not None or not record.branch or mount.state == ERROR:
             return False
         if in_use(self._shown_at(mount)):
-            log.info("mount %s is in use; it follows its branch once no process has a file of it open", name)
+            # debug: asked again at every poll while in use
+            log.debug("mount %s is in use; it follows its branch once no process has a file of it open", name)
             return False
         if not mount.lock.acquire(blocking=False):
             return False
@@ -878,7 +884,8 @@ class MountManager:
         directories the mount's symlink leads to (no FUSE)."""
         if mount.view is not None:
             return [os.path.realpath(mount.view.views)]
-        return [str(self.mount_dir / mount.record.name)]
+        # the parent resolved, not the mount point: resolving that would ask the FUSE mount itself
+        return [os.path.join(os.path.realpath(self.mount_dir), mount.record.name)]
 
     def refresh(self, name: str, *, overwrite: bool = False) -> MountStatus:
         """Move a branch mount to the branch head. Read-write mounts keep their stage (rebased) unless

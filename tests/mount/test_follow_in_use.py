@@ -36,3 +36,24 @@ def test_a_working_directory_in_the_mount_counts_and_a_refresh_still_moves_it(ma
         os.chdir(here)
     with open(manager.mount_dir / "images" / "README.md", "rb"):
         assert manager.refresh("images").base == c.finished.id  # asked for: moves at once
+
+
+def test_a_mount_dir_reached_through_a_symlink_is_still_seen_in_use(backend, images, presentation, tmp_path):
+    """/proc names the files a process holds by their real path: a mount directory configured through a
+    symlink (a home or /tmp behind one) must still be recognised."""
+    from jupyterlab_pachls.mount import MountManager
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    manager = MountManager(backend, tmp_path / "link" / "pfs", tmp_path / "state",
+                           fuse=True if presentation == "fuse" else None)
+    try:
+        manager.mount("images")
+        with backend.commit("images", "master", message="more") as c:
+            c.put_file("/cats/003.png", b"cat three")
+        with open(manager.mount_dir / "images" / "cats" / "001.png", "rb"):
+            assert manager.follow_head("images") is False
+        assert manager.follow_head("images") is True
+        assert manager.status("images").base == c.finished.id
+    finally:
+        manager.close()
