@@ -410,24 +410,25 @@ for (const theme of ['light', 'dark'] as const) {
   });
 }
 
-test('server errors are shown where the action was taken', async ({ page }) => {
+// One page for three small checks (each page load costs the suite ~15 s).
+test('errors are shown where the action was taken; the commands are in the palette; an unreachable cluster is refused', async ({
+  page
+}) => {
   await page.goto();
   const panel = await openPanel(page);
+
+  // A bad repo name, then an existing one (409): each shown in the form.
   await panel.getByRole('button', { name: 'Create a repo' }).click();
   const form = panel.getByRole('form', { name: 'Create a repo' });
   await form.getByLabel('Name').fill('bad name!');
   await form.getByRole('button', { name: 'Create' }).click();
   await expect(form.locator('.jp-PachlsError')).toBeVisible();
   await expect(form.locator('.jp-PachlsError')).not.toHaveText('');
-
-  // An existing name: 409, shown in the form too.
   await form.getByLabel('Name').fill('images');
   await form.getByRole('button', { name: 'Create' }).click();
   await expect(form.locator('.jp-PachlsError')).toContainText(/exist/i);
-});
 
-test('commands are in the palette', async ({ page }) => {
-  await page.goto();
+  // The commands, in the palette.
   await page.keyboard.press('Control+Shift+C');
   const palette = page.locator('#command-palette');
   await expect(palette).toBeVisible();
@@ -443,21 +444,17 @@ test('commands are in the palette', async ({ page }) => {
     await expect(palette.locator('.lm-CommandPalette-itemLabel', { hasText: label })).toHaveCount(1);
   }
   await page.keyboard.press('Escape');
-});
 
-test('the settings form reports an unreachable cluster and keeps the embedded store', async ({
-  page
-}) => {
-  await page.goto();
-  const panel = await openPanel(page);
+  // The settings form: an unreachable cluster is reported and the embedded store kept.
+  await openPanel(page);
   await panel.getByRole('button', { name: 'Backend settings' }).click();
-  const form = panel.getByRole('form', { name: 'Backend settings' });
-  await expect(form).toBeVisible();
-  await form.getByLabel('Pachyderm cluster').check();
-  await form.getByLabel('pachd address').fill('grpc://127.0.0.1:9');
-  await form.getByRole('button', { name: 'Apply' }).click();
-  await expect(form.locator('.jp-PachlsError')).toBeVisible({ timeout: 30000 });
+  const settings = panel.getByRole('form', { name: 'Backend settings' });
+  await expect(settings).toBeVisible();
+  await settings.getByLabel('Pachyderm cluster').check();
+  await settings.getByLabel('pachd address').fill('grpc://127.0.0.1:9');
+  await settings.getByRole('button', { name: 'Apply' }).click();
+  await expect(settings.locator('.jp-PachlsError')).toBeVisible({ timeout: 30000 });
   await expect(panel.locator('.jp-PachlsConnection')).toHaveAttribute('data-kind', 'local');
-  await form.getByRole('button', { name: 'Cancel' }).click();
-  await expect(form).toHaveCount(0);
+  await settings.getByRole('button', { name: 'Cancel' }).click();
+  await expect(settings).toHaveCount(0);
 });
