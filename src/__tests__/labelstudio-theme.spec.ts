@@ -41,6 +41,14 @@ describe('syncLabelStudioToggle', () => {
     expect(dark.label.textContent).toBe('Light');
   });
 
+  it('ends on the last scheme asked when asked again before the toggle rendered', async () => {
+    // two theme changes in a row: the second must not read the label the first is about to change
+    const page = labelStudioPage('Light');
+    await Promise.all([syncLabelStudioToggle(page.page, 'Dark'), syncLabelStudioToggle(page.page, 'Light')]);
+    expect(page.label.textContent).toBe('Light');
+    expect(page.presses).toEqual(['Dark', 'Auto', 'Light']);
+  });
+
   it('leaves a toggle that reads the scheme, and a page without one, alone', async () => {
     const same = labelStudioPage('Dark');
     await syncLabelStudioToggle(same.page, 'Dark');

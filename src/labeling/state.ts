@@ -478,6 +478,9 @@ export function mountOfFile(filePath: string, mountDir: string): { mount: string
   return { mount: rest.slice(0, slash), path: rest.slice(slash) };
 }
 
+/** Per Label Studio page, the presses of its theme toggle under way. */
+const togglePresses = new WeakMap<Document, Promise<void>>();
+
 /**
  * Label Studio's own theme toggle (its top bar) reads the stored scheme once,
  * when its page loads: after a theme change in JupyterLab it would go on
@@ -485,9 +488,18 @@ export function mountOfFile(filePath: string, mountDir: string): { mount: string
  * `scheme`, brings its label and its in-page state along (it cycles Auto,
  * Light, Dark and stores what it shows). A page without the toggle (another
  * Label Studio version, or not rendered yet: it then reads the stored scheme)
- * is left alone.
+ * is left alone. At most 3 presses, one whole cycle: a toggle that never
+ * reads `scheme` ends where it was. A second call on the same page waits for
+ * the first (pressing at once, it would read a label the first is about to
+ * change, and stop on the wrong one).
  */
-export async function syncLabelStudioToggle(page: Document, scheme: 'Light' | 'Dark'): Promise<void> {
+export function syncLabelStudioToggle(page: Document, scheme: 'Light' | 'Dark'): Promise<void> {
+  const presses = (togglePresses.get(page) ?? Promise.resolve()).then(() => pressToggleUntil(page, scheme));
+  togglePresses.set(page, presses);
+  return presses;
+}
+
+async function pressToggleUntil(page: Document, scheme: 'Light' | 'Dark'): Promise<void> {
   for (let press = 0; press < 3; press++) {
     const toggle = page.querySelector<HTMLButtonElement>('button[class*="themeToggle--"]');
     const label = toggle?.querySelector('[class*="themeToggle__label"]')?.textContent;
