@@ -411,7 +411,7 @@ for (const theme of ['light', 'dark'] as const) {
 }
 
 // One page for three small checks (each page load costs the suite ~15 s).
-test('errors are shown where the action was taken; the commands are in the palette; an unreachable cluster is refused', async ({
+test('a repo made in the panel, errors where the action was taken, the commands in the palette, an unreachable cluster refused', async ({
   page
 }) => {
   await page.goto();
@@ -427,6 +427,14 @@ test('errors are shown where the action was taken; the commands are in the palet
   await form.getByLabel('Name').fill('images');
   await form.getByRole('button', { name: 'Create' }).click();
   await expect(form.locator('.jp-PachlsError')).toContainText(/exist/i);
+  // A good one: created, listed, found by the filter.
+  const repo = `made${Date.now().toString(36)}`;
+  await form.getByLabel('Name').fill(repo);
+  await form.getByLabel('Description (optional)').fill('Made by the UI test');
+  await form.getByRole('button', { name: 'Create' }).click();
+  await expect(panel.locator(`.jp-PachlsRepo[data-repo="${repo}"]`)).toBeVisible();
+  await panel.getByLabel('Filter repos and branches').fill(repo);
+  await expect(panel.locator('.jp-PachlsRepo')).toHaveCount(1);
 
   // The commands, in the palette.
   await page.keyboard.press('Control+Shift+C');
