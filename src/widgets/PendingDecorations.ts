@@ -12,25 +12,24 @@ import { PachlsModel } from '../model';
 import { PendingChanges } from '../pending';
 import { deletedText, pendingDeletions, pendingMarks } from '../state';
 
+/** The mount's name and the path inside it of a server-root-relative path in the mounts' folder. */
+function inMountDir(model: PachlsModel, path: string): { mount: string; path: string } | null {
+  const mounts = model.state.mounts;
+  const mountDir = mounts ? relativeToRoot(mounts.mount_dir, PageConfig.getOption('serverRoot')) : null;
+  // a path at the mount's root has no "/" after the mount name: look at a child of it
+  return mountDir === null ? null : mountOfFile(`${path.replace(/\/+$/, '')}/.`, mountDir);
+}
+
 /** The mount a server-root-relative path is in, and its path inside the mount. */
 function locate(
   model: PachlsModel,
   path: string
 ): { mount: IMountStatus; path: string } | null {
-  const mounts = model.state.mounts;
-  if (!mounts) {
-    return null;
-  }
-  const mountDir = relativeToRoot(mounts.mount_dir, PageConfig.getOption('serverRoot'));
-  if (mountDir === null) {
-    return null;
-  }
-  // a path at the mount's root has no "/" after the mount name: look at a child of it
-  const found = mountOfFile(`${path.replace(/\/+$/, '')}/.`, mountDir);
+  const found = inMountDir(model, path);
   if (!found) {
     return null;
   }
-  const mount = mounts.mounts.find(m => m.name === found.mount);
+  const mount = model.state.mounts?.mounts.find(m => m.name === found.mount);
   if (!mount) {
     return null;
   }
@@ -131,7 +130,11 @@ export function decoratePendingChanges(
   }
   browser.model.refreshed.connect(() => {
     pending.outdate(); // a file saved or added: the pending set may have changed without a panel poll
-    void model.refreshMounts().then(apply);
+    // the listing refreshes every 10 s and on each navigation: read the mounts only where marks show
+    // (or while they are unknown), not for every folder a user browses outside the mounts
+    if (!model.state.mounts || inMountDir(model, browser.model.path)) {
+      void model.refreshMounts().then(apply);
+    }
   });
   browser.model.pathChanged.connect(apply);
   model.changed.connect(apply);
