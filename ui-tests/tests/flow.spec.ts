@@ -219,6 +219,8 @@ for (const theme of ['light', 'dark'] as const) {
     await expect(dialog.locator('.jp-Dialog-header')).toContainText(`Commit mount ${name}`);
     await expect(dialog.locator('.jp-PachlsChange')).toHaveCount(1);
     await expect(dialog.locator('.jp-PachlsChange[data-path="/notes.txt"]')).toBeVisible();
+    await dialog.locator('.jp-PachlsCommitForm-submit').click();
+    await expect(dialog.locator('.jp-PachlsFieldError')).toHaveText('A commit message is required.');
     await dialog.getByLabel('Message (required)').fill('Add notes');
     await expectNothingCut(dialog.locator('.jp-Dialog-content'), 'the commit dialog');
     await shot(page, `commit-dialog-${theme}.png`, testInfo);
