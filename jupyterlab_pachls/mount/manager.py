@@ -573,26 +573,30 @@ class MountManager:
         if mount.state == ERROR or mount.stage is None and mount.record.mode == RW:
             raise Unavailable(f"mount {mount.record.name} is in error: {mount.message}", name=mount.record.name)
 
-    def _conflicts(self, record: MountRecord, head: str | None, paths: set[str]) -> None:
-        """Raise Conflict if commits between the base and ``head`` touched any of ``paths``."""
+    def _their_changes(self, record: MountRecord, head: str | None) -> list:
+        """What the commits between the mount's base and ``head`` changed (one diff, asked once per
+        move and shared by its checks and the move itself)."""
         if head == record.base or head is None:
-            return
-        theirs = {c.path for c in self.backend.diff(record.repo, record.base, head)}
-        clash = sorted(paths & theirs)
+            return []
+        return self.backend.diff(record.repo, record.base, head)
+
+    @staticmethod
+    def _conflicts(record: MountRecord, head: str | None, paths: set[str], theirs: list) -> None:
+        """Raise Conflict if ``theirs`` (the changes between the base and ``head``) touch any of ``paths``."""
+        clash = sorted(paths & {c.path for c in theirs})
         if clash:
             raise Conflict(
                 f"{record.repo}@{record.branch} moved since this mount's base commit and the new commits "
                 f"changed {len(clash)} of the staged paths; nothing was committed and the stage is kept",
                 paths=clash, base=record.base, head=head, name=record.name)
 
-    def _ignored_in_the_way(self, record: MountRecord, head: str | None, ignored: list[Change]) -> list[str]:
-        """Local files the ignore rules leave out (so never committed) at paths that the commits between
-        the base and ``head`` changed: moving the stage onto ``head`` would replace them (no FUSE) or
-        keep them hiding the branch's version (FUSE). Asks the backend only when there are such files."""
+    @staticmethod
+    def _ignored_in_the_way(ignored: list[Change], theirs: list) -> list[str]:
+        """Local files the ignore rules leave out (so never committed) at paths that ``theirs`` (the
+        changes between the base and the head) changed: moving the stage onto the head would replace
+        them (no FUSE) or keep them hiding the branch's version (FUSE)."""
         local = {c.path for c in ignored if c.change != "deleted"}
-        if not local or head == record.base or head is None:
-            return []
-        return sorted(local & {c.path for c in self.backend.diff(record.repo, record.base, head)})
+        return sorted(local & {c.path for c in theirs})
 
     @staticmethod
     def _refuse_overwrite(record: MountRecord, head: str | None, in_the_way: list[str]) -> None:
@@ -658,9 +662,10 @@ class MountManager:
         if not changes:
             raise InvalidArgument(f"nothing to commit in mount {record.name}", name=record.name)
         head = branch_head(self.backend, record)
-        self._conflicts(record, head, paths)
+        theirs = self._their_changes(record, head)
+        self._conflicts(record, head, paths, theirs)
         # the stage moves onto the landed commit, which brings in what landed meanwhile
-        self._refuse_overwrite(record, head, self._ignored_in_the_way(record, head, ignored))
+        self._refuse_overwrite(record, head, self._ignored_in_the_way(ignored, theirs))
         journal = self._journal(record)
         note = {"base": record.base, "message": message, "author": author, "time": time.time()}
         journal.write(note)
@@ -687,8 +692,9 @@ class MountManager:
                     newer = branch_head(self.backend, record)
                     if newer == head:
                         raise
-                    self._conflicts(record, newer, paths)
-                    self._refuse_overwrite(record, newer, self._ignored_in_the_way(record, newer, ignored))
+                    theirs = self._their_changes(record, newer)
+                    self._conflicts(record, newer, paths, theirs)
+                    self._refuse_overwrite(record, newer, self._ignored_in_the_way(ignored, theirs))
                     head = newer
             else:
                 raise Conflict(f"{record.repo}@{record.branch} kept moving; gave up after {CAS_RETRIES} tries")
@@ -833,7 +839,8 @@ class MountManager:
             self._require_up(mount)
             head = branch_head(self.backend, record)
             with mount.stage.lock:
-                in_the_way = self._ignored_in_the_way(record, head, mount.stage.changes_and_ignored()[1])
+                theirs = self._their_changes(record, head)
+                in_the_way = self._ignored_in_the_way(mount.stage.changes_and_ignored()[1], theirs)
                 if not overwrite:
                     self._refuse_overwrite(record, head, in_the_way)
                 if not keep:
@@ -842,9 +849,7 @@ class MountManager:
                     tree = self._tree(record, head)
                     if mount.workspace is not None:
                         staged = {c.path for c in mount.workspace.changes()}
-                        theirs = [fc for fc in self.backend.diff(record.repo, record.base, head)
-                                  if fc.path not in staged]
-                        mount.workspace.apply(tree, theirs)
+                        mount.workspace.apply(tree, [fc for fc in theirs if fc.path not in staged])
                         if staged:  # the staged files stay as they are, now compared with the head
                             mount.workspace.reindex(tree)
                     else:
@@ -936,12 +941,13 @@ class MountManager:
             else:
                 with mount.stage.lock:
                     pending, ignored = mount.stage.changes_and_ignored()
-                    self._conflicts(record, head, {c.path for c in pending})
-                    in_the_way = self._ignored_in_the_way(record, head, ignored)
+                    theirs = self._their_changes(record, head)
+                    self._conflicts(record, head, {c.path for c in pending}, theirs)
+                    in_the_way = self._ignored_in_the_way(ignored, theirs)
                     if not overwrite:
                         self._refuse_overwrite(record, head, in_the_way)
                     if mount.workspace is not None:
-                        mount.workspace.apply(tree, self.backend.diff(record.repo, record.base, head))
+                        mount.workspace.apply(tree, theirs)
                     else:
                         mount.overlay.drop_staged(in_the_way)
                         mount.overlay.rebase(tree)

@@ -93,3 +93,13 @@ def test_a_commit_landing_on_their_version_of_an_ignored_file_is_refused(manager
     assert [c.id for c in backend.list_commits("images", "master")][0] == head.id  # nothing landed
     assert changed(manager, "images") == [("/mine.txt", "added")]
     assert tree_of(manager.mount_dir / "images")["/data.csv"] == b"my local table"
+
+
+def test_a_refresh_asks_the_backend_for_the_branch_changes_once(manager, backend, ignored_locally, monkeypatch):
+    """The conflict check, the ignored-files check and the move share one diff (over gRPC each is a
+    walk of two commits on the server)."""
+    asked = []
+    diff = backend.diff
+    monkeypatch.setattr(backend, "diff", lambda *args, **kwargs: asked.append(args) or diff(*args, **kwargs))
+    manager.refresh("images", overwrite=True)
+    assert len(asked) == 1
