@@ -49,20 +49,24 @@ export class PendingChanges {
       return;
     }
     this._reading.set(name, key);
-    void this._readChanges(name)
-      .then(
-        found => found.changes,
-        () => [] as IChange[]
-      )
-      .then(changes => {
+    void this._readChanges(name).then(
+      found => {
         // an answer overtaken by a newer question about the same mount is dropped
         if (this._reading.get(name) !== key) {
           return;
         }
         this._reading.delete(name);
-        this._read.set(name, { key, base: key.split('|')[0], changes, outdated: false });
+        this._read.set(name, { key, base: key.split('|')[0], changes: found.changes, outdated: false });
         this._changed.emit();
-      });
+      },
+      () => {
+        // not read (the server busy, the mount following its branch): what was known stays, and
+        // the next `get` asks again (nothing is emitted, so no retry loop of its own)
+        if (this._reading.get(name) === key) {
+          this._reading.delete(name);
+        }
+      }
+    );
   }
 
   private _read = new Map<string, { key: string; base: string; changes: IChange[]; outdated: boolean }>();

@@ -117,6 +117,27 @@ describe('PendingChanges', () => {
     expect(pending.get(mountStatus({ pending: 0 }))).toEqual([]);
   });
 
+  it('keeps what it knew when a read fails, and asks again on the next get', async () => {
+    const answers: Array<Promise<IChanges>> = [
+      Promise.resolve({ changes: [{ path: '/one.txt', change: 'added' }] } as IChanges),
+      Promise.reject(new Error('503: the mount is busy')),
+      Promise.resolve({ changes: [{ path: '/two.txt', change: 'added' }] } as IChanges)
+    ];
+    answers[1].catch(() => undefined);
+    let asked = 0;
+    const pending = new PendingChanges(() => answers[asked++]);
+    pending.get(mountStatus());
+    await flush();
+    // one more save, and its read fails: the known changes stay, not "nothing pending"
+    pending.get(mountStatus({ pending: 2 }));
+    await flush();
+    expect(pending.get(mountStatus({ pending: 2 }))).toEqual([{ path: '/one.txt', change: 'added' }]);
+    expect(asked).toBe(3);
+    await flush();
+    expect(pending.get(mountStatus({ pending: 2 }))).toEqual([{ path: '/two.txt', change: 'added' }]);
+    expect(asked).toBe(3);
+  });
+
   it('forgets the changes once nothing is pending (a discard), even if as many come back at the same base', async () => {
     const { asked, read } = answeredByTest();
     const pending = new PendingChanges(read);
