@@ -57,3 +57,20 @@ def test_a_mount_dir_reached_through_a_symlink_is_still_seen_in_use(backend, ima
         assert manager.status("images").base == c.finished.id
     finally:
         manager.close()
+
+
+def test_in_use_counts_the_mount_and_below_never_a_sibling_sharing_its_prefix(tmp_path):
+    from jupyterlab_pachls.mount.manager import in_use
+
+    for name in ("images", "images2"):
+        (tmp_path / name / "cats").mkdir(parents=True)
+        (tmp_path / name / "cats" / "001.png").write_bytes(b"cat")
+    root, sibling = str(tmp_path / "images"), str(tmp_path / "images2")
+    assert in_use([root]) is False
+    with open(tmp_path / "images2" / "cats" / "001.png", "rb"):
+        assert (in_use([root]), in_use([sibling]), in_use([sibling + "/"])) == (False, True, True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the root itself open (a listing in progress)
+    try:
+        assert in_use([root]) is True
+    finally:
+        os.close(fd)
