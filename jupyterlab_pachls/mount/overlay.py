@@ -389,8 +389,11 @@ class Overlay:
                             os.unlink(local)
                         elif not os.listdir(local):  # holds nothing kept
                             os.rmdir(local)
-                white_kept = set() if self.ignore is None else self.ignore.ignored(self.whiteouts)
-                self.drop_whiteouts([w for w in list(self.whiteouts) if w not in white_kept])
+                # a folder's whiteout is asked as a folder ("name/"): `__pycache__/` matches folders only
+                asked = {w: w + "/" if (info := self.tree.lookup(w)) is not None and info.is_dir else w
+                         for w in self.whiteouts}
+                white_kept = set() if self.ignore is None else self.ignore.ignored(asked.values())
+                self.drop_whiteouts([w for w, as_asked in asked.items() if as_asked not in white_kept])
                 self.open_for_write = {p: n for p, n in self.open_for_write.items() if p in kept}
             finally:
                 self._changed()

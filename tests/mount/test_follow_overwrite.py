@@ -103,3 +103,22 @@ def test_a_refresh_asks_the_backend_for_the_branch_changes_once(manager, backend
     monkeypatch.setattr(backend, "diff", lambda *args, **kwargs: asked.append(args) or diff(*args, **kwargs))
     manager.refresh("images", overwrite=True)
     assert len(asked) == 1
+
+
+def test_discard_leaves_a_deleted_ignored_folder_deleted(manager, backend):
+    """Discard drops pending changes only: an ignored folder deleted here stays deleted (FUSE kept the
+    whiteouts of ignored files but dropped the folder's own, ``__pycache__/`` matching folders only)."""
+    import shutil
+
+    backend.create_repo("code")
+    with backend.commit("code", "master", message="first") as c:
+        c.put_file("/m.py", b"x = 1\n")
+        c.put_file("/__pycache__/m.cpython-312.pyc", b"compiled")
+    manager.mount("code", mode="rw")
+    root = manager.mount_dir / "code"
+    shutil.rmtree(root / "__pycache__")
+    write(root, "m.py", b"x = 2\n")
+    assert changed(manager, "code") == [("/m.py", "modified")]
+    manager.discard("code")
+    assert tree_of(root) == {"/m.py": b"x = 1\n"}
+    assert not (root / "__pycache__").exists()
