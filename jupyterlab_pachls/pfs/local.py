@@ -614,9 +614,11 @@ class LocalBackend(Backend):
         """Live children of ``directory`` after ``after``, in path order, merged across the chain."""
         def line_rows(priority: int, line: int, bound: int):
             marker = after or ""
-            db = self._db()
             while True:
-                rows = db.execute(
+                # each page through the connection of the thread reading it: a listing may go on on
+                # another thread (a download read a piece at a time), while the one that began it is
+                # inside a transaction of its own on its connection
+                rows = self._db().execute(
                     "SELECT path, kind, blob, size, files, children, max(seq) FROM entries "
                     "WHERE line=? AND dir=? AND path>? AND seq<=? GROUP BY path ORDER BY path LIMIT ?",
                     (line, directory, marker, bound, DEFAULT_PAGE),

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 from jupyterlab_pachls.pfs import LocalBackend
 
@@ -84,7 +85,7 @@ def test_closing_the_store_while_threads_read_and_commit_stops_them_with_unavail
     backend.close()
 
     child = subprocess.run([sys.executable, "-c", CHILD, str(store), str(TRIALS), str(COMMIT_FILES)],
-                           capture_output=True, text=True, timeout=300)
+                           check=False, capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, f"the process died (code {child.returncode}):\n{child.stderr[-3000:]}"
     results = json.loads(child.stdout)
     assert len(results) == TRIALS
@@ -107,3 +108,30 @@ def test_closing_the_store_while_threads_read_and_commit_stops_them_with_unavail
     finally:
         reopened.close()
 
+
+
+
+def test_a_listing_read_on_another_thread_sees_only_what_is_committed(tmp_path):
+    """A download is read a piece at a time, each piece on whichever pool thread is free (the archive
+    and file routes), so a listing begun on one thread goes on on another. It must read through the
+    connection of the thread reading it: the connection of the thread that began it may be inside a
+    transaction of its own by then (a commit landing), whose rows are not committed (and may roll back)."""
+    from jupyterlab_pachls.pfs.backend import DEFAULT_PAGE
+
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("data")
+    paths = [f"/{i:04}.txt" for i in range(DEFAULT_PAGE + 10)]  # a second page of the root's rows
+    with backend.commit("data", "master") as c:
+        c.put_files((path, path.encode()) for path in paths)
+    tree = backend.read_tree("data", "master", "/")
+    first, _chunks = next(tree)  # the root's first page, read on this thread
+    db = backend._db()
+    db.execute("BEGIN IMMEDIATE")  # this thread's own transaction, not committed: a stand-in for a landing
+    db.execute("DELETE FROM entries")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            rest = pool.submit(lambda: [info.path for info, _chunks in tree]).result()
+    finally:
+        db.execute("ROLLBACK")
+    assert [first.path, *rest] == paths
+    backend.close()
