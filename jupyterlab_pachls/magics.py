@@ -266,10 +266,11 @@ def as_result(table: Table) -> Any:
 
 
 def mount_paths(paths: list[str] | None) -> list[str] | None:
-    """``--path`` values as repo paths of the mount: ``a.txt`` is ``/a.txt`` (the server checks each)."""
+    """``--path`` values as repo paths of the mount: ``a.txt`` and ``./a.txt`` are ``/a.txt`` (the server
+    checks each)."""
     if paths is None:
         return None
-    return [p if p.startswith("/") else "/" + p for p in paths]
+    return [p if p.startswith("/") else "/" + p.removeprefix("./") for p in paths]
 
 
 def first_line(message: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from jupyterlab_pachls.magics import HelpShown, PachlsMagics, UsageError, parse
+from jupyterlab_pachls.magics import HelpShown, PachlsMagics, UsageError, mount_paths, parse
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +51,8 @@ def test_the_new_options_parse_and_have_help(capsys):
     assert (args.name, args.keep, args.overwrite) == ("notes", False, True)
     assert parse("follow notes").keep is True
     assert parse("commit notes -m m --path /a.txt --path b.txt").paths == ["/a.txt", "b.txt"]
+    # from the mount's top, as a notebook beside it spells it too
+    assert mount_paths(["/a.txt", "b.txt", "./c/d.txt"]) == ["/a.txt", "/b.txt", "/c/d.txt"]
     with pytest.raises(UsageError, match="not allowed with argument"):
         parse("follow notes --keep --drop")
     with pytest.raises(HelpShown):
