@@ -73,20 +73,25 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     (folder.parent / "test_module.py").write_text(USES_MODULE.format(log=str(log)))
     for name in "cdef":
         (folder.parent / f"test_plain_{name}.py").write_text(PLAIN)
+    (folder.parent / "test_fuzz_api.py").write_text("def test_long():\n    pass\n")  # one of LONG_UNITS
     return log
 
 
 def test_shared_fixtures_are_set_up_once_on_two_workers(pytester: pytest.Pytester, suite: Path):
     result = pytester.runpytest_subprocess("-p", "xdist.plugin", "-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider",
                                           "-v")
-    result.assert_outcomes(passed=26)
+    result.assert_outcomes(passed=27)
     assert sorted(suite.read_text().splitlines()) == ["module", "session"]  # not once per worker
-    def workers(part: str) -> set[str]:
-        return {line.split("]")[0] for line in result.outlines if "PASSED" in line and part in line}
+    passed = [line for line in result.outlines if "PASSED" in line]
 
-    # each unit on one worker; the two biggest units go out first, one to each worker
+    def workers(part: str) -> set[str]:
+        return {line.split("]")[0] for line in passed if part in line}
+
+    # each unit on one worker; the Label Studio unit and the long one go out first, one to each worker
     assert len(workers("tests/labeling/")) == len(workers("test_module.py")) == 1, result.outlines
-    assert workers("tests/labeling/") | workers("test_module.py") == {"[gw0", "[gw1"}, result.outlines
+    assert workers("tests/labeling/") | workers("test_fuzz_api.py") == {"[gw0", "[gw1"}, result.outlines
+    first_plain = min(i for i, line in enumerate(passed) if "test_plain" in line)
+    assert any("test_fuzz_api.py" in line for line in passed[:first_plain]), result.outlines  # not last
 
 
 def test_a_session_fixture_outside_the_one_worker_dirs_is_refused(pytester: pytest.Pytester, suite: Path):

@@ -12,6 +12,10 @@ from __future__ import annotations
 import pytest
 
 ONE_WORKER_DIRS = ("tests/labeling/",)
+# Units that take minutes in few tests, handed out first after ONE_WORKER_DIRS: xdist deals the units
+# biggest in number of tests first, so these came last and ended the run on one worker.
+LONG_UNITS = ("tests/test_fuzz_api.py", "tests/test_crash_trials.py", "tests/test_magics_notebook.py",
+              "tests/test_bench_smoke.py", "tests/test_stall.py")
 
 
 def one_worker_unit(nodeid: str) -> str:
@@ -33,6 +37,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     class OneWorkerDirs(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return one_worker_unit(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            for unit in reversed(ONE_WORKER_DIRS + LONG_UNITS):
+                if unit in self.workqueue:
+                    self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
 
     return OneWorkerDirs(config, log)
 
