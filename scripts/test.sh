@@ -17,7 +17,7 @@ source "$ROOT/.venv/bin/activate"
 
 T1=$SECONDS
 pytest_status=0
-python -m pytest tests/ --durations=25 "$@" || pytest_status=$?
+python -m pytest tests/ --durations=25 -n 2 --dist loadfile "$@" || pytest_status=$?
 T_PYTEST=$((SECONDS - T1))
 
 T3=$SECONDS
