@@ -245,7 +245,11 @@ class LocalBackend(Backend):
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             db.execute(f"PRAGMA soft_heap_limit={SQLITE_HEAP_LIMIT}")
-            self._local.db = db
+            with self._lock:  # close may have run since the check above: then nobody else has this one
+                if self._closed:
+                    db.close()
+                    raise Unavailable("the store is closed")
+                self._local.db = db
         return db
 
     class _Tx:
@@ -317,17 +321,16 @@ class LocalBackend(Backend):
     def close(self) -> None:
         """Refuse every next step at once (``Unavailable``: the store is closed): a call running in
         another thread ends where it next asks for its connection (a transaction open then rolls back
-        whole). Connections are
-        never closed here: one closed while another thread steps a statement on it crashes the process
-        (segfault). Each is closed when the last call using it lets go of it, by the garbage collector
-        (a connection and its statement cache refer to each other)."""
-        self._closed = True
-        self._changed()
-        with self._lock:  # change_token uses the watch under this lock only
+        whole). Connections are never closed here: one closed while another thread steps a statement
+        on it crashes the process (segfault). Each is closed when the last call using it lets go of
+        it, by the garbage collector (a connection and its statement cache refer to each other)."""
+        with self._lock:  # change_token uses the watch, and _db keeps a new connection, under this lock only
+            self._closed = True
             if self._watch is not None:
                 self._watch.close()
                 self._watch = None
-        self._local = threading.local()
+            self._local = threading.local()
+        self._changed()
 
     # -- blobs -------------------------------------------------------------------
     def blob_path(self, blob: str) -> Path:

@@ -9,12 +9,17 @@ crashes the interpreter (segfault), and a crash must fail this test, not end the
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from test_bounds import open_connections
+
 from jupyterlab_pachls.pfs import LocalBackend
+from jupyterlab_pachls.pfs.errors import Unavailable
 
 TRIALS = 6
 FILES = 600  # a tree big enough that a reader is mid-walk when the store closes
@@ -109,6 +114,36 @@ def test_closing_the_store_while_threads_read_and_commit_stops_them_with_unavail
         reopened.close()
 
 
+
+def test_a_thread_that_opens_its_connection_as_the_store_closes_is_refused(tmp_path, monkeypatch):
+    """A thread's first call passed the closed check and was opening its connection when close ran:
+    the call is refused like any after close, and its new connection does not stay open (it was kept
+    by the closed store, for as long as the store object lived)."""
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("data")
+    connect, main = sqlite3.connect, threading.current_thread()
+
+    def connect_while_closing(*args, **kwargs):
+        connection = connect(*args, **kwargs)
+        if threading.current_thread() is not main:
+            backend.close()  # close runs between the thread's check and its use of the connection
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", connect_while_closing)
+    outcome = []
+
+    def first_call():
+        try:
+            outcome.append(backend.list_repos())
+        except Unavailable as exc:
+            outcome.append(exc.message)
+
+    thread = threading.Thread(target=first_call)
+    thread.start()
+    thread.join()
+    monkeypatch.undo()
+    assert outcome == ["the store is closed"]
+    assert open_connections(backend.root) == 0
 
 
 def test_a_listing_read_on_another_thread_sees_only_what_is_committed(tmp_path):
