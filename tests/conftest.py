@@ -73,7 +73,9 @@ def api(jp_fetch):
     """``await api("GET", "repos")`` → (status, decoded JSON), without raising on HTTP errors."""
 
     async def call(method: str, path: str, body: object = None, raw: bytes | None = None):
-        kwargs: dict = {"method": method, "raise_error": False}
+        # The server's own deadlines decide when a call gives up (a label commit waits up to 60 s for a
+        # restarting Label Studio), not tornado's default 20 s: on a loaded machine that cut such calls.
+        kwargs: dict = {"method": method, "raise_error": False, "request_timeout": 120}
         if raw is not None:
             kwargs["body"] = raw
         elif body is not None:
