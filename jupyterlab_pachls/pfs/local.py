@@ -321,9 +321,11 @@ class LocalBackend(Backend):
     def close(self) -> None:
         """Refuse every next step at once (``Unavailable``: the store is closed): a call running in
         another thread ends where it next asks for its connection (a transaction open then rolls back
-        whole). Connections are never closed here: one closed while another thread steps a statement
-        on it crashes the process (segfault). Each is closed when the last call using it lets go of
+        whole). Only this thread's own connection is closed here (each connection is used by its own
+        thread only, see ``_dir_rows``): one closed while another thread steps a statement on it
+        crashes the process (segfault). Each other is closed when the last call using it lets go of
         it, by the garbage collector (a connection and its statement cache refer to each other)."""
+        own = getattr(self._local, "db", None)
         with self._lock:  # change_token uses the watch, and _db keeps a new connection, under this lock only
             self._closed = True
             if self._watch is not None:
@@ -331,6 +333,8 @@ class LocalBackend(Backend):
                 self._watch = None
             self._local = threading.local()
         self._changed()
+        if own is not None:
+            own.close()
 
     # -- blobs -------------------------------------------------------------------
     def blob_path(self, blob: str) -> Path:

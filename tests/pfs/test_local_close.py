@@ -8,7 +8,9 @@ crashes the interpreter (segfault), and a crash must fail this test, not end the
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from test_bounds import open_connections
 
 from jupyterlab_pachls.pfs import LocalBackend
@@ -113,6 +116,41 @@ def test_closing_the_store_while_threads_read_and_commit_stops_them_with_unavail
     finally:
         reopened.close()
 
+
+
+def store_files_open(store) -> list[str]:
+    """The store's database files (meta.sqlite, its -wal and -shm) this process has open."""
+    database = str(store / "meta.sqlite")
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile (listdir's own descriptor)
+            continue
+        if target.startswith(database):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists open files through /proc")
+def test_a_store_closed_by_its_only_thread_lets_go_of_its_files_at_once(tmp_path):
+    """The thread that closes the store has its own connection, which no other thread uses: it is
+    closed there and then (the last connection to close checkpoints the WAL), not left to a garbage
+    collection that may come much later."""
+    backend = LocalBackend(tmp_path / "store")
+    backend.create_repo("data")
+    with backend.commit("data", "master") as c:
+        c.put_file("/a.txt", b"a")
+    assert store_files_open(backend.root)
+    collecting = gc.isenabled()
+    gc.disable()  # only what close does counts
+    try:
+        backend.close()
+        assert store_files_open(backend.root) == []
+    finally:
+        if collecting:
+            gc.enable()
+    assert not (backend.root / "meta.sqlite-wal").exists()  # checkpointed and removed by the last close
 
 
 def test_a_thread_that_opens_its_connection_as_the_store_closes_is_refused(tmp_path, monkeypatch):
