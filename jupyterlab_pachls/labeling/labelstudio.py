@@ -361,15 +361,18 @@ class ManagedLabelStudio:
             try:
                 # The death signal follows the thread that forks: start() runs on threads that live as long
                 # as the server (its event loop, asyncio's worker threads, the watchdog).
-                self._process = subprocess.Popen(
+                process = subprocess.Popen(
                     self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, cwd=self.data_dir, start_new_session=True,
                     umask=LABEL_STUDIO_UMASK,
                 )
             finally:
                 log.close()
-            self._write_pid_file(self._process)
+            # "starting" before the live process is seen: ready() would take a restart's new process for the
+            # old one that answered, and a call sent to it before it listens was refused as "unreachable"
             self._state, self._message, self._started_at = "starting", "", time.monotonic()
+            self._process = process
+            self._write_pid_file(process)
             if self._watchdog is None or not self._watchdog.is_alive():
                 self._watchdog = threading.Thread(target=self._watch, name="pachls-labelstudio", daemon=True)
                 self._watchdog.start()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from crashlabels import copy_label_studio_dir
-from jupyterlab_pachls.labeling.labelstudio import PID_FILE, ManagedLabelStudio, process_start_time
+from jupyterlab_pachls.labeling.labelstudio import PID_FILE, ManagedLabelStudio, free_port, process_start_time
 from serverproc import REPO_ROOT, alive, descendants
 
 
@@ -57,6 +57,21 @@ def test_killed_label_studio_is_restarted(label_studio):
     status = label_studio.status()
     assert status.state == "running" and status.restarts == before + 1
     assert httpx.get(f"{label_studio.url}/health").status_code == 200
+
+
+def test_a_restart_is_not_ready_before_it_answers(tmp_path, monkeypatch):
+    """A restart's new process is not taken for the one that answered before it: a call made just as the
+    watchdog restarts waits for it (it was sent to a port nothing listened on yet: 'unreachable')."""
+    process = ManagedLabelStudio(tmp_path / "ls", tmp_path / "docs", port=free_port())
+    monkeypatch.setattr(process, "command", lambda: [sys.executable, "-c", "import time; time.sleep(60)"])
+    ready_while_starting = []
+    monkeypatch.setattr(process, "_write_pid_file", lambda _started: ready_while_starting.append(process.ready()))
+    process._state = "running"  # as when the process the watchdog replaces had answered
+    process.start()
+    try:
+        assert ready_while_starting == [False] and process.status().state == "starting"
+    finally:
+        process.stop()
 
 
 # -- no Label Studio outlives the server that started it ------------------------------------------
