@@ -397,7 +397,6 @@ class LocalBackend(Backend):
                 return _hash_bytes(data), len(data), data
             if len(content) > SMALL_BLOB:
                 return (*self._store_stream(io.BytesIO(content)), None)
-                return self._store_stream(io.BytesIO(content))
             blob = _hash_bytes(content)
             final = self._blob_file(blob)
             if not self._reuse_blob(final, len(content)):
