@@ -148,14 +148,18 @@ export class PachlsModel extends PollingModel<IPanelState> {
     void this.refreshMounts();
   }
 
-  async refreshMount(name: string, overwrite = false): Promise<IMountStatus> {
+  async refreshMount(name: string, overwrite: boolean | string[] = false): Promise<IMountStatus> {
     const status = await this._api.refreshMount(name, overwrite);
     this._upsertMount(status);
     return status;
   }
 
   /** Move a branch mount to its branch's head wherever it went, keeping or dropping its staged changes. */
-  async followMount(name: string, pending: 'keep' | 'drop', overwrite = false): Promise<IMountStatus> {
+  async followMount(
+    name: string,
+    pending: 'keep' | 'drop',
+    overwrite: boolean | string[] = false
+  ): Promise<IMountStatus> {
     const status = await this._api.followMount(name, pending, overwrite);
     this._upsertMount(status);
     return status;

@@ -169,7 +169,12 @@ async def test_refresh_and_follow_name_the_ignored_files_they_would_overwrite(ap
 
     status, body = await api("POST", "mounts/notes/follow", {"pending": "keep"})
     assert (status, body["error"]) == (409, "would_overwrite"), body
-    status, body = await api("POST", "mounts/notes/follow", {"pending": "keep", "overwrite": True})
+    status, body = await api("POST", "mounts/notes/follow", {"pending": "keep", "overwrite": ["notes.ipynb"]})
+    assert (status, body["error"]) == (400, "invalid_path"), body
+    status, body = await api("POST", "mounts/notes/follow", {"pending": "keep", "overwrite": ["/notes.ipynb"]})
+    assert (status, body["error"], body["details"]["paths"]) == (409, "would_overwrite", [CHECKPOINT]), body
+    # the paths a refusal named: allowed
+    status, body = await api("POST", "mounts/notes/follow", {"pending": "keep", "overwrite": [CHECKPOINT]})
     assert (status, body["base"], body["pending"]) == (200, theirs.finished.id, 0), body
     assert checkpoint.read_bytes() == b"their checkpoint"
 
@@ -201,7 +206,7 @@ async def test_the_python_client_raises_would_overwrite_and_overwrites_when_aske
             await asyncio.to_thread(client.refresh, "data")
         assert refused.value.details["paths"] == ["/table.csv"] and refused.value.status == 409
         assert (mount_dir / "data" / "table.csv").read_bytes() == b"mine"
-        status = await asyncio.to_thread(client.refresh, "data", overwrite=True)
+        status = await asyncio.to_thread(client.refresh, "data", overwrite=refused.value.details["paths"])
         assert status.base == theirs.finished.id
         assert (mount_dir / "data" / "table.csv").read_bytes() == b"theirs"
     finally:

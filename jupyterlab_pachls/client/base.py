@@ -309,18 +309,20 @@ class Client:
         repo paths, the rest stays pending); ``provenance``: ``repo@ref`` strings."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
-    def follow(self, name: str, *, keep: bool = True, overwrite: bool = False) -> Mount:
+    def follow(self, name: str, *, keep: bool = True, overwrite: bool | Iterable[str] = False) -> Mount:
         """Move mount ``name`` to its branch's head wherever it went (a rollback too), keeping its staged
         changes on top (``keep``) or dropping them. Local files its ignore rules keep out of commits
         (never pending) where the branch changed their path: ``WouldOverwrite`` (a ``Conflict`` naming
-        them in ``details["paths"]``; nothing changes) unless ``overwrite=True`` takes the branch's version."""
+        them in ``details["paths"]``; nothing changes) unless ``overwrite`` takes the branch's version:
+        ``True``, or the paths agreed to (a refusal's ``details["paths"]``; any other file found in the
+        way since is refused again)."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
     def discard(self, name: str) -> Mount:
         """Drop every staged change of mount ``name``."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 
-    def refresh(self, name: str, *, overwrite: bool = False) -> Mount:
+    def refresh(self, name: str, *, overwrite: bool | Iterable[str] = False) -> Mount:
         """Move mount ``name`` to its branch head (``WouldOverwrite`` and ``overwrite`` as in :meth:`follow`)."""
         raise Unavailable(MOUNTS_NEED_SERVER)
 

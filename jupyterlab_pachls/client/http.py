@@ -62,6 +62,11 @@ def _q(segment: str) -> str:
     return urllib.parse.quote(segment, safe="")
 
 
+def _overwrite(overwrite: bool | Iterable[str]) -> bool | list[str]:
+    """The ``overwrite`` field of a mount's refresh or follow: a bool, or the paths agreed to."""
+    return overwrite if isinstance(overwrite, bool) else list(overwrite)
+
+
 def retry_after_seconds(value: str | None) -> int | None:
     """The seconds of a ``Retry-After`` header (delay-seconds or an HTTP date), or None."""
     if not value or not value.strip():
@@ -335,12 +340,12 @@ class ServerClient(Client):
     def discard(self, name: str) -> Mount:
         return mount_from_json(self.request("POST", f"mounts/{_q(name)}/discard"))
 
-    def refresh(self, name: str, *, overwrite: bool = False) -> Mount:
-        body = {"overwrite": True} if overwrite else None
-        return mount_from_json(self.request("POST", f"mounts/{_q(name)}/refresh", body=body))
+    def refresh(self, name: str, *, overwrite: bool | Iterable[str] = False) -> Mount:
+        return mount_from_json(self.request("POST", f"mounts/{_q(name)}/refresh",
+                                            body={"overwrite": _overwrite(overwrite)}))
 
-    def follow(self, name: str, *, keep: bool = True, overwrite: bool = False) -> Mount:
-        body = {"pending": "keep" if keep else "drop", **({"overwrite": True} if overwrite else {})}
+    def follow(self, name: str, *, keep: bool = True, overwrite: bool | Iterable[str] = False) -> Mount:
+        body = {"pending": "keep" if keep else "drop", "overwrite": _overwrite(overwrite)}
         return mount_from_json(self.request("POST", f"mounts/{_q(name)}/follow", body=body))
 
     # import

@@ -129,13 +129,16 @@ class MountActionHandler(PachlsHandler):
         self.send_json(mount_json(status))
 
 
-def overwrite_field(body: dict) -> bool:
+def overwrite_field(body: dict) -> bool | list[str]:
     """``overwrite``: whether moving a read-write mount may replace local files its ignore rules keep
-    out of commits (without it, 409 ``would_overwrite`` names them and nothing changes)."""
+    out of commits (without it, 409 ``would_overwrite`` names them and nothing changes): true, or the
+    paths a refusal named (any other file found in the way since is refused again)."""
     overwrite = body.get("overwrite", False)
-    if not isinstance(overwrite, bool):
-        raise InvalidArgument("'overwrite' must be true or false", field="overwrite")
-    return overwrite
+    if isinstance(overwrite, bool):
+        return overwrite
+    if not isinstance(overwrite, list) or not all(isinstance(p, str) for p in overwrite):
+        raise InvalidArgument("'overwrite' must be true, false or a list of repo paths", field="overwrite")
+    return [absolute_path_arg(p, "overwrite[]") for p in overwrite]
 
 
 class MountRefreshHandler(PachlsHandler):

@@ -36,7 +36,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable
+from typing import Collection, Iterable
 
 from cachetools import TTLCache
 
@@ -599,8 +599,13 @@ class MountManager:
         return sorted(local & {c.path for c in theirs})
 
     @staticmethod
-    def _refuse_overwrite(record: MountRecord, head: str | None, in_the_way: list[str]) -> None:
-        if in_the_way:
+    def _refuse_overwrite(record: MountRecord, head: str | None, in_the_way: list[str],
+                          overwrite: bool | Collection[str] = False) -> None:
+        """WouldOverwrite naming every path of ``in_the_way`` unless ``overwrite`` allows them all: True
+        (whatever they are) or the paths a user was shown and agreed to (the branch may have moved since,
+        in the way of another file)."""
+        allowed = overwrite is True or (overwrite is not False and set(in_the_way) <= set(overwrite))
+        if in_the_way and not allowed:
             shown = ", ".join(in_the_way[:5]) + (f" and {len(in_the_way) - 5} more" if len(in_the_way) > 5 else "")
             raise WouldOverwrite(
                 f"{record.repo}@{record.branch} changed {len(in_the_way)} path(s) where mount {record.name} holds "
@@ -819,14 +824,14 @@ class MountManager:
             mount.stage.discard()
         return count
 
-    def follow(self, name: str, *, keep: bool = True, overwrite: bool = False) -> MountStatus:
+    def follow(self, name: str, *, keep: bool = True, overwrite: bool | Collection[str] = False) -> MountStatus:
         """Move a branch mount to its branch's head wherever the head went: on, or back below the
         mount's base (a rollback). The one action for a mount its branch left. Read-write: the staged
         changes stay pending on top of the head, each staged file winning over what the branch did to
         it (unlike ``refresh``, which refuses when they overlap); with ``keep=False`` they are dropped
         first. Local files the ignore rules leave out are no pending change: where the branch changed
-        their path it is refused (WouldOverwrite, nothing changes) unless ``overwrite``, which takes the
-        branch's version. Read-only: a refresh."""
+        their path it is refused (WouldOverwrite, nothing changes) unless ``overwrite`` (True, or the
+        paths in the way, as a refusal named them), which takes the branch's version. Read-only: a refresh."""
         mount = self._get(name)
         record = mount.record
         if record.commit is not None or not record.branch:
@@ -841,8 +846,7 @@ class MountManager:
             with mount.stage.lock:
                 theirs = self._their_changes(record, head)
                 in_the_way = self._ignored_in_the_way(mount.stage.changes_and_ignored()[1], theirs)
-                if not overwrite:
-                    self._refuse_overwrite(record, head, in_the_way)
+                self._refuse_overwrite(record, head, in_the_way, overwrite)
                 if not keep:
                     mount.stage.discard()
                 if head != record.base:
@@ -892,10 +896,10 @@ class MountManager:
         # the parent resolved, not the mount point: resolving that would ask the FUSE mount itself
         return [os.path.join(os.path.realpath(self.mount_dir), mount.record.name)]
 
-    def refresh(self, name: str, *, overwrite: bool = False) -> MountStatus:
+    def refresh(self, name: str, *, overwrite: bool | Collection[str] = False) -> MountStatus:
         """Move a branch mount to the branch head. Read-write mounts keep their stage (rebased) unless
         the new commits touched staged paths (Conflict, nothing changes), or local files the ignore
-        rules leave out (WouldOverwrite, nothing changes; ``overwrite`` takes the branch's version)."""
+        rules leave out (WouldOverwrite, nothing changes; ``overwrite`` as in ``follow``)."""
         with disk_space(f"refresh mount {name}", name):
             return self._refresh(name, overwrite)
 
@@ -905,7 +909,7 @@ class MountManager:
         if mount.view is not None and mount.state != ERROR:
             mount.view.show(mount.tree, keep_untouched=True)
 
-    def _refresh(self, name: str, overwrite: bool = False) -> MountStatus:
+    def _refresh(self, name: str, overwrite: bool | Collection[str] = False) -> MountStatus:
         mount = self._get(name)
         record = mount.record
         if record.commit is not None:
@@ -944,8 +948,7 @@ class MountManager:
                     theirs = self._their_changes(record, head)
                     self._conflicts(record, head, {c.path for c in pending}, theirs)
                     in_the_way = self._ignored_in_the_way(ignored, theirs)
-                    if not overwrite:
-                        self._refuse_overwrite(record, head, in_the_way)
+                    self._refuse_overwrite(record, head, in_the_way, overwrite)
                     if mount.workspace is not None:
                         mount.workspace.apply(tree, theirs)
                     else:

@@ -185,12 +185,16 @@ export async function deleteMount(name: string, discard = false): Promise<void> 
 /**
  * Move a mount to its branch head. Where the branch changed a path at which
  * the mount holds a local file its ignore rules keep out of commits, the
- * server answers 409 `would_overwrite` naming them, unless `overwrite`.
+ * server answers 409 `would_overwrite` naming them, unless `overwrite`: true,
+ * or the paths agreed to (any other file found in the way: 409 again).
  */
-export function refreshMount(name: string, overwrite = false): Promise<IMountStatus> {
+export function refreshMount(
+  name: string,
+  overwrite: boolean | string[] = false
+): Promise<IMountStatus> {
   return requestAPI<IMountStatus>(`mounts/${seg(name)}/refresh`, {
     method: 'POST',
-    body: overwrite ? { overwrite } : {}
+    body: { overwrite }
   });
 }
 
@@ -202,11 +206,11 @@ export function refreshMount(name: string, overwrite = false): Promise<IMountSta
 export function followMount(
   name: string,
   pending: 'keep' | 'drop',
-  overwrite = false
+  overwrite: boolean | string[] = false
 ): Promise<IMountStatus> {
   return requestAPI<IMountStatus>(`mounts/${seg(name)}/follow`, {
     method: 'POST',
-    body: overwrite ? { pending, overwrite } : { pending }
+    body: { pending, overwrite }
   });
 }
 

@@ -579,7 +579,8 @@ export interface paths {
          *     when they changed a path where the mount holds a local file its ignore rules keep out of
          *     commits (`.ipynb_checkpoints/`, a `.pachlsignore` rule: never pending, so never committed);
          *     `details.paths` names them and nothing changes. With `overwrite: true` the branch's version
-         *     replaces them.
+         *     replaces them; with `overwrite` a list of paths (those a refusal named), only when the files in
+         *     the way are among them (the branch may have moved since: 409 again, naming all of them).
          *
          */
         post: operations["refreshMount"];
@@ -607,7 +608,8 @@ export interface paths {
          *     over what the branch did to it (`pending: keep`, the default), or are dropped first
          *     (`pending: drop`). Local files the ignore rules keep out of commits are no pending change:
          *     where the branch changed their path, 409 `would_overwrite` (`details.paths`, nothing
-         *     changes) unless `overwrite: true`, which takes the branch's version. Read-only: a refresh.
+         *     changes) unless `overwrite` (true, or the paths a refusal named), which takes the branch's
+         *     version. Read-only: a refresh.
          *     400 `invalid_argument` for a fixed-commit mount.
          *
          */
@@ -1212,6 +1214,14 @@ export interface components {
             source: "jupyter" | "configured" | "git" | null;
             required: boolean;
         };
+        /**
+         * @description May moving a read-write mount replace the local files its ignore rules keep out of commits
+         *     where the branch changed their path: false (409 `would_overwrite` names them), true, or the
+         *     paths agreed to (as `details.paths` of a refusal named them; any other file in the way: 409).
+         *
+         * @default false
+         */
+        Overwrite: boolean | string[];
         ResyncPreview: {
             ref: string;
             /** @description what ref resolves to; give it back to POST */
@@ -2282,8 +2292,7 @@ export interface operations {
                  *       "overwrite": false
                  *     } */
                 "application/json": {
-                    /** @default false */
-                    overwrite?: boolean;
+                    overwrite?: components["schemas"]["Overwrite"];
                 };
             };
         };
@@ -2321,8 +2330,7 @@ export interface operations {
                      * @enum {string}
                      */
                     pending?: "keep" | "drop";
-                    /** @default false */
-                    overwrite?: boolean;
+                    overwrite?: components["schemas"]["Overwrite"];
                 };
             };
         };

@@ -79,55 +79,62 @@ function stateText(trans: TranslationBundle, state: IMountStatus['state']): stri
  * mount holds local files its ignore rules keep out of commits (never pending,
  * so never committed: a checkpoint, a `.pachlsignore`d file), the server names
  * them (409 `would_overwrite`) and changes nothing: list them and ask.
- * "Overwrite" moves again taking the branch's version; "Cancel" leaves all as is.
+ * "Overwrite" moves again allowing exactly the files shown (when the branch
+ * moved meanwhile and put others in the way, the server refuses again and they
+ * are asked about); "Cancel" leaves all as is.
  */
 async function moveAskingBeforeOverwrite(
   trans: TranslationBundle,
   mount: IMountStatus,
-  move: (overwrite: boolean) => Promise<unknown>
+  move: (overwrite: boolean | string[]) => Promise<unknown>
 ): Promise<void> {
-  try {
-    await move(false);
-    return;
-  } catch (reason) {
-    if (!(reason instanceof PachlsApiError && reason.error === 'would_overwrite')) {
-      throw reason;
-    }
-    const paths = Array.isArray(reason.details.paths) ? (reason.details.paths as string[]) : [];
-    const count = typeof reason.details.count === 'number' ? reason.details.count : paths.length;
-    const result = await showDialog({
-      title: trans.__('Overwrite ignored files in %1?', mount.name),
-      body: (
-        <div className="jp-PachlsOverwrite">
-          <p>
-            {trans._n(
-              '%2@%3 changed %1 path where %4 holds a local file its ignore rules keep out of commits (never pending, never committed). Overwrite replaces it with the branch\'s version; Cancel leaves the mount as it is.',
-              '%2@%3 changed %1 paths where %4 holds local files its ignore rules keep out of commits (never pending, never committed). Overwrite replaces them with the branch\'s version; Cancel leaves the mount as it is.',
-              count,
-              mount.repo,
-              mount.branch ?? '',
-              mount.name
-            )}
-          </p>
-          <ul className="jp-PachlsOverwrite-paths" aria-label={trans.__('Local files to overwrite')}>
-            {paths.map(path => (
-              <li key={path} title={path}>
-                {path}
-              </li>
-            ))}
-          </ul>
-          {count > paths.length ? (
-            <p>{trans.__('and %1 more', count - paths.length)}</p>
-          ) : null}
-        </div>
-      ),
-      buttons: [
-        Dialog.cancelButton({ label: trans.__('Cancel') }),
-        Dialog.warnButton({ label: trans.__('Overwrite') })
-      ]
-    });
-    if (result.button.accept) {
-      await move(true);
+  let overwrite: boolean | string[] = false;
+  for (;;) {
+    try {
+      await move(overwrite);
+      return;
+    } catch (reason) {
+      if (!(reason instanceof PachlsApiError && reason.error === 'would_overwrite')) {
+        throw reason;
+      }
+      const paths = Array.isArray(reason.details.paths) ? (reason.details.paths as string[]) : [];
+      const count = typeof reason.details.count === 'number' ? reason.details.count : paths.length;
+      const result = await showDialog({
+        title: trans.__('Overwrite ignored files in %1?', mount.name),
+        body: (
+          <div className="jp-PachlsOverwrite">
+            <p>
+              {trans._n(
+                '%2@%3 changed %1 path where %4 holds a local file its ignore rules keep out of commits (never pending, never committed). Overwrite replaces it with the branch\'s version; Cancel leaves the mount as it is.',
+                '%2@%3 changed %1 paths where %4 holds local files its ignore rules keep out of commits (never pending, never committed). Overwrite replaces them with the branch\'s version; Cancel leaves the mount as it is.',
+                count,
+                mount.repo,
+                mount.branch ?? '',
+                mount.name
+              )}
+            </p>
+            <ul className="jp-PachlsOverwrite-paths" aria-label={trans.__('Local files to overwrite')}>
+              {paths.map(path => (
+                <li key={path} title={path}>
+                  {path}
+                </li>
+              ))}
+            </ul>
+            {count > paths.length ? (
+              <p>{trans.__('and %1 more', count - paths.length)}</p>
+            ) : null}
+          </div>
+        ),
+        buttons: [
+          Dialog.cancelButton({ label: trans.__('Cancel') }),
+          Dialog.warnButton({ label: trans.__('Overwrite') })
+        ]
+      });
+      if (!result.button.accept) {
+        return;
+      }
+      // the server names at most 100: agreeing to "and N more" is agreeing to all
+      overwrite = count > paths.length ? true : paths;
     }
   }
 }

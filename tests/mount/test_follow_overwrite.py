@@ -60,6 +60,26 @@ def test_a_refresh_names_the_ignored_files_it_would_overwrite_and_changes_nothin
     assert changed(manager, "images") == [("/mine.txt", "added")]
 
 
+def test_overwrite_of_the_paths_shown_refuses_a_file_put_in_the_way_since(manager, backend, ignored_locally):
+    """Overwrite agreed to for the files a refusal named allows those only: when the branch moved
+    meanwhile and changed another ignored file's path, that one is named and nothing changes."""
+    base, head = ignored_locally
+    root = manager.mount_dir / "images"
+    with pytest.raises(WouldOverwrite) as refused:
+        manager.refresh("images")
+    shown = refused.value.details["paths"]
+    with backend.commit("images", "master", message="theirs again") as again:
+        again.put_file("/scratch.tmp", b"their scratch")
+    with pytest.raises(WouldOverwrite) as refused:
+        manager.refresh("images", overwrite=shown)
+    assert refused.value.details["paths"] == [CHECKPOINT, "/data.csv", "/scratch.tmp"]
+    assert manager.status("images").base == base.id
+    assert (tree_of(root)["/data.csv"], tree_of(root)["/scratch.tmp"]) == (b"my local table", b"scratch")
+    status = manager.refresh("images", overwrite=refused.value.details["paths"])
+    assert status.base == again.finished.id
+    assert (tree_of(root)["/data.csv"], tree_of(root)["/scratch.tmp"]) == (b"their table", b"their scratch")
+
+
 def test_following_a_rollback_asks_before_overwriting_and_dropping_keeps_ignored_files(manager, images, backend,
                                                                                        ignored_locally):
     base, head = ignored_locally

@@ -88,12 +88,26 @@ test('a refresh names the ignored local files it would overwrite and asks', asyn
   await expect(mount.locator('.jp-PachlsMount-behind')).toHaveAttribute('data-behind', '1');
   await expect(mount.locator('.jp-PachlsError')).toHaveCount(0); // a cancel is no failure
 
+  await save(page, `${ours}/__pycache__/other.txt`, 'my other notes\n');
   await refresh.click();
+  const listed = dialog.getByRole('list', { name: 'Local files to overwrite' }).getByRole('listitem');
+  await expect(listed).toHaveText(['/__pycache__/notes.txt']);
+  // while the question is open the branch moves again and puts another ignored file in the way:
+  // Overwrite agreed to the file shown only, so the other one is asked about, not replaced unasked
+  await save(page, `incoming-${repo}/__pycache__/other.txt`, 'their other notes\n');
+  const again = await api(page, 'POST', `repos/${repo}/branches/master/import?message=again`, {
+    source: `incoming-${repo}/__pycache__`
+  });
+  expect(again.status).toBe(201);
+  await dialog.getByRole('button', { name: 'Overwrite' }).click();
+  await expect(listed).toHaveText(['/__pycache__/notes.txt', '/__pycache__/other.txt']);
+  expect(await read(page, `${ours}/__pycache__/other.txt`)).toBe('my other notes\n');
   await dialog.getByRole('button', { name: 'Overwrite' }).click();
   await expect(dialog).toHaveCount(0);
   await expect(mount.locator('.jp-PachlsMount-behind')).toHaveAttribute('data-behind', '0');
-  await expect(mount.locator('.jp-PachlsMount-base')).toContainText(theirs.body.commit.id.slice(0, 8));
+  await expect(mount.locator('.jp-PachlsMount-base')).toContainText(again.body.commit.id.slice(0, 8));
   expect(await read(page, `${ours}/__pycache__/notes.txt`)).toBe('their notes\n');
+  expect(await read(page, `${ours}/__pycache__/other.txt`)).toBe('their other notes\n');
   await expect(mount.locator('.jp-PachlsMount-pending')).toHaveText('0 pending');
 
   expect((await api(page, 'DELETE', `mounts/${repo}`)).status).toBe(204);
