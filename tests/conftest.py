@@ -21,6 +21,19 @@ os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
 EXTENSION = "jupyterlab_pachls"
 
 @pytest.fixture
+def shell(client):
+    """A real IPython shell with the ``%pachls`` magics over the requesting module's ``client`` fixture."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from jupyterlab_pachls.magics import PachlsMagics
+
+    ip = InteractiveShell.instance()
+    ip.register_magics(PachlsMagics(ip, client_factory=lambda: client))
+    yield ip
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture
 def pachls_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh store directory, handed to the server through ``PACHLS_STORE``."""
     store = tmp_path / "pachls-store"

@@ -20,7 +20,6 @@ from jupyterlab_pachls.client.convert import (
 )
 from jupyterlab_pachls.client.http import error_from_response
 from jupyterlab_pachls.labeling.labelfile import encode, label_document
-from jupyterlab_pachls.magics import PachlsMagics
 from jupyterlab_pachls.pfs import (
     AlreadyExists,
     Commit,
@@ -255,14 +254,6 @@ def test_error_answers_become_typed_errors():
 
 
 # -- magics in a real IPython shell over a direct client ---------------------------------------
-@pytest.fixture
-def shell(client):
-    ip = InteractiveShell.instance()
-    ip.register_magics(PachlsMagics(ip, client_factory=lambda: client))
-    yield ip
-    InteractiveShell.clear_instance()
-
-
 def test_magics_return_values_and_one_line_errors(shell, store, capsys):
     frame = shell.run_line_magic("pachls", "labels labels@master --data images@master")
     assert list(frame["annotator"]) == ["ann@example.com", "bob@example.com", "bob@example.com"]

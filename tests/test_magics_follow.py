@@ -7,9 +7,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
-from jupyterlab_pachls.magics import HelpShown, PachlsMagics, UsageError, mount_paths, parse
+from jupyterlab_pachls.magics import HelpShown, UsageError, mount_paths, parse
 
 
 @pytest.fixture(autouse=True)
@@ -27,14 +26,6 @@ def client(api, jp_http_port, jp_base_url, jp_auth_header):
     opened = ServerClient(f"http://127.0.0.1:{jp_http_port}{jp_base_url}", token)
     yield opened
     opened.close()
-
-
-@pytest.fixture
-def shell(client):
-    ip = InteractiveShell.instance()
-    ip.register_magics(PachlsMagics(ip, client_factory=lambda: client))
-    yield ip
-    InteractiveShell.clear_instance()
 
 
 @pytest.fixture
