@@ -1,6 +1,6 @@
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
 
-import { api, openPanel } from './helpers';
+import { api, openPanel, test } from './helpers';
 
 /**
  * Nothing lost on refresh: where the branch changed a path at which a
@@ -40,9 +40,7 @@ async function read(page: IJupyterLabPageFixture, path: string): Promise<string>
 test('a refresh names the ignored local files it would overwrite and asks', async ({ page }) => {
   test.setTimeout(180000);
   const repo = `ow${Date.now().toString(36)}`;
-  await expect(async () => {
-    await page.goto();
-  }).toPass({ timeout: 120000 });
+  await page.goto();
   const mounts = await api(page, 'GET', 'mounts');
   test.skip(mounts.status === 503, `mounts are not available on this server: ${mounts.body?.message}`);
   expect((await api(page, 'POST', 'repos', { name: repo })).status).toBe(201);

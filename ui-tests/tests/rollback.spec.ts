@@ -1,7 +1,7 @@
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
 import { Locator } from '@playwright/test';
 
-import { api, commitInDialog, openPanel, shot } from './helpers';
+import { api, commitInDialog, openPanel, shot, test } from './helpers';
 
 /**
  * Nothing stale, nothing by accident: Jupyter's checkpoint of a new file is
@@ -50,10 +50,7 @@ async function refreshPanel(panel: Locator): Promise<void> {
 test('rollback, follow, move forward, ignore and untick, without a stale view', async ({ page }, testInfo) => {
   test.setTimeout(240000);
   const repo = `rb${Date.now().toString(36)}`;
-  // galata waits 15 s for the app to start; a loaded machine may need a second load
-  await expect(async () => {
-    await page.goto();
-  }).toPass({ timeout: 120000 });
+  await page.goto();
   const mounts = await api(page, 'GET', 'mounts');
   test.skip(mounts.status === 503, `mounts are not available on this server: ${mounts.body?.message}`);
   expect((await api(page, 'POST', 'repos', { name: repo })).status).toBe(201);
